@@ -1,0 +1,54 @@
+# pacs-edge — the two set-up commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+CONFIG ?= firmware-config/dev.yaml
+
+.PHONY: help install build run test test-unit deps deps-bench bench chaos check-config clean
+
+help:
+	@echo "make run     install, build and start the gateway on $(CONFIG) (local spool, no server needed)"
+	@echo "make test    install what the tests need (DCMTK), build, run the whole suite"
+	@echo "make bench   receive benchmark vs DCMTK storescp and Orthanc -> docs/benchmarks.md"
+	@echo "make chaos   long crash-consistency run (SIGKILL at many points)"
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: node_modules/.installed
+
+build: install
+	npx tsc -p tsconfig.json
+	@chmod +x dist/src/cli/main.js
+
+run: build
+	node dist/src/cli/main.js run --config $(CONFIG)
+
+check-config: build
+	node dist/src/cli/main.js check-config --config $(CONFIG)
+
+# DCMTK is the modality (storescu, echoscu) and the reference SCP (storescp) of the tests.
+deps:
+	@command -v storescu >/dev/null && command -v storescp >/dev/null && command -v echoscu >/dev/null || \
+	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends dcmtk >/dev/null; }
+
+deps-bench: deps
+	@command -v Orthanc >/dev/null || [ -x /usr/sbin/Orthanc ] || \
+	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends orthanc >/dev/null; }
+
+test: deps build
+	npx vitest run
+
+test-unit: build
+	npx vitest run test/dicom test/config test/spool test/receive/unit
+
+bench: deps-bench build
+	node dist/bench/receive-bench.js
+
+chaos: deps build
+	PACS_EDGE_CHAOS=1 npx vitest run test/crash
+
+clean:
+	rm -rf dist var .tmp

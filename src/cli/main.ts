@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+import { loadConfig } from '../config/load.js';
+import { configWarnings } from '../config/validate.js';
+import { ConfigError } from '../errors.js';
+import { Gateway } from '../gateway.js';
+import { createLogger } from '../log.js';
+import { VERSION } from '../version.js';
+import { statusCommand } from './status.js';
+
+const USAGE = `pacs-edge ${VERSION} — DICOM edge gateway
+
+usage:
+  pacs-edge run          --config FILE      start the gateway (foreground; logs JSON to stdout)
+  pacs-edge check-config --config FILE      validate a configuration; exit 0 when valid, 1 when not
+  pacs-edge status       --config FILE [--json]
+                                            queue and receive state, from the running gateway or the spool
+  pacs-edge --version`;
+
+function option(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i >= 0) return args[i + 1];
+  const eq = args.find((a) => a.startsWith(`${name}=`));
+  return eq?.slice(name.length + 1);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...args] = argv;
+  if (cmd === '--version' || cmd === 'version') {
+    console.log(VERSION);
+    return 0;
+  }
+  if (!cmd || cmd === '--help' || cmd === 'help' || cmd === '-h') {
+    console.log(USAGE);
+    return cmd ? 0 : 2;
+  }
+  const file = option(args, '--config') ?? process.env.PACS_EDGE_CONFIG;
+  if (!file) {
+    console.error(`pacs-edge ${cmd}: --config FILE is required\n\n${USAGE}`);
+    return 2;
+  }
+  switch (cmd) {
+    case 'check-config': {
+      try {
+        const config = loadConfig(file);
+        for (const w of configWarnings(config)) console.error(`warning: ${w}`);
+        console.log(`${file}: valid (device ${config.device.id}, AE ${config.receive.aeTitle} on ${config.receive.host}:${config.receive.port}, ${config.forward.length} destination(s))`);
+        return 0;
+      } catch (err) {
+        console.error(err instanceof ConfigError ? err.message : `${file}: ${(err as Error).message}`);
+        return 1;
+      }
+    }
+    case 'status':
+      return statusCommand(loadConfig(file), args.includes('--json'));
+    case 'run':
+      return run(file);
+    default:
+      console.error(`pacs-edge: unknown command "${cmd}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function run(file: string): Promise<number> {
+  let config;
+  try {
+    config = loadConfig(file);
+  } catch (err) {
+    console.error(err instanceof ConfigError ? err.message : (err as Error).message);
+    return 1;
+  }
+  const log = createLogger({ level: config.log.level, deviceId: config.device.id });
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start(config, log);
+  } catch (err) {
+    log.fatal({ err: (err as Error).message, code: (err as NodeJS.ErrnoException).code }, 'gateway failed to start');
+    await new Promise((r) => setTimeout(r, 50));
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'signal received');
+      gateway.stop().then(
+        () => resolve(0),
+        (err: unknown) => {
+          log.error({ err: (err as Error).message }, 'error while stopping');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof ConfigError ? err.message : err);
+    process.exitCode = 1;
+  },
+);

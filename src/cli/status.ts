@@ -1,0 +1,74 @@
+import type { GatewayConfig } from '../config/types.js';
+import { controlGet } from '../health/control-server.js';
+import { readSpoolOffline } from '../spool/offline-stats.js';
+import type { DestinationStats } from '../spool/spool.js';
+
+/**
+ * `pacs-edge status`: ask the running gateway over its control socket; when none answers,
+ * read the spool index directly (read-only).
+ */
+export async function statusCommand(config: GatewayConfig, json: boolean): Promise<number> {
+  let status = (await controlGet(config.control.socket, '/status').catch(() => undefined)) as Record<string, unknown> | undefined;
+  if (!status) {
+    try {
+      const spool = await readSpoolOffline(config.spool.dir, config.forward.map((f) => f.name));
+      status = { device: config.device.id, running: false, spool: { dir: config.spool.dir, objects: spool.objects, bytes: spool.bytes }, destinations: spool.destinations };
+    } catch (err) {
+      const msg = (err as Error).message;
+      console.error(`pacs-edge status: the gateway does not answer on ${config.control.socket} and the spool cannot be read: ${msg}`);
+      return 1;
+    }
+  }
+  if (json) {
+    console.log(JSON.stringify(status, null, 2));
+    return 0;
+  }
+  console.log(renderStatus(status));
+  return 0;
+}
+
+export function renderStatus(s: Record<string, unknown>): string {
+  const lines: string[] = [];
+  const spool = s.spool as { dir: string; objects: number; bytes: number; freeBytes?: number };
+  lines.push(`pacs-edge ${s.device}: ${s.running ? `running (pid ${s.pid}, up ${duration(Number(s.uptimeSeconds))})` : 'NOT RUNNING (figures read from the spool)'}`);
+  const r = s.receive as Record<string, unknown> | undefined;
+  if (r) {
+    lines.push(
+      `receive   ${r.aeTitle} on ${r.host}:${r.port}  associations ${r.activeAssociations} active  stored ${r.objectsStored} (${bytes(Number(r.bytesStored))})  refused ${r.objectsFailed}  last ${r.lastStoredAt ?? 'never'}`,
+    );
+  }
+  lines.push(`spool     ${spool.dir}  ${spool.objects} objects  ${bytes(spool.bytes)}${spool.freeBytes !== undefined ? `  free ${bytes(spool.freeBytes)}` : ''}`);
+  const dests = (s.destinations as DestinationStats[]) ?? [];
+  if (dests.length === 0) lines.push('forward   no destinations configured: objects are kept in the spool');
+  else {
+    lines.push('');
+    lines.push(pad(['DESTINATION', 'PENDING', 'BYTES', 'OLDEST', 'DEAD-LETTER']));
+    for (const d of dests) lines.push(pad([d.name, String(d.pending), bytes(d.pendingBytes), duration(d.oldestPendingSeconds), String(d.deadLetter)]));
+  }
+  return lines.join('\n');
+}
+
+function pad(cols: string[]): string {
+  const w = [16, 9, 11, 9, 11];
+  return cols.map((c, i) => c.padEnd(w[i] ?? 10)).join(' ').trimEnd();
+}
+
+export function bytes(n: number): string {
+  if (!Number.isFinite(n)) return '-';
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${u[i]}`;
+}
+
+export function duration(sec: number): string {
+  if (!Number.isFinite(sec) || sec <= 0) return '0s';
+  const d = Math.floor(sec / 86400);
+  const h = Math.floor((sec % 86400) / 3600);
+  const m = Math.floor((sec % 3600) / 60);
+  const s = Math.floor(sec % 60);
+  return d ? `${d}d${h}h` : h ? `${h}h${m}m` : m ? `${m}m${s}s` : `${s}s`;
+}

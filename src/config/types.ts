@@ -1,0 +1,50 @@
+/**
+ * The validated gateway configuration. Key names under `device`, `receive`, `spool` and
+ * `forward` are read by scripts outside the project: never rename them.
+ */
+export interface CallerConfig {
+  /** Calling AE title allowed to associate; "*" accepts any (development only). */
+  aeTitle: string;
+  /** When set, the caller must also come from this address (IP literal or host name). */
+  host?: string | undefined;
+}
+
+export interface ForwardConfig {
+  name: string;
+  aeTitle: string;
+  host: string;
+  port: number;
+  callingAeTitle?: string | undefined;
+  associations: number;
+  compression?: string | undefined;
+}
+
+export type UnknownSopClassPolicy = 'reject' | 'accept';
+
+export interface GatewayConfig {
+  device: { id: string };
+  receive: {
+    aeTitle: string;
+    host: string;
+    port: number;
+    callers: CallerConfig[];
+    maxAssociations: number;
+    maxPduLength: number;
+    artimTimeoutSeconds: number;
+    idleTimeoutSeconds: number;
+    unknownSopClasses: UnknownSopClassPolicy;
+    /** "all" or the list of transfer syntax UIDs accepted. */
+    transferSyntaxes: 'all' | string[];
+  };
+  spool: {
+    dir: string;
+    minFreeBytes: number;
+    maxBytes: number;
+    verifyOnStart: 'size' | 'sha256';
+    keepForwardedHours: number;
+  };
+  forward: ForwardConfig[];
+  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
+  control: { socket: string };
+  workers: { threads: number };
+}

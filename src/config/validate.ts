@@ -1,0 +1,226 @@
+import path from 'node:path';
+import { isValidUid } from '../dicom/uids.js';
+import { ConfigError } from '../errors.js';
+import type { CallerConfig, ForwardConfig, GatewayConfig } from './types.js';
+
+/**
+ * Validates a parsed YAML/JSON document into a {@link GatewayConfig}, filling defaults.
+ * Every problem is reported with its path (e.g. `receive.callers[1].aeTitle: required`), all
+ * at once, so an operator fixes a file in one pass. Unknown keys are errors: a typo must not
+ * silently fall back to a default.
+ */
+export function validateConfig(doc: unknown, opts: { baseDir: string; file?: string }): GatewayConfig {
+  const v = new Validator();
+  const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'log', 'control', 'workers']);
+  const device = v.object(root.device, 'device', ['id']);
+  const receive = v.object(root.receive, 'receive', [
+    'aeTitle', 'host', 'port', 'callers', 'maxAssociations', 'maxPduLength', 'artimTimeoutSeconds', 'idleTimeoutSeconds',
+    'unknownSopClasses', 'transferSyntaxes',
+  ]);
+  const spool = v.object(root.spool, 'spool', ['dir', 'minFreeBytes', 'maxBytes', 'verifyOnStart', 'keepForwardedHours']);
+  const log = v.object(root.log ?? {}, 'log', ['level']);
+  const control = v.object(root.control ?? {}, 'control', ['socket']);
+  const workers = v.object(root.workers ?? {}, 'workers', ['threads']);
+
+  const spoolDir = v.string(spool.dir, 'spool.dir', { required: true });
+  const resolvedSpool = spoolDir ? path.resolve(opts.baseDir, spoolDir) : '';
+
+  const callers = v.array(receive.callers ?? [], 'receive.callers').map((c, i): CallerConfig => {
+    const p = `receive.callers[${i}]`;
+    const o = v.object(c, p, ['aeTitle', 'host']);
+    const aeTitle = v.aeTitle(o.aeTitle, `${p}.aeTitle`, { wildcard: true }) ?? '';
+    const host = v.string(o.host, `${p}.host`);
+    return host ? { aeTitle, host } : { aeTitle };
+  });
+
+  const names = new Set<string>();
+  const forward = v.array(root.forward ?? [], 'forward').map((f, i): ForwardConfig => {
+    const p = `forward[${i}]`;
+    const o = v.object(f, p, ['name', 'aeTitle', 'host', 'port', 'callingAeTitle', 'associations', 'compression']);
+    const name = v.string(o.name, `${p}.name`, { required: true, pattern: /^[A-Za-z0-9_.-]{1,64}$/, hint: 'letters, digits, _ . - (1-64)' }) ?? '';
+    if (name && names.has(name)) v.problem(`${p}.name`, `duplicate destination name "${name}"`);
+    names.add(name);
+    const out: ForwardConfig = {
+      name,
+      aeTitle: v.aeTitle(o.aeTitle, `${p}.aeTitle`, { required: true }) ?? '',
+      host: v.string(o.host, `${p}.host`, { required: true }) ?? '',
+      port: v.int(o.port, `${p}.port`, { min: 1, max: 65535, required: true }) ?? 0,
+      associations: v.int(o.associations, `${p}.associations`, { min: 1, max: 32 }) ?? 2,
+    };
+    const calling = v.aeTitle(o.callingAeTitle, `${p}.callingAeTitle`);
+    if (calling) out.callingAeTitle = calling;
+    const compression = v.oneOf(o.compression, `${p}.compression`, ['none', 'jpeg-ls', 'htj2k', 'rle', 'deflate']);
+    if (compression) out.compression = compression;
+    return out;
+  });
+
+  const ts = receive.transferSyntaxes;
+  let transferSyntaxes: 'all' | string[] = 'all';
+  if (ts !== undefined && ts !== 'all') {
+    transferSyntaxes = v.array(ts, 'receive.transferSyntaxes').map((u, i) => {
+      const s = v.string(u, `receive.transferSyntaxes[${i}]`, { required: true }) ?? '';
+      if (s && !isValidUid(s)) v.problem(`receive.transferSyntaxes[${i}]`, `"${s}" is not a UID`);
+      return s;
+    });
+  }
+
+  const config: GatewayConfig = {
+    device: { id: v.string(device.id, 'device.id', { required: true, pattern: /^[A-Za-z0-9_.-]{1,64}$/, hint: 'letters, digits, _ . - (1-64)' }) ?? '' },
+    receive: {
+      aeTitle: v.aeTitle(receive.aeTitle, 'receive.aeTitle', { required: true }) ?? '',
+      host: v.string(receive.host, 'receive.host') ?? '0.0.0.0',
+      port: v.int(receive.port, 'receive.port', { min: 1, max: 65535 }) ?? 11112,
+      callers,
+      maxAssociations: v.int(receive.maxAssociations, 'receive.maxAssociations', { min: 1, max: 1024 }) ?? 8,
+      maxPduLength: v.int(receive.maxPduLength, 'receive.maxPduLength', { min: 4096, max: 16 * 1024 * 1024 }) ?? 262144,
+      artimTimeoutSeconds: v.number(receive.artimTimeoutSeconds, 'receive.artimTimeoutSeconds', { min: 1, max: 3600 }) ?? 30,
+      idleTimeoutSeconds: v.number(receive.idleTimeoutSeconds, 'receive.idleTimeoutSeconds', { min: 1, max: 86400 }) ?? 120,
+      unknownSopClasses: v.oneOf(receive.unknownSopClasses, 'receive.unknownSopClasses', ['reject', 'accept']) ?? 'reject',
+      transferSyntaxes,
+    },
+    spool: {
+      dir: resolvedSpool,
+      minFreeBytes: v.bytes(spool.minFreeBytes, 'spool.minFreeBytes') ?? 1024 ** 3,
+      maxBytes: v.bytes(spool.maxBytes, 'spool.maxBytes') ?? 0,
+      verifyOnStart: v.oneOf(spool.verifyOnStart, 'spool.verifyOnStart', ['size', 'sha256']) ?? 'size',
+      keepForwardedHours: v.number(spool.keepForwardedHours, 'spool.keepForwardedHours', { min: 0, max: 24 * 365 }) ?? 0,
+    },
+    forward,
+    log: { level: v.oneOf(log.level, 'log.level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace']) ?? 'info' },
+    control: {
+      socket: path.resolve(opts.baseDir, v.string(control.socket, 'control.socket') ?? path.join(resolvedSpool || '.', 'control.sock')),
+    },
+    workers: { threads: v.int(workers.threads, 'workers.threads', { min: 1, max: 64 }) ?? 2 },
+  };
+  if (callers.length === 0) v.problem('receive.callers', 'at least one caller is required (use aeTitle "*" only for development)');
+  if (v.problems.length) throw new ConfigError(v.problems, opts.file);
+  return config;
+}
+
+/** Warnings that do not stop the gateway but that an operator must see. */
+export function configWarnings(c: GatewayConfig): string[] {
+  const out: string[] = [];
+  if (c.receive.callers.some((x) => x.aeTitle === '*')) out.push('receive.callers accepts any calling AE title ("*"): development only, never on a hospital network');
+  if (c.spool.minFreeBytes < 64 * 1024 * 1024) out.push('spool.minFreeBytes is below 64 MiB: the disk may fill before the gateway refuses objects');
+  return out;
+}
+
+type Obj = Record<string, unknown>;
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4 };
+
+class Validator {
+  readonly problems: string[] = [];
+
+  problem(p: string, msg: string): void {
+    this.problems.push(`${p || '(top level)'}: ${msg}`);
+  }
+
+  object(x: unknown, p: string, keys: readonly string[]): Obj {
+    if (x === undefined || x === null) {
+      this.problem(p, 'required section is missing');
+      return {};
+    }
+    if (typeof x !== 'object' || Array.isArray(x)) {
+      this.problem(p, `must be a mapping, got ${kind(x)}`);
+      return {};
+    }
+    for (const k of Object.keys(x)) {
+      if (!keys.includes(k)) {
+        const near = keys.find((c) => c.toLowerCase() === k.toLowerCase());
+        this.problem(p ? `${p}.${k}` : k, `unknown key${near ? ` (did you mean "${near}"?)` : ''}`);
+      }
+    }
+    return x as Obj;
+  }
+
+  array(x: unknown, p: string): unknown[] {
+    if (!Array.isArray(x)) {
+      this.problem(p, `must be a list, got ${kind(x)}`);
+      return [];
+    }
+    return x;
+  }
+
+  string(x: unknown, p: string, o: { required?: boolean; pattern?: RegExp; hint?: string } = {}): string | undefined {
+    if (x === undefined || x === null) {
+      if (o.required) this.problem(p, 'required');
+      return undefined;
+    }
+    if (typeof x !== 'string' || x.length === 0) {
+      this.problem(p, `must be a non-empty string, got ${kind(x)}`);
+      return undefined;
+    }
+    if (o.pattern && !o.pattern.test(x)) {
+      this.problem(p, `"${x}" is not valid${o.hint ? ` (${o.hint})` : ''}`);
+      return undefined;
+    }
+    return x;
+  }
+
+  /** AE title: 1-16 characters of the default repertoire, no backslash or control characters. @see PS3.5 Table 6.2-1 */
+  aeTitle(x: unknown, p: string, o: { required?: boolean; wildcard?: boolean } = {}): string | undefined {
+    const s = this.string(x, p, o.required ? { required: true } : {});
+    if (s === undefined) return undefined;
+    if (o.wildcard && s === '*') return s;
+    const t = s.trim();
+    if (t.length === 0 || t.length > 16 || /[\\\x00-\x1f\x7f-\uffff]/.test(t)) {
+      this.problem(p, `"${s}" is not a valid AE title (1-16 ASCII characters, no backslash)`);
+      return undefined;
+    }
+    return t;
+  }
+
+  number(x: unknown, p: string, o: { min: number; max: number; required?: boolean }): number | undefined {
+    if (x === undefined || x === null) {
+      if (o.required) this.problem(p, 'required');
+      return undefined;
+    }
+    if (typeof x !== 'number' || !Number.isFinite(x)) {
+      this.problem(p, `must be a number, got ${kind(x)}`);
+      return undefined;
+    }
+    if (x < o.min || x > o.max) {
+      this.problem(p, `${x} is out of range [${o.min}, ${o.max}]`);
+      return undefined;
+    }
+    return x;
+  }
+
+  int(x: unknown, p: string, o: { min: number; max: number; required?: boolean }): number | undefined {
+    const n = this.number(x, p, o);
+    if (n !== undefined && !Number.isInteger(n)) {
+      this.problem(p, `must be a whole number, got ${n}`);
+      return undefined;
+    }
+    return n;
+  }
+
+  /** A byte count: a number, or a string such as "2GiB", "500 MB", "0". */
+  bytes(x: unknown, p: string): number | undefined {
+    if (x === undefined || x === null) return undefined;
+    if (typeof x === 'number' && Number.isInteger(x) && x >= 0) return x;
+    if (typeof x === 'string') {
+      const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(x);
+      const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
+      if (m && unit !== undefined) return Math.round(Number(m[1]) * unit);
+    }
+    this.problem(p, `must be a byte count such as 2147483648 or "2GiB", got ${JSON.stringify(x)}`);
+    return undefined;
+  }
+
+  oneOf<T extends string>(x: unknown, p: string, allowed: readonly T[]): T | undefined {
+    if (x === undefined || x === null) return undefined;
+    if (typeof x !== 'string' || !allowed.includes(x as T)) {
+      this.problem(p, `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, got ${JSON.stringify(x)}`);
+      return undefined;
+    }
+    return x as T;
+  }
+}
+
+function kind(x: unknown): string {
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return 'a list';
+  if (typeof x === 'object') return 'a mapping';
+  return `${typeof x} ${JSON.stringify(x)}`;
+}

@@ -1,0 +1,255 @@
+import { DicomParseError } from '../errors.js';
+import { Tag, tagString } from './tags.js';
+
+/**
+ * A streaming structural check of a DICOM data set, fed in arbitrary slices.
+ *
+ * It walks every element header, descends into sequences and items (defined and undefined
+ * length), follows encapsulated pixel data fragments, and checks that every length fits its
+ * parent and that the stream ends exactly at an element boundary with every sequence closed.
+ * Values are skipped, never copied, except a handful of top-level UIDs that identify the object
+ * (no patient attributes are ever captured). It never changes a byte: the caller stores what it
+ * received.
+ *
+ * @see PS3.5 §7.1 (data element encoding), §7.5 (nesting), §A.4 (encapsulation)
+ */
+export interface DatasetIdentity {
+  sopClassUid?: string;
+  sopInstanceUid?: string;
+  studyInstanceUid?: string;
+  seriesInstanceUid?: string;
+  modality?: string;
+  numberOfFrames?: number;
+}
+
+/** Explicit-VR VRs whose header has 2 reserved bytes and a 32-bit length. @see PS3.5 Table 7.1-1 */
+const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+const SHORT_VRS = new Set([
+  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US',
+]);
+const UNDEFINED = 0xffffffff;
+
+/** Captured top-level attributes: UIDs and two short codes, never patient data. */
+const CAPTURE = new Map<number, keyof DatasetIdentity>([
+  [Tag.SopClassUid, 'sopClassUid'],
+  [Tag.SopInstanceUid, 'sopInstanceUid'],
+  [Tag.StudyInstanceUid, 'studyInstanceUid'],
+  [Tag.SeriesInstanceUid, 'seriesInstanceUid'],
+  [Tag.Modality, 'modality'],
+  [Tag.NumberOfFrames, 'numberOfFrames'],
+]);
+const MAX_CAPTURE = 256;
+
+interface Frame {
+  kind: 'sequence' | 'item' | 'fragments';
+  /** Absolute end offset for a defined length, undefined for delimited. */
+  end: number | undefined;
+  /** Children are Implicit VR LE (inside an undefined-length UN). @see PS3.5 §6.2.2 note */
+  implicit: boolean;
+}
+
+export class DatasetWalker {
+  private pos = 0;
+  private readonly head = Buffer.alloc(12);
+  private headFill = 0;
+  private skip = 0;
+  private captureKey: keyof DatasetIdentity | undefined;
+  private capture: Buffer[] = [];
+  private readonly stack: Frame[] = [];
+  private readonly identity: DatasetIdentity = {};
+  private elementCount = 0;
+
+  constructor(private readonly encoding: { explicitVr: boolean; littleEndian: boolean }) {}
+
+  get bytes(): number {
+    return this.pos;
+  }
+  get elements(): number {
+    return this.elementCount;
+  }
+
+  /** @throws DicomParseError (code DATASET_MALFORMED) as soon as the structure is impossible. */
+  write(chunk: Buffer): void {
+    let off = 0;
+    while (off < chunk.length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - off);
+        if (this.captureKey) this.capture.push(chunk.subarray(off, off + n));
+        this.skip -= n;
+        this.pos += n;
+        off += n;
+        if (this.skip === 0) this.valueDone();
+        continue;
+      }
+      // Element header: fill until we know how long it is.
+      const need = this.headerLength();
+      const n = Math.min(need - this.headFill, chunk.length - off);
+      chunk.copy(this.head, this.headFill, off, off + n);
+      this.headFill += n;
+      off += n;
+      if (this.headFill < 4) continue;
+      const full = this.headerLength();
+      if (this.headFill < full) continue;
+      this.pos += full;
+      this.headFill = 0;
+      this.onHeader(full);
+    }
+  }
+
+  /**
+   * The stream is complete: check that nothing is left open.
+   * @throws DicomParseError (code DATASET_TRUNCATED)
+   */
+  end(): DatasetIdentity {
+    if (this.headFill > 0 || this.skip > 0) {
+      throw new DicomParseError('DATASET_TRUNCATED', `data set ends inside an element at byte ${this.pos + this.headFill}`, {
+        offset: this.pos,
+      });
+    }
+    if (this.stack.length > 0) {
+      const open = this.stack[this.stack.length - 1]!;
+      throw new DicomParseError('DATASET_TRUNCATED', `data set ends with ${this.stack.length} open ${open.kind} level(s)`, {
+        offset: this.pos,
+      });
+    }
+    if (this.elementCount === 0) throw new DicomParseError('DATASET_TRUNCATED', 'data set is empty');
+    return { ...this.identity };
+  }
+
+  private get implicit(): boolean {
+    const top = this.stack[this.stack.length - 1];
+    return top ? top.implicit : !this.encoding.explicitVr;
+  }
+  private get le(): boolean {
+    // Implicit VR inside UN is always little endian.
+    return this.implicit ? true : this.encoding.littleEndian;
+  }
+
+  /** Bytes of the current header, as far as the bytes read so far tell. */
+  private headerLength(): number {
+    if (this.headFill < 4) return 4;
+    const group = this.le ? this.head.readUInt16LE(0) : this.head.readUInt16BE(0);
+    if (group === 0xfffe || this.implicit) return 8;
+    if (this.headFill < 6) return 6;
+    const vr = this.head.toString('latin1', 4, 6);
+    return LONG_VRS.has(vr) ? 12 : 8;
+  }
+
+  private onHeader(headerLength: number): void {
+    const le = this.le;
+    const h = this.head;
+    const tag = (((le ? h.readUInt16LE(0) : h.readUInt16BE(0)) << 16) | (le ? h.readUInt16LE(2) : h.readUInt16BE(2))) >>> 0;
+    const top = this.stack[this.stack.length - 1];
+    const fail = (msg: string): never => {
+      throw new DicomParseError('DATASET_MALFORMED', `${msg} at ${tagString(tag)}, byte ${this.pos - headerLength}`, {
+        tag: tagString(tag),
+        offset: this.pos - headerLength,
+      });
+    };
+    this.elementCount++;
+
+    if (tag >>> 16 === 0xfffe) {
+      const length = le ? h.readUInt32LE(4) : h.readUInt32BE(4);
+      if (tag === Tag.Item) {
+        if (!top || top.kind === 'item') fail('item outside a sequence');
+        if (top!.kind === 'fragments') {
+          if (length === UNDEFINED) fail('pixel data fragment of undefined length');
+          this.beginValue(length, undefined, fail);
+        } else {
+          this.checkFits(length, fail);
+          this.stack.push({ kind: 'item', end: length === UNDEFINED ? undefined : this.pos + length, implicit: top!.implicit });
+          this.popFinished();
+        }
+      } else if (tag === Tag.ItemDelimitationItem) {
+        if (!top || top.kind !== 'item' || top.end !== undefined) fail('item delimiter without an open undefined-length item');
+        this.stack.pop();
+        this.popFinished();
+      } else if (tag === Tag.SequenceDelimitationItem) {
+        if (!top || top.kind === 'item' || top.end !== undefined) fail('sequence delimiter without an open undefined-length sequence');
+        this.stack.pop();
+        this.popFinished();
+      } else {
+        fail('unknown delimitation tag');
+      }
+      return;
+    }
+
+    if (top && top.kind !== 'item') fail('element where an item was expected');
+    let vr: string | undefined;
+    let length: number;
+    if (this.implicit) {
+      length = le ? h.readUInt32LE(4) : h.readUInt32BE(4);
+    } else {
+      vr = h.toString('latin1', 4, 6);
+      if (headerLength === 12) length = le ? h.readUInt32LE(8) : h.readUInt32BE(8);
+      else if (SHORT_VRS.has(vr)) length = le ? h.readUInt16LE(6) : h.readUInt16BE(6);
+      else return fail(`unknown VR "${printable(vr)}"`);
+    }
+
+    if (length === UNDEFINED) {
+      if (tag === Tag.PixelData && vr !== 'SQ' && vr !== 'UN') {
+        this.stack.push({ kind: 'fragments', end: undefined, implicit: this.implicit });
+      } else if (vr === undefined || vr === 'SQ' || vr === 'UN') {
+        this.stack.push({ kind: 'sequence', end: undefined, implicit: vr === 'UN' ? true : this.implicit });
+      } else {
+        fail(`undefined length on VR ${vr}`);
+      }
+      return;
+    }
+    if (vr === 'SQ') {
+      this.checkFits(length, fail);
+      this.stack.push({ kind: 'sequence', end: this.pos + length, implicit: this.implicit });
+      this.popFinished();
+      return;
+    }
+    const key = this.stack.length === 0 ? CAPTURE.get(tag) : undefined;
+    this.beginValue(length, key, fail);
+  }
+
+  private checkFits(length: number, fail: (m: string) => never): void {
+    if (length === UNDEFINED) return;
+    for (let i = this.stack.length - 1; i >= 0; i--) {
+      const end = this.stack[i]!.end;
+      if (end !== undefined) {
+        if (this.pos + length > end) fail(`length ${length} runs past its enclosing item or sequence`);
+        return;
+      }
+    }
+  }
+
+  private beginValue(length: number, key: keyof DatasetIdentity | undefined, fail: (m: string) => never): void {
+    this.checkFits(length, fail);
+    this.captureKey = key !== undefined && length <= MAX_CAPTURE ? key : undefined;
+    this.capture = [];
+    this.skip = length;
+    if (length === 0) this.valueDone();
+  }
+
+  private valueDone(): void {
+    if (this.captureKey) {
+      const s = Buffer.concat(this.capture).toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
+      if (this.captureKey === 'numberOfFrames') {
+        const n = Number.parseInt(s, 10);
+        if (Number.isFinite(n)) this.identity.numberOfFrames = n;
+      } else {
+        this.identity[this.captureKey] = s;
+      }
+      this.captureKey = undefined;
+      this.capture = [];
+    }
+    this.popFinished();
+  }
+
+  /** Close every defined-length item or sequence whose last byte has been read. */
+  private popFinished(): void {
+    for (;;) {
+      const top = this.stack[this.stack.length - 1];
+      if (!top || top.end === undefined || this.pos < top.end) return;
+      this.stack.pop();
+    }
+  }
+}
+
+function printable(s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, '?');
+}

@@ -1,0 +1,53 @@
+/**
+ * Tags the gateway reads or writes, as (group << 16 | element) numbers.
+ * @see PS3.6 Table 6-1 (data elements), Table 7-1 (File Meta), Table E.1-1 (command elements)
+ */
+export const Tag = {
+  // Command set, PS3.7 Annex E
+  CommandGroupLength: 0x00000000,
+  AffectedSopClassUid: 0x00000002,
+  RequestedSopClassUid: 0x00000003,
+  CommandField: 0x00000100,
+  MessageId: 0x00000110,
+  MessageIdBeingRespondedTo: 0x00000120,
+  MoveDestination: 0x00000600,
+  Priority: 0x00000700,
+  CommandDataSetType: 0x00000800,
+  Status: 0x00000900,
+  OffendingElement: 0x00000901,
+  ErrorComment: 0x00000902,
+  ErrorId: 0x00000903,
+  AffectedSopInstanceUid: 0x00001000,
+  RequestedSopInstanceUid: 0x00001001,
+  MoveOriginatorAeTitle: 0x00001030,
+  MoveOriginatorMessageId: 0x00001031,
+  // File Meta Information, PS3.10 §7.1
+  FileMetaInformationGroupLength: 0x00020000,
+  FileMetaInformationVersion: 0x00020001,
+  MediaStorageSopClassUid: 0x00020002,
+  MediaStorageSopInstanceUid: 0x00020003,
+  TransferSyntaxUid: 0x00020010,
+  ImplementationClassUid: 0x00020012,
+  ImplementationVersionName: 0x00020013,
+  SourceApplicationEntityTitle: 0x00020016,
+  // Dataset identity
+  SpecificCharacterSet: 0x00080005,
+  SopClassUid: 0x00080016,
+  SopInstanceUid: 0x00080018,
+  Modality: 0x00080060,
+  StudyInstanceUid: 0x0020000d,
+  SeriesInstanceUid: 0x0020000e,
+  NumberOfFrames: 0x00280008,
+  PixelData: 0x7fe00010,
+  // Sequence delimitation, PS3.5 §7.5
+  Item: 0xfffee000,
+  ItemDelimitationItem: 0xfffee00d,
+  SequenceDelimitationItem: 0xfffee0dd,
+} as const;
+
+/** "(GGGG,EEEE)" for logs and error comments. */
+export function tagString(tag: number): string {
+  const g = (tag >>> 16).toString(16).toUpperCase().padStart(4, '0');
+  const e = (tag & 0xffff).toString(16).toUpperCase().padStart(4, '0');
+  return `(${g},${e})`;
+}

@@ -1,0 +1,72 @@
+/**
+ * One error base class for the whole gateway.
+ *
+ * Every failure that crosses a module boundary is a {@link PacsEdgeError}: it has a stable
+ * machine-readable `code` (used in logs, metrics and the dead-letter list), the underlying
+ * `cause`, and `retryable`, which decides between retry-with-backoff (transient) and the
+ * dead-letter queue (permanent).
+ *
+ * Messages must never carry patient data: UIDs, tags, AE titles, sizes and statuses only.
+ */
+export class PacsEdgeError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+  /** Extra, patient-data-free facts for the log line (UIDs, sizes, statuses). */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(
+    code: string,
+    message: string,
+    opts: { cause?: unknown; retryable?: boolean; details?: Record<string, unknown> } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'PacsEdgeError';
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+    this.details = opts.details ?? {};
+  }
+
+  /** A compact form for pino: no stack for expected errors, the cause's code when it has one. */
+  toJSON(): Record<string, unknown> {
+    const cause = this.cause as { code?: unknown; message?: unknown } | undefined;
+    return {
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      ...this.details,
+      ...(cause ? { cause: typeof cause.code === 'string' ? cause.code : String(cause.message ?? cause) } : {}),
+    };
+  }
+}
+
+/** The configuration is invalid; the gateway refuses to start. */
+export class ConfigError extends PacsEdgeError {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[], file?: string) {
+    super('CONFIG_INVALID', `${file ? `${file}: ` : ''}invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** A DICOM byte stream (PDU, command or dataset) that cannot be understood. */
+export class DicomParseError extends PacsEdgeError {
+  constructor(code: string, message: string, details?: Record<string, unknown>) {
+    super(code, message, { retryable: false, ...(details ? { details } : {}) });
+    this.name = 'DicomParseError';
+  }
+}
+
+/** The spool cannot take more data right now (free space or size limit). Transient. */
+export class SpoolFullError extends PacsEdgeError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('SPOOL_FULL', message, { retryable: true, ...(details ? { details } : {}) });
+    this.name = 'SpoolFullError';
+  }
+}
+
+/** True for Node system errors that mean the disk is full or over quota. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}

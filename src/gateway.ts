@@ -1,0 +1,90 @@
+import { mkdir } from 'node:fs/promises';
+import type { GatewayConfig } from './config/types.js';
+import { configWarnings } from './config/validate.js';
+import { ControlServer } from './health/control-server.js';
+import type { Logger } from './log.js';
+import { DicomServer } from './receive/server.js';
+import { DiskGuard } from './spool/disk-guard.js';
+import { LevelSpool } from './spool/level-spool.js';
+import type { RecoveryReport } from './spool/spool.js';
+import { HashPool } from './util/hash-pool.js';
+import { VERSION } from './version.js';
+
+/**
+ * The running gateway: spool (recovered first), DICOM listener, control socket.
+ * Start order matters: the listener opens only after recovery, so no association is accepted
+ * into a spool whose state is not yet known.
+ */
+export class Gateway {
+  private constructor(
+    readonly config: GatewayConfig,
+    readonly spool: LevelSpool,
+    readonly dicom: DicomServer,
+    private readonly control: ControlServer,
+    private readonly hashPool: HashPool,
+    private readonly log: Logger,
+    readonly recovery: RecoveryReport,
+    readonly address: { host: string; port: number },
+  ) {}
+
+  static async start(config: GatewayConfig, log: Logger): Promise<Gateway> {
+    for (const w of configWarnings(config)) log.warn(w);
+    await mkdir(config.spool.dir, { recursive: true, mode: 0o750 });
+    const hashPool = new HashPool(config.workers.threads);
+    const spool = new LevelSpool({
+      dir: config.spool.dir,
+      destinations: config.forward.map((f) => f.name),
+      minFreeBytes: config.spool.minFreeBytes,
+      maxBytes: config.spool.maxBytes,
+      verifyOnStart: config.spool.verifyOnStart,
+      hashPool,
+      log,
+    });
+    const recovery = await spool.open();
+    const level = recovery.lost.length > 0 ? 'error' : recovery.discardedPartials > 0 || recovery.danglingQueueEntries > 0 ? 'warn' : 'info';
+    log[level](
+      {
+        recovered: recovery.recovered,
+        recoveredBytes: recovery.recoveredBytes,
+        discardedPartials: recovery.discardedPartials,
+        discardedBytes: recovery.discardedBytes,
+        lost: recovery.lost.length,
+        danglingQueueEntries: recovery.danglingQueueEntries,
+      },
+      'spool recovered',
+    );
+
+    const dicom = new DicomServer({ config: config.receive, spool, log });
+    const guard = new DiskGuard(config.spool.dir, config.spool);
+    const startedAt = Date.now();
+    const control = new ControlServer(
+      config.control.socket,
+      {
+        '/status': async () => ({
+          device: config.device.id,
+          version: VERSION,
+          running: true,
+          pid: process.pid,
+          uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+          receive: { aeTitle: config.receive.aeTitle, host: config.receive.host, port: config.receive.port, ...dicom.stats.snapshot() },
+          spool: { dir: config.spool.dir, ...spool.stats(), freeBytes: await guard.freeBytes(), minFreeBytes: config.spool.minFreeBytes },
+          destinations: spool.stats().destinations,
+        }),
+      },
+      log,
+    );
+    await control.listen();
+    const address = await dicom.listen();
+    log.info({ version: VERSION, aeTitle: config.receive.aeTitle, host: address.host, port: address.port, spool: config.spool.dir }, 'gateway listening');
+    return new Gateway(config, spool, dicom, control, hashPool, log, recovery, address);
+  }
+
+  async stop(graceMs = 10_000): Promise<void> {
+    this.log.info('gateway stopping');
+    await this.dicom.close(graceMs);
+    await this.control.close();
+    await this.spool.close();
+    await this.hashPool.close();
+    this.log.info('gateway stopped');
+  }
+}

@@ -1,0 +1,385 @@
+import type { Socket } from 'node:net';
+import type { GatewayConfig } from '../config/types.js';
+import { CommandField, decodeCommand, encodeResponse } from '../dicom/command.js';
+import { category, describe, hex4, Status } from '../dicom/status.js';
+import { transferSyntax } from '../dicom/transfer-syntaxes.js';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../dicom/uids.js';
+import { DicomParseError } from '../errors.js';
+import { crashpoint } from '../util/crashpoint.js';
+import type { Logger } from '../log.js';
+import type { Spool } from '../spool/spool.js';
+import { type AcceptedContext, negotiate, normalizeAddress } from './negotiation.js';
+import {
+  Abort,
+  decodeAssociateRq,
+  encodeAbort,
+  encodeAssociateAc,
+  encodeAssociateRj,
+  encodePData,
+  encodeReleaseRp,
+  PduType,
+  Reject,
+} from './pdu.js';
+import { type PduHandler, PduReader } from './pdu-reader.js';
+import { type StoreOutcome, StoreReception, toOutcome } from './store-reception.js';
+import type { ReceiveStats } from './stats.js';
+
+/** Largest command set accepted (they are a few hundred bytes in practice). */
+const MAX_COMMAND_BYTES = 64 * 1024;
+/** Non-P-DATA PDUs (an A-ASSOCIATE-RQ with many contexts is the largest). */
+const MAX_CONTROL_PDU = 1024 * 1024;
+
+type Phase = 'awaiting-rq' | 'established' | 'released' | 'closed';
+
+/**
+ * One association, as the acceptor: the PS3.8 state machine cut down to what an SCP needs.
+ *
+ * Sta2 (awaiting A-ASSOCIATE-RQ, ARTIM running) → Sta6 (data transfer, idle timer) → release
+ * (A-RELEASE-RP sent once every pending response is out, then ARTIM until the peer closes).
+ * Anything the standard calls an unrecognised or unexpected PDU gets an A-ABORT with that
+ * reason and a log line; the server keeps serving other associations.
+ *
+ * @see PS3.8 §9.2 (state machine, Table 9-10), §9.3 (PDUs)
+ */
+export class Association implements PduHandler {
+  private phase: Phase = 'awaiting-rq';
+  private readonly reader: PduReader;
+  private contexts = new Map<number, AcceptedContext>();
+  private peerMaxPdu = 0;
+  private callingAe = '';
+  private timer: NodeJS.Timeout | undefined;
+  /** Responses go out in request order. */
+  private tail: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  private pausedBy = new Set<string>();
+
+  // Message being assembled
+  private pdvContext = 0;
+  private pdvControl = 0;
+  private commandParts: Buffer[] = [];
+  private commandBytes = 0;
+  private reception: { ctx: number; store?: StoreReception; done: (override?: StoreOutcome) => void } | undefined;
+
+  private readonly counts = { stored: 0, failed: 0, bytes: 0, echoes: 0 };
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly deps: {
+      id: number;
+      config: GatewayConfig['receive'];
+      spool: Spool;
+      log: Logger;
+      stats: ReceiveStats;
+      /** False when the server is at receive.maxAssociations: the request gets a transient reject. */
+      admitted: boolean;
+    },
+  ) {
+    this.reader = new PduReader(this, { maxPDataLength: Math.max(deps.config.maxPduLength, 1024 * 1024) * 2, maxControlPduLength: MAX_CONTROL_PDU });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.deps.log.warn({ assoc: deps.id, err: (err as NodeJS.ErrnoException).code ?? err.message }, 'socket error'));
+    socket.on('close', () => this.onClose());
+    this.arm(deps.config.artimTimeoutSeconds, 'no A-ASSOCIATE-RQ within ARTIM timeout');
+  }
+
+  private get log(): Logger {
+    return this.deps.log;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === 'closed') return;
+    if (this.phase === 'established' && this.inFlight === 0) this.arm(this.deps.config.idleTimeoutSeconds, 'idle timeout');
+    try {
+      this.reader.push(chunk);
+    } catch (err) {
+      this.protocolError(err);
+    }
+  }
+
+  // ---- PduHandler -------------------------------------------------------------------------
+
+  onPdu(type: number, body: Buffer): void {
+    if (type === PduType.AssociateRq && this.phase === 'awaiting-rq') return this.onAssociateRq(body);
+    if (type === PduType.ReleaseRq && this.phase === 'established') return this.onReleaseRq();
+    if (type === PduType.Abort) {
+      this.log.warn({ assoc: this.deps.id, source: body[2], reason: body[3] }, 'peer aborted the association');
+      return this.destroy();
+    }
+    throw new DicomParseError('PDU_UNEXPECTED', `unexpected PDU type 0x${type.toString(16)} in state ${this.phase}`);
+  }
+
+  onPdvStart(contextId: number, control: number): void {
+    if (this.phase !== 'established') throw new DicomParseError('PDU_UNEXPECTED', `P-DATA-TF in state ${this.phase}`);
+    if (!this.contexts.has(contextId)) throw new DicomParseError('PDV_MALFORMED', `PDV on presentation context ${contextId}, which was not accepted`);
+    const isCommand = (control & 0x01) === 1;
+    if (isCommand && this.reception) throw new DicomParseError('PDV_MALFORMED', 'command fragment received while a data set was expected');
+    if (!isCommand && !this.reception) throw new DicomParseError('PDV_MALFORMED', 'data set fragment received without a command');
+    if (!isCommand && this.reception && this.reception.ctx !== contextId) {
+      throw new DicomParseError('PDV_MALFORMED', 'data set fragment on a different presentation context than its command');
+    }
+    this.pdvContext = contextId;
+    this.pdvControl = control;
+  }
+
+  onPdvData(data: Buffer): void {
+    if ((this.pdvControl & 0x01) === 1) {
+      this.commandBytes += data.length;
+      if (this.commandBytes > MAX_COMMAND_BYTES) throw new DicomParseError('COMMAND_TOO_LONG', 'command set exceeds 64 KiB');
+      this.commandParts.push(Buffer.from(data)); // small; copy so the socket chunk can be freed
+    } else if (this.reception?.store) {
+      this.reception.store.write(data);
+      crashpoint('mid-data');
+    }
+  }
+
+  onPdvEnd(): void {
+    const last = (this.pdvControl & 0x02) === 2;
+    if (!last) return;
+    if ((this.pdvControl & 0x01) === 1) {
+      const buf = Buffer.concat(this.commandParts, this.commandBytes);
+      this.commandParts = [];
+      this.commandBytes = 0;
+      this.onCommand(this.pdvContext, buf);
+    } else if (this.reception) {
+      const r = this.reception;
+      this.reception = undefined;
+      this.inFlight++;
+      this.disarm();
+      r.done();
+    }
+  }
+
+  // ---- association establishment and release ------------------------------------------------
+
+  private onAssociateRq(body: Buffer): void {
+    const rq = decodeAssociateRq(body);
+    const remote = normalizeAddress(this.socket.remoteAddress ?? '?');
+    const base = { assoc: this.deps.id, remote, callingAe: rq.callingAeTitle, calledAe: rq.calledAeTitle };
+    const decision = negotiate(rq, this.deps.config, remote);
+    if (decision.kind === 'reject') {
+      this.log.warn({ ...base, result: decision.result, source: decision.source, reason: decision.reason }, `association rejected: ${decision.why}`);
+      return this.rejectAndClose(decision.result, decision.source, decision.reason);
+    }
+    if (!this.deps.admitted) {
+      this.log.warn({ ...base, maxAssociations: this.deps.config.maxAssociations }, 'association rejected (transient): receive.maxAssociations reached');
+      return this.rejectAndClose(Reject.Result.Transient, Reject.Source.ServiceProviderPresentation, Reject.PresentationReason.LocalLimitExceeded);
+    }
+    this.contexts = decision.accepted;
+    this.peerMaxPdu = rq.maxPduLength;
+    this.callingAe = rq.callingAeTitle;
+    this.socket.write(
+      encodeAssociateAc({
+        rq,
+        contexts: decision.decisions,
+        maxPduLength: this.deps.config.maxPduLength,
+        implementationClassUid: IMPLEMENTATION_CLASS_UID,
+        implementationVersionName: IMPLEMENTATION_VERSION_NAME,
+      }),
+    );
+    this.phase = 'established';
+    this.deps.stats.associationOpened();
+    this.arm(this.deps.config.idleTimeoutSeconds, 'idle timeout');
+    this.log.info(
+      { ...base, proposed: rq.contexts.length, accepted: decision.accepted.size, peerMaxPdu: rq.maxPduLength, implementation: rq.implementationVersionName || rq.implementationClassUid },
+      'association accepted',
+    );
+  }
+
+  private rejectAndClose(result: number, source: number, reason: number): void {
+    this.deps.stats.associationRejected();
+    this.phase = 'released';
+    this.socket.end(encodeAssociateRj(result, source, reason));
+    this.arm(this.deps.config.artimTimeoutSeconds, 'peer did not close after A-ASSOCIATE-RJ');
+  }
+
+  private onReleaseRq(): void {
+    this.phase = 'released';
+    void this.tail.then(() => {
+      if (this.socket.destroyed) return;
+      // Some SCUs close before reading the A-RELEASE-RP; ending our side after it is harmless.
+      this.socket.end(encodeReleaseRp());
+      this.arm(this.deps.config.artimTimeoutSeconds, 'peer did not close after A-RELEASE-RP');
+    });
+  }
+
+  // ---- DIMSE --------------------------------------------------------------------------------
+
+  private onCommand(ctxId: number, buf: Buffer): void {
+    const cmd = decodeCommand(buf);
+    const field = cmd.commandField;
+    const messageId = cmd.messageId ?? 0;
+    const ctx = this.contexts.get(ctxId)!;
+    if (field === CommandField.CEchoRq) {
+      this.counts.echoes++;
+      this.inFlight++;
+      this.respond(ctxId, Promise.resolve({ status: Status.Success.code }), CommandField.CEchoRsp, messageId, cmd.affectedSopClassUid);
+      return;
+    }
+    if (field === CommandField.CCancelRq) return; // nothing of ours is cancellable
+    if (field !== CommandField.CStoreRq) {
+      this.log.warn({ assoc: this.deps.id, commandField: `0x${hex4(field ?? 0)}` }, 'unsupported DIMSE command');
+      const rsp = ((field ?? 0) | 0x8000) & 0xffff;
+      const unsupported = { status: Status.UnrecognizedOperation.code, comment: 'operation not supported by this SCP' };
+      if (cmd.hasDataSet) this.expectDataSet(ctxId, undefined, unsupported, (o) => this.respond(ctxId, o, rsp, messageId, cmd.affectedSopClassUid));
+      else {
+        this.inFlight++;
+        this.respond(ctxId, Promise.resolve(unsupported), rsp, messageId, cmd.affectedSopClassUid);
+      }
+      return;
+    }
+
+    const sopClassUid = cmd.affectedSopClassUid ?? '';
+    const sopInstanceUid = cmd.affectedSopInstanceUid ?? '';
+    const respond = (o: Promise<StoreOutcome>) => this.respond(ctxId, o, CommandField.CStoreRsp, messageId, sopClassUid, sopInstanceUid);
+    let refusal: StoreOutcome | undefined;
+    if (!cmd.hasDataSet) refusal = { status: Status.MissingAttribute.code, comment: 'C-STORE-RQ without a data set' };
+    else if (!sopInstanceUid || !sopClassUid) refusal = { status: Status.MissingAttribute.code, comment: 'C-STORE-RQ without Affected SOP Class/Instance UID' };
+    else if (sopClassUid !== ctx.abstractSyntax) refusal = { status: Status.SopClassNotSupported.code, comment: 'SOP Class differs from the presentation context' };
+    if (refusal) {
+      if (cmd.hasDataSet) this.expectDataSet(ctxId, undefined, refusal, respond);
+      else {
+        this.inFlight++;
+        respond(Promise.resolve(refusal));
+      }
+      return;
+    }
+    const ts = transferSyntax(ctx.transferSyntax)!;
+    const store = new StoreReception(this.deps.spool, {
+      sopClassUid,
+      sopInstanceUid,
+      ts,
+      callingAeTitle: this.callingAe,
+      backpressure: (pause) => this.pause('spool', pause),
+    });
+    this.expectDataSet(ctxId, store, { status: Status.ProcessingFailure.code }, respond);
+  }
+
+  /**
+   * The command announced a data set: route its fragments to `store`, or read and drop them
+   * when the answer (`refusal`) is already decided. The response is queued now, so responses
+   * keep request order, and resolves when the last fragment has been handled.
+   */
+  private expectDataSet(ctx: number, store: StoreReception | undefined, refusal: StoreOutcome, respond: (o: Promise<StoreOutcome>) => void): void {
+    let finish!: (o: Promise<StoreOutcome>) => void;
+    const result = new Promise<StoreOutcome>((resolve) => {
+      finish = resolve;
+    });
+    this.reception = {
+      ctx,
+      ...(store ? { store } : {}),
+      done: (override) => finish(override ? Promise.resolve(override) : store ? store.end() : Promise.resolve(refusal)),
+    };
+    respond(result);
+  }
+
+  /** Queue a response after all earlier ones. Never throws: an exception becomes 0x0110. */
+  private respond(ctxId: number, outcome: Promise<StoreOutcome>, commandField: number, messageId: number, sopClassUid?: string, sopInstanceUid?: string): void {
+    const started = Date.now();
+    const safe = outcome.catch((err: unknown) => toOutcome(err));
+    this.tail = this.tail.then(async () => {
+      const o = await safe;
+      if (commandField === CommandField.CStoreRsp) this.account(o, sopInstanceUid ?? '', Date.now() - started);
+      this.inFlight = Math.max(0, this.inFlight - 1);
+      if (this.socket.destroyed || this.phase === 'closed') return;
+      const rsp = encodeResponse({
+        commandField,
+        messageIdBeingRespondedTo: messageId,
+        status: o.status,
+        affectedSopClassUid: sopClassUid,
+        affectedSopInstanceUid: sopInstanceUid,
+        errorComment: o.status === Status.Success.code ? undefined : o.comment,
+      });
+      crashpoint('before-response');
+      for (const pdu of encodePData(ctxId, true, rsp, this.peerMaxPdu)) this.socket.write(pdu);
+      crashpoint('after-response');
+      if (this.inFlight === 0 && this.phase === 'established') this.arm(this.deps.config.idleTimeoutSeconds, 'idle timeout');
+    });
+  }
+
+  private account(o: StoreOutcome, sopInstanceUid: string, ms: number): void {
+    const fields = { assoc: this.deps.id, callingAe: this.callingAe, sopInstanceUid, status: `0x${hex4(o.status)}`, ms };
+    if (category(o.status) === 'success') {
+      this.counts.stored++;
+      this.counts.bytes += o.record?.size ?? 0;
+      this.deps.stats.stored(o.record?.size ?? 0);
+      this.log.debug({ ...fields, id: o.record?.id, size: o.record?.size }, 'stored');
+    } else {
+      this.counts.failed++;
+      this.deps.stats.failed(o.status);
+      const err = o.error as { code?: string; message?: string } | undefined;
+      this.log.warn({ ...fields, reason: o.comment, error: err?.code, detail: err?.message }, `C-STORE refused: ${describe(o.status).name}`);
+    }
+  }
+
+  // ---- flow control, timers, teardown ---------------------------------------------------------
+
+  private pause(reason: string, on: boolean): void {
+    if (on) this.pausedBy.add(reason);
+    else this.pausedBy.delete(reason);
+    if (this.pausedBy.size > 0) {
+      // We are the slow side: the peer's silence is not its fault.
+      this.socket.pause();
+      this.disarm();
+    } else if (!this.socket.destroyed) {
+      this.socket.resume();
+      if (this.phase === 'established' && this.inFlight === 0) this.arm(this.deps.config.idleTimeoutSeconds, 'idle timeout');
+    }
+  }
+
+  private arm(seconds: number, why: string): void {
+    this.disarm();
+    this.timer = setTimeout(() => {
+      this.log.warn({ assoc: this.deps.id, callingAe: this.callingAe || undefined, phase: this.phase, seconds }, `association closed: ${why}`);
+      if (this.phase === 'established') this.socket.write(encodeAbort(Abort.Source.ServiceProvider, Abort.Reason.NotSpecified));
+      this.destroy();
+    }, seconds * 1000);
+    this.timer.unref();
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private protocolError(err: unknown): void {
+    const e = err instanceof DicomParseError ? err : new DicomParseError('PDU_MALFORMED', String((err as Error)?.message ?? err));
+    const reason =
+      e.code === 'PDU_UNRECOGNIZED' ? Abort.Reason.UnrecognizedPdu : e.code === 'PDU_UNEXPECTED' ? Abort.Reason.UnexpectedPdu : Abort.Reason.InvalidPduParameterValue;
+    this.log.warn({ assoc: this.deps.id, remote: normalizeAddress(this.socket.remoteAddress ?? '?'), callingAe: this.callingAe || undefined, code: e.code }, `protocol error, association aborted: ${e.message}`);
+    if (!this.socket.destroyed) this.socket.end(encodeAbort(Abort.Source.ServiceProvider, reason));
+    this.phase = 'closed';
+    void this.abortReception();
+    this.arm(2, 'peer did not close after A-ABORT');
+  }
+
+  private async abortReception(): Promise<void> {
+    const r = this.reception;
+    this.reception = undefined;
+    if (!r) return;
+    await r.store?.abort();
+    r.done({ status: Status.ProcessingFailure.code, comment: 'association ended before the data set was complete' });
+  }
+
+  private destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onClose(): void {
+    this.disarm();
+    const wasEstablished = this.phase === 'established' || this.phase === 'released';
+    const partial = this.reception?.store?.bytes;
+    this.phase = 'closed';
+    if (this.reception) {
+      void this.abortReception().then(() =>
+        this.log.warn({ assoc: this.deps.id, callingAe: this.callingAe, bytes: partial }, 'association ended in the middle of a data set; partial object discarded'),
+      );
+    }
+    if (this.callingAe && wasEstablished) {
+      this.deps.stats.associationClosed();
+      this.log.info({ assoc: this.deps.id, callingAe: this.callingAe, ...this.counts, seconds: (Date.now() - this.startedAt) / 1000 }, 'association closed');
+    }
+    this.deps.stats.connectionClosed();
+  }
+}

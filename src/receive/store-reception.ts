@@ -1,0 +1,152 @@
+import { DicomParseError, isDiskFull, PacsEdgeError, SpoolFullError } from '../errors.js';
+import { buildPart10Header } from '../dicom/file-meta.js';
+import { Status } from '../dicom/status.js';
+import type { TransferSyntaxInfo } from '../dicom/transfer-syntaxes.js';
+import type { ObjectWriter, Spool, SpoolRecord } from '../spool/spool.js';
+import { createDatasetCheck, type DatasetCheck } from './dataset-check.js';
+
+export interface StoreOutcome {
+  status: number;
+  /** Short reason for the Error Comment (0000,0902) and the log: never patient data. */
+  comment?: string | undefined;
+  record?: SpoolRecord | undefined;
+  error?: unknown;
+}
+
+/**
+ * One C-STORE data set on its way into the spool: every slice goes both to the structural
+ * check and to the spool writer; the outcome decides the C-STORE-RSP status.
+ *
+ * The spool writer is opened asynchronously; slices that arrive meanwhile are held (and the
+ * socket paused) rather than dropped. Once anything has failed, the rest of the data set is
+ * still read from the socket — the association must stay in step — but is discarded.
+ *
+ * @see PS3.4 §B.2.3 (C-STORE statuses)
+ */
+export class StoreReception {
+  private writer: ObjectWriter | undefined;
+  private readonly early: Buffer[] = [];
+  private failure: StoreOutcome | undefined;
+  private readonly check: DatasetCheck;
+  private readonly opened: Promise<void>;
+  private received = 0;
+
+  constructor(
+    private readonly spool: Spool,
+    private readonly opts: {
+      sopClassUid: string;
+      sopInstanceUid: string;
+      ts: TransferSyntaxInfo;
+      callingAeTitle: string;
+      /** Called with true to pause the socket, false to resume it. */
+      backpressure: (pause: boolean) => void;
+    },
+  ) {
+    this.check = createDatasetCheck(opts.ts);
+    const header = buildPart10Header({
+      sopClassUid: opts.sopClassUid,
+      sopInstanceUid: opts.sopInstanceUid,
+      transferSyntaxUid: opts.ts.uid,
+      sourceAeTitle: opts.callingAeTitle,
+    });
+    opts.backpressure(true);
+    this.opened = spool.begin(header).then(
+      (w) => {
+        if (this.failure) {
+          void w.abort();
+        } else {
+          this.writer = w;
+          w.onDrain(() => opts.backpressure(false));
+          for (const b of this.early.splice(0)) this.toWriter(b);
+        }
+        opts.backpressure(false);
+      },
+      (err: unknown) => {
+        this.fail(toOutcome(err));
+        opts.backpressure(false);
+      },
+    );
+  }
+
+  get bytes(): number {
+    return this.received;
+  }
+
+  write(chunk: Buffer): void {
+    this.received += chunk.length;
+    this.check.write(chunk);
+    if (this.failure) return;
+    if (this.writer) this.toWriter(chunk);
+    else this.early.push(chunk);
+  }
+
+  /** The last fragment arrived: check, commit, and say what to answer. Never throws. */
+  async end(): Promise<StoreOutcome> {
+    await this.opened;
+    let identity;
+    try {
+      identity = await this.check.end();
+    } catch (err) {
+      this.fail(toOutcome(err));
+    }
+    if (!this.failure && identity) {
+      if (!identity.sopInstanceUid || !identity.sopClassUid) {
+        this.fail({ status: Status.CannotUnderstandMissingIdentity.code, comment: 'SOP Class or Instance UID missing in data set' });
+      } else if (identity.sopInstanceUid !== this.opts.sopInstanceUid) {
+        this.fail({ status: Status.CannotUnderstandInstanceMismatch.code, comment: 'SOP Instance UID in data set differs from command' });
+      } else if (identity.sopClassUid !== this.opts.sopClassUid) {
+        this.fail({ status: Status.DataSetDoesNotMatchSopClass.code, comment: 'SOP Class UID in data set differs from command' });
+      }
+    }
+    if (this.failure || !this.writer) {
+      await this.writer?.abort();
+      return this.failure ?? { status: Status.ProcessingFailure.code, comment: 'spool writer unavailable' };
+    }
+    try {
+      const record = await this.writer.commit({
+        sopClassUid: this.opts.sopClassUid,
+        sopInstanceUid: this.opts.sopInstanceUid,
+        transferSyntaxUid: this.opts.ts.uid,
+        studyInstanceUid: identity?.studyInstanceUid,
+        seriesInstanceUid: identity?.seriesInstanceUid,
+        callingAeTitle: this.opts.callingAeTitle,
+      });
+      return { status: Status.Success.code, record };
+    } catch (err) {
+      await this.writer.abort();
+      return toOutcome(err);
+    }
+  }
+
+  /** The association ended before the last fragment: drop everything. */
+  async abort(): Promise<void> {
+    this.failure ??= { status: Status.ProcessingFailure.code, comment: 'association ended' };
+    await this.opened;
+    await this.writer?.abort();
+  }
+
+  private toWriter(chunk: Buffer): void {
+    if (!this.writer!.write(chunk)) this.opts.backpressure(true);
+  }
+
+  private fail(outcome: StoreOutcome): void {
+    if (this.failure) return;
+    this.failure = outcome;
+    this.early.length = 0;
+    if (this.writer) void this.writer.abort();
+    this.opts.backpressure(false);
+  }
+}
+
+/** Map an error to the C-STORE status it deserves. */
+export function toOutcome(err: unknown): StoreOutcome {
+  if (err instanceof SpoolFullError || isDiskFull(err)) {
+    return { status: Status.OutOfResources.code, comment: 'spool out of space', error: err };
+  }
+  if (err instanceof DicomParseError) {
+    const status = err.code === 'DATASET_TRUNCATED' ? Status.CannotUnderstandTruncated : Status.CannotUnderstandMalformed;
+    return { status: status.code, comment: err.message.slice(0, 64), error: err };
+  }
+  const code = err instanceof PacsEdgeError ? err.code : ((err as { code?: string })?.code ?? 'ERROR');
+  return { status: Status.ProcessingFailure.code, comment: `internal error ${code}`.slice(0, 64), error: err };
+}

@@ -1,0 +1,134 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { PacsEdgeError, SpoolFullError } from '../errors.js';
+import { QueueState } from './queues.js';
+import { formatId } from './record-codec.js';
+import type { Claim, DeadLetter, ObjectWriter, RecoveryReport, Spool, SpoolRecord, SpoolStats } from './spool.js';
+
+/**
+ * A volatile spool for unit tests of the stages around it (and as the reference behaviour of
+ * the interface). It passes the same conformance suite as {@link LevelSpool}, except the
+ * persistence cases. Never used by the gateway itself: it is not durable.
+ */
+export class MemorySpool implements Spool {
+  private readonly objects = new Map<string, { record: SpoolRecord; bytes: Buffer }>();
+  private readonly byUid = new Map<string, string>();
+  private readonly dead = new Map<string, DeadLetter>();
+  private readonly queues: QueueState;
+  private nextId = 1;
+  private bytes = 0;
+
+  constructor(private readonly opts: { destinations: readonly string[]; maxBytes?: number }) {
+    this.queues = new QueueState(opts.destinations);
+  }
+
+  async open(): Promise<RecoveryReport> {
+    return { recovered: 0, recoveredBytes: 0, discardedPartials: 0, discardedBytes: 0, lost: [], danglingQueueEntries: 0 };
+  }
+
+  async close(): Promise<void> {}
+
+  async begin(header: Buffer): Promise<ObjectWriter> {
+    if (this.opts.maxBytes && this.bytes >= this.opts.maxBytes) throw new SpoolFullError('memory spool is full');
+    const id = formatId(this.nextId++);
+    const parts: Buffer[] = [header];
+    let size = header.length;
+    let done = false;
+    return {
+      write: (chunk) => {
+        if (!done) {
+          parts.push(chunk);
+          size += chunk.length;
+        }
+        return true;
+      },
+      onDrain: () => undefined,
+      get bytes() {
+        return size;
+      },
+      abort: async () => {
+        done = true;
+      },
+      commit: async (info) => {
+        done = true;
+        const bytes = Buffer.concat(parts);
+        const sha256 = createHash('sha256').update(bytes).digest('hex');
+        const prevId = this.byUid.get(info.sopInstanceUid);
+        const prev = prevId ? this.objects.get(prevId) : undefined;
+        if (prev && prev.record.sha256 === sha256) return prev.record;
+        const record: SpoolRecord = { id, ...info, size: bytes.length, sha256, receivedAt: Date.now(), pending: this.queues.destinations() };
+        this.objects.set(id, { record, bytes });
+        this.byUid.set(info.sopInstanceUid, id);
+        this.bytes += bytes.length;
+        for (const d of record.pending) this.queues.enqueue(d, id, { size: bytes.length, receivedAt: record.receivedAt });
+        return record;
+      },
+    };
+  }
+
+  async claim(destination: string, max: number): Promise<Claim[]> {
+    return this.queues
+      .lease(destination, max)
+      .map(({ id, attempts }) => ({ record: structuredClone(this.objects.get(id)!.record), destination, attempts }));
+  }
+
+  async read(id: string): Promise<Readable> {
+    const o = this.objects.get(id);
+    if (!o) throw new PacsEdgeError('SPOOL_NOT_FOUND', `no spooled object ${id}`);
+    if (createHash('sha256').update(o.bytes).digest('hex') !== o.record.sha256) {
+      throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${id} fails its SHA-256 check`);
+    }
+    return Readable.from([o.bytes]);
+  }
+
+  async ack(destination: string, id: string): Promise<void> {
+    this.queues.remove(destination, id);
+    const o = this.objects.get(id);
+    if (!o) return;
+    o.record.pending = o.record.pending.filter((d) => d !== destination);
+    if (o.record.pending.length === 0) {
+      this.objects.delete(id);
+      if (this.byUid.get(o.record.sopInstanceUid) === id) this.byUid.delete(o.record.sopInstanceUid);
+      this.bytes -= o.record.size;
+    }
+  }
+
+  async nack(destination: string, id: string): Promise<void> {
+    this.queues.release(destination, id, true);
+  }
+
+  async deadLetter(destination: string, id: string, reason: string, status?: number): Promise<void> {
+    const o = this.objects.get(id);
+    if (!o) return;
+    this.queues.remove(destination, id);
+    this.queues.addDeadLetters(destination, 1);
+    this.dead.set(`${destination}!${id}`, {
+      id,
+      destination,
+      sopInstanceUid: o.record.sopInstanceUid,
+      sopClassUid: o.record.sopClassUid,
+      reason,
+      status,
+      at: Date.now(),
+    });
+  }
+
+  async listDeadLetters(destination?: string): Promise<DeadLetter[]> {
+    return [...this.dead.values()].filter((d) => !destination || d.destination === destination);
+  }
+
+  async find(sopInstanceUid: string): Promise<SpoolRecord | undefined> {
+    const id = this.byUid.get(sopInstanceUid);
+    return id ? structuredClone(this.objects.get(id)?.record) : undefined;
+  }
+
+  stats(): SpoolStats {
+    return { objects: this.objects.size, bytes: this.bytes, destinations: this.queues.stats(Date.now()) };
+  }
+
+  /** Test hook: flip a byte of a stored object, as bit rot would. */
+  corrupt(id: string): void {
+    const o = this.objects.get(id);
+    if (o) o.bytes.writeUInt8(o.bytes.readUInt8(o.bytes.length - 1) ^ 0xff, o.bytes.length - 1);
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The store-and-forward spool: the one interface every implementation provides, and that the
+ * receive and forward stages depend on. `test/spool/conformance.ts` is the suite every
+ * implementation must pass.
+ *
+ * Durability contract: when {@link ObjectWriter.commit} resolves, the object's bytes and its
+ * index entry are on stable storage (fsynced); only then may the receiver answer Success.
+ */
+import type { Readable } from 'node:stream';
+
+/** Facts about a stored object. UIDs and sizes only: no patient data is ever kept in the index. */
+export interface ObjectInfo {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  transferSyntaxUid: string;
+  studyInstanceUid?: string | undefined;
+  seriesInstanceUid?: string | undefined;
+  callingAeTitle: string;
+  /** Bytes of the Part 10 file (header + data set). */
+  size: number;
+  /** SHA-256 of the whole Part 10 file, hex. */
+  sha256: string;
+  /** Milliseconds since the epoch. */
+  receivedAt: number;
+}
+
+export interface SpoolRecord extends ObjectInfo {
+  /** Spool-internal id: monotonic, so it also orders objects by arrival. */
+  id: string;
+  /** Destinations that still have to confirm this object. */
+  pending: string[];
+}
+
+/** Streams one incoming object into the spool. Not durable until {@link commit} resolves. */
+export interface ObjectWriter {
+  /** Queue bytes; false means "stop reading the socket until 'drain'" (backpressure). */
+  write(chunk: Buffer): boolean;
+  onDrain(fn: () => void): void;
+  /** Bytes accepted so far. */
+  readonly bytes: number;
+  /** Flush, fsync and index; resolves with the durable record. */
+  commit(info: Omit<ObjectInfo, 'size' | 'sha256' | 'receivedAt'>): Promise<SpoolRecord>;
+  /** Drop the partial object; never throws. */
+  abort(): Promise<void>;
+}
+
+export interface Claim {
+  record: SpoolRecord;
+  destination: string;
+  /** Delivery attempts before this one. */
+  attempts: number;
+}
+
+export interface DeadLetter {
+  id: string;
+  destination: string;
+  sopInstanceUid: string;
+  sopClassUid: string;
+  reason: string;
+  status?: number | undefined;
+  at: number;
+}
+
+export interface DestinationStats {
+  name: string;
+  pending: number;
+  pendingBytes: number;
+  deadLetter: number;
+  oldestPendingSeconds: number;
+}
+
+export interface SpoolStats {
+  objects: number;
+  bytes: number;
+  destinations: DestinationStats[];
+}
+
+/** What recovery found when the spool was opened. */
+export interface RecoveryReport {
+  /** Objects indexed and present. */
+  recovered: number;
+  recoveredBytes: number;
+  /** Files without a committed index entry (partial receptions, never acknowledged): removed. */
+  discardedPartials: number;
+  discardedBytes: number;
+  /** Index entries whose file is missing or fails its size/checksum check: acknowledged objects that are lost. */
+  lost: { id: string; sopInstanceUid: string; reason: string }[];
+  /** Queue entries pointing to no object, removed. */
+  danglingQueueEntries: number;
+}
+
+export interface Spool {
+  open(): Promise<RecoveryReport>;
+  close(): Promise<void>;
+
+  /** Start receiving an object. `header` is the Part 10 preamble + File Meta built by the receiver. */
+  begin(header: Buffer): Promise<ObjectWriter>;
+
+  /** Up to `max` objects for a destination, oldest first, not already claimed. */
+  claim(destination: string, max: number): Promise<Claim[]>;
+  /** The object's bytes, after its SHA-256 was checked; rejects when the check fails. */
+  read(id: string): Promise<Readable>;
+  /** The destination has the object; when no destination is left, it is removed. */
+  ack(destination: string, id: string): Promise<void>;
+  /** Delivery failed transiently: the object goes back to the head of the queue. */
+  nack(destination: string, id: string, reason: string): Promise<void>;
+  /** Delivery failed permanently: park it on the destination's dead-letter list. */
+  deadLetter(destination: string, id: string, reason: string, status?: number): Promise<void>;
+  listDeadLetters(destination?: string): Promise<DeadLetter[]>;
+
+  find(sopInstanceUid: string): Promise<SpoolRecord | undefined>;
+  stats(): SpoolStats;
+}

@@ -1,0 +1,45 @@
+import { open } from 'node:fs/promises';
+
+/**
+ * fsync of a directory, shared between concurrent callers.
+ *
+ * Making a new or renamed file's directory entry durable needs an fsync of the directory
+ * (POSIX gives no other guarantee). When several associations commit at once, one fsync
+ * started after a caller's rename covers that caller, so callers that arrive while an fsync
+ * runs wait for the next one together instead of each issuing their own (group commit).
+ */
+export class CoalescedDirSync {
+  private running: Promise<void> | undefined;
+  private next: Promise<void> | undefined;
+
+  constructor(private readonly dir: string) {}
+
+  sync(): Promise<void> {
+    if (!this.running) {
+      this.running = this.run().finally(() => {
+        this.running = undefined;
+      });
+      return this.running;
+    }
+    // An fsync is in flight but may have started before our rename: join the next one.
+    if (!this.next) {
+      const after = this.running;
+      this.next = after
+        .catch(() => undefined)
+        .then(() => {
+          this.next = undefined;
+          return this.sync();
+        });
+    }
+    return this.next;
+  }
+
+  private async run(): Promise<void> {
+    const fh = await open(this.dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+}

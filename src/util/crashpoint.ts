@@ -1,0 +1,16 @@
+/**
+ * Fault injection for the crash tests: `PACS_EDGE_CRASHPOINT=<name>:<n>` makes the process
+ * SIGKILL itself the n-th time execution reaches `crashpoint(<name>)`. This is how the suite
+ * proves the commit order at the exact instants between fsyncs that an external `kill -9`
+ * would only hit by luck. Inert (one string compare) when the variable is not set.
+ */
+const spec = process.env.PACS_EDGE_CRASHPOINT;
+const [target, nth] = spec ? [spec.split(':')[0], Number(spec.split(':')[1] ?? 1)] : [undefined, 0];
+let hits = 0;
+
+export type CrashpointName = 'after-data-fsync' | 'after-rename' | 'after-index' | 'before-response' | 'after-response' | 'mid-data';
+
+export function crashpoint(name: CrashpointName): void {
+  if (name !== target) return;
+  if (++hits >= nth) process.kill(process.pid, 'SIGKILL');
+}

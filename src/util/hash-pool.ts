@@ -1,0 +1,101 @@
+import { Worker } from 'node:worker_threads';
+import { PacsEdgeError } from '../errors.js';
+
+/**
+ * SHA-256 of whole files on worker threads, so verifying a large object (before it is handed
+ * to a forwarder, or at start-up with `spool.verifyOnStart: sha256`) never blocks the event
+ * loop. Each worker reads the file itself: no bytes cross the thread boundary.
+ *
+ * The worker body is plain CommonJS evaluated from a string so that it runs the same under
+ * the compiled build and under the test runner's on-the-fly TypeScript.
+ */
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const buf = Buffer.allocUnsafe(1 << 20);
+parentPort.on('message', ({ id, path }) => {
+  let fd;
+  try {
+    fd = fs.openSync(path, 'r');
+    const h = crypto.createHash('sha256');
+    let size = 0, n;
+    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) { h.update(buf.subarray(0, n)); size += n; }
+    parentPort.postMessage({ id, sha256: h.digest('hex'), size });
+  } catch (e) {
+    parentPort.postMessage({ id, error: String(e && e.message), code: e && e.code });
+  } finally {
+    if (fd !== undefined) try { fs.closeSync(fd); } catch {}
+  }
+});
+`;
+
+interface Job {
+  id: number;
+  path: string;
+  resolve: (r: { sha256: string; size: number }) => void;
+  reject: (e: Error) => void;
+}
+
+export class HashPool {
+  private readonly idle: Worker[] = [];
+  private readonly all: Worker[] = [];
+  private readonly queue: Job[] = [];
+  private readonly running = new Map<Worker, Job>();
+  private seq = 0;
+  private closed = false;
+
+  constructor(private readonly threads: number) {}
+
+  hashFile(path: string): Promise<{ sha256: string; size: number }> {
+    if (this.closed) return Promise.reject(new PacsEdgeError('HASH_POOL_CLOSED', 'hash pool is closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id: ++this.seq, path, resolve, reject });
+      this.pump();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) job.reject(new PacsEdgeError('HASH_POOL_CLOSED', 'hash pool is closed'));
+    await Promise.all(this.all.map((w) => w.terminate()));
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      const worker = this.idle.pop() ?? this.spawn();
+      if (!worker) return;
+      const job = this.queue.shift()!;
+      this.running.set(worker, job);
+      worker.postMessage({ id: job.id, path: job.path });
+    }
+  }
+
+  private spawn(): Worker | undefined {
+    if (this.all.length >= this.threads) return undefined;
+    const w = new Worker(WORKER_SOURCE, { eval: true });
+    w.unref();
+    w.on('message', (m: { id: number; sha256?: string; size?: number; error?: string; code?: string }) => {
+      const job = this.running.get(w);
+      this.running.delete(w);
+      this.idle.push(w);
+      if (job) {
+        if (m.error !== undefined) {
+          const err = new PacsEdgeError('HASH_FAILED', `cannot hash spool file: ${m.error}`, { retryable: false, details: { code: m.code } });
+          (err as { fsCode?: string }).fsCode = m.code;
+          job.reject(err);
+        } else job.resolve({ sha256: m.sha256!, size: m.size! });
+      }
+      this.pump();
+    });
+    w.on('error', (e) => {
+      const job = this.running.get(w);
+      this.running.delete(w);
+      this.all.splice(this.all.indexOf(w), 1);
+      job?.reject(new PacsEdgeError('HASH_FAILED', 'hash worker failed', { cause: e }));
+      this.pump();
+    });
+    this.all.push(w);
+    return w;
+  }
+}

@@ -1,0 +1,141 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { readPart10Header } from '../../src/dicom/file-meta.js';
+import { freePort, run, type RunResult } from './processes.js';
+
+/**
+ * DCMTK as the real peer: `storescu`/`echoscu` are the modality, `storescp` the reference SCP.
+ * `make test` installs Debian's dcmtk when it is missing.
+ */
+export interface StorescuResult extends RunResult {
+  /** Message IDs that got a Success response, in order. storescu numbers messages 1, 2, … per file. */
+  acked: number[];
+  /** Message ID → status text as storescu printed it ("Success", "Refused: OutOfResources" …). */
+  responses: Map<number, string>;
+  /** Message ID → the raw status hex, when storescu printed it. */
+  statuses: Map<number, number>;
+}
+
+export async function storescu(opts: {
+  port: number;
+  files: string[];
+  calledAe?: string;
+  callingAe?: string;
+  extraArgs?: string[];
+  timeoutMs?: number;
+  host?: string;
+}): Promise<StorescuResult> {
+  const args = [
+    '-d', // debug: prints each response's status
+    '-R', // propose only what the files need, in their own transfer syntax
+    '-aet', opts.callingAe ?? 'STORESCU',
+    '-aec', opts.calledAe ?? 'PACS_EDGE',
+    ...(opts.extraArgs ?? []),
+    opts.host ?? '127.0.0.1', String(opts.port),
+    ...opts.files,
+  ];
+  // TCP_NODELAY=1 makes Debian's DCMTK disable Nagle on its side too.
+  const r = await run('storescu', args, { timeoutMs: opts.timeoutMs ?? 120_000, env: { TCP_NODELAY: '1' } });
+  return { ...r, ...parseStorescu(r.stdout + r.stderr) };
+}
+
+/**
+ * Parse `storescu -d` output: "Sending Store Request (MsgID N, …)" then, for its response,
+ * "DIMSE Status : 0xXXXX: text". A message counts as acknowledged when its status is Success
+ * or a warning (0xBxxx): the SCP has then taken responsibility for the object.
+ */
+export function parseStorescu(out: string): { acked: number[]; responses: Map<number, string>; statuses: Map<number, number> } {
+  const responses = new Map<number, string>();
+  const statuses = new Map<number, number>();
+  let current: number | undefined;
+  let awaiting = false;
+  for (const line of out.split('\n')) {
+    const send = /Sending Store Request.*MsgID (\d+)/.exec(line);
+    if (send) {
+      current = Number(send[1]);
+      awaiting = false;
+    }
+    if (/Received Store Response/.test(line)) awaiting = true;
+    const st = /DIMSE Status\s*:\s*0x([0-9a-fA-F]{4})(?::\s*(.*))?/.exec(line);
+    if (st && awaiting && current !== undefined) {
+      statuses.set(current, parseInt(st[1]!, 16));
+      responses.set(current, (st[2] ?? '').trim());
+      awaiting = false;
+    }
+  }
+  const acked = [...statuses.entries()].filter(([, s]) => s === 0 || (s & 0xf000) === 0xb000).map(([id]) => id);
+  return { acked, responses, statuses };
+}
+
+export async function echoscu(port: number, opts: { calledAe?: string; callingAe?: string } = {}): Promise<RunResult> {
+  return run('echoscu', ['-v', '-aet', opts.callingAe ?? 'ECHOSCU', '-aec', opts.calledAe ?? 'PACS_EDGE', '127.0.0.1', String(port)], { timeoutMs: 30_000 });
+}
+
+/** DCMTK storescp in bit-preserving mode: what it writes is exactly what it received. */
+export async function startStorescp(dir: string, aeTitle = 'STORESCP'): Promise<{ port: number; proc: ChildProcess; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const proc = spawn('storescp', ['+B', '-pm', '+xa', '-aet', aeTitle, '-od', dir, '-uf', '-fe', '.dcm', String(port)], {
+    stdio: 'ignore',
+    env: { ...process.env, TCP_NODELAY: '1' },
+  });
+  // Wait until it accepts connections.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const r = await run('echoscu', ['-aec', aeTitle, '127.0.0.1', String(port)], { timeoutMs: 5000 });
+    if (r.code === 0) break;
+    if (Date.now() > deadline) throw new Error('storescp did not start');
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  return {
+    port,
+    proc,
+    stop: async () => {
+      proc.kill('SIGTERM');
+      await new Promise((res) => proc.once('exit', res));
+    },
+  };
+}
+
+/** The data set bytes of a Part 10 file (everything after the File Meta group). */
+export function datasetBytes(file: string | Buffer): Buffer {
+  const buf = typeof file === 'string' ? readFileSync(file) : file;
+  const h = readPart10Header(buf);
+  if (!h) throw new Error('not a Part 10 file');
+  return buf.subarray(h.datasetOffset);
+}
+
+/**
+ * The storescu option that makes it propose a compressed file's own transfer syntax (first,
+ * so it is sent as it is). Without one, storescu proposes only uncompressed syntaxes and
+ * decompresses, or fails where it has no decoder. undefined: uncompressed, storescu's default.
+ */
+const STORESCU_SYNTAX_OPTION: Record<string, string> = {
+  '1.2.840.10008.1.2.1.99': '-xd',
+  '1.2.840.10008.1.2.4.50': '-xy',
+  '1.2.840.10008.1.2.4.51': '-xx',
+  '1.2.840.10008.1.2.4.57': '-xs',
+  '1.2.840.10008.1.2.4.70': '-xs',
+  '1.2.840.10008.1.2.4.80': '-xt',
+  '1.2.840.10008.1.2.4.81': '-xu',
+  '1.2.840.10008.1.2.4.90': '-xv',
+  '1.2.840.10008.1.2.4.91': '-xw',
+  '1.2.840.10008.1.2.4.100': '-xm',
+  '1.2.840.10008.1.2.4.101': '-xh',
+  '1.2.840.10008.1.2.4.102': '-xn',
+  '1.2.840.10008.1.2.4.103': '-xl',
+  '1.2.840.10008.1.2.4.104': '-x2',
+  '1.2.840.10008.1.2.4.105': '-x3',
+  '1.2.840.10008.1.2.4.106': '-xo',
+  '1.2.840.10008.1.2.4.107': '-x4',
+  '1.2.840.10008.1.2.4.108': '-x5',
+  '1.2.840.10008.1.2.5': '-xr',
+};
+const UNCOMPRESSED = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.2']);
+
+/** The storescu option for a file, 'default' for uncompressed, undefined when storescu 3.6.7 cannot propose it. */
+export function storescuOptionFor(file: string): string | 'default' | undefined {
+  const h = readPart10Header(readFileSync(file));
+  if (!h) return undefined;
+  if (UNCOMPRESSED.has(h.transferSyntaxUid)) return 'default';
+  return STORESCU_SYNTAX_OPTION[h.transferSyntaxUid];
+}

@@ -1,0 +1,165 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { stringify } from 'yaml';
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+
+/** A fresh temporary directory under the OS temp dir; removed by the returned cleanup. */
+export function tempDir(prefix = 'pacs-edge-test-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A loopback TCP port nobody listens on right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface LogLine {
+  level: string;
+  msg: string;
+  [k: string]: unknown;
+}
+
+export interface GatewayProcess {
+  port: number;
+  spoolDir: string;
+  configFile: string;
+  proc: ChildProcess;
+  logs: LogLine[];
+  /** Raw stdout+stderr text, for the no-patient-data checks. */
+  output: () => string;
+  waitForLog: (pred: (l: LogLine) => boolean, timeoutMs?: number) => Promise<LogLine>;
+  stop: () => Promise<number | null>;
+  kill: () => Promise<void>;
+  exited: Promise<number | null>;
+}
+
+/** Start the real gateway (`node dist/src/cli/main.js run`) with a generated configuration. */
+export async function startGateway(opts: {
+  dir: string;
+  config?: Record<string, unknown>;
+  receive?: Record<string, unknown>;
+  spool?: Record<string, unknown>;
+  env?: Record<string, string>;
+  port?: number;
+}): Promise<GatewayProcess> {
+  const port = opts.port ?? (await freePort());
+  const spoolDir = path.join(opts.dir, 'spool');
+  const config = {
+    device: { id: 'edge-test' },
+    receive: { aeTitle: 'PACS_EDGE', host: '127.0.0.1', port, callers: [{ aeTitle: '*' }], ...opts.receive },
+    spool: { dir: spoolDir, minFreeBytes: '64MiB', ...opts.spool },
+    forward: [],
+    log: { level: 'debug' },
+    ...opts.config,
+  };
+  const configFile = path.join(opts.dir, `gateway-${port}.yaml`);
+  writeFileSync(configFile, stringify(config));
+  const proc = spawn(process.execPath, [CLI, 'run', '--config', configFile], {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  let raw = '';
+  const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  let buf = '';
+  const onText = (t: string) => {
+    raw += t;
+    buf += t;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        const l = JSON.parse(line) as LogLine;
+        logs.push(l);
+        for (const w of [...waiters]) {
+          if (w.pred(l)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(l);
+          }
+        }
+      } catch {
+        /* non-JSON output (stderr text) is kept in raw */
+      }
+    }
+  };
+  proc.stdout!.setEncoding('utf8').on('data', onText);
+  proc.stderr!.setEncoding('utf8').on('data', onText);
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> => {
+    const found = logs.find(pred);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for a log line; output so far:\n${raw.slice(-3000)}`)), timeoutMs);
+      waiters.push({
+        pred,
+        resolve: (l) => {
+          clearTimeout(t);
+          resolve(l);
+        },
+      });
+      void exited.then(() => {
+        clearTimeout(t);
+        reject(new Error(`gateway exited before the expected log line; output:\n${raw.slice(-3000)}`));
+      });
+    });
+  };
+  await waitForLog((l) => l.msg === 'gateway listening');
+  return {
+    port,
+    spoolDir,
+    configFile,
+    proc,
+    logs,
+    output: () => raw,
+    waitForLog,
+    exited,
+    stop: async () => {
+      if (proc.exitCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+    kill: async () => {
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a command to completion with a hard time limit. */
+export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export function hasCommand(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}

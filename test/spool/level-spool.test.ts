@@ -1,0 +1,139 @@
+import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LevelSpool } from '../../src/spool/level-spool.js';
+import { readSpoolOffline } from '../../src/spool/offline-stats.js';
+import { HashPool } from '../../src/util/hash-pool.js';
+import { tempDir } from '../helpers/processes.js';
+import { put, spoolConformance } from './conformance.js';
+
+const log = pino({ level: 'silent' });
+let pool: HashPool | undefined;
+let tmp: { dir: string; cleanup: () => void } | undefined;
+
+function make(dir: string, destinations: string[], extra: Partial<ConstructorParameters<typeof LevelSpool>[0]> = {}) {
+  pool ??= new HashPool(2);
+  return new LevelSpool({ dir, destinations, minFreeBytes: 0, maxBytes: 0, verifyOnStart: 'size', hashPool: pool, log, ...extra });
+}
+
+spoolConformance({
+  name: 'LevelSpool',
+  durable: true,
+  create: async (destinations, reuse) => {
+    if (!reuse || !tmp) tmp = tempDir();
+    const s = make(tmp.dir, destinations);
+    await s.open();
+    return s;
+  },
+  cleanup: async () => {
+    tmp?.cleanup();
+    tmp = undefined;
+    await pool?.close();
+    pool = undefined;
+  },
+});
+
+describe('LevelSpool recovery', () => {
+  let t: { dir: string; cleanup: () => void };
+  beforeEach(() => {
+    t = tempDir();
+  });
+  afterEach(async () => {
+    t.cleanup();
+    await pool?.close();
+    pool = undefined;
+  });
+
+  const objects = () => path.join(t.dir, 'objects');
+
+  it('discards partial receptions and unindexed files, and reports them', async () => {
+    const s = make(t.dir, ['pacs']);
+    await s.open();
+    const kept = await put(s, '1.1');
+    await s.close();
+    writeFileSync(path.join(objects(), '0000000000000099.part'), Buffer.alloc(1000));
+    writeFileSync(path.join(objects(), '0000000000000098.dcm'), Buffer.alloc(500));
+    const s2 = make(t.dir, ['pacs']);
+    const report = await s2.open();
+    expect(report).toMatchObject({ recovered: 1, discardedPartials: 2, discardedBytes: 1500, lost: [] });
+    expect(readdirSync(objects()).sort()).toEqual([`${kept.id}.dcm`]);
+    // Ids continue past anything seen on disk, so a discarded id is never reused for new data.
+    const next = await put(s2, '1.2');
+    expect(Number(next.id)).toBeGreaterThan(99);
+    await s2.close();
+  });
+
+  it('reports an acknowledged object whose file is missing or truncated as lost, and unqueues it', async () => {
+    const s = make(t.dir, ['pacs']);
+    await s.open();
+    const a = await put(s, '2.1', 'a'.repeat(100));
+    const b = await put(s, '2.2', 'b'.repeat(100));
+    const c = await put(s, '2.3', 'c'.repeat(100));
+    await s.close();
+    truncateSync(path.join(objects(), `${a.id}.dcm`), 10);
+    statSync(path.join(objects(), `${b.id}.dcm`));
+    writeFileSync(path.join(objects(), `${b.id}.dcm`), ''); // emptied
+    const { unlinkSync } = await import('node:fs');
+    unlinkSync(path.join(objects(), `${c.id}.dcm`));
+    const s2 = make(t.dir, ['pacs']);
+    const report = await s2.open();
+    expect(report.recovered).toBe(0);
+    expect(report.lost.map((l) => [l.sopInstanceUid, l.reason])).toEqual([
+      ['2.1', `object file is 10 bytes, expected ${a.size}`],
+      ['2.2', `object file is 0 bytes, expected ${b.size}`],
+      ['2.3', 'object file is missing'],
+    ]);
+    expect(await s2.claim('pacs', 10)).toEqual([]);
+    expect(report.danglingQueueEntries).toBe(3);
+    await s2.close();
+  });
+
+  it('with verifyOnStart sha256, a flipped byte is found at start; read() always checks', async () => {
+    const s = make(t.dir, ['pacs']);
+    await s.open();
+    const a = await put(s, '3.1', 'x'.repeat(4096));
+    const b = await put(s, '3.2', 'y'.repeat(4096));
+    const fileB = path.join(objects(), `${b.id}.dcm`);
+    const bytes = readFileSync(fileB);
+    bytes[bytes.length - 1] ^= 0x01;
+    writeFileSync(fileB, bytes);
+    await expect(s.read(b.id)).rejects.toMatchObject({ code: 'SPOOL_CORRUPT' });
+    await s.close();
+    const s2 = make(t.dir, ['pacs'], { verifyOnStart: 'sha256' });
+    const report = await s2.open();
+    expect(report.recovered).toBe(1);
+    expect(report.lost).toEqual([{ id: b.id, sopInstanceUid: '3.2', reason: 'object file fails its SHA-256 check' }]);
+    expect((await s2.claim('pacs', 10)).map((c) => c.record.id)).toEqual([a.id]);
+    await s2.close();
+  });
+
+  it('refuses new objects below minFreeBytes and at maxBytes with SPOOL_FULL', async () => {
+    const s = make(t.dir, ['pacs'], { minFreeBytes: Number.MAX_SAFE_INTEGER });
+    await s.open();
+    await expect(s.begin(Buffer.alloc(132))).rejects.toMatchObject({ code: 'SPOOL_FULL', retryable: true });
+    await s.close();
+    const s2 = make(t.dir, ['pacs'], { maxBytes: 300 });
+    await s2.open();
+    await put(s2, '4.1', 'z'.repeat(400));
+    await expect(s2.begin(Buffer.alloc(132))).rejects.toMatchObject({ code: 'SPOOL_FULL' });
+    await s2.close();
+  });
+
+  it('offline statistics (used by `status` when no gateway runs) match the live ones', async () => {
+    const s = make(t.dir, ['pacs', 'archive']);
+    await s.open();
+    const a = await put(s, '5.1');
+    await put(s, '5.2');
+    await s.ack('pacs', a.id);
+    await s.deadLetter('archive', a.id, 'rejected', 0xa900);
+    const live = s.stats();
+    await s.close();
+    const offline = await readSpoolOffline(t.dir, ['pacs', 'archive']);
+    expect(offline.objects).toBe(live.objects);
+    expect(offline.bytes).toBe(live.bytes);
+    for (const d of live.destinations) {
+      expect(offline.destinations.find((o) => o.name === d.name)).toMatchObject({ pending: d.pending, pendingBytes: d.pendingBytes, deadLetter: d.deadLetter });
+    }
+  });
+});
