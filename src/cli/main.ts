@@ -69,6 +69,15 @@ async function run(file: string): Promise<number> {
     return 1;
   }
   const log = createLogger({ level: config.log.level, deviceId: config.device.id });
+  // Handlers go in before anything starts: a SIGTERM that arrives while the spool is being
+  // recovered must still mean "stop cleanly", not the default "die".
+  let stopRequested: string | undefined;
+  let onSignal: (signal: string) => void = (signal) => {
+    stopRequested ??= signal;
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+
   let gateway: Gateway;
   try {
     gateway = await Gateway.start(config, log);
@@ -79,7 +88,7 @@ async function run(file: string): Promise<number> {
   }
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string) => {
+    onSignal = (signal: string) => {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'signal received');
@@ -91,8 +100,7 @@ async function run(file: string): Promise<number> {
         },
       );
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    if (stopRequested) onSignal(stopRequested);
   });
 }
 

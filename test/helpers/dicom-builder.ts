@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { buildPart10Header } from '../../src/dicom/file-meta.js';
 
@@ -184,4 +186,17 @@ export function ctFile(opts: { sopInstanceUid?: string; ts?: string; rows?: numb
   const enc = encodingOf(ts);
   const dataset = encodeDataset(ctElements({ sopInstanceUid, ...opts, littleEndian: enc.littleEndian }), enc);
   return { bytes: part10({ sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid, ts, dataset }), sopInstanceUid };
+}
+
+/** Write `count` CT instances of one new study to `dir`; returns their paths and UIDs in order. */
+export function writeStudy(dir: string, count: number, opts: { rows?: number; cols?: number; ts?: string } = {}): { file: string; uid: string }[] {
+  const studyUid = testUid('study');
+  const out: { file: string; uid: string }[] = [];
+  for (let i = 0; i < count; i++) {
+    const f = ctFile({ studyUid, ...opts });
+    const file = path.join(dir, `img${String(i).padStart(4, '0')}.dcm`);
+    writeFileSync(file, f.bytes);
+    out.push({ file, uid: f.sopInstanceUid });
+  }
+  return out;
 }

@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, openSync, readFileSync, closeSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readPart10Header } from '../../src/dicom/file-meta.js';
+import { storescu } from '../helpers/dcmtk.js';
+import { CT_IMAGE_STORAGE, ctElements, encodeDataset, ExplicitLE, part10, testUid, TS_UID } from '../helpers/dicom-builder.js';
+import { startGateway, tempDir } from '../helpers/processes.js';
+
+/**
+ * A 1 GiB multi-frame object (2048 frames of 512×512×16 bit) through the real gateway with
+ * DCMTK storescu. The receive path streams to disk with backpressure, so the gateway's peak
+ * RSS must stay ≤ 200 MB whatever the object's size. Frames come from the corpus CT when the
+ * corpus is there, synthetic otherwise.
+ */
+const FRAMES = 2048;
+const FRAME_BYTES = 512 * 512 * 2;
+
+function frameSource(): Buffer {
+  const corpus = process.env.PACS_EDGE_CORPUS;
+  const ct = corpus ? path.join(corpus, '693_UNCR.dcm') : undefined;
+  if (ct && existsSync(ct)) {
+    const b = readFileSync(ct);
+    return Buffer.from(b.subarray(b.length - FRAME_BYTES)); // the pixel data is the last element
+  }
+  const f = Buffer.alloc(FRAME_BYTES);
+  for (let i = 0; i < f.length; i += 2) f.writeUInt16LE((i * 7) & 0x0fff, i);
+  return f;
+}
+
+async function sha256OfDataset(file: string): Promise<string> {
+  const fd = openSync(file, 'r');
+  const head = Buffer.alloc(4096);
+  const { readSync } = await import('node:fs');
+  readSync(fd, head, 0, head.length, 0);
+  closeSync(fd);
+  const offset = readPart10Header(head)!.datasetOffset;
+  const h = createHash('sha256');
+  for await (const c of createReadStream(file, { start: offset, highWaterMark: 1 << 20 })) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+function vmHwmMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)\s+kB/.exec(status)![1]);
+  return kb / 1024;
+}
+
+describe('receive: a 1 GiB multi-frame object', () => {
+  it('is stored intact with the gateway peak RSS ≤ 200 MB', async () => {
+    const tmp = tempDir();
+    try {
+      const uid = testUid();
+      // Everything but the pixel data through the fixture encoder; the pixel data header by hand.
+      const els = ctElements({ sopInstanceUid: uid, rows: 512, cols: 512, frames: FRAMES }).filter((e) => e.tag !== 0x7fe00010);
+      const head = part10({ sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: uid, ts: TS_UID.explicit, dataset: encodeDataset(els, ExplicitLE) });
+      const pixelHeader = Buffer.alloc(12);
+      pixelHeader.writeUInt16LE(0x7fe0, 0);
+      pixelHeader.writeUInt16LE(0x0010, 2);
+      pixelHeader.write('OW', 4, 'latin1');
+      pixelHeader.writeUInt32LE(FRAMES * FRAME_BYTES, 8);
+      const file = path.join(tmp.dir, 'big.dcm');
+      const fd = openSync(file, 'w');
+      writeSync(fd, Buffer.concat([head, pixelHeader]));
+      const frame = frameSource();
+      for (let i = 0; i < FRAMES; i++) writeSync(fd, frame);
+      closeSync(fd);
+
+      const gw = await startGateway({ dir: tmp.dir, config: { log: { level: 'info' } } });
+      let peak: number;
+      try {
+        const r = await storescu({ port: gw.port, files: [file], timeoutMs: 300_000 });
+        expect(r.acked, r.stdout.slice(-2000)).toEqual([1]);
+        peak = vmHwmMb(gw.proc.pid!);
+      } finally {
+        await gw.stop();
+      }
+      console.log(`1 GiB object: gateway peak RSS ${peak.toFixed(1)} MB`);
+      expect(peak).toBeLessThanOrEqual(200);
+      const stored = (await import('node:fs')).readdirSync(path.join(gw.spoolDir, 'objects')).filter((n) => n.endsWith('.dcm'));
+      expect(stored).toHaveLength(1);
+      expect(await sha256OfDataset(path.join(gw.spoolDir, 'objects', stored[0]!))).toBe(await sha256OfDataset(file));
+    } finally {
+      tmp.cleanup();
+    }
+  }, 600_000);
+});
