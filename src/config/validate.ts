@@ -28,7 +28,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const callers = v.array(receive.callers ?? [], 'receive.callers').map((c, i): CallerConfig => {
     const p = `receive.callers[${i}]`;
     const o = v.object(c, p, ['aeTitle', 'host']);
-    const aeTitle = v.aeTitle(o.aeTitle, `${p}.aeTitle`, { wildcard: true }) ?? '';
+    const aeTitle = v.aeTitle(o.aeTitle, `${p}.aeTitle`, { required: true, wildcard: true }) ?? '';
     const host = v.string(o.host, `${p}.host`);
     return host ? { aeTitle, host } : { aeTitle };
   });

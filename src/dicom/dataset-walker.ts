@@ -147,6 +147,10 @@ export class DatasetWalker {
       });
     };
     this.elementCount++;
+    // The header itself must lie inside its nearest defined-length parent (checkFits only covers
+    // values, and is skipped for undefined lengths and delimiters).
+    const parentEnd = this.stack.findLast((f) => f.end !== undefined)?.end;
+    if (parentEnd !== undefined && this.pos > parentEnd) fail('header runs past its enclosing item or sequence');
 
     if (tag >>> 16 === 0xfffe) {
       const length = le ? h.readUInt32LE(4) : h.readUInt32BE(4);

@@ -1,22 +1,27 @@
 import { createHash, type Hash } from 'node:crypto';
-import { rename, unlink, type FileHandle } from 'node:fs/promises';
+import { unlink, type FileHandle } from 'node:fs/promises';
 import { crashpoint } from '../util/crashpoint.js';
 
 /**
- * Writes one incoming object to `<id>.part`, hashing as the bytes arrive, then makes it durable
- * as `<id>.dcm` (fsync file, rename, fsync directory).
+ * Writes one incoming object straight to its final name `<id>.dcm`, hashing as the bytes
+ * arrive, then makes it durable: fsync of the file and of its directory, in parallel (they
+ * are independent, and on a journalling file system both usually ride the same commit).
+ * Until the spool indexes it, the file does not count: recovery deletes any `.dcm` without an
+ * index entry, so no rename step is needed (measured: rename + a second directory sync cost
+ * ~0.7 ms per object on the critical path before Success).
  *
- * Bytes are gathered into writes of about {@link FLUSH_BYTES} (one `writev` of the socket's
- * slices, no copy) so a 512 KB image costs one write; at most {@link HIGH_WATER} bytes wait in
- * memory, above which `write()` returns false and the receiver pauses the socket. Memory per
- * association is therefore bounded whatever the object's size.
+ * Bytes are written while the rest of the object is still arriving — whenever no write is in
+ * flight and at least {@link FLUSH_BYTES} wait, all waiting slices go in one `writev` (no copy)
+ * — so at the last fragment little is left to write before the fsync. At most
+ * {@link HIGH_WATER} bytes wait in memory; above that `write()` returns false and the receiver
+ * pauses the socket. Memory per association is therefore bounded whatever the object's size.
  *
  * Hashing runs on the event loop, slice by slice as bytes arrive (each ≤ one PDV, tens of
  * microseconds with OpenSSL's SHA-256): moving it to a worker would need a copy of every slice,
  * which costs about as much as the hash itself. Whole-file hashing (verification) uses
  * {@link HashPool} instead.
  */
-export const FLUSH_BYTES = 1024 * 1024;
+export const FLUSH_BYTES = 64 * 1024;
 export const HIGH_WATER = 4 * 1024 * 1024;
 
 export class FileObjectWriter {
@@ -33,8 +38,7 @@ export class FileObjectWriter {
 
   constructor(
     private readonly fh: FileHandle,
-    readonly partPath: string,
-    readonly finalPath: string,
+    readonly path: string,
     header: Buffer,
   ) {
     this.push(header);
@@ -58,7 +62,7 @@ export class FileObjectWriter {
     this.drainFns.push(fn);
   }
 
-  /** Flush, fsync, rename into place. Returns the size and SHA-256 of the whole file. */
+  /** Flush, then fsync file and directory. Returns the size and SHA-256 of the whole file. */
   async finish(syncDir: () => Promise<void>): Promise<{ size: number; sha256: string }> {
     this.finished = true;
     while (this.writing || this.pendingBytes > 0) {
@@ -66,12 +70,10 @@ export class FileObjectWriter {
       else this.flush();
     }
     if (this.error) throw this.error;
-    await this.fh.sync();
+    await Promise.all([this.fh.sync(), syncDir()]);
     crashpoint('after-data-fsync');
-    await this.fh.close();
-    await rename(this.partPath, this.finalPath);
-    await syncDir();
-    crashpoint('after-rename');
+    // Durable now; closing is not on the path to Success.
+    this.fh.close().catch(() => undefined);
     return { size: this.total, sha256: this.hash.digest('hex') };
   }
 
@@ -85,7 +87,7 @@ export class FileObjectWriter {
       /* the partial file is going away */
     }
     await this.fh.close().catch(() => undefined);
-    await unlink(this.partPath).catch(() => undefined);
+    await unlink(this.path).catch(() => undefined);
   }
 
   private push(chunk: Buffer): void {
@@ -100,7 +102,11 @@ export class FileObjectWriter {
     const n = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
+    const first = this.position === 0;
     this.writing = this.writeAll(bufs, n)
+      .then(() => {
+        if (first) crashpoint('after-first-write');
+      })
       .catch((err: unknown) => {
         this.error ??= err;
       })

@@ -19,11 +19,12 @@ import type { Claim, DeadLetter, ObjectInfo, ObjectWriter, RecoveryReport, Spool
  * destination; each object is a Part 10 file under `<dir>/objects/`.
  *
  * Commit order, which is what makes `kill -9` and power loss safe:
- *   1. bytes written to `objects/<id>.part`, fsync;
- *   2. rename to `objects/<id>.dcm`, fsync of the directory;
+ *   1. bytes written to `objects/<id>.dcm` as they arrive;
+ *   2. fsync of the file and of the directory (its new entry);
  *   3. one LevelDB batch (record + queue entries + UID index) written with `sync: true`.
  * Only after 3 does the receiver answer Success. A crash before 3 leaves a file with no index
  * entry, which recovery deletes (the modality never got Success, so it still owns the object).
+ * (`.part` files are from earlier versions and are deleted the same way.)
  *
  * Key layout (destination names are restricted to [A-Za-z0-9_.-], so "!" separates safely):
  *   o!<id>            sealed record (see record-codec.ts)
@@ -72,9 +73,9 @@ export class LevelSpool implements Spool {
   async begin(header: Buffer): Promise<ObjectWriter> {
     await this.guard.check(this.objectBytes);
     const id = formatId(this.nextId++);
-    const partPath = path.join(this.objectsDir, `${id}.part`);
-    const fh = await open(partPath, 'wx');
-    const file = new FileObjectWriter(fh, partPath, path.join(this.objectsDir, `${id}.dcm`), header);
+    const filePath = this.filePath(id);
+    const fh = await open(filePath, 'wx');
+    const file = new FileObjectWriter(fh, filePath, header);
     return {
       write: (chunk) => file.write(chunk),
       onDrain: (fn) => file.onDrain(fn),
@@ -83,16 +84,18 @@ export class LevelSpool implements Spool {
       },
       abort: () => file.abort(),
       commit: async (info) => {
+        // The duplicate lookup runs while the fsyncs do: it is off the critical path.
+        const previous = this.db.get(`u!${info.sopInstanceUid}`);
+        previous.catch(() => undefined);
         const { size, sha256 } = await file.finish(() => this.dirSync.sync());
         this.guard.wrote(size);
-        return this.index(id, { ...info, size, sha256, receivedAt: Date.now() });
+        return this.index(id, { ...info, size, sha256, receivedAt: Date.now() }, await previous);
       },
     };
   }
 
   /** Step 3 of the commit: one synced batch. Identical re-sends are folded into the existing record. */
-  private async index(id: string, info: ObjectInfo): Promise<SpoolRecord> {
-    const previousId = await this.db.get(`u!${info.sopInstanceUid}`);
+  private async index(id: string, info: ObjectInfo, previousId: string | undefined): Promise<SpoolRecord> {
     if (previousId !== undefined) {
       const prev = await this.getRecord(previousId);
       if (prev && prev.sha256 === info.sha256) {
@@ -279,7 +282,7 @@ export class LevelSpool implements Spool {
       }
     }
 
-    // .dcm files with no index entry: renamed but never indexed, so never acknowledged.
+    // .dcm files with no index entry: written (maybe fully) but never indexed, so never acknowledged.
     for (const [id, size] of files) {
       await unlink(this.filePath(id)).catch(() => undefined);
       report.discardedPartials++;

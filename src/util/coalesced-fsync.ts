@@ -3,9 +3,9 @@ import { open } from 'node:fs/promises';
 /**
  * fsync of a directory, shared between concurrent callers.
  *
- * Making a new or renamed file's directory entry durable needs an fsync of the directory
+ * Making a new file's directory entry durable needs an fsync of the directory
  * (POSIX gives no other guarantee). When several associations commit at once, one fsync
- * started after a caller's rename covers that caller, so callers that arrive while an fsync
+ * started after a caller created its file covers that caller, so callers that arrive while an fsync
  * runs wait for the next one together instead of each issuing their own (group commit).
  */
 export class CoalescedDirSync {
@@ -21,7 +21,7 @@ export class CoalescedDirSync {
       });
       return this.running;
     }
-    // An fsync is in flight but may have started before our rename: join the next one.
+    // An fsync is in flight but may have started before our file existed: join the next one.
     if (!this.next) {
       const after = this.running;
       this.next = after

@@ -22,8 +22,8 @@ type Point = { name: string; crashpoint?: string; killAfterMs?: number };
 
 const POINTS: Point[] = [
   { name: 'mid-data of object 37', crashpoint: 'mid-data:37' },
-  { name: 'after the data fsync of object 53', crashpoint: 'after-data-fsync:53' },
-  { name: 'after rename + directory fsync of object 71', crashpoint: 'after-rename:71' },
+  { name: 'after the file + directory fsync of object 53', crashpoint: 'after-data-fsync:53' },
+  { name: 'after the first data write of object 71 hits the file', crashpoint: 'after-first-write:71' },
   { name: 'after the index commit of object 89', crashpoint: 'after-index:89' },
   { name: 'just before the C-STORE-RSP of object 107', crashpoint: 'before-response:107' },
   { name: 'just after the C-STORE-RSP of object 131', crashpoint: 'after-response:131' },
