@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CommandField, decodeCommand, encodeCommand, encodeResponse, NO_DATA_SET } from '../../src/dicom/command.js';
 import { Status } from '../../src/dicom/status.js';
 import { Tag } from '../../src/dicom/tags.js';
-import { DicomParseError } from '../../src/errors.js';
+import { parseError } from '../helpers/expect-error.js';
 
 /** Walk an Implicit VR LE command set independently of decodeCommand: [tag, value][] in order. */
 function rawElements(buf: Buffer): { tag: number; value: Buffer; offset: number }[] {
@@ -18,15 +18,6 @@ function rawElements(buf: Buffer): { tag: number; value: Buffer; offset: number 
   return out;
 }
 
-function catchError(fn: () => unknown): DicomParseError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DicomParseError);
-    return e as DicomParseError;
-  }
-  return expect.fail('expected a DicomParseError');
-}
 
 const CT = '1.2.840.10008.5.1.4.1.1.2'; // 25 chars: odd, needs padding
 const INSTANCE = '1.2.826.0.1.3680043.2.1125.99'; // 29 chars: odd
@@ -205,7 +196,7 @@ describe('decodeCommand errors', () => {
       if (boundaries.has(cut)) {
         expect(() => decodeCommand(part), `cut ${cut}`).not.toThrow();
       } else {
-        const err = catchError(() => decodeCommand(part));
+        const err = parseError(() => decodeCommand(part));
         expect(err.code, `cut ${cut}`).toBe('COMMAND_TRUNCATED');
         expect(err.retryable).toBe(false);
       }
@@ -215,25 +206,25 @@ describe('decodeCommand errors', () => {
   it('rejects an element whose length runs past the end', () => {
     const b = Buffer.from(el(Tag.AffectedSopInstanceUid, Buffer.from('1.2.3.4', 'latin1')));
     b.writeUInt32LE(100, 4);
-    const err = catchError(() => decodeCommand(b));
+    const err = parseError(() => decodeCommand(b));
     expect(err.code).toBe('COMMAND_TRUNCATED');
     expect(err.message).toContain('(0000,1000)');
   });
 
   it('rejects an element of a group other than 0000 with COMMAND_MALFORMED', () => {
     const b = Buffer.concat([good, el(0x00080018, Buffer.from('1.2', 'latin1'))]);
-    const err = catchError(() => decodeCommand(b));
+    const err = parseError(() => decodeCommand(b));
     expect(err.code).toBe('COMMAND_MALFORMED');
     expect(err.message).toContain('(0008,0018)');
     // A data set accidentally sent on the command context (group 0002 / 0008) is refused even first.
-    const err2 = catchError(() => decodeCommand(el(0x00020010, Buffer.from('1.2.840.10008.1.2\0', 'latin1'))));
+    const err2 = parseError(() => decodeCommand(el(0x00020010, Buffer.from('1.2.840.10008.1.2\0', 'latin1'))));
     expect(err2.code).toBe('COMMAND_MALFORMED');
   });
 
   it('rejects an Explicit VR encoded command (VR bytes read as a huge length / bad group)', () => {
     // (0000,0100) US 2 in Explicit VR LE: 00 00 00 01 'U' 'S' 02 00 01 00
     const explicit = Buffer.from([0x00, 0x00, 0x00, 0x01, 0x55, 0x53, 0x02, 0x00, 0x01, 0x00]);
-    const err = catchError(() => decodeCommand(explicit));
+    const err = parseError(() => decodeCommand(explicit));
     expect(err.code).toBe('COMMAND_TRUNCATED');
   });
 });

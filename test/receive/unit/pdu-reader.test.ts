@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { DicomParseError } from '../../../src/errors.js';
 import { type PduHandler, PduReader } from '../../../src/receive/pdu-reader.js';
 import { encodeReleaseRq } from '../../../src/receive/pdu.js';
 import { associateRqPdu, pdu, pDataPdu, pdv } from '../../helpers/pdu-builder.js';
+import { parseError } from '../../helpers/expect-error.js';
 
 type Event =
   | { e: 'pdu'; type: number; body: string }
@@ -39,15 +39,6 @@ function reader(limits = LIMITS) {
   return { ...r, reader: new PduReader(r.handler, limits) };
 }
 
-function parseError(fn: () => unknown): DicomParseError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DicomParseError);
-    return e as DicomParseError;
-  }
-  return expect.fail('expected a DicomParseError');
-}
 
 const bytes = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff));
 

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { DicomParseError } from '../../../src/errors.js';
 import { PduReader } from '../../../src/receive/pdu-reader.js';
 import {
   Abort,
@@ -15,6 +14,7 @@ import {
   Reject,
 } from '../../../src/receive/pdu.js';
 import { aeField, APP_CONTEXT, associateRqBody, associateRqPdu, parseItems, pduItem } from '../../helpers/pdu-builder.js';
+import { parseError } from '../../helpers/expect-error.js';
 
 const CT = '1.2.840.10008.5.1.4.1.1.2';
 const MR = '1.2.840.10008.5.1.4.1.1.4';
@@ -23,15 +23,6 @@ const IMPLICIT = '1.2.840.10008.1.2';
 const EXPLICIT = '1.2.840.10008.1.2.1';
 const JPEG_LS = '1.2.840.10008.1.2.4.80';
 
-function parseError(fn: () => unknown): DicomParseError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DicomParseError);
-    return e as DicomParseError;
-  }
-  return expect.fail('expected a DicomParseError');
-}
 
 describe('the hand-built A-ASSOCIATE-RQ follows PS3.8 §9.3.2', () => {
   it('has the fixed layout the decoder expects', () => {
