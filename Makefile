@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 CONFIG ?= firmware-config/dev.yaml
 
-.PHONY: help install build run test test-unit deps deps-bench bench chaos check-config clean
+.PHONY: help install build typecheck run test test-unit deps deps-bench bench chaos check-config clean
 
 help:
 	@echo "make run     install, build and start the gateway on $(CONFIG) (local spool, no server needed)"
@@ -39,6 +39,7 @@ deps-bench: deps
 	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends orthanc >/dev/null; }
 
 test: deps build
+	npx tsc -p tsconfig.test.json
 	npx vitest run
 
 test-unit: build

@@ -96,7 +96,7 @@ describe('LevelSpool recovery', () => {
     const b = await put(s, '3.2', 'y'.repeat(4096));
     const fileB = path.join(objects(), `${b.id}.dcm`);
     const bytes = readFileSync(fileB);
-    bytes[bytes.length - 1] ^= 0x01;
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0x01, bytes.length - 1);
     writeFileSync(fileB, bytes);
     await expect(s.read(b.id)).rejects.toMatchObject({ code: 'SPOOL_CORRUPT' });
     await s.close();
