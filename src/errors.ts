@@ -65,8 +65,14 @@ export class SpoolFullError extends PacsEdgeError {
   }
 }
 
-/** True for Node system errors that mean the disk is full or over quota. */
+/**
+ * True for errors that mean the disk is full or over quota: Node system errors (ENOSPC,
+ * EDQUOT), and LevelDB's, which arrive wrapped with the OS message as text in a cause.
+ */
 export function isDiskFull(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'ENOSPC' || code === 'EDQUOT';
+  for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | null | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return true;
+    if (typeof e.message === 'string' && /No space left on device|Disk quota exceeded/i.test(e.message)) return true;
+  }
+  return false;
 }

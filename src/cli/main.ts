@@ -82,7 +82,8 @@ async function run(file: string): Promise<number> {
   try {
     gateway = await Gateway.start(config, log);
   } catch (err) {
-    log.fatal({ err: (err as Error).message, code: (err as NodeJS.ErrnoException).code }, 'gateway failed to start');
+    const e = err as NodeJS.ErrnoException & { cause?: { message?: string } };
+    log.fatal({ err: e.message, code: e.code, cause: e.cause?.message }, 'gateway failed to start');
     await new Promise((r) => setTimeout(r, 50));
     return 1;
   }

@@ -42,11 +42,15 @@ function readLayered(file: string, seen: Set<string>): Record<string, unknown> {
   return merge(base, rest);
 }
 
-/** Deep merge of mappings; lists and scalars of `over` replace those of `base`. */
+/**
+ * Deep merge of mappings; lists and scalars of `over` replace those of `base`. An empty value
+ * (a bare `workers:` in YAML is null) keeps the profile's section instead of erasing it.
+ */
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
+    if (v === null && b !== undefined) continue;
     out[k] = isMap(b) && isMap(v) ? merge(b, v) : v;
   }
   return out;

@@ -5,7 +5,7 @@
 export interface CallerConfig {
   /** Calling AE title allowed to associate; "*" accepts any (development only). */
   aeTitle: string;
-  /** When set, the caller must also come from this address (IP literal or host name). */
+  /** When set, the caller must also come from this address (an IPv4 or IPv6 literal). */
   host?: string | undefined;
 }
 

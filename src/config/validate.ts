@@ -1,4 +1,6 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
+import { transferSyntax } from '../dicom/transfer-syntaxes.js';
 import { isValidUid } from '../dicom/uids.js';
 import { ConfigError } from '../errors.js';
 import type { CallerConfig, ForwardConfig, GatewayConfig } from './types.js';
@@ -30,6 +32,8 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
     const o = v.object(c, p, ['aeTitle', 'host']);
     const aeTitle = v.aeTitle(o.aeTitle, `${p}.aeTitle`, { required: true, wildcard: true }) ?? '';
     const host = v.string(o.host, `${p}.host`);
+    // Compared with the peer's address as is: a host name would never match (no DNS lookups on the receive path).
+    if (host && isIP(host) === 0) v.problem(`${p}.host`, `"${host}" is not an IP address (host names are not resolved)`);
     return host ? { aeTitle, host } : { aeTitle };
   });
 
@@ -60,6 +64,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
     transferSyntaxes = v.array(ts, 'receive.transferSyntaxes').map((u, i) => {
       const s = v.string(u, `receive.transferSyntaxes[${i}]`, { required: true }) ?? '';
       if (s && !isValidUid(s)) v.problem(`receive.transferSyntaxes[${i}]`, `"${s}" is not a UID`);
+      else if (s && !transferSyntax(s)) v.problem(`receive.transferSyntaxes[${i}]`, `"${s}" is not a transfer syntax this gateway knows`);
       return s;
     });
   }

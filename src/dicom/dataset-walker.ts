@@ -23,7 +23,9 @@ export interface DatasetIdentity {
 }
 
 /** Explicit-VR VRs whose header has 2 reserved bytes and a 32-bit length. @see PS3.5 Table 7.1-1 */
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+const LONG_VRS = ['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV'];
+/** The same VRs as two-byte codes, so the hot path compares numbers, not strings. */
+const LONG_VR_CODES = new Set(LONG_VRS.map((v) => (v.charCodeAt(0) << 8) | v.charCodeAt(1)));
 const SHORT_VRS = new Set([
   'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US',
 ]);
@@ -58,8 +60,13 @@ export class DatasetWalker {
   private readonly stack: Frame[] = [];
   private readonly identity: DatasetIdentity = {};
   private elementCount = 0;
+  private implicit: boolean;
+  private le: boolean;
 
-  constructor(private readonly encoding: { explicitVr: boolean; littleEndian: boolean }) {}
+  constructor(private readonly encoding: { explicitVr: boolean; littleEndian: boolean }) {
+    this.implicit = !encoding.explicitVr;
+    this.le = this.implicit ? true : encoding.littleEndian;
+  }
 
   get bytes(): number {
     return this.pos;
@@ -116,13 +123,22 @@ export class DatasetWalker {
     return { ...this.identity };
   }
 
-  private get implicit(): boolean {
+  /** Recompute the encoding of the current level (called whenever the stack changes). */
+  private modeChanged(): void {
     const top = this.stack[this.stack.length - 1];
-    return top ? top.implicit : !this.encoding.explicitVr;
-  }
-  private get le(): boolean {
+    this.implicit = top ? top.implicit : !this.encoding.explicitVr;
     // Implicit VR inside UN is always little endian.
-    return this.implicit ? true : this.encoding.littleEndian;
+    this.le = this.implicit ? true : this.encoding.littleEndian;
+  }
+
+  private push(frame: Frame): void {
+    this.stack.push(frame);
+    this.modeChanged();
+  }
+
+  private pop(): void {
+    this.stack.pop();
+    this.modeChanged();
   }
 
   /** Bytes of the current header, as far as the bytes read so far tell. */
@@ -131,8 +147,7 @@ export class DatasetWalker {
     const group = this.le ? this.head.readUInt16LE(0) : this.head.readUInt16BE(0);
     if (group === 0xfffe || this.implicit) return 8;
     if (this.headFill < 6) return 6;
-    const vr = this.head.toString('latin1', 4, 6);
-    return LONG_VRS.has(vr) ? 12 : 8;
+    return LONG_VR_CODES.has((this.head[4]! << 8) | this.head[5]!) ? 12 : 8;
   }
 
   private onHeader(headerLength: number): void {
@@ -161,16 +176,16 @@ export class DatasetWalker {
           this.beginValue(length, undefined, fail);
         } else {
           this.checkFits(length, fail);
-          this.stack.push({ kind: 'item', end: length === UNDEFINED ? undefined : this.pos + length, implicit: top!.implicit });
+          this.push({ kind: 'item', end: length === UNDEFINED ? undefined : this.pos + length, implicit: top!.implicit });
           this.popFinished();
         }
       } else if (tag === Tag.ItemDelimitationItem) {
         if (!top || top.kind !== 'item' || top.end !== undefined) fail('item delimiter without an open undefined-length item');
-        this.stack.pop();
+        this.pop();
         this.popFinished();
       } else if (tag === Tag.SequenceDelimitationItem) {
         if (!top || top.kind === 'item' || top.end !== undefined) fail('sequence delimiter without an open undefined-length sequence');
-        this.stack.pop();
+        this.pop();
         this.popFinished();
       } else {
         fail('unknown delimitation tag');
@@ -192,9 +207,9 @@ export class DatasetWalker {
 
     if (length === UNDEFINED) {
       if (tag === Tag.PixelData && vr !== 'SQ' && vr !== 'UN') {
-        this.stack.push({ kind: 'fragments', end: undefined, implicit: this.implicit });
+        this.push({ kind: 'fragments', end: undefined, implicit: this.implicit });
       } else if (vr === undefined || vr === 'SQ' || vr === 'UN') {
-        this.stack.push({ kind: 'sequence', end: undefined, implicit: vr === 'UN' ? true : this.implicit });
+        this.push({ kind: 'sequence', end: undefined, implicit: vr === 'UN' ? true : this.implicit });
       } else {
         fail(`undefined length on VR ${vr}`);
       }
@@ -202,7 +217,7 @@ export class DatasetWalker {
     }
     if (vr === 'SQ') {
       this.checkFits(length, fail);
-      this.stack.push({ kind: 'sequence', end: this.pos + length, implicit: this.implicit });
+      this.push({ kind: 'sequence', end: this.pos + length, implicit: this.implicit });
       this.popFinished();
       return;
     }
@@ -249,7 +264,7 @@ export class DatasetWalker {
     for (;;) {
       const top = this.stack[this.stack.length - 1];
       if (!top || top.end === undefined || this.pos < top.end) return;
-      this.stack.pop();
+      this.pop();
     }
   }
 }

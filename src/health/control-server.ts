@@ -1,4 +1,4 @@
-import { unlink } from 'node:fs/promises';
+import { chmod, unlink } from 'node:fs/promises';
 import http from 'node:http';
 import type { Logger } from '../log.js';
 
@@ -40,6 +40,8 @@ export class ControlServer {
       this.server.once('error', reject);
       this.server.listen({ path: this.socketPath, readableAll: false, writableAll: false }, () => resolve());
     });
+    // Owner and group (operators in the service's group) may ask; nobody else.
+    await chmod(this.socketPath, 0o660);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { GatewayConfig } from '../config/types.js';
 import { CommandField, decodeCommand, encodeResponse } from '../dicom/command.js';
+import { VERIFICATION_SOP_CLASS } from '../dicom/sop-classes.js';
 import { category, describe, hex4, Status } from '../dicom/status.js';
 import { transferSyntax } from '../dicom/transfer-syntaxes.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../dicom/uids.js';
@@ -237,6 +238,7 @@ export class Association implements PduHandler {
     if (!cmd.hasDataSet) refusal = { status: Status.MissingAttribute.code, comment: 'C-STORE-RQ without a data set' };
     else if (!sopInstanceUid || !sopClassUid) refusal = { status: Status.MissingAttribute.code, comment: 'C-STORE-RQ without Affected SOP Class/Instance UID' };
     else if (sopClassUid !== ctx.abstractSyntax) refusal = { status: Status.SopClassNotSupported.code, comment: 'SOP Class differs from the presentation context' };
+    else if (sopClassUid === VERIFICATION_SOP_CLASS) refusal = { status: Status.SopClassNotSupported.code, comment: 'Verification is not a storage SOP Class' };
     if (refusal) {
       if (cmd.hasDataSet) this.expectDataSet(ctxId, undefined, refusal, respond);
       else {

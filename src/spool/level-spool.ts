@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Level } from 'level';
@@ -7,6 +7,7 @@ import { PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CoalescedDirSync } from '../util/coalesced-fsync.js';
 import { crashpoint } from '../util/crashpoint.js';
+import { openFd } from '../util/fd.js';
 import type { HashPool } from '../util/hash-pool.js';
 import { DiskGuard } from './disk-guard.js';
 import { FileObjectWriter } from './file-writer.js';
@@ -67,6 +68,7 @@ export class LevelSpool implements Spool {
   }
 
   async close(): Promise<void> {
+    this.dirSync.close();
     await this.db.close();
   }
 
@@ -74,8 +76,8 @@ export class LevelSpool implements Spool {
     await this.guard.check(this.objectBytes);
     const id = formatId(this.nextId++);
     const filePath = this.filePath(id);
-    const fh = await open(filePath, 'wx');
-    const file = new FileObjectWriter(fh, filePath, header);
+    const fd = await openFd(filePath, 'wx');
+    const file = new FileObjectWriter(fd, filePath, header);
     return {
       write: (chunk) => file.write(chunk),
       onDrain: (fn) => file.onDrain(fn),
@@ -87,7 +89,7 @@ export class LevelSpool implements Spool {
         // The duplicate lookup runs while the fsyncs do: it is off the critical path.
         const previous = this.db.get(`u!${info.sopInstanceUid}`);
         previous.catch(() => undefined);
-        const { size, sha256 } = await file.finish(() => this.dirSync.sync());
+        const { size, sha256 } = await file.finish(() => this.dirSync.sync(), (p) => this.opts.hashPool.hashFile(p));
         this.guard.wrote(size);
         return this.index(id, { ...info, size, sha256, receivedAt: Date.now() }, await previous);
       },
@@ -107,7 +109,7 @@ export class LevelSpool implements Spool {
       if (prev) {
         this.opts.log.warn(
           { sopInstanceUid: info.sopInstanceUid, previousId: prev.id, id, previousSha256: prev.sha256.slice(0, 16), sha256: info.sha256.slice(0, 16) },
-          'a different object arrived under an already received SOP Instance UID; both are kept and forwarded in order',
+          'a different object arrived under an already received SOP Instance UID; both are kept, in arrival order',
         );
       }
     }
@@ -252,34 +254,47 @@ export class LevelSpool implements Spool {
     const destinations = new Set(this.opts.destinations);
     const live = new Set<string>();
     const deletes: string[] = [];
+    const quarantine: string[] = [];
+    const lose = (id: string, sopInstanceUid: string | undefined, reason: string) => {
+      report.lost.push({ id, sopInstanceUid: sopInstanceUid ?? '(unknown)', reason });
+      quarantine.push(id);
+      this.opts.log.error({ id, sopInstanceUid, reason }, 'acknowledged object lost from the spool');
+      deletes.push(`o!${id}`);
+    };
+    const keep = (id: string, record: SpoolRecord) => {
+      live.add(id);
+      report.recovered++;
+      report.recoveredBytes += record.size;
+      this.objectCount++;
+      this.objectBytes += record.size;
+      for (const d of record.pending) destinations.add(d);
+    };
+    // With verifyOnStart: sha256 every file is hashed on the worker pool, all threads at once.
+    const hashing: { id: string; record: SpoolRecord; hash: Promise<{ sha256: string }> }[] = [];
     for await (const [key, raw] of this.db.iterator({ gte: 'o!', lt: 'o!\xff' })) {
       const id = key.slice(2);
       maxId = Math.max(maxId, Number(id));
       const record = openRecord(raw);
       const size = files.get(id);
-      let lostReason: string | undefined;
-      if (!record) lostReason = 'index record fails its checksum';
-      else if (size === undefined) lostReason = 'object file is missing';
-      else if (size !== record.size) lostReason = `object file is ${size} bytes, expected ${record.size}`;
-      else if (this.opts.verifyOnStart === 'sha256') {
-        const h = await this.opts.hashPool.hashFile(this.filePath(id));
-        if (h.sha256 !== record.sha256) lostReason = 'object file fails its SHA-256 check';
-      }
-      if (lostReason) {
-        report.lost.push({ id, sopInstanceUid: record?.sopInstanceUid ?? '(unknown)', reason: lostReason });
-        this.opts.log.error({ id, sopInstanceUid: record?.sopInstanceUid, reason: lostReason }, 'acknowledged object lost from the spool');
-        deletes.push(`o!${id}`);
-        continue;
-      }
       files.delete(id);
-      live.add(id);
-      report.recovered++;
-      report.recoveredBytes += record!.size;
-      this.objectCount++;
-      this.objectBytes += record!.size;
-      for (const d of record!.pending) {
-        destinations.add(d);
-      }
+      if (!record) lose(id, undefined, 'index record fails its checksum');
+      else if (size === undefined) lose(id, record.sopInstanceUid, 'object file is missing');
+      else if (size !== record.size) lose(id, record.sopInstanceUid, `object file is ${size} bytes, expected ${record.size}`);
+      else if (this.opts.verifyOnStart === 'sha256') {
+        const hash = this.opts.hashPool.hashFile(this.filePath(id));
+        hash.catch(() => undefined);
+        hashing.push({ id, record, hash });
+      } else keep(id, record);
+    }
+    for (const h of hashing) {
+      const sha = await h.hash.then((r) => r.sha256, () => undefined);
+      if (sha === h.record.sha256) keep(h.id, h.record);
+      else lose(h.id, h.record.sopInstanceUid, 'object file fails its SHA-256 check');
+    }
+    // What is left of a lost object goes to lost/ for inspection, out of the queues' way.
+    if (quarantine.length) await mkdir(path.join(this.opts.dir, 'lost'), { recursive: true });
+    for (const id of quarantine) {
+      await rename(this.filePath(id), path.join(this.opts.dir, 'lost', `${id}.dcm`)).catch(() => undefined);
     }
 
     // .dcm files with no index entry: written (maybe fully) but never indexed, so never acknowledged.

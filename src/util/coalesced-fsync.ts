@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { closeSync, fsync, openSync } from 'node:fs';
 
 /**
  * fsync of a directory, shared between concurrent callers.
@@ -12,7 +12,15 @@ export class CoalescedDirSync {
   private running: Promise<void> | undefined;
   private next: Promise<void> | undefined;
 
+  /** The directory stays open for the spool's lifetime: no open/close per object. */
+  private fd: number | undefined;
+
   constructor(private readonly dir: string) {}
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
 
   sync(): Promise<void> {
     if (!this.running) {
@@ -34,12 +42,9 @@ export class CoalescedDirSync {
     return this.next;
   }
 
-  private async run(): Promise<void> {
-    const fh = await open(this.dir, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+  private run(): Promise<void> {
+    this.fd ??= openSync(this.dir, 'r');
+    const fd = this.fd;
+    return new Promise((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
   }
 }

@@ -211,6 +211,18 @@ describe('validation errors name their path and are all reported at once', () =>
     expect(problems).toEqual(['receive.callers[1].aeTitle: required']);
   });
 
+  it('a caller host must be an IP address: host names are never resolved, so they could never match', () => {
+    const problems = problemsOf(() => validate(doc({ receive: { aeTitle: 'PACS_EDGE', callers: [{ aeTitle: 'CT01', host: 'ct01.hospital.local' }, { aeTitle: 'CT02', host: '::1' }] } })));
+    expect(problems).toEqual(['receive.callers[0].host: "ct01.hospital.local" is not an IP address (host names are not resolved)']);
+  });
+
+  it('receive.transferSyntaxes must name syntaxes the gateway knows', () => {
+    const problems = problemsOf(() =>
+      validate(doc({ receive: { aeTitle: 'PACS_EDGE', callers: [{ aeTitle: 'CT01' }], transferSyntaxes: ['1.2.840.10008.1.2.1', '1.2.3.4.5'] } })),
+    );
+    expect(problems).toEqual(['receive.transferSyntaxes[1]: "1.2.3.4.5" is not a transfer syntax this gateway knows']);
+  });
+
   it('type errors say what was found', () => {
     const problems = problemsOf(() => validate(doc({ receive: { aeTitle: 42, callers: 'CT01', port: '104' }, forward: { name: 'x' }, log: [] })));
     expect(problems).toEqual(
@@ -317,6 +329,14 @@ log: { level: debug }
     expect(c.spool).toMatchObject({ dir: path.join(tmp.dir, 'spool'), minFreeBytes: 2 * 1024 ** 3, verifyOnStart: 'sha256' });
     expect(c.workers.threads).toBe(4);
     expect(c.log.level).toBe('debug');
+  });
+
+  it('an empty section in the file (YAML null) keeps the profile\'s section', () => {
+    write('workers: { threads: 3 }\nspool: { minFreeBytes: 3GiB }\n', 'profiles/nulls.yaml');
+    const leaf = write(`extends: profiles/nulls.yaml\nworkers:\n${MINIMAL.replace('spool:\n  dir: spool', 'spool:\n  dir: spool')}`);
+    const c = loadConfig(leaf);
+    expect(c.workers.threads).toBe(3);
+    expect(c.spool.minFreeBytes).toBe(3 * 1024 ** 3);
   });
 
   it('chains profiles (each relative to the file that names it)', () => {

@@ -27,7 +27,7 @@ export async function storescu(opts: {
 }): Promise<StorescuResult> {
   const args = [
     '-d', // debug: prints each response's status
-    '-R', // propose only what the files need, in their own transfer syntax
+    '-R', // propose only the SOP classes of the files (compressed syntaxes need an -x option: storescuOptionFor)
     '-aet', opts.callingAe ?? 'STORESCU',
     '-aec', opts.calledAe ?? 'PACS_EDGE',
     ...(opts.extraArgs ?? []),

@@ -181,6 +181,16 @@ describe('receive: gateway process with DCMTK as the modality', () => {
     scu.close();
   });
 
+  it('refuses a C-STORE on the Verification context with 0x0122, without storing it', async () => {
+    const scu = await RawScu.connect(gw.port);
+    onTestFinished(() => scu.close());
+    scu.write(associateRq({ contexts: [{ id: 1, abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: [TS_UID.explicit] }] }));
+    expect((await scu.next())?.type).toBe(PduType.AssociateAc);
+    const uid = testUid();
+    scu.sendStore({ contextId: 1, sopClassUid: '1.2.840.10008.1.1', sopInstanceUid: uid, dataset: encodeDataset(ctElements({ sopInstanceUid: uid, sopClassUid: '1.2.840.10008.1.1' }), ExplicitLE) });
+    expect((await scu.response())?.status).toBe(Status.SopClassNotSupported.code);
+  });
+
   it('answers garbage on the port with A-ABORT, logs it, and keeps serving', async () => {
     const scu = await RawScu.connect(gw.port);
     scu.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));

@@ -86,6 +86,9 @@ describe('LevelSpool recovery', () => {
     ]);
     expect(await s2.claim('pacs', 10)).toEqual([]);
     expect(report.danglingQueueEntries).toBe(3);
+    // What remains of lost objects is kept aside for inspection, not deleted and not re-queued.
+    expect(readdirSync(path.join(t.dir, 'lost')).sort()).toEqual([`${a.id}.dcm`, `${b.id}.dcm`]);
+    expect(readdirSync(objects())).toEqual([]);
     await s2.close();
   });
 
