@@ -202,7 +202,8 @@ export class DatasetWalker {
       vr = h.toString('latin1', 4, 6);
       if (headerLength === 12) length = le ? h.readUInt32LE(8) : h.readUInt32BE(8);
       else if (SHORT_VRS.has(vr)) length = le ? h.readUInt16LE(6) : h.readUInt16BE(6);
-      else return fail(`unknown VR "${printable(vr)}"`);
+      // As hex: when the stream is out of step these two bytes could be part of any value.
+      else return fail(`unknown VR bytes 0x${h.toString('hex', 4, 6).toUpperCase()}`);
     }
 
     if (length === UNDEFINED) {
@@ -269,6 +270,3 @@ export class DatasetWalker {
   }
 }
 
-function printable(s: string): string {
-  return s.replace(/[^\x20-\x7e]/g, '?');
-}

@@ -297,6 +297,12 @@ export class Association implements PduHandler {
       for (const pdu of encodePData(ctxId, true, rsp, this.peerMaxPdu)) this.socket.write(pdu);
       crashpoint('after-response');
       if (this.inFlight === 0 && this.phase === 'established') this.arm(this.deps.config.idleTimeoutSeconds, 'idle timeout');
+    }).catch((err: unknown) => {
+      // A failure here must not poison the chain (later responses would never be sent): abort
+      // this association, loudly, and keep the chain usable.
+      this.log.error({ assoc: this.deps.id, err: (err as Error)?.message }, 'internal error while answering; association aborted');
+      if (!this.socket.destroyed) this.socket.end(encodeAbort(Abort.Source.ServiceProvider, Abort.Reason.NotSpecified));
+      this.phase = 'closed';
     });
   }
 
