@@ -49,7 +49,7 @@ bench: deps-bench build
 	node dist/bench/receive-bench.js
 
 chaos: deps build
-	PACS_EDGE_CHAOS=1 npx vitest run test/crash
+	PACS_EDGE_CHAOS=1 PACS_EDGE_CHAOS_OUT=$(CURDIR)/docs/chaos.md npx vitest run test/crash
 
 clean:
 	rm -rf dist var .tmp
