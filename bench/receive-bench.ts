@@ -25,6 +25,8 @@ const SCENARIOS: Scenario[] = [
   { name: '4 parallel senders', senders: 4 },
 ];
 const AUDIT_OBJECTS = 20;
+/** Instances sent, untimed, to every fresh receiver before the timed run: the steady state of a long-running service (a JIT warms up). */
+const WARMUP_OBJECTS = 100;
 const FLOOR_OBJECTS = 200;
 
 function envInt(name: string, def: number): number {
@@ -83,7 +85,7 @@ async function settledCount(count: () => Promise<number>, expected: number): Pro
   return n;
 }
 
-async function measure(kind: ReceiverKind, scenario: Scenario, rep: number, files: string[], bytes: number, work: string): Promise<RunRecord> {
+async function measure(kind: ReceiverKind, scenario: Scenario, rep: number, files: string[], bytes: number, work: string, warmup: string[]): Promise<RunRecord> {
   const dir = mkdtempSync(path.join(work, `${kind}-`));
   const rec: RunRecord = { receiver: kind, scenario: scenario.name, senders: scenario.senders, rep, objects: files.length, bytes, ok: false };
   let receiver: Receiver;
@@ -95,13 +97,15 @@ async function measure(kind: ReceiverKind, scenario: Scenario, rep: number, file
   }
   try {
     rec.idleRssBytes = memoryOf(receiver.pid).rss;
+    const warm = await send(receiver.port, receiver.aeTitle, [warmup]);
+    if (warm.errors.length) throw new Error(`warm-up failed: ${warm.errors.join('; ')}`);
     const cpu0 = cpuSecondsOf(receiver.pid);
     const { wallMs, errors } = await send(receiver.port, receiver.aeTitle, chunks(files, scenario.senders));
     rec.receiverCpuSec = cpuSecondsOf(receiver.pid) - cpu0;
     rec.wallMs = wallMs;
     rec.imagesPerSec = files.length / (wallMs / 1000);
     rec.mbPerSec = bytes / 1e6 / (wallMs / 1000);
-    rec.stored = await settledCount(receiver.storedCount, files.length);
+    rec.stored = (await settledCount(receiver.storedCount, files.length + warmup.length)) - warmup.length;
     // VmHWM just before the stop: the receiver's peak resident set over its whole life (one scenario).
     rec.peakRssBytes = memoryOf(receiver.pid).hwm;
     const problems = [...errors];
@@ -171,6 +175,7 @@ async function main(): Promise<void> {
   try {
     log(`building a ${count}-instance study from ${template} in ${work}`);
     const study = buildStudy({ template, dir: path.join(work, 'study'), count });
+    const warmup = buildStudy({ template, dir: path.join(work, 'warmup'), count: WARMUP_OBJECTS });
     log(`study: ${study.files.length} files, ${(study.bytes / 1e6).toFixed(1)} MB, transfer syntax ${study.transferSyntax}`);
 
     await settleDisk();
@@ -186,7 +191,7 @@ async function main(): Promise<void> {
       // Receivers interleaved inside each repetition, so a drift of the machine hits all of them alike.
       for (const kind of receivers) {
         for (const scenario of SCENARIOS) {
-          const r = await measure(kind, scenario, rep, study.files, study.bytes, work);
+          const r = await measure(kind, scenario, rep, study.files, study.bytes, work, warmup.files);
           runs.push(r);
           log(
             `rep ${rep} ${kind.padEnd(11)} ${scenario.name.padEnd(18)} ` +

@@ -198,7 +198,9 @@ export function renderMarkdown(r: BenchResult): string {
   out.push(
     `- **Repetitions.** ${r.reps} repetition(s); within each repetition every receiver runs both scenarios, receivers interleaved. ` +
       'The tables give the **median** over repetitions (the per-run values are listed too). Each scenario gets a freshly started ' +
-      'receiver process with empty storage, so its peak RSS is that scenario\'s alone. Between runs the receiver\'s storage is ' +
+      'receiver process with empty storage, so its peak RSS is that scenario\'s alone. Before the timed send, every receiver is ' +
+      'warmed up with 100 other instances of the same kind (untimed, its own association): the figures are the steady state of a ' +
+      'long-running service, not the first seconds of a new process (the gateway\'s JIT compiles its hot paths then). Between runs the receiver\'s storage is ' +
       'deleted and `sync` is run (untimed), so data one receiver left dirty in the page cache is not written back during the next run.',
   );
   out.push(
