@@ -20,8 +20,8 @@ import {
   encodeReleaseRp,
   PduType,
   Reject,
-} from './pdu.js';
-import { type PduHandler, PduReader } from './pdu-reader.js';
+} from '../dicom/pdu.js';
+import { type PduHandler, PduReader } from '../dicom/pdu-reader.js';
 import { type StoreOutcome, StoreReception, toOutcome } from './store-reception.js';
 import type { ReceiveStats } from './stats.js';
 

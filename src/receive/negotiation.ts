@@ -2,7 +2,7 @@ import type { CallerConfig, GatewayConfig } from '../config/types.js';
 import { isKnownStorageSopClass, VERIFICATION_SOP_CLASS } from '../dicom/sop-classes.js';
 import { transferSyntax, TS } from '../dicom/transfer-syntaxes.js';
 import { APPLICATION_CONTEXT_NAME, isValidUid } from '../dicom/uids.js';
-import { type AssociateRq, type ContextDecision, ContextResult, Reject } from './pdu.js';
+import { type AssociateRq, type ContextDecision, ContextResult, Reject } from '../dicom/pdu.js';
 
 /**
  * Association acceptance policy: who may associate, and which presentation contexts are

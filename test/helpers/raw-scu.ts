@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { decodeCommand, encodeCommand } from '../../src/dicom/command.js';
 import { Tag } from '../../src/dicom/tags.js';
-import { encodePData, PduType } from '../../src/receive/pdu.js';
+import { encodeAssociateRq, encodePData, PduType } from '../../src/dicom/pdu.js';
 
 /**
  * A deliberately minimal SCU over a raw socket, for the faults no real modality makes on
@@ -9,37 +9,21 @@ import { encodePData, PduType } from '../../src/receive/pdu.js';
  * silent, a burst of associations beyond the limit. Everything a real peer can do is tested
  * with DCMTK instead.
  */
+/** An A-ASSOCIATE-RQ as a modality would send it (defaults: called PACS_EDGE, calling RAWSCU). */
 export function associateRq(opts: {
   calledAe?: string;
   callingAe?: string;
   contexts: { id: number; abstractSyntax: string; transferSyntaxes: string[] }[];
   maxPdu?: number;
 }): Buffer {
-  const ae = (s: string) => Buffer.from(s.padEnd(16, ' '), 'latin1');
-  const item = (type: number, value: Buffer) => {
-    const h = Buffer.alloc(4);
-    h[0] = type;
-    h.writeUInt16BE(value.length, 2);
-    return Buffer.concat([h, value]);
-  };
-  const fixed = Buffer.alloc(68);
-  fixed.writeUInt16BE(1, 0);
-  ae(opts.calledAe ?? 'PACS_EDGE').copy(fixed, 4);
-  ae(opts.callingAe ?? 'RAWSCU').copy(fixed, 20);
-  const items = [item(0x10, Buffer.from('1.2.840.10008.3.1.1.1'))];
-  for (const c of opts.contexts) {
-    items.push(
-      item(0x20, Buffer.concat([Buffer.from([c.id, 0, 0, 0]), item(0x30, Buffer.from(c.abstractSyntax)), ...c.transferSyntaxes.map((t) => item(0x40, Buffer.from(t)))])),
-    );
-  }
-  const max = Buffer.alloc(4);
-  max.writeUInt32BE(opts.maxPdu ?? 16384, 0);
-  items.push(item(0x50, Buffer.concat([item(0x51, max), item(0x52, Buffer.from('1.2.3.4')), item(0x55, Buffer.from('RAWSCU'))])));
-  const body = Buffer.concat([fixed, ...items]);
-  const head = Buffer.alloc(6);
-  head[0] = PduType.AssociateRq;
-  head.writeUInt32BE(body.length, 2);
-  return Buffer.concat([head, body]);
+  return encodeAssociateRq({
+    calledAeTitle: opts.calledAe ?? 'PACS_EDGE',
+    callingAeTitle: opts.callingAe ?? 'RAWSCU',
+    contexts: opts.contexts,
+    maxPduLength: opts.maxPdu ?? 16384,
+    implementationClassUid: '1.2.3.4',
+    implementationVersionName: 'RAWSCU',
+  });
 }
 
 export interface Pdu {

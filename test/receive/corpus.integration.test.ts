@@ -4,7 +4,7 @@ import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { Status } from '../../src/dicom/status.js';
-import { PduType } from '../../src/receive/pdu.js';
+import { PduType } from '../../src/dicom/pdu.js';
 import { datasetBytes, startStorescp, storescu, storescuOptionFor } from '../helpers/dcmtk.js';
 import { type GatewayProcess, startGateway, tempDir } from '../helpers/processes.js';
 import { associateRq, RawScu } from '../helpers/raw-scu.js';

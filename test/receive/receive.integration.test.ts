@@ -3,7 +3,7 @@ import path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { Status } from '../../src/dicom/status.js';
-import { PduType, Reject } from '../../src/receive/pdu.js';
+import { PduType, Reject } from '../../src/dicom/pdu.js';
 import { datasetBytes, echoscu, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { CT_IMAGE_STORAGE, ctElements, ctFile, encodeDataset, ExplicitLE, part10, testUid, TS_UID } from '../helpers/dicom-builder.js';
 import { CLI, type GatewayProcess, run, startGateway, tempDir } from '../helpers/processes.js';

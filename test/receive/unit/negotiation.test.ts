@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { GatewayConfig } from '../../../src/config/types.js';
 import { type Decision, negotiate, normalizeAddress } from '../../../src/receive/negotiation.js';
-import { ContextResult, decodeAssociateRq } from '../../../src/receive/pdu.js';
+import { ContextResult, decodeAssociateRq } from '../../../src/dicom/pdu.js';
 import { type AssociateRqSpec, associateRqBody, type ProposedContextSpec } from '../../helpers/pdu-builder.js';
 
 const VERIFICATION = '1.2.840.10008.1.1';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { type PduHandler, PduReader } from '../../../src/receive/pdu-reader.js';
-import { encodeReleaseRq } from '../../../src/receive/pdu.js';
-import { associateRqPdu, pdu, pDataPdu, pdv } from '../../helpers/pdu-builder.js';
-import { parseError } from '../../helpers/expect-error.js';
+import { type PduHandler, PduReader } from '../../src/dicom/pdu-reader.js';
+import { encodeReleaseRq } from '../../src/dicom/pdu.js';
+import { associateRqPdu, pdu, pDataPdu, pdv } from '../helpers/pdu-builder.js';
+import { parseError } from '../helpers/expect-error.js';
 
 type Event =
   | { e: 'pdu'; type: number; body: string }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PduReader } from '../../../src/receive/pdu-reader.js';
+import { PduReader } from '../../src/dicom/pdu-reader.js';
 import {
   Abort,
   ContextResult,
@@ -12,9 +12,9 @@ import {
   encodeReleaseRq,
   PduType,
   Reject,
-} from '../../../src/receive/pdu.js';
-import { aeField, APP_CONTEXT, associateRqBody, associateRqPdu, parseItems, pduItem } from '../../helpers/pdu-builder.js';
-import { parseError } from '../../helpers/expect-error.js';
+} from '../../src/dicom/pdu.js';
+import { aeField, APP_CONTEXT, associateRqBody, associateRqPdu, parseItems, pduItem } from '../helpers/pdu-builder.js';
+import { parseError } from '../helpers/expect-error.js';
 
 const CT = '1.2.840.10008.5.1.4.1.1.2';
 const MR = '1.2.840.10008.5.1.4.1.1.4';

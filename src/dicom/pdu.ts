@@ -251,3 +251,91 @@ export function encodePData(contextId: number, isCommand: boolean, data: Buffer,
   } while (off < data.length);
   return out;
 }
+
+/** A 16-byte AE title field, space padded. @see PS3.8 §9.3.2 */
+function aeField(title: string): Buffer {
+  return Buffer.from(title.padEnd(16, ' ').slice(0, 16), 'latin1');
+}
+
+/** Encode an A-ASSOCIATE-RQ (requestor side). @see PS3.8 §9.3.2 */
+export function encodeAssociateRq(opts: {
+  calledAeTitle: string;
+  callingAeTitle: string;
+  contexts: readonly ProposedContext[];
+  maxPduLength: number;
+  implementationClassUid: string;
+  implementationVersionName: string;
+  applicationContext?: string;
+}): Buffer {
+  const fixed = Buffer.alloc(68);
+  fixed.writeUInt16BE(0x0001, 0);
+  aeField(opts.calledAeTitle).copy(fixed, 4);
+  aeField(opts.callingAeTitle).copy(fixed, 20);
+  const items: Buffer[] = [item(ItemType.ApplicationContext, Buffer.from(opts.applicationContext ?? '1.2.840.10008.3.1.1.1', 'latin1'))];
+  for (const c of opts.contexts) {
+    items.push(
+      item(
+        ItemType.PresentationContextRq,
+        Buffer.concat([
+          Buffer.from([c.id, 0, 0, 0]),
+          item(ItemType.AbstractSyntax, Buffer.from(c.abstractSyntax, 'latin1')),
+          ...c.transferSyntaxes.map((t) => item(ItemType.TransferSyntax, Buffer.from(t, 'latin1'))),
+        ]),
+      ),
+    );
+  }
+  const max = Buffer.alloc(4);
+  max.writeUInt32BE(opts.maxPduLength, 0);
+  items.push(
+    item(
+      ItemType.UserInformation,
+      Buffer.concat([
+        item(ItemType.MaxLength, max),
+        item(ItemType.ImplementationClassUid, Buffer.from(opts.implementationClassUid, 'latin1')),
+        item(ItemType.ImplementationVersionName, Buffer.from(opts.implementationVersionName, 'latin1')),
+      ]),
+    ),
+  );
+  return pdu(PduType.AssociateRq, Buffer.concat([fixed, ...items]));
+}
+
+export interface AssociateAc {
+  /** Per proposed context id: result and the transfer syntax the acceptor chose. */
+  readonly contexts: ReadonlyMap<number, { result: number; transferSyntax: string }>;
+  /** Acceptor's maximum P-DATA-TF length; 0 means unlimited. */
+  readonly maxPduLength: number;
+  readonly implementationClassUid: string;
+  readonly implementationVersionName: string;
+}
+
+/** Decode the body of an A-ASSOCIATE-AC. @see PS3.8 §9.3.3 */
+export function decodeAssociateAc(body: Buffer): AssociateAc {
+  if (body.length < 68) throw new DicomParseError('PDU_MALFORMED', `A-ASSOCIATE-AC too short (${body.length} bytes)`);
+  const contexts = new Map<number, { result: number; transferSyntax: string }>();
+  let maxPduLength = 0;
+  let implementationClassUid = '';
+  let implementationVersionName = '';
+  forEachItem(body, 68, body.length, (type, start, end) => {
+    if (type === ItemType.PresentationContextAc) {
+      if (end - start < 4) throw new DicomParseError('PDU_MALFORMED', 'presentation context item too short');
+      let transferSyntax = '';
+      forEachItem(body, start + 4, end, (sub, s, e) => {
+        if (sub === ItemType.TransferSyntax) transferSyntax = uidString(body.subarray(s, e));
+      });
+      contexts.set(body[start]!, { result: body[start + 2]!, transferSyntax });
+    } else if (type === ItemType.UserInformation) {
+      forEachItem(body, start, end, (sub, s, e) => {
+        if (sub === ItemType.MaxLength && e - s >= 4) maxPduLength = body.readUInt32BE(s);
+        else if (sub === ItemType.ImplementationClassUid) implementationClassUid = uidString(body.subarray(s, e));
+        else if (sub === ItemType.ImplementationVersionName) implementationVersionName = aeString(body.subarray(s, e));
+      });
+    }
+  });
+  return { contexts, maxPduLength, implementationClassUid, implementationVersionName };
+}
+
+/** Decode the 4-byte body of an A-ASSOCIATE-RJ. @see PS3.8 §9.3.4 */
+export function decodeAssociateRj(body: Buffer): { result: number; source: number; reason: number } {
+  if (body.length < 4) throw new DicomParseError('PDU_MALFORMED', 'A-ASSOCIATE-RJ too short');
+  return { result: body[1]!, source: body[2]!, reason: body[3]! };
+}
