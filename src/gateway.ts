@@ -3,6 +3,7 @@ import type { GatewayConfig } from './config/types.js';
 import { configWarnings } from './config/validate.js';
 import { ControlServer } from './health/control-server.js';
 import type { Logger } from './log.js';
+import { DestinationForwarder } from './forward/destination.js';
 import { DicomServer } from './receive/server.js';
 import { DiskGuard } from './spool/disk-guard.js';
 import { LevelSpool } from './spool/level-spool.js';
@@ -20,6 +21,7 @@ export class Gateway {
     readonly config: GatewayConfig,
     readonly spool: LevelSpool,
     readonly dicom: DicomServer,
+    private readonly forwarders: DestinationForwarder[],
     private readonly control: ControlServer,
     private readonly hashPool: HashPool,
     private readonly log: Logger,
@@ -54,6 +56,27 @@ export class Gateway {
       'spool recovered',
     );
 
+    const f = config.forwarding;
+    const forwarders = config.forward.map(
+      (d) =>
+        new DestinationForwarder(d, {
+          spool,
+          log,
+          callingAeTitle: config.receive.aeTitle,
+          settings: {
+            connectTimeoutMs: f.connectTimeoutSeconds * 1000,
+            acseTimeoutMs: f.acseTimeoutSeconds * 1000,
+            dimseTimeoutMs: f.responseTimeoutSeconds * 1000,
+            retryBaseMs: f.retryBaseSeconds * 1000,
+            retryMaxMs: f.retryMaxSeconds * 1000,
+            idleReleaseMs: f.idleReleaseSeconds * 1000,
+            maxAttempts: f.maxAttempts,
+            batch: f.batch,
+            maxPduLength: f.maxPduLength,
+          },
+        }),
+    );
+    spool.onEnqueue((name) => forwarders.find((x) => x.name === name)?.notify());
     const dicom = new DicomServer({ config: config.receive, spool, log });
     const guard = new DiskGuard(config.spool.dir, config.spool);
     const startedAt = Date.now();
@@ -68,20 +91,25 @@ export class Gateway {
           uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
           receive: { aeTitle: config.receive.aeTitle, host: config.receive.host, port: config.receive.port, ...dicom.stats.snapshot() },
           spool: { dir: config.spool.dir, ...spool.stats(), freeBytes: await guard.freeBytes(), minFreeBytes: config.spool.minFreeBytes },
-          destinations: spool.stats().destinations,
+          destinations: spool.stats().destinations.map((d) => ({ ...d, ...forwarders.find((x) => x.name === d.name)?.status() })),
         }),
       },
       log,
     );
     await control.listen();
     const address = await dicom.listen();
-    log.info({ version: VERSION, aeTitle: config.receive.aeTitle, host: address.host, port: address.port, spool: config.spool.dir }, 'gateway listening');
-    return new Gateway(config, spool, dicom, control, hashPool, log, recovery, address);
+    for (const fw of forwarders) fw.start();
+    log.info(
+      { version: VERSION, aeTitle: config.receive.aeTitle, host: address.host, port: address.port, spool: config.spool.dir, destinations: forwarders.map((x) => x.name) },
+      'gateway listening',
+    );
+    return new Gateway(config, spool, dicom, forwarders, control, hashPool, log, recovery, address);
   }
 
   async stop(graceMs = 10_000): Promise<void> {
     this.log.info('gateway stopping');
     await this.dicom.close(graceMs);
+    await Promise.all(this.forwarders.map((f) => f.stop()));
     await this.control.close();
     await this.spool.close();
     await this.hashPool.close();

@@ -44,6 +44,18 @@ export interface GatewayConfig {
     keepForwardedHours: number;
   };
   forward: ForwardConfig[];
+  /** How every destination is driven (timeouts, retries). */
+  forwarding: {
+    connectTimeoutSeconds: number;
+    acseTimeoutSeconds: number;
+    responseTimeoutSeconds: number;
+    retryBaseSeconds: number;
+    retryMaxSeconds: number;
+    idleReleaseSeconds: number;
+    maxAttempts: number;
+    batch: number;
+    maxPduLength: number;
+  };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
   control: { socket: string };
   workers: { threads: number };

@@ -13,7 +13,10 @@ import type { CallerConfig, ForwardConfig, GatewayConfig } from './types.js';
  */
 export function validateConfig(doc: unknown, opts: { baseDir: string; file?: string }): GatewayConfig {
   const v = new Validator();
-  const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'log', 'control', 'workers']);
+  const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'forwarding', 'log', 'control', 'workers']);
+  const fwd = v.object(root.forwarding ?? {}, 'forwarding', [
+    'connectTimeoutSeconds', 'acseTimeoutSeconds', 'responseTimeoutSeconds', 'retryBaseSeconds', 'retryMaxSeconds', 'idleReleaseSeconds', 'maxAttempts', 'batch', 'maxPduLength',
+  ]);
   const device = v.object(root.device, 'device', ['id']);
   const receive = v.object(root.receive, 'receive', [
     'aeTitle', 'host', 'port', 'callers', 'maxAssociations', 'maxPduLength', 'artimTimeoutSeconds', 'idleTimeoutSeconds',
@@ -91,6 +94,17 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       keepForwardedHours: v.number(spool.keepForwardedHours, 'spool.keepForwardedHours', { min: 0, max: 24 * 365 }) ?? 0,
     },
     forward,
+    forwarding: {
+      connectTimeoutSeconds: v.number(fwd.connectTimeoutSeconds, 'forwarding.connectTimeoutSeconds', { min: 1, max: 600 }) ?? 10,
+      acseTimeoutSeconds: v.number(fwd.acseTimeoutSeconds, 'forwarding.acseTimeoutSeconds', { min: 1, max: 600 }) ?? 30,
+      responseTimeoutSeconds: v.number(fwd.responseTimeoutSeconds, 'forwarding.responseTimeoutSeconds', { min: 1, max: 3600 }) ?? 120,
+      retryBaseSeconds: v.number(fwd.retryBaseSeconds, 'forwarding.retryBaseSeconds', { min: 0.1, max: 3600 }) ?? 2,
+      retryMaxSeconds: v.number(fwd.retryMaxSeconds, 'forwarding.retryMaxSeconds', { min: 1, max: 86400 }) ?? 300,
+      idleReleaseSeconds: v.number(fwd.idleReleaseSeconds, 'forwarding.idleReleaseSeconds', { min: 0.1, max: 3600 }) ?? 10,
+      maxAttempts: v.int(fwd.maxAttempts, 'forwarding.maxAttempts', { min: 1, max: 1000 }) ?? 10,
+      batch: v.int(fwd.batch, 'forwarding.batch', { min: 1, max: 1000 }) ?? 16,
+      maxPduLength: v.int(fwd.maxPduLength, 'forwarding.maxPduLength', { min: 4096, max: 16 * 1024 * 1024 }) ?? 262144,
+    },
     log: { level: v.oneOf(log.level, 'log.level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace']) ?? 'info' },
     control: {
       socket: path.resolve(opts.baseDir, v.string(control.socket, 'control.socket') ?? path.join(resolvedSpool || '.', 'control.sock')),

@@ -56,6 +56,8 @@ export function readPart10Header(buf: Buffer): { datasetOffset: number; transfer
     else if (tag === Tag.MediaStorageSopClassUid) out.sopClassUid = strip(value);
     off = vstart + len;
   }
+  // A buffer that ends inside the group (by its own group length) is not a complete header yet.
+  if (Number.isFinite(end) && off < end) return undefined;
   out.datasetOffset = off;
   return out;
 }

@@ -54,6 +54,7 @@ export class LevelSpool implements Spool {
   private readonly committing = new Map<string, Promise<void>>();
   /** Ids whose durable marker is not written yet. */
   private pendingMarkers: string[] = [];
+  private readonly listeners: ((destination: string) => void)[] = [];
   private markerTimer: NodeJS.Timeout | undefined;
   private objectBytes = 0;
 
@@ -174,6 +175,7 @@ export class LevelSpool implements Spool {
     }
     crashpoint('after-index');
     for (const d of record.pending) this.queues.enqueue(d, id, { size: info.size, receivedAt: info.receivedAt });
+    this.emitEnqueued(record.pending);
     this.objectCount++;
     this.objectBytes += info.size;
     return record;
@@ -239,6 +241,49 @@ export class LevelSpool implements Spool {
 
   async nack(destination: string, id: string, _reason: string): Promise<void> {
     this.queues.release(destination, id, true);
+  }
+
+  async unclaim(destination: string, id: string): Promise<void> {
+    this.queues.unlease(destination, id);
+  }
+
+  onEnqueue(fn: (destination: string) => void): void {
+    this.listeners.push(fn);
+  }
+
+  private emitEnqueued(destinations: Iterable<string>): void {
+    for (const d of destinations) for (const fn of this.listeners) fn(d);
+  }
+
+  async retryDeadLetters(destination: string, ids?: readonly string[]): Promise<number> {
+    const letters = (await this.listDeadLetters(destination)).filter((d) => !ids || ids.includes(d.id));
+    const ops: { type: 'put' | 'del'; key: string; value?: string }[] = [];
+    const back: { id: string; size: number; receivedAt: number }[] = [];
+    for (const d of letters) {
+      ops.push({ type: 'del', key: `d!${destination}!${d.id}` });
+      const r = await this.getRecord(d.id);
+      if (r && r.pending.includes(destination)) {
+        ops.push({ type: 'put', key: `q!${destination}!${d.id}`, value: '' });
+        back.push({ id: d.id, size: r.size, receivedAt: r.receivedAt });
+      }
+    }
+    if (ops.length === 0) return 0;
+    await this.db.batch(ops as { type: 'put'; key: string; value: string }[], { sync: true });
+    for (const b of back) this.queues.requeue(destination, b.id, b);
+    this.queues.addDeadLetters(destination, -letters.length);
+    this.emitEnqueued([destination]);
+    return back.length;
+  }
+
+  async purgeDeadLetters(destination: string, ids?: readonly string[]): Promise<number> {
+    const letters = (await this.listDeadLetters(destination)).filter((d) => !ids || ids.includes(d.id));
+    for (const d of letters) {
+      await this.db.del(`d!${destination}!${d.id}`, { sync: true });
+      this.queues.addDeadLetters(destination, -1);
+      // The destination no longer owes it: the same bookkeeping as a delivery.
+      await this.ack(destination, d.id);
+    }
+    return letters.length;
   }
 
   async deadLetter(destination: string, id: string, reason: string, status?: number): Promise<void> {

@@ -15,6 +15,7 @@ export class MemorySpool implements Spool {
   private readonly byUid = new Map<string, string>();
   private readonly dead = new Map<string, DeadLetter>();
   private readonly queues: QueueState;
+  private readonly listeners: ((destination: string) => void)[] = [];
   private nextId = 1;
   private bytes = 0;
 
@@ -61,6 +62,7 @@ export class MemorySpool implements Spool {
         this.byUid.set(info.sopInstanceUid, id);
         this.bytes += bytes.length;
         for (const d of record.pending) this.queues.enqueue(d, id, { size: bytes.length, receivedAt: record.receivedAt });
+        for (const d of record.pending) for (const fn of this.listeners) fn(d);
         return record;
       },
     };
@@ -95,6 +97,42 @@ export class MemorySpool implements Spool {
 
   async nack(destination: string, id: string): Promise<void> {
     this.queues.release(destination, id, true);
+  }
+
+  async unclaim(destination: string, id: string): Promise<void> {
+    this.queues.unlease(destination, id);
+  }
+
+  onEnqueue(fn: (destination: string) => void): void {
+    this.listeners.push(fn);
+  }
+
+  async retryDeadLetters(destination: string, ids?: readonly string[]): Promise<number> {
+    let n = 0;
+    for (const [k, d] of [...this.dead.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      if (d.destination !== destination || (ids && !ids.includes(d.id))) continue;
+      this.dead.delete(k);
+      this.queues.addDeadLetters(destination, -1);
+      const o = this.objects.get(d.id);
+      if (o && o.record.pending.includes(destination)) {
+        this.queues.requeue(destination, d.id, { size: o.record.size, receivedAt: o.record.receivedAt });
+        n++;
+      }
+    }
+    if (n) for (const fn of this.listeners) fn(destination);
+    return n;
+  }
+
+  async purgeDeadLetters(destination: string, ids?: readonly string[]): Promise<number> {
+    let n = 0;
+    for (const [k, d] of [...this.dead.entries()]) {
+      if (d.destination !== destination || (ids && !ids.includes(d.id))) continue;
+      this.dead.delete(k);
+      this.queues.addDeadLetters(destination, -1);
+      await this.ack(destination, d.id);
+      n++;
+    }
+    return n;
   }
 
   async deadLetter(destination: string, id: string, reason: string, status?: number): Promise<void> {

@@ -70,6 +70,25 @@ export class QueueState {
     }
   }
 
+  /** Un-lease without counting an attempt. */
+  unlease(dest: string, id: string): void {
+    this.leased.get(dest)?.delete(id);
+  }
+
+  /**
+   * Re-insert an id at its FIFO place (ids order by arrival): Map order is insertion order, so
+   * the entries with greater ids are moved behind it.
+   */
+  requeue(dest: string, id: string, e: Entry): void {
+    const q = this.ensure(dest);
+    if (q.has(id)) return;
+    const later = [...q.entries()].filter(([k]) => k > id);
+    for (const [k] of later) q.delete(k);
+    q.set(id, e);
+    for (const [k, v] of later) q.set(k, v);
+    this.pendingBytes.set(dest, (this.pendingBytes.get(dest) ?? 0) + e.size);
+  }
+
   addDeadLetters(dest: string, n: number): void {
     this.ensure(dest);
     this.deadLetters.set(dest, (this.deadLetters.get(dest) ?? 0) + n);

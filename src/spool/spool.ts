@@ -102,11 +102,19 @@ export interface Spool {
   read(id: string): Promise<Readable>;
   /** The destination has the object; when no destination is left, it is removed. */
   ack(destination: string, id: string): Promise<void>;
-  /** Delivery failed transiently: the object goes back to the head of the queue. */
+  /** Delivery failed transiently: the object goes back to its place, with one more attempt counted. */
   nack(destination: string, id: string, reason: string): Promise<void>;
+  /** Give a claim back untried (its place and attempt count unchanged). */
+  unclaim(destination: string, id: string): Promise<void>;
   /** Delivery failed permanently: park it on the destination's dead-letter list. */
   deadLetter(destination: string, id: string, reason: string, status?: number): Promise<void>;
   listDeadLetters(destination?: string): Promise<DeadLetter[]>;
+  /** Put dead letters (all of a destination's, or the given ids) back in its queue, in id order. Returns how many. */
+  retryDeadLetters(destination: string, ids?: readonly string[]): Promise<number>;
+  /** Give up on dead letters for good: the destination no longer owes them (the object goes when no destination does). */
+  purgeDeadLetters(destination: string, ids?: readonly string[]): Promise<number>;
+  /** Called whenever objects are queued for a destination (new object, dead letter retried). */
+  onEnqueue(fn: (destination: string) => void): void;
 
   find(sopInstanceUid: string): Promise<SpoolRecord | undefined>;
   stats(): SpoolStats;

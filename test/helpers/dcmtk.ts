@@ -71,13 +71,25 @@ export async function echoscu(port: number, opts: { calledAe?: string; callingAe
   return run('echoscu', ['-v', '-aet', opts.callingAe ?? 'ECHOSCU', '-aec', opts.calledAe ?? 'PACS_EDGE', '127.0.0.1', String(port)], { timeoutMs: 30_000 });
 }
 
-/** DCMTK storescp in bit-preserving mode: what it writes is exactly what it received. */
-export async function startStorescp(dir: string, aeTitle = 'STORESCP'): Promise<{ port: number; proc: ChildProcess; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const proc = spawn('storescp', ['+B', '-pm', '+xa', '-aet', aeTitle, '-od', dir, '-uf', '-fe', '.dcm', String(port)], {
-    stdio: 'ignore',
-    env: { ...process.env, TCP_NODELAY: '1' },
-  });
+/**
+ * DCMTK storescp in bit-preserving mode: what it writes is exactly what it received.
+ * `fork` serves associations in parallel (a real PACS does); `promiscuous: false` refuses
+ * SOP classes DCMTK does not know (a PACS that rejects what it cannot store); `-v` output goes
+ * to `log()` so tests can see the order objects arrived in.
+ */
+export async function startStorescp(
+  dir: string,
+  aeTitle = 'STORESCP',
+  opts: { fork?: boolean; promiscuous?: boolean; port?: number } = {},
+): Promise<{ port: number; proc: ChildProcess; stop: () => Promise<void>; log: () => string }> {
+  const port = opts.port ?? (await freePort());
+  const args = ['-v', '+B', '+xa', '-aet', aeTitle, '-od', dir, '-uf', '-fe', '.dcm'];
+  if (opts.promiscuous !== false) args.push('-pm');
+  if (opts.fork) args.push('--fork');
+  const proc = spawn('storescp', [...args, String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TCP_NODELAY: '1' } });
+  let out = '';
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
   // Wait until it accepts connections.
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -89,7 +101,9 @@ export async function startStorescp(dir: string, aeTitle = 'STORESCP'): Promise<
   return {
     port,
     proc,
+    log: () => out,
     stop: async () => {
+      if (proc.exitCode !== null) return;
       proc.kill('SIGTERM');
       await new Promise((res) => proc.once('exit', res));
     },

@@ -101,6 +101,43 @@ export function spoolConformance(f: SpoolFactory): void {
       expect(await spool.find('5.1')).toBeDefined();
     });
 
+    it('unclaim gives a claim back in place without counting an attempt', async () => {
+      const r1 = await put(spool, '11.1');
+      await put(spool, '11.2');
+      await spool.claim('pacs', 1);
+      await spool.unclaim('pacs', r1.id);
+      const again = await spool.claim('pacs', 10);
+      expect(again.map((c) => c.record.sopInstanceUid)).toEqual(['11.1', '11.2']);
+      expect(again[0]!.attempts).toBe(0);
+    });
+
+    it('dead letters can be retried (back in their FIFO place) or purged (no longer owed)', async () => {
+      const a = await put(spool, '12.1');
+      const b = await put(spool, '12.2');
+      const c = await put(spool, '12.3');
+      await spool.deadLetter('pacs', a.id, 'refused', 0xa900);
+      await spool.deadLetter('pacs', b.id, 'refused', 0xa900);
+      const woken: string[] = [];
+      spool.onEnqueue((d) => woken.push(d));
+      expect(await spool.retryDeadLetters('pacs', [a.id])).toBe(1);
+      expect(woken).toEqual(['pacs']);
+      expect((await spool.claim('pacs', 10)).map((x) => x.record.id)).toEqual([a.id, c.id]);
+      expect(await spool.listDeadLetters('pacs')).toHaveLength(1);
+      expect(await spool.purgeDeadLetters('pacs')).toBe(1);
+      expect(await spool.listDeadLetters('pacs')).toEqual([]);
+      expect(spool.stats().destinations.find((d) => d.name === 'pacs')!.deadLetter).toBe(0);
+      // b is no longer owed to pacs; once archive has it too, it leaves the spool.
+      await spool.ack('archive', b.id);
+      expect(await spool.find('12.2')).toBeUndefined();
+    });
+
+    it('onEnqueue is called for every destination of a new object', async () => {
+      const seen: string[] = [];
+      spool.onEnqueue((d) => seen.push(d));
+      await put(spool, '13.1');
+      expect(seen.sort()).toEqual(['archive', 'pacs']);
+    });
+
     it('stats count pending objects and bytes per destination and the oldest age', async () => {
       const a = await put(spool, '6.1', 'aaaa');
       const b = await put(spool, '6.2', 'bbbbbbbb');

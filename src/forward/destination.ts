@@ -1,0 +1,285 @@
+import type { ForwardConfig } from '../config/types.js';
+import { hex4 } from '../dicom/status.js';
+import type { Logger } from '../log.js';
+import type { Claim, Spool } from '../spool/spool.js';
+import { Backoff } from './backoff.js';
+import { outcomeOfError, outcomeOfStatus, type Outcome } from './outcome.js';
+import { ScuAssociation } from './scu.js';
+
+export interface ForwardSettings {
+  connectTimeoutMs: number;
+  acseTimeoutMs: number;
+  dimseTimeoutMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Release an association after this long without work. */
+  idleReleaseMs: number;
+  /** Transient status answers for one object before it is dead-lettered (a bad object must not block the queue). */
+  maxAttempts: number;
+  maxPduLength: number;
+  /** Objects claimed at a time by one association. */
+  batch: number;
+}
+
+export interface DestinationStatus {
+  name: string;
+  aeTitle: string;
+  address: string;
+  state: 'idle' | 'up' | 'backoff' | 'down';
+  backoffUntil?: string;
+  downSince?: string;
+  lastError?: string;
+  lastSuccessAt: string | null;
+  sent: number;
+  sentBytes: number;
+  warnings: number;
+  deadLettered: number;
+  retries: number;
+  /** Objects per second over the last minute. */
+  rate: number;
+}
+
+/** Max presentation contexts proposed on one association. @see PS3.8 §9.3.2.2 (ids 1..255, odd) */
+const MAX_CONTEXTS = 127;
+
+/**
+ * Drains one destination's queue: `associations` workers, each with its own association that
+ * it reuses for many objects. Transient trouble trips the destination's backoff (the workers
+ * wait, the objects stay first in line); permanent refusals dead-letter the one object.
+ * Destinations never share anything, so one that is down cannot slow another.
+ */
+export class DestinationForwarder {
+  private readonly backoff: Backoff;
+  private running = false;
+  private workers: Promise<void>[] = [];
+  private wake: (() => void)[] = [];
+  private readonly counts = { sent: 0, sentBytes: 0, warnings: 0, deadLettered: 0, retries: 0 };
+  private lastSuccessAt: number | undefined;
+  private readonly recent: number[] = [];
+  private busy = 0;
+  private readonly active = new Set<ScuAssociation>();
+
+  constructor(
+    private readonly dest: ForwardConfig,
+    private readonly deps: { spool: Spool; log: Logger; settings: ForwardSettings; callingAeTitle: string },
+  ) {
+    this.backoff = new Backoff({ baseMs: deps.settings.retryBaseMs, maxMs: deps.settings.retryMaxMs });
+  }
+
+  get name(): string {
+    return this.dest.name;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    for (let i = 0; i < this.dest.associations; i++) this.workers.push(this.worker(i + 1));
+  }
+
+  /**
+   * Stop after the objects in flight; associations are released. A destination that does not
+   * answer within `graceMs` has its associations aborted (the objects stay queued).
+   */
+  async stop(graceMs = 5000): Promise<void> {
+    this.running = false;
+    this.notify();
+    const t = setTimeout(() => {
+      for (const a of this.active) a.abort();
+    }, graceMs);
+    await Promise.all(this.workers);
+    clearTimeout(t);
+    this.workers = [];
+  }
+
+  /** New work may be waiting. */
+  notify(): void {
+    for (const w of this.wake.splice(0)) w();
+  }
+
+  status(): DestinationStatus {
+    const now = Date.now();
+    while (this.recent.length && now - this.recent[0]! > 60_000) this.recent.shift();
+    const b = this.backoff.state();
+    const base = {
+      name: this.dest.name,
+      aeTitle: this.dest.aeTitle,
+      address: `${this.dest.host}:${this.dest.port}`,
+      lastSuccessAt: this.lastSuccessAt ? new Date(this.lastSuccessAt).toISOString() : null,
+      ...this.counts,
+      rate: Math.round((this.recent.length / 60) * 10) / 10,
+    };
+    if (b.state === 'up') return { ...base, state: this.busy > 0 ? 'up' : 'idle' };
+    return { ...base, state: b.state, backoffUntil: new Date(b.until).toISOString(), downSince: new Date(b.since).toISOString(), lastError: b.lastError };
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake.push(done);
+    });
+  }
+
+  private async worker(n: number): Promise<void> {
+    const log = this.deps.log.child({ destination: this.dest.name, worker: n });
+    let assoc: ScuAssociation | undefined;
+    let proposed: string[] = [];
+    let idleSince = Date.now();
+    try {
+      while (this.running) {
+        const wait = this.backoff.waitMs();
+        if (wait > 0) {
+          if (assoc) {
+            assoc.abort();
+            assoc = undefined;
+          }
+          await this.sleep(wait);
+          continue;
+        }
+        const claims = await this.deps.spool.claim(this.dest.name, this.deps.settings.batch);
+        if (claims.length === 0) {
+          if (assoc && Date.now() - idleSince > this.deps.settings.idleReleaseMs) {
+            await assoc.release();
+            assoc = undefined;
+            log.debug('association released after idle time');
+          }
+          await this.sleep(Math.min(1000, this.deps.settings.idleReleaseMs));
+          continue;
+        }
+        this.busy++;
+        try {
+          const needed = [...new Set(claims.map((c) => key(c)))];
+          if (!assoc?.isOpen || needed.some((k) => !proposed.includes(k))) {
+            // Hold no claims while connecting: a destination that takes one association at a
+            // time would otherwise strand them with a worker that waits for its turn.
+            await this.release(claims);
+            if (assoc) await assoc.release();
+            assoc = undefined;
+            // Keep what the last association carried too, so a mixed queue does not reconnect per object.
+            proposed = [...new Set([...needed, ...proposed])].slice(0, MAX_CONTEXTS);
+            try {
+              assoc = await ScuAssociation.open({
+                host: this.dest.host,
+                port: this.dest.port,
+                callingAeTitle: this.dest.callingAeTitle ?? this.deps.callingAeTitle,
+                calledAeTitle: this.dest.aeTitle,
+                contexts: proposed.map((k, i) => {
+                  const [abstractSyntax, ts] = k.split('|') as [string, string];
+                  return { id: 2 * i + 1, abstractSyntax, transferSyntaxes: [ts] };
+                }),
+                maxPduLength: this.deps.settings.maxPduLength,
+                connectTimeoutMs: this.deps.settings.connectTimeoutMs,
+                acseTimeoutMs: this.deps.settings.acseTimeoutMs,
+                dimseTimeoutMs: this.deps.settings.dimseTimeoutMs,
+              });
+              for (const a of this.active) if (!a.isOpen) this.active.delete(a);
+              this.active.add(assoc);
+              log.debug({ contexts: proposed.length }, 'association open');
+            } catch (err) {
+              await this.unreachable(outcomeOfError(err), claims, log);
+            }
+            continue; // claim again, now with an association
+          }
+          for (let i = 0; i < claims.length; i++) {
+            const c = claims[i]!;
+            if (!this.running || !assoc.isOpen) {
+              await this.release(claims.slice(i));
+              break;
+            }
+            const o = await this.deliver(assoc, c);
+            const stop = await this.settle(c, o, log);
+            if (stop) {
+              await this.release(claims.slice(i + 1));
+              if (!assoc.isOpen) assoc = undefined;
+              break;
+            }
+          }
+        } finally {
+          this.busy--;
+          idleSince = Date.now();
+        }
+      }
+    } finally {
+      await assoc?.release();
+    }
+  }
+
+  private async deliver(assoc: ScuAssociation, c: Claim): Promise<Outcome> {
+    const ctx = assoc.contextFor(c.record.sopClassUid, c.record.transferSyntaxUid);
+    if (ctx === undefined) {
+      return { kind: 'dead-letter', reason: `destination does not accept SOP Class ${c.record.sopClassUid} in transfer syntax ${c.record.transferSyntaxUid}` };
+    }
+    try {
+      const file = await this.deps.spool.read(c.record.id);
+      const r = await assoc.store(ctx, c.record.sopClassUid, c.record.sopInstanceUid, file);
+      return outcomeOfStatus(r.status, r.errorComment);
+    } catch (err) {
+      return outcomeOfError(err);
+    }
+  }
+
+  /** Apply an outcome to one claim. Returns true when the rest of the batch must wait (retry). */
+  private async settle(c: Claim, o: Outcome, log: Logger): Promise<boolean> {
+    const { id, sopInstanceUid, size } = c.record;
+    if (o.kind === 'delivered') {
+      await this.deps.spool.ack(this.dest.name, id);
+      this.backoff.success();
+      this.counts.sent++;
+      this.counts.sentBytes += size;
+      this.lastSuccessAt = Date.now();
+      this.recent.push(this.lastSuccessAt);
+      if (o.warning) {
+        this.counts.warnings++;
+        log.warn({ sopInstanceUid, status: `0x${hex4(o.status)}` }, 'destination stored the object with a warning');
+      } else log.debug({ sopInstanceUid, id }, 'forwarded');
+      return false;
+    }
+    if (o.kind === 'dead-letter') {
+      await this.deps.spool.deadLetter(this.dest.name, id, o.reason, o.status);
+      this.counts.deadLettered++;
+      log.warn({ sopInstanceUid, id, status: o.status === undefined ? undefined : `0x${hex4(o.status)}`, reason: o.reason }, 'object dead-lettered: the destination refused it permanently');
+      return false;
+    }
+    // Transient. An object the destination keeps refusing with a status must not block the queue forever.
+    if (o.status !== undefined && c.attempts + 1 >= this.deps.settings.maxAttempts) {
+      const reason = `gave up after ${c.attempts + 1} attempts: ${o.reason}`;
+      await this.deps.spool.deadLetter(this.dest.name, id, reason, o.status);
+      this.counts.deadLettered++;
+      log.warn({ sopInstanceUid, id, reason }, 'object dead-lettered: transient refusals did not stop');
+      return false;
+    }
+    await this.deps.spool.nack(this.dest.name, id, o.reason);
+    this.counts.retries++;
+    const delay = this.backoff.failure(o.reason);
+    log.warn({ sopInstanceUid, id, reason: o.reason, retryInMs: delay }, 'delivery failed, will retry');
+    return true;
+  }
+
+  /**
+   * The association could not be opened. Transient: back off (the claims were already given
+   * back). Permanent (A-ASSOCIATE-RJ permanent): the objects that wanted it are dead-lettered
+   * with the reason, as the destination will refuse them every time.
+   */
+  private async unreachable(o: Outcome, claims: Claim[], log: Logger): Promise<void> {
+    if (o.kind === 'dead-letter') {
+      for (const c of claims) await this.settle(c, o, log);
+      return;
+    }
+    this.counts.retries++;
+    const reason = o.kind === 'retry' ? o.reason : 'unknown';
+    const delay = this.backoff.failure(reason);
+    log.warn({ reason, retryInMs: delay }, 'destination unreachable, will retry');
+  }
+
+  /** Give claims back untouched (they keep their place at the head of the queue). */
+  private async release(claims: Claim[]): Promise<void> {
+    for (const c of claims) await this.deps.spool.unclaim(this.dest.name, c.record.id);
+  }
+}
+
+function key(c: Claim): string {
+  return `${c.record.sopClassUid}|${c.record.transferSyntaxUid}`;
+}

@@ -1,0 +1,349 @@
+import net from 'node:net';
+import type { Readable } from 'node:stream';
+import { CommandField, DATA_SET_PRESENT, decodeCommand, encodeCommand } from '../dicom/command.js';
+import { readPart10Header } from '../dicom/file-meta.js';
+import {
+  Abort,
+  ContextResult,
+  decodeAssociateAc,
+  decodeAssociateRj,
+  encodeAbort,
+  encodeAssociateRq,
+  encodeReleaseRq,
+  PduType,
+  type ProposedContext,
+} from '../dicom/pdu.js';
+import { type PduHandler, PduReader } from '../dicom/pdu-reader.js';
+import { Tag } from '../dicom/tags.js';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../dicom/uids.js';
+import { DicomParseError, PacsEdgeError } from '../errors.js';
+
+/**
+ * The gateway as association requestor (Storage SCU): one association to a destination, many
+ * C-STOREs on it, each data set streamed from the spool file as it is — byte for byte, in the
+ * stored transfer syntax, never parsed or re-encoded, memory bounded by one PDU.
+ *
+ * Every wait has a deadline and every failure destroys the socket: a peer that stops answering
+ * can never leave a forwarder waiting forever.
+ *
+ * @see PS3.8 §9.3 (PDUs), §7.1 (association establishment), PS3.7 §9.1.1 (C-STORE)
+ */
+export class ForwardError extends PacsEdgeError {
+  constructor(code: string, message: string, opts: { retryable: boolean; status?: number; cause?: unknown; details?: Record<string, unknown> }) {
+    super(code, message, { retryable: opts.retryable, cause: opts.cause, details: { ...opts.details, ...(opts.status !== undefined ? { status: opts.status } : {}) } });
+    this.name = 'ForwardError';
+  }
+}
+
+export interface ScuOptions {
+  host: string;
+  port: number;
+  callingAeTitle: string;
+  calledAeTitle: string;
+  contexts: readonly ProposedContext[];
+  /** Our maximum P-DATA-TF length. */
+  maxPduLength: number;
+  connectTimeoutMs: number;
+  /** Deadline for A-ASSOCIATE-AC/RJ and A-RELEASE-RP. */
+  acseTimeoutMs: number;
+  /** Deadline for each C-STORE-RSP after the last byte of the data set is sent. */
+  dimseTimeoutMs: number;
+}
+
+export interface StoreResult {
+  status: number;
+  errorComment?: string | undefined;
+}
+
+type Event = { kind: 'pdu'; type: number; body: Buffer } | { kind: 'command'; buf: Buffer } | { kind: 'closed'; error?: Error };
+
+export class ScuAssociation implements PduHandler {
+  private readonly reader: PduReader;
+  private readonly events: Event[] = [];
+  private waiter: (() => void) | undefined;
+  private closed = false;
+  private commandParts: Buffer[] = [];
+  private pdvControl = 0;
+  private peerMaxPdu = 0;
+  private accepted = new Map<number, { abstractSyntax: string; transferSyntax: string }>();
+  private rejected = new Map<number, { abstractSyntax: string; result: number }>();
+  private messageId = 0;
+
+  private constructor(private readonly socket: net.Socket, private readonly opts: ScuOptions) {
+    this.reader = new PduReader(this, { maxPDataLength: 64 * 1024 * 1024, maxControlPduLength: 1024 * 1024 });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.reader.push(chunk);
+      } catch (err) {
+        this.push({ kind: 'closed', error: err as Error });
+        socket.destroy();
+      }
+    });
+    socket.on('error', (err) => this.push({ kind: 'closed', error: err }));
+    socket.on('close', () => {
+      this.closed = true;
+      this.push({ kind: 'closed' });
+    });
+  }
+
+  /** Connect and negotiate. @throws ForwardError (connect failure, rejection, timeout) */
+  static async open(opts: ScuOptions): Promise<ScuAssociation> {
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host: opts.host, port: opts.port, noDelay: true });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new ForwardError('CONNECT_TIMEOUT', `no TCP connection to ${opts.host}:${opts.port} within ${opts.connectTimeoutMs} ms`, { retryable: true }));
+      }, opts.connectTimeoutMs);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        resolve(s);
+      });
+      s.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(new ForwardError('CONNECT_FAILED', `cannot connect to ${opts.host}:${opts.port}: ${err.code ?? err.message}`, { retryable: true, cause: err }));
+      });
+    });
+    const a = new ScuAssociation(socket, opts);
+    try {
+      await a.negotiate();
+    } catch (err) {
+      socket.destroy();
+      throw err;
+    }
+    return a;
+  }
+
+  /** The accepted context for this SOP class in exactly this transfer syntax, if any. */
+  contextFor(abstractSyntax: string, transferSyntax: string): number | undefined {
+    for (const [id, c] of this.accepted) if (c.abstractSyntax === abstractSyntax && c.transferSyntax === transferSyntax) return id;
+    return undefined;
+  }
+
+  /** True when a context for this SOP class was proposed and refused (abstract or transfer syntax). */
+  refused(abstractSyntax: string): { result: number } | undefined {
+    for (const c of this.rejected.values()) if (c.abstractSyntax === abstractSyntax) return { result: c.result };
+    return undefined;
+  }
+
+  get isOpen(): boolean {
+    return !this.closed && !this.socket.destroyed;
+  }
+
+  /**
+   * Send one C-STORE-RQ whose data set is the part of `file` after its File Meta, and wait for
+   * the response. The stream is the spool's verified Part 10 file.
+   * @throws ForwardError when the association fails (the object's fate is then unknown: retry)
+   */
+  async store(ctxId: number, sopClassUid: string, sopInstanceUid: string, file: Readable): Promise<StoreResult> {
+    const messageId = (this.messageId = (this.messageId % 0xffff) + 1);
+    const cmd = encodeCommand([
+      { tag: Tag.AffectedSopClassUid, vr: 'UI', value: sopClassUid },
+      { tag: Tag.CommandField, vr: 'US', value: CommandField.CStoreRq },
+      { tag: Tag.MessageId, vr: 'US', value: messageId },
+      { tag: Tag.Priority, vr: 'US', value: 0 },
+      { tag: Tag.CommandDataSetType, vr: 'US', value: DATA_SET_PRESENT },
+      { tag: Tag.AffectedSopInstanceUid, vr: 'UI', value: sopInstanceUid },
+    ]);
+    await this.writePdvs(ctxId, true, [cmd], true);
+    await this.streamDataSet(ctxId, file);
+    const buf = await this.nextCommand(this.opts.dimseTimeoutMs, `C-STORE-RSP for ${sopInstanceUid}`);
+    const rsp = decodeCommand(buf);
+    if (rsp.commandField !== CommandField.CStoreRsp || rsp.us(Tag.MessageIdBeingRespondedTo) !== messageId) {
+      this.abort();
+      throw new ForwardError('DIMSE_UNEXPECTED', `peer answered with command 0x${(rsp.commandField ?? 0).toString(16)} / message ${rsp.us(Tag.MessageIdBeingRespondedTo)}`, { retryable: true });
+    }
+    const status = rsp.us(Tag.Status);
+    if (status === undefined) {
+      this.abort();
+      throw new ForwardError('DIMSE_NO_STATUS', 'C-STORE-RSP without a status', { retryable: true });
+    }
+    return { status, errorComment: rsp.str(Tag.ErrorComment) };
+  }
+
+  /** Orderly release; on any failure the socket is destroyed. */
+  async release(): Promise<void> {
+    if (!this.isOpen) return;
+    try {
+      this.socket.write(encodeReleaseRq());
+      const ev = await this.next(this.opts.acseTimeoutMs, 'A-RELEASE-RP');
+      if (ev.kind !== 'pdu' || ev.type !== PduType.ReleaseRp) throw new Error('no A-RELEASE-RP');
+    } catch {
+      /* released or not, we are done with it */
+    } finally {
+      this.socket.destroy();
+    }
+  }
+
+  abort(): void {
+    if (this.isOpen) this.socket.end(encodeAbort(Abort.Source.ServiceUser, Abort.Reason.NotSpecified));
+    this.socket.destroy();
+  }
+
+  // ---- PduHandler ----
+
+  onPdu(type: number, body: Buffer): void {
+    this.push({ kind: 'pdu', type, body });
+  }
+  onPdvStart(_contextId: number, control: number): void {
+    this.pdvControl = control;
+  }
+  onPdvData(data: Buffer): void {
+    if ((this.pdvControl & 0x01) === 1) this.commandParts.push(Buffer.from(data));
+    // Data set fragments are not expected after a C-STORE-RSP; they are ignored.
+  }
+  onPdvEnd(): void {
+    if ((this.pdvControl & 0x03) === 0x03) {
+      this.push({ kind: 'command', buf: Buffer.concat(this.commandParts) });
+      this.commandParts = [];
+    }
+  }
+
+  // ---- internals ----
+
+  private async negotiate(): Promise<void> {
+    this.socket.write(
+      encodeAssociateRq({
+        calledAeTitle: this.opts.calledAeTitle,
+        callingAeTitle: this.opts.callingAeTitle,
+        contexts: this.opts.contexts,
+        maxPduLength: this.opts.maxPduLength,
+        implementationClassUid: IMPLEMENTATION_CLASS_UID,
+        implementationVersionName: IMPLEMENTATION_VERSION_NAME,
+      }),
+    );
+    const ev = await this.next(this.opts.acseTimeoutMs, 'A-ASSOCIATE-AC');
+    if (ev.kind === 'pdu' && ev.type === PduType.AssociateRj) {
+      const rj = decodeAssociateRj(ev.body);
+      throw new ForwardError(
+        'ASSOCIATION_REJECTED',
+        `association rejected (${rj.result === 2 ? 'transient' : 'permanent'}, source ${rj.source}, reason ${rj.reason})`,
+        { retryable: rj.result === 2, details: { result: rj.result, source: rj.source, reason: rj.reason } },
+      );
+    }
+    if (ev.kind === 'pdu' && ev.type === PduType.Abort) throw new ForwardError('ASSOCIATION_ABORTED', 'peer aborted the association request', { retryable: true });
+    if (ev.kind !== 'pdu' || ev.type !== PduType.AssociateAc) throw new ForwardError('ASSOCIATION_FAILED', 'no A-ASSOCIATE-AC', { retryable: true });
+    const ac = decodeAssociateAc(ev.body);
+    this.peerMaxPdu = ac.maxPduLength;
+    for (const pc of this.opts.contexts) {
+      const r = ac.contexts.get(pc.id);
+      if (r && r.result === ContextResult.Acceptance && pc.transferSyntaxes.includes(r.transferSyntax)) {
+        this.accepted.set(pc.id, { abstractSyntax: pc.abstractSyntax, transferSyntax: r.transferSyntax });
+      } else {
+        this.rejected.set(pc.id, { abstractSyntax: pc.abstractSyntax, result: r?.result ?? ContextResult.NoReason });
+      }
+    }
+  }
+
+  /** Stream the data set part of a Part 10 file as data PDVs; the final one carries the last flag. */
+  private async streamDataSet(ctxId: number, file: Readable): Promise<void> {
+    let head: Buffer | undefined = Buffer.alloc(0);
+    let held: Buffer | undefined; // one slice kept back, so the last one can be flagged
+    const max = this.fragmentSize();
+    for await (const chunk of file as AsyncIterable<Buffer>) {
+      let data = chunk;
+      if (head) {
+        head = Buffer.concat([head, chunk]);
+        const h = head.length >= 4096 || head.length >= 144 ? readPart10Header(head) : undefined;
+        if (!h || h.datasetOffset >= head.length) {
+          if (head.length > 1024 * 1024) throw new ForwardError('SPOOL_FILE_INVALID', 'spool file has no readable File Meta', { retryable: false });
+          continue;
+        }
+        data = head.subarray(h.datasetOffset);
+        head = undefined;
+      }
+      for (let off = 0; off < data.length; off += max) {
+        const slice = data.subarray(off, off + max);
+        if (held) await this.writePdvs(ctxId, false, [held], false);
+        held = slice;
+      }
+    }
+    if (head) throw new ForwardError('SPOOL_FILE_INVALID', 'spool file ends inside its File Meta', { retryable: false });
+    await this.writePdvs(ctxId, false, [held ?? Buffer.alloc(0)], true);
+  }
+
+  private fragmentSize(): number {
+    const peer = this.peerMaxPdu > 0 ? this.peerMaxPdu : 256 * 1024;
+    return Math.max(1024, Math.min(peer, 1024 * 1024) - 6);
+  }
+
+  /** One P-DATA-TF per data slice (already ≤ the peer's maximum); waits when the socket is full. */
+  private async writePdvs(ctxId: number, isCommand: boolean, slices: Buffer[], last: boolean): Promise<void> {
+    if (!this.isOpen) throw new ForwardError('CONNECTION_LOST', 'association closed while sending', { retryable: true });
+    for (let i = 0; i < slices.length; i++) {
+      const data = slices[i]!;
+      const head = Buffer.alloc(12);
+      head[0] = PduType.PData;
+      head.writeUInt32BE(data.length + 6, 2);
+      head.writeUInt32BE(data.length + 2, 6);
+      head[10] = ctxId;
+      head[11] = (isCommand ? 0x01 : 0x00) | (last && i === slices.length - 1 ? 0x02 : 0x00);
+      this.socket.write(head);
+      if (!this.socket.write(data)) await this.drain();
+    }
+  }
+
+  private drain(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.socket.destroy();
+        reject(new ForwardError('SEND_TIMEOUT', `peer did not read for ${this.opts.dimseTimeoutMs} ms`, { retryable: true }));
+      }, this.opts.dimseTimeoutMs);
+      const done = () => {
+        clearTimeout(t);
+        this.socket.off('close', onClose);
+        resolve();
+      };
+      const onClose = () => {
+        clearTimeout(t);
+        this.socket.off('drain', done);
+        reject(new ForwardError('CONNECTION_LOST', 'connection closed while sending', { retryable: true }));
+      };
+      this.socket.once('drain', done);
+      this.socket.once('close', onClose);
+    });
+  }
+
+  private async nextCommand(timeoutMs: number, what: string): Promise<Buffer> {
+    const ev = await this.next(timeoutMs, what);
+    if (ev.kind === 'command') return ev.buf;
+    if (ev.kind === 'pdu' && ev.type === PduType.Abort) {
+      this.socket.destroy();
+      throw new ForwardError('ASSOCIATION_ABORTED', `peer aborted the association while we waited for ${what}`, { retryable: true });
+    }
+    this.socket.destroy();
+    throw new ForwardError('NO_RESPONSE', `association ended without ${what}`, { retryable: true });
+  }
+
+  /** The next event, or a timeout that destroys the socket. */
+  private async next(timeoutMs: number, what: string): Promise<Event> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.events.length === 0) {
+      if (this.closed) return { kind: 'closed' };
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.socket.destroy();
+        throw new ForwardError('DIMSE_TIMEOUT', `no ${what} within ${timeoutMs} ms`, { retryable: true });
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiter = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.waiter = undefined;
+    }
+    const ev = this.events.shift()!;
+    if (ev.kind === 'closed' && ev.error instanceof DicomParseError) {
+      throw new ForwardError('PROTOCOL_ERROR', `peer sent something unreadable: ${ev.error.message}`, { retryable: true });
+    }
+    return ev;
+  }
+
+  private push(ev: Event): void {
+    this.events.push(ev);
+    this.waiter?.();
+  }
+}
