@@ -83,6 +83,19 @@ export class Gateway {
     const control = new ControlServer(
       config.control.socket,
       {
+        'GET /dead-letters': () => spool.listDeadLetters(),
+        'POST /dead-letters/retry': async (body) => {
+          const { destination, ids } = deadLetterRequest(body);
+          const retried = await spool.retryDeadLetters(destination, ids);
+          log.info({ destination, retried, ids }, 'dead letters put back in the queue (operator request)');
+          return { retried };
+        },
+        'POST /dead-letters/purge': async (body) => {
+          const { destination, ids } = deadLetterRequest(body);
+          const purged = await spool.purgeDeadLetters(destination, ids);
+          log.warn({ destination, purged, ids }, 'dead letters purged: the destination will never get them (operator request)');
+          return { purged };
+        },
         '/status': async () => ({
           device: config.device.id,
           version: VERSION,
@@ -115,4 +128,12 @@ export class Gateway {
     await this.hashPool.close();
     this.log.info('gateway stopped');
   }
+}
+
+/** Validate the body of a dead-letter request from the control socket. */
+function deadLetterRequest(body: unknown): { destination: string; ids?: string[] } {
+  const b = body as { destination?: unknown; ids?: unknown } | undefined;
+  if (!b || typeof b.destination !== 'string') throw new Error('destination is required');
+  if (b.ids !== undefined && (!Array.isArray(b.ids) || !b.ids.every((i) => typeof i === 'string'))) throw new Error('ids must be a list of strings');
+  return b.ids ? { destination: b.destination, ids: b.ids as string[] } : { destination: b.destination };
 }

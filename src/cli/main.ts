@@ -5,6 +5,7 @@ import { ConfigError } from '../errors.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { VERSION } from '../version.js';
+import { deadLetterCommand } from './dead-letter.js';
 import { statusCommand } from './status.js';
 
 const USAGE = `pacs-edge ${VERSION} — DICOM edge gateway
@@ -13,7 +14,10 @@ usage:
   pacs-edge run          --config FILE      start the gateway (foreground; logs JSON to stdout)
   pacs-edge check-config --config FILE      validate a configuration; exit 0 when valid, 1 when not
   pacs-edge status       --config FILE [--json]
-                                            queue and receive state, from the running gateway or the spool
+                                            queue, destination and receive state, from the running gateway or the spool
+  pacs-edge dead-letter  list|retry|purge --config FILE [--destination NAME] [--id ID ...] [--yes] [--json]
+                                            objects a destination refused for good: list them, queue them again,
+                                            or give up on them (purge needs --yes and is logged)
   pacs-edge --version`;
 
 function option(args: string[], name: string): string | undefined {
@@ -52,6 +56,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'status':
       return statusCommand(loadConfig(file), args.includes('--json'));
+    case 'dead-letter':
+      return deadLetterCommand(loadConfig(file), args, (name) => option(args, name));
     case 'run':
       return run(file);
     default:

@@ -12,24 +12,30 @@ export class ControlServer {
 
   constructor(
     private readonly socketPath: string,
-    routes: Record<string, () => unknown | Promise<unknown>>,
+    routes: Record<string, (body: unknown) => unknown | Promise<unknown>>,
     private readonly log: Logger,
   ) {
     this.server = http.createServer((req, res) => {
-      const route = routes[(req.url ?? '/').split('?')[0]!];
-      if (req.method !== 'GET' || !route) {
+      // Routes are "METHOD /path"; GETs may also be registered by path alone.
+      const path = (req.url ?? '/').split('?')[0]!;
+      const route = routes[`${req.method} ${path}`] ?? (req.method === 'GET' ? routes[path] : undefined);
+      if (!route) {
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
         return;
       }
-      Promise.resolve()
-        .then(route)
-        .then(
-          (body) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
-          (err: unknown) => {
-            this.log.error({ err: (err as Error).message, url: req.url }, 'control request failed');
-            res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"internal"}');
-          },
-        );
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        Promise.resolve()
+          .then(() => route(chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined))
+          .then(
+            (body) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
+            (err: unknown) => {
+              this.log.error({ err: (err as Error).message, url: req.url }, 'control request failed');
+              res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (err as Error).message }));
+            },
+          );
+      });
     });
   }
 
@@ -50,15 +56,22 @@ export class ControlServer {
   }
 }
 
-/** GET a path from a control socket; undefined when nothing listens there. */
+/** GET (or POST with a JSON body) on a control socket; undefined when nothing listens there. */
 export function controlGet(socketPath: string, path: string, timeoutMs = 3000): Promise<unknown | undefined> {
+  return controlRequest(socketPath, 'GET', path, undefined, timeoutMs);
+}
+
+export function controlRequest(socketPath: string, method: 'GET' | 'POST', path: string, body: unknown, timeoutMs = 10_000): Promise<unknown | undefined> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ socketPath, path, timeout: timeoutMs }, (res) => {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = http.request({ socketPath, path, method, timeout: timeoutMs, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {} }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         try {
-          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+          const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+          if ((res.statusCode ?? 500) >= 400) reject(new Error((parsed as { error?: string }).error ?? `HTTP ${res.statusCode}`));
+          else resolve(parsed);
         } catch (e) {
           reject(e);
         }
@@ -69,5 +82,6 @@ export function controlGet(socketPath: string, path: string, timeoutMs = 3000): 
       if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') resolve(undefined);
       else reject(err);
     });
+    req.end(payload);
   });
 }

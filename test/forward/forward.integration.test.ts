@@ -1,8 +1,11 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
+import { PduType } from '../../src/dicom/pdu.js';
+import { Status } from '../../src/dicom/status.js';
+import { associateRq, RawScu } from '../helpers/raw-scu.js';
 import { datasetBytes, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { ctElements, ctFile, encodeDataset, ExplicitLE, part10, testUid, TS_UID, writeStudy } from '../helpers/dicom-builder.js';
 import { CLI, freePort, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
@@ -60,6 +63,121 @@ describe('forward: modality → gateway → PACS', () => {
       // Delivered objects leave the spool (spool.keepForwardedHours: 0).
       await waitFor(async () => (await status(gw.configFile)).destinations[0]!.pending === 0 || undefined, { what: 'an empty queue' });
       expect(dcmFiles(path.join(gw.spoolDir, 'objects'))).toEqual([]);
+    } finally {
+      await gw.stop();
+      await pacs.stop();
+      tmp.cleanup();
+    }
+  });
+
+  it('PACS down when the study arrives, up a few seconds later: all delivered, in order', async () => {
+    const tmp = tempDir();
+    const pacsDir = path.join(tmp.dir, 'pacs');
+    (await import('node:fs')).mkdirSync(pacsDir);
+    const pacsPort = await freePort();
+    // One association, so the arrival order at the PACS is the queue order.
+    const gw = await startGateway({ dir: tmp.dir, config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, associations: 1 }], forwarding: FAST } });
+    let pacs: Awaited<ReturnType<typeof startStorescp>> | undefined;
+    try {
+      const study = writeStudy(tmp.dir, 20);
+      expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(20);
+      const down = await waitFor(async () => {
+        const d = (await status(gw.configFile)).destinations[0]!;
+        return d.state === 'down' || d.state === 'backoff' ? d : undefined;
+      }, { what: 'the destination to be reported down' });
+      expect(down.pending).toBe(20);
+      await gw.waitForLog((l) => l.msg === 'destination unreachable, will retry' && /CONNECT_FAILED/.test(String(l.reason)));
+      await new Promise((r) => setTimeout(r, 2000));
+      pacs = await startStorescp(pacsDir, 'PACS', { port: pacsPort });
+      await waitFor(() => dcmFiles(pacsDir).length === 20 || undefined, { what: 'all 20 at the PACS', timeoutMs: 30_000 });
+      // storescp writes each object as it arrives (one association): file times give the order.
+      const order = dcmFiles(pacsDir)
+        .map((n) => ({ n, t: statSync(path.join(pacsDir, n), { bigint: true }).mtimeNs }))
+        .sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0))
+        .map(({ n }) => readPart10Header(readFileSync(path.join(pacsDir, n)))!.sopInstanceUid);
+      expect(order).toEqual(study.map((s) => s.uid));
+      const after = (await status(gw.configFile)).destinations[0]!;
+      expect(after).toMatchObject({ pending: 0, deadLetter: 0 });
+      expect(['up', 'idle']).toContain(after.state);
+    } finally {
+      await gw.stop();
+      await pacs?.stop();
+      tmp.cleanup();
+    }
+  });
+
+  it('a PACS that refuses one object permanently: it is dead-lettered with the reason, the rest flow', async () => {
+    const tmp = tempDir();
+    const pacsDir = path.join(tmp.dir, 'pacs');
+    (await import('node:fs')).mkdirSync(pacsDir);
+    // Not promiscuous: storescp refuses SOP classes it does not know.
+    const pacs = await startStorescp(pacsDir, 'PACS', { fork: true, promiscuous: false });
+    const gw = await startGateway({
+      dir: tmp.dir,
+      receive: { unknownSopClasses: 'accept' },
+      config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port }], forwarding: FAST },
+    });
+    try {
+      const privateClass = '1.2.826.0.1.3680043.9.9999.1';
+      const odd = testUid();
+      const oddFile = path.join(tmp.dir, 'private.dcm');
+      writeFileSync(oddFile, part10({ sopClassUid: privateClass, sopInstanceUid: odd, ts: TS_UID.explicit, dataset: encodeDataset(ctElements({ sopInstanceUid: odd, sopClassUid: privateClass }), ExplicitLE) }));
+      const before = writeStudy(tmp.dir, 3);
+      expect((await storescu({ port: gw.port, files: [before[0]!.file, before[1]!.file] })).acked).toHaveLength(2);
+      // storescu will not propose a SOP class it does not know: a modality with a private class is played by the raw SCU.
+      const scu = await RawScu.connect(gw.port);
+      try {
+        scu.write(associateRq({ contexts: [{ id: 1, abstractSyntax: privateClass, transferSyntaxes: [TS_UID.explicit] }] }));
+        expect((await scu.next())?.type).toBe(PduType.AssociateAc);
+        scu.sendStore({ contextId: 1, sopClassUid: privateClass, sopInstanceUid: odd, dataset: datasetBytes(oddFile) });
+        expect((await scu.response())?.status).toBe(Status.Success.code);
+      } finally {
+        scu.close();
+      }
+      expect((await storescu({ port: gw.port, files: [before[2]!.file] })).acked).toHaveLength(1);
+      await waitFor(() => dcmFiles(pacsDir).length === 3 || undefined, { what: 'the 3 good objects at the PACS' });
+      const dl = await waitFor(async () => {
+        const r = await run(process.execPath, [CLI, 'dead-letter', 'list', '--config', gw.configFile, '--json']);
+        const list = JSON.parse(r.stdout || '[]') as { sopInstanceUid: string; reason: string; destination: string }[];
+        return list.length ? list : undefined;
+      }, { what: 'a dead letter' });
+      expect(dl).toHaveLength(1);
+      expect(dl[0]).toMatchObject({ sopInstanceUid: odd, destination: 'pacs' });
+      expect(dl[0]!.reason).toContain(privateClass);
+      await gw.waitForLog((l) => l.msg.startsWith('object dead-lettered') && l.sopInstanceUid === odd);
+    } finally {
+      await gw.stop();
+      await pacs.stop();
+      tmp.cleanup();
+    }
+  });
+
+  it('two destinations, one down: the other receives everything, the down one keeps its queue', async () => {
+    const tmp = tempDir();
+    const pacsDir = path.join(tmp.dir, 'pacs');
+    (await import('node:fs')).mkdirSync(pacsDir);
+    const pacs = await startStorescp(pacsDir, 'PACS', { fork: true });
+    const deadPort = await freePort();
+    const gw = await startGateway({
+      dir: tmp.dir,
+      config: {
+        forward: [
+          { name: 'archive', aeTitle: 'ARCHIVE', host: '127.0.0.1', port: deadPort },
+          { name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port },
+        ],
+        forwarding: FAST,
+      },
+    });
+    try {
+      const study = writeStudy(tmp.dir, 40);
+      expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(40);
+      await waitFor(() => dcmFiles(pacsDir).length === 40 || undefined, { what: 'all 40 at the live PACS' });
+      const s = await status(gw.configFile);
+      expect(s.destinations.find((d) => d.name === 'pacs')).toMatchObject({ pending: 0, sent: 40 });
+      expect(s.destinations.find((d) => d.name === 'archive')).toMatchObject({ pending: 40 });
+      expect(['down', 'backoff']).toContain(s.destinations.find((d) => d.name === 'archive')!.state);
+      // Still owed to the archive, so still in the spool.
+      expect(dcmFiles(path.join(gw.spoolDir, 'objects'))).toHaveLength(40);
     } finally {
       await gw.stop();
       await pacs.stop();
