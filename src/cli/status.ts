@@ -1,6 +1,7 @@
 import type { GatewayConfig } from '../config/types.js';
 import { controlGet } from '../health/control-server.js';
 import { readSpoolOffline } from '../spool/offline-stats.js';
+import type { DestinationStatus } from '../forward/destination.js';
 import type { DestinationStats } from '../spool/spool.js';
 
 /**
@@ -38,18 +39,45 @@ export function renderStatus(s: Record<string, unknown>): string {
     );
   }
   lines.push(`spool     ${spool.dir}  ${spool.objects} objects  ${bytes(spool.bytes)}${spool.freeBytes !== undefined ? `  free ${bytes(spool.freeBytes)}` : ''}`);
-  const dests = (s.destinations as DestinationStats[]) ?? [];
+  const dests = (s.destinations as (DestinationStats & Partial<DestinationStatus>)[]) ?? [];
   if (dests.length === 0) lines.push('forward   no destinations configured: objects are kept in the spool');
   else {
     lines.push('');
-    lines.push(pad(['DESTINATION', 'PENDING', 'BYTES', 'OLDEST', 'DEAD-LETTER']));
-    for (const d of dests) lines.push(pad([d.name, String(d.pending), bytes(d.pendingBytes), duration(d.oldestPendingSeconds), String(d.deadLetter)]));
+    lines.push(pad(['DESTINATION', 'STATE', 'PENDING', 'BYTES', 'OLDEST', 'DEAD-LETTER', 'SENT', 'RATE/s', 'LAST SUCCESS']));
+    for (const d of dests) {
+      lines.push(
+        pad([
+          d.name,
+          stateText(d, Boolean(s.running)),
+          String(d.pending),
+          bytes(d.pendingBytes),
+          duration(d.oldestPendingSeconds),
+          String(d.deadLetter),
+          d.sent === undefined ? '-' : String(d.sent),
+          d.rate === undefined ? '-' : String(d.rate),
+          d.lastSuccessAt ? clock(d.lastSuccessAt) : '-',
+        ]),
+      );
+      if (d.lastError && (d.state === 'down' || d.state === 'backoff')) lines.push(`  last error: ${d.lastError}`);
+    }
   }
   return lines.join('\n');
 }
 
+/** "up", "backing off until 14:02:11", "down since 13:40:02, retry 14:02:11". */
+function stateText(d: Partial<DestinationStatus>, running: boolean): string {
+  if (!running) return 'stopped';
+  if (d.state === 'backoff') return `backing off until ${clock(d.backoffUntil)}`;
+  if (d.state === 'down') return `down since ${clock(d.downSince)}, retry ${clock(d.backoffUntil)}`;
+  return d.state ?? '-';
+}
+
+function clock(iso: string | undefined): string {
+  return iso ? new Date(iso).toISOString().slice(11, 19) : '-';
+}
+
 function pad(cols: string[]): string {
-  const w = [16, 9, 11, 9, 11];
+  const w = [16, 37, 9, 11, 9, 12, 8, 8, 12];
   return cols.map((c, i) => c.padEnd(w[i] ?? 10)).join(' ').trimEnd();
 }
 

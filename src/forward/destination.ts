@@ -25,7 +25,7 @@ export interface DestinationStatus {
   name: string;
   aeTitle: string;
   address: string;
-  state: 'idle' | 'up' | 'backoff' | 'down';
+  state: 'up' | 'backoff' | 'down';
   backoffUntil?: string;
   downSince?: string;
   lastError?: string;
@@ -56,7 +56,6 @@ export class DestinationForwarder {
   private readonly counts = { sent: 0, sentBytes: 0, warnings: 0, deadLettered: 0, retries: 0 };
   private lastSuccessAt: number | undefined;
   private readonly recent: number[] = [];
-  private busy = 0;
   private readonly active = new Set<ScuAssociation>();
 
   constructor(
@@ -108,7 +107,7 @@ export class DestinationForwarder {
       ...this.counts,
       rate: Math.round((this.recent.length / 60) * 10) / 10,
     };
-    if (b.state === 'up') return { ...base, state: this.busy > 0 ? 'up' : 'idle' };
+    if (b.state === 'up') return { ...base, state: 'up' };
     return { ...base, state: b.state, backoffUntil: new Date(b.until).toISOString(), downSince: new Date(b.since).toISOString(), lastError: b.lastError };
   }
 
@@ -149,7 +148,6 @@ export class DestinationForwarder {
           await this.sleep(Math.min(1000, this.deps.settings.idleReleaseMs));
           continue;
         }
-        this.busy++;
         try {
           const needed = [...new Set(claims.map((c) => key(c)))];
           if (!assoc?.isOpen || needed.some((k) => !proposed.includes(k))) {
@@ -198,7 +196,6 @@ export class DestinationForwarder {
             }
           }
         } finally {
-          this.busy--;
           idleSince = Date.now();
         }
       }
