@@ -30,6 +30,9 @@ export interface Receiver {
   /** Warnings/errors it logged (gateway only: pino level ≥ warn). */
   problems: () => string[];
   stop: () => Promise<void>;
+  /** Orthanc only: GET a REST path (POST when a body is given), JSON; or GET its raw bytes. */
+  rest?: (path: string, body?: string) => Promise<unknown>;
+  restBytes?: (path: string) => Promise<Buffer>;
 }
 
 export type ReceiverKind = 'gateway' | 'storescp' | 'orthanc' | 'dcmjs-dimse';
@@ -111,8 +114,8 @@ async function startStorescp(dir: string): Promise<Receiver> {
   };
 }
 
-/** Debian's Orthanc with its built-in defaults (SyncStorageArea, SQLite index), no plugins, storage in `dir`. */
-async function startOrthanc(dir: string): Promise<Receiver> {
+/** Debian's Orthanc with its built-in defaults (SyncStorageArea, SQLite index), no plugins, storage in `dir`. Also used by the tests as a second, full PACS. */
+export async function startOrthanc(dir: string, extra: Record<string, unknown> = {}): Promise<Receiver> {
   const port = await freePort();
   const httpPort = await freePort();
   const storage = path.join(dir, 'storage');
@@ -128,12 +131,13 @@ async function startOrthanc(dir: string): Promise<Receiver> {
     RemoteAccessAllowed: false,
     AuthenticationEnabled: false,
     DicomAlwaysAllowStore: true,
+    ...extra,
   };
   const configFile = path.join(dir, 'orthanc.json');
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const child = startChild(ORTHANC, [configFile], { env: { ...process.env, TCP_NODELAY: '1' } });
-  const http = async (p: string): Promise<unknown> => {
-    const res = await fetch(`http://127.0.0.1:${httpPort}${p}`, { signal: AbortSignal.timeout(5000) });
+  const http = async (p: string, body?: string): Promise<unknown> => {
+    const res = await fetch(`http://127.0.0.1:${httpPort}${p}`, { signal: AbortSignal.timeout(5000), ...(body === undefined ? {} : { method: 'POST', body }) });
     if (!res.ok) throw new Error(`Orthanc ${p}: HTTP ${res.status}`);
     return res.json();
   };
@@ -146,6 +150,12 @@ async function startOrthanc(dir: string): Promise<Receiver> {
     pid: child.pid,
     child,
     storedCount: async () => ((await http('/statistics')) as { CountInstances: number }).CountInstances,
+    rest: http,
+    restBytes: async (p: string) => {
+      const res = await fetch(`http://127.0.0.1:${httpPort}${p}`, { signal: AbortSignal.timeout(10_000) });
+      if (!res.ok) throw new Error(`Orthanc ${p}: HTTP ${res.status}`);
+      return Buffer.from(await res.arrayBuffer());
+    },
     problems: () => child.output().split('\n').filter((l) => /^E\d{4}/.test(l)),
     stop: async () => {
       await child.stop(30_000);
