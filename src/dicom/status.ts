@@ -80,3 +80,8 @@ export function describe(code: number): StatusInfo {
 export function hex4(code: number): string {
   return code.toString(16).toUpperCase().padStart(4, '0');
 }
+
+/** Storage "Refused: Out of Resources" is the whole 0xA7xx range. @see PS3.4 Table B.2-1 */
+export function isOutOfResources(code: number): boolean {
+  return (code & 0xff00) === Status.OutOfResources.code;
+}

@@ -1,4 +1,4 @@
-import { category, describe, hex4, Status } from '../dicom/status.js';
+import { category, describe, hex4, isOutOfResources, Status } from '../dicom/status.js';
 import { PacsEdgeError } from '../errors.js';
 
 /**
@@ -27,7 +27,7 @@ export function outcomeOfStatus(status: number, errorComment?: string): Outcome 
   if (cat === 'success') return { kind: 'delivered', status, warning: false };
   if (cat === 'warning') return { kind: 'delivered', status, warning: true };
   const text = `${describe(status).name} (0x${hex4(status)})${errorComment ? `: ${errorComment}` : ''}`;
-  if ((status & 0xff00) === 0xa700 || TRANSIENT_STATUSES.has(status)) return { kind: 'retry', reason: text, status };
+  if (isOutOfResources(status) || TRANSIENT_STATUSES.has(status)) return { kind: 'retry', reason: text, status };
   return { kind: 'dead-letter', reason: text, status };
 }
 
