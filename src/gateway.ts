@@ -39,6 +39,7 @@ export class Gateway {
       minFreeBytes: config.spool.minFreeBytes,
       maxBytes: config.spool.maxBytes,
       verifyOnStart: config.spool.verifyOnStart,
+      keepForwardedMs: config.spool.keepForwardedHours * 3_600_000,
       hashPool,
       log,
     });

@@ -55,6 +55,9 @@ export class LevelSpool implements Spool {
   /** Ids whose durable marker is not written yet. */
   private pendingMarkers: string[] = [];
   private readonly listeners: ((destination: string) => void)[] = [];
+  /** Delivered objects kept for keepForwardedMs: id → forwardedAt, oldest first. */
+  private readonly kept = new Map<string, number>();
+  private sweepTimer: NodeJS.Timeout | undefined;
   private markerTimer: NodeJS.Timeout | undefined;
   private objectBytes = 0;
 
@@ -65,6 +68,8 @@ export class LevelSpool implements Spool {
       minFreeBytes: number;
       maxBytes: number;
       verifyOnStart: 'size' | 'sha256';
+      /** Keep delivered objects this long (0: remove at once). They are evicted first when space runs low. */
+      keepForwardedMs?: number;
       hashPool: HashPool;
       log: Logger;
     },
@@ -83,11 +88,28 @@ export class LevelSpool implements Spool {
     // Markers of objects acknowledged while no other object arrived are written within a second.
     this.markerTimer = setInterval(() => void this.flushMarkers().catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'could not write durable markers; retrying')), 1000);
     this.markerTimer.unref();
+    this.sweepTimer = setInterval(() => void this.sweep().catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'could not remove expired forwarded objects')), 60_000);
+    this.sweepTimer.unref();
     return report;
+  }
+
+  /** Remove delivered objects kept longer than keepForwardedMs (or, with `force`, the n oldest). */
+  async sweep(force = 0): Promise<number> {
+    const limit = Date.now() - (this.opts.keepForwardedMs ?? 0);
+    let n = 0;
+    for (const [id, at] of [...this.kept]) {
+      if (at > limit && n >= force) break;
+      const record = await this.getRecord(id);
+      this.kept.delete(id);
+      if (record) await this.removeObject(record);
+      n++;
+    }
+    return n;
   }
 
   async close(): Promise<void> {
     clearInterval(this.markerTimer);
+    clearInterval(this.sweepTimer);
     await Promise.all(this.committing.values());
     await this.flushMarkers().catch(() => undefined);
     this.dirSync.close();
@@ -106,7 +128,15 @@ export class LevelSpool implements Spool {
   }
 
   async begin(header: Buffer): Promise<ObjectWriter> {
-    await this.guard.check(this.objectBytes);
+    try {
+      await this.guard.check(this.objectBytes);
+    } catch (err) {
+      // Delivered objects kept only for convenience give way before a modality is refused.
+      if (this.kept.size === 0) throw err;
+      const evicted = await this.sweep(Math.min(this.kept.size, 64));
+      this.opts.log.info({ evicted }, 'spool short of space: removed delivered objects kept by spool.keepForwardedHours');
+      await this.guard.check(this.objectBytes);
+    }
     const id = formatId(this.nextId++);
     const filePath = this.filePath(id);
     const fd = await openFd(filePath, 'wx');
@@ -221,6 +251,18 @@ export class LevelSpool implements Spool {
         ],
         { sync: true },
       );
+      return;
+    }
+    if ((this.opts.keepForwardedMs ?? 0) > 0) {
+      const forwardedAt = Date.now();
+      await this.db.batch(
+        [
+          { type: 'put', key: `o!${id}`, value: sealRecord({ ...record, pending, forwardedAt }) },
+          { type: 'del', key: `q!${destination}!${id}` },
+        ],
+        { sync: true },
+      );
+      this.kept.set(id, forwardedAt);
       return;
     }
     await this.removeObject(record, destination);
@@ -376,6 +418,7 @@ export class LevelSpool implements Spool {
     };
     const keep = (id: string, record: SpoolRecord, confirmed: boolean) => {
       live.add(id);
+      if (record.forwardedAt !== undefined && record.pending.length === 0) this.kept.set(id, record.forwardedAt);
       if (!confirmed) puts.push(`c!${id}`);
       report.recovered++;
       report.recoveredBytes += record.size;
@@ -413,6 +456,9 @@ export class LevelSpool implements Spool {
       else unconfirmed(h.id, h.record, h.size, 'object file fails its SHA-256 check');
     }
     for (const id of markers) deletes.push(`c!${id}`); // markers of objects no longer indexed
+    const keptByAge = [...this.kept].sort((a, b) => a[1] - b[1]);
+    this.kept.clear();
+    for (const [id, at] of keptByAge) this.kept.set(id, at);
     for (const [uid, id] of removedUids) if ((await this.db.get(`u!${uid}`)) === id) deletes.push(`u!${uid}`);
     // What is left of a lost object goes to lost/ for inspection, out of the queues' way.
     if (quarantine.length) await mkdir(path.join(this.opts.dir, 'lost'), { recursive: true });

@@ -29,6 +29,8 @@ export interface SpoolRecord extends ObjectInfo {
   id: string;
   /** Destinations that still have to confirm this object. */
   pending: string[];
+  /** When the last destination confirmed it (kept for `spool.keepForwardedHours`). */
+  forwardedAt?: number | undefined;
 }
 
 /** Streams one incoming object into the spool. Not durable until {@link commit} resolves. */

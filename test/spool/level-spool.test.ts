@@ -155,6 +155,31 @@ describe('LevelSpool recovery', () => {
     await s2.close();
   });
 
+  it('keeps delivered objects for keepForwardedMs, sweeps them after, and evicts them first when space runs out', async () => {
+    const s = make(t.dir, ['pacs'], { keepForwardedMs: 3_600_000, maxBytes: 2000 });
+    await s.open();
+    const a = await put(s, '7.1', 'a'.repeat(600));
+    const b = await put(s, '7.2', 'b'.repeat(600));
+    await s.ack('pacs', a.id);
+    expect((await s.find('7.1'))?.forwardedAt).toBeGreaterThan(0);
+    expect(await s.sweep()).toBe(0); // not expired yet
+    expect(s.stats().objects).toBe(2);
+    // Kept across a restart too.
+    await s.close();
+    const s2 = make(t.dir, ['pacs'], { keepForwardedMs: 3_600_000, maxBytes: 2000 });
+    await s2.open();
+    expect(s2.stats().objects).toBe(2);
+    // Over maxBytes (3 × 736 bytes): the delivered copy gives way, the undelivered ones never do.
+    await put(s2, '7.3', 'c'.repeat(600));
+    expect(await s2.find('7.1')).toBeDefined();
+    await put(s2, '7.4', 'd'.repeat(600));
+    expect(await s2.find('7.1')).toBeUndefined();
+    expect(await s2.find('7.2')).toBeDefined();
+    await expect(put(s2, '7.5', 'e'.repeat(600))).rejects.toMatchObject({ code: 'SPOOL_FULL' });
+    void b;
+    await s2.close();
+  });
+
   it('offline statistics (used by `status` when no gateway runs) match the live ones', async () => {
     const s = make(t.dir, ['pacs', 'archive']);
     await s.open();
