@@ -5,13 +5,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 CONFIG ?= firmware-config/dev.yaml
 
-.PHONY: help install build typecheck run test test-unit deps deps-bench bench chaos check-config clean
+.PHONY: help install build typecheck run test test-unit deps deps-bench bench chaos demo check-config clean
 
 help:
 	@echo "make run     install, build and start the gateway on $(CONFIG) (local spool, no server needed)"
 	@echo "make test    install what the tests need (DCMTK), build, run the whole suite"
 	@echo "make bench   receive benchmark vs DCMTK storescp and Orthanc -> docs/benchmarks.md"
 	@echo "make chaos   long crash-consistency run (SIGKILL at many points)"
+	@echo "make demo    modality (storescu) -> gateway -> PACS (storescp) with a sample study, in under a minute"
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -47,6 +48,9 @@ test-unit: build
 
 bench: deps-bench build
 	node dist/bench/receive-bench.js
+
+demo: deps build
+	node dist/bench/demo.js
 
 chaos: deps build
 	PACS_EDGE_CHAOS=1 PACS_EDGE_CHAOS_OUT=$(CURDIR)/docs/chaos.md npx vitest run test/crash
