@@ -18,6 +18,23 @@ const DEADLINE = Date.now() + 120_000;
 
 const say = (s: string) => console.log(`[demo] ${s}`);
 
+/** A 24-bit BMP with a gradient (img2dcm reads BMP and JPEG). */
+function gradientBmp(w: number, h: number): Buffer {
+  const row = Math.ceil((w * 3) / 4) * 4;
+  const b = Buffer.alloc(54 + row * h);
+  b.write('BM', 0, 'latin1');
+  b.writeUInt32LE(b.length, 2);
+  b.writeUInt32LE(54, 10);
+  b.writeUInt32LE(40, 14);
+  b.writeInt32LE(w, 18);
+  b.writeInt32LE(h, 22);
+  b.writeUInt16LE(1, 26);
+  b.writeUInt16LE(24, 28);
+  b.writeUInt32LE(row * h, 34);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) b.fill((x + y) & 0xff, 54 + y * row + x * 3, 54 + y * row + x * 3 + 3);
+  return b;
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {
@@ -45,15 +62,15 @@ async function main(): Promise<number> {
       files = buildStudy({ template, dir: path.join(work, 'study'), count: COUNT }).files;
       say(`sample study: ${files.length} CT images built from ${template} (new UIDs)`);
     } else {
-      // No corpus on this machine: DCMTK makes a small secondary-capture study from a PGM image.
+      // No corpus on this machine: DCMTK makes a small secondary-capture study from a BMP image.
       mkdirSync(path.join(work, 'study'));
-      const pgm = path.join(work, 'img.pgm');
-      const px = Buffer.alloc(256 * 256, 0).map((_, i) => (i * 7) & 0xff);
-      writeFileSync(pgm, Buffer.concat([Buffer.from('P5\n256 256\n255\n'), px]));
+      const bmp = path.join(work, 'img.bmp');
+      writeFileSync(bmp, gradientBmp(256, 256));
       files = [];
       for (let i = 0; i < COUNT; i++) {
         const f = path.join(work, 'study', `sc${i}.dcm`);
-        spawnSync('img2dcm', ['-i', 'PNM', pgm, f], { stdio: 'ignore' });
+        const r = spawnSync('img2dcm', ['-i', 'BMP', bmp, f], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`img2dcm failed: ${r.stderr}`);
         files.push(f);
       }
       say(`sample study: ${files.length} secondary-capture images made with DCMTK img2dcm`);
