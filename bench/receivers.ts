@@ -53,9 +53,9 @@ export async function startReceiver(kind: ReceiverKind, dir: string): Promise<Re
 
 const countFiles = (dir: string, ext: string): number => readdirSync(dir).filter((f) => f.endsWith(ext)).length;
 
-/** The pacs-edge gateway: fsync of each object (and of its directory entry) before C-STORE-RSP Success. */
-async function startGateway(dir: string): Promise<Receiver> {
-  const port = await freePort();
+/** The pacs-edge gateway: fsync of each object (and of its directory entry) before C-STORE-RSP Success. `extra` adds config (e.g. forward[]). */
+export async function startGateway(dir: string, extra: Record<string, unknown> = {}, fixedPort?: number): Promise<Receiver> {
+  const port = fixedPort ?? (await freePort());
   const spoolDir = path.join(dir, 'spool');
   const config = {
     device: { id: 'edge-bench' },
@@ -63,6 +63,7 @@ async function startGateway(dir: string): Promise<Receiver> {
     spool: { dir: spoolDir, minFreeBytes: '64MiB' },
     forward: [],
     log: { level: 'warn' },
+    ...extra,
   };
   const configFile = path.join(dir, 'gateway.yaml');
   writeFileSync(configFile, stringify(config));
@@ -94,11 +95,12 @@ async function startGateway(dir: string): Promise<Receiver> {
 }
 
 /** DCMTK storescp, bit-preserving, single process (no --fork: associations are served one at a time). No fsync. */
-async function startStorescp(dir: string): Promise<Receiver> {
+export async function startStorescp(dir: string, opts: { fork?: boolean } = {}): Promise<Receiver> {
   const port = await freePort();
   const out = path.join(dir, 'out');
   mkdirSync(out);
-  const child = startChild('storescp', ['-od', out, '+B', '-pm', '+xa', String(port)], { env: { ...process.env, TCP_NODELAY: '1' } });
+  const args = ['-od', out, '+B', '-pm', '+xa', ...(opts.fork ? ['--fork'] : []), String(port)];
+  const child = startChild('storescp', args, { env: { ...process.env, TCP_NODELAY: '1' } });
   await ready('storescp', child, () => echo(port, 'STORESCP'));
   return {
     kind: 'storescp',

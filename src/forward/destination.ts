@@ -1,7 +1,7 @@
 import type { ForwardConfig } from '../config/types.js';
 import { hex4 } from '../dicom/status.js';
 import type { Logger } from '../log.js';
-import type { Claim, Spool } from '../spool/spool.js';
+import type { Claim, ObjectReader, Spool } from '../spool/spool.js';
 import { Backoff } from './backoff.js';
 import { outcomeOfError, outcomeOfStatus, type Outcome } from './outcome.js';
 import { ScuAssociation } from './scu.js';
@@ -181,15 +181,21 @@ export class DestinationForwarder {
             }
             continue; // claim again, now with an association
           }
+          // The next object's SHA-256 check (on a worker) runs while this one is on the wire.
+          let next: Promise<ObjectReader> | undefined = this.open(claims[0]!);
           for (let i = 0; i < claims.length; i++) {
             const c = claims[i]!;
+            const file = next;
+            next = i + 1 < claims.length ? this.open(claims[i + 1]!) : undefined;
             if (!this.running || !assoc.isOpen) {
+              discard(file, next);
               await this.release(claims.slice(i));
               break;
             }
-            const o = await this.deliver(assoc, c);
+            const o = await this.deliver(assoc, c, file!);
             const stop = await this.settle(c, o, log);
             if (stop) {
+              discard(next);
               await this.release(claims.slice(i + 1));
               if (!assoc.isOpen) assoc = undefined;
               break;
@@ -204,15 +210,28 @@ export class DestinationForwarder {
     }
   }
 
-  private async deliver(assoc: ScuAssociation, c: Claim): Promise<Outcome> {
+  /** Start reading (and verifying) a claimed object; errors surface when it is awaited. */
+  private open(c: Claim): Promise<ObjectReader> {
+    // The SCU verifies the SHA-256 as it reads (one read of the file, no worker round trip).
+    const p = this.deps.spool.read(c.record.id, { verify: 'caller' });
+    p.catch(() => undefined);
+    return p;
+  }
+
+  private async deliver(assoc: ScuAssociation, c: Claim, opened: Promise<ObjectReader>): Promise<Outcome> {
     const ctx = assoc.contextFor(c.record.sopClassUid, c.record.transferSyntaxUid);
     if (ctx === undefined) {
+      discard(opened);
       return { kind: 'dead-letter', reason: `destination does not accept SOP Class ${c.record.sopClassUid} in transfer syntax ${c.record.transferSyntaxUid}` };
     }
     try {
-      const file = await this.deps.spool.read(c.record.id);
-      const r = await assoc.store(ctx, c.record.sopClassUid, c.record.sopInstanceUid, file);
-      return outcomeOfStatus(r.status, r.errorComment);
+      const file = await opened;
+      try {
+        const r = await assoc.store(ctx, c.record.sopClassUid, c.record.sopInstanceUid, file);
+        return outcomeOfStatus(r.status, r.errorComment);
+      } finally {
+        await file.close().catch(() => undefined);
+      }
     } catch (err) {
       return outcomeOfError(err);
     }
@@ -275,6 +294,11 @@ export class DestinationForwarder {
   private async release(claims: Claim[]): Promise<void> {
     for (const c of claims) await this.deps.spool.unclaim(this.dest.name, c.record.id);
   }
+}
+
+/** Close files opened ahead that will not be sent now. */
+function discard(...opened: (Promise<ObjectReader> | undefined)[]): void {
+  for (const p of opened) void p?.then((r) => r.close(), () => undefined);
 }
 
 function key(c: Claim): string {

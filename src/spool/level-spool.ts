@@ -1,19 +1,17 @@
-import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { Level } from 'level';
 import { PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CoalescedDirSync } from '../util/coalesced-fsync.js';
 import { crashpoint } from '../util/crashpoint.js';
-import { openFd } from '../util/fd.js';
+import { closeFd, openFd, readFd } from '../util/fd.js';
 import type { HashPool } from '../util/hash-pool.js';
 import { DiskGuard } from './disk-guard.js';
 import { FileObjectWriter } from './file-writer.js';
 import { QueueState } from './queues.js';
 import { formatId, openRecord, sealRecord } from './record-codec.js';
-import type { Claim, DeadLetter, ObjectInfo, ObjectWriter, RecoveryReport, Spool, SpoolRecord, SpoolStats } from './spool.js';
+import type { Claim, DeadLetter, ObjectInfo, ObjectReader, ObjectWriter, RecoveryReport, Spool, SpoolRecord, SpoolStats } from './spool.js';
 
 /**
  * The production spool: LevelDB (via `level`) holds the index and one FIFO queue per
@@ -57,6 +55,8 @@ export class LevelSpool implements Spool {
   private readonly listeners: ((destination: string) => void)[] = [];
   /** Delivered objects kept for keepForwardedMs: id → forwardedAt, oldest first. */
   private readonly kept = new Map<string, number>();
+  /** Objects removed from the index whose files wait for that removal to be durable. */
+  private unlinkAfterSync: string[] = [];
   private sweepTimer: NodeJS.Timeout | undefined;
   private markerTimer: NodeJS.Timeout | undefined;
   private objectBytes = 0;
@@ -117,10 +117,9 @@ export class LevelSpool implements Spool {
   }
 
   private async flushMarkers(): Promise<void> {
-    if (this.pendingMarkers.length === 0) return;
     const ids = this.pendingMarkers.splice(0);
     try {
-      await this.db.batch(ids.map((id) => ({ type: 'put' as const, key: `c!${id}`, value: '' })), { sync: true });
+      await this.syncAndUnlink(ids.map((id) => ({ type: 'put' as const, key: `c!${id}`, value: '' })));
     } catch (err) {
       this.pendingMarkers.unshift(...ids);
       throw err;
@@ -191,6 +190,7 @@ export class LevelSpool implements Spool {
     }
     const record: SpoolRecord = { id, ...info, pending: this.queues.destinations() };
     const markers = this.pendingMarkers.splice(0);
+    const unlinks = this.unlinkAfterSync.splice(0);
     const ops: { type: 'put'; key: string; value: string }[] = [
       { type: 'put', key: `o!${id}`, value: sealRecord(record) },
       { type: 'put', key: `u!${info.sopInstanceUid}`, value: id },
@@ -201,8 +201,10 @@ export class LevelSpool implements Spool {
       await this.db.batch(ops, { sync: true });
     } catch (err) {
       this.pendingMarkers.unshift(...markers);
+      this.unlinkAfterSync.unshift(...unlinks);
       throw err;
     }
+    for (const u of unlinks) void unlink(this.filePath(u)).catch(() => undefined);
     crashpoint('after-index');
     for (const d of record.pending) this.queues.enqueue(d, id, { size: info.size, receivedAt: info.receivedAt });
     this.emitEnqueued(record.pending);
@@ -221,23 +223,36 @@ export class LevelSpool implements Spool {
     return out;
   }
 
-  async read(id: string): Promise<Readable> {
+  async read(id: string, opts: { verify?: 'spool' | 'caller' } = {}): Promise<ObjectReader> {
     const record = await this.getRecord(id);
     if (!record) throw new PacsEdgeError('SPOOL_NOT_FOUND', `no spooled object ${id}`, { details: { id } });
     const file = this.filePath(id);
-    const { sha256, size } = await this.opts.hashPool.hashFile(file);
+    const { sha256, size } = opts.verify === 'caller' ? record : await this.opts.hashPool.hashFile(file);
     if (sha256 !== record.sha256 || size !== record.size) {
       throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${id} fails its SHA-256 check`, {
         details: { id, sopInstanceUid: record.sopInstanceUid, size, expectedSize: record.size },
       });
     }
-    return createReadStream(file, { highWaterMark: 256 * 1024 });
+    const fd = await openFd(file, 'r');
+    return {
+      size,
+      sha256: record.sha256,
+      read: (buf, position) => readFd(fd, buf, position),
+      close: () => closeFd(fd),
+    };
   }
 
   filePath(id: string): string {
     return path.join(this.objectsDir, `${id}.dcm`);
   }
 
+  /**
+   * The destination has the object. Not synced: losing an ack in a crash only means the object
+   * is sent once more (a PACS deduplicates by SOP Instance UID), and an fsync per delivered
+   * object would halve the forwarding rate. The file itself is deleted only after its index
+   * deletion has been made durable by a later synced write (see {@link syncAndUnlink}), so a
+   * crash can never leave an index entry whose file is gone.
+   */
   async ack(destination: string, id: string): Promise<void> {
     const record = await this.getRecord(id);
     this.queues.remove(destination, id);
@@ -249,7 +264,7 @@ export class LevelSpool implements Spool {
           { type: 'put', key: `o!${id}`, value: sealRecord({ ...record, pending }) },
           { type: 'del', key: `q!${destination}!${id}` },
         ],
-        { sync: true },
+        { sync: false },
       );
       return;
     }
@@ -260,7 +275,7 @@ export class LevelSpool implements Spool {
           { type: 'put', key: `o!${id}`, value: sealRecord({ ...record, pending, forwardedAt }) },
           { type: 'del', key: `q!${destination}!${id}` },
         ],
-        { sync: true },
+        { sync: false },
       );
       this.kept.set(id, forwardedAt);
       return;
@@ -275,10 +290,26 @@ export class LevelSpool implements Spool {
     ];
     if (destination) ops.push({ type: 'del', key: `q!${destination}!${record.id}` });
     if ((await this.db.get(`u!${record.sopInstanceUid}`)) === record.id) ops.push({ type: 'del', key: `u!${record.sopInstanceUid}` });
-    await this.db.batch(ops, { sync: true });
-    await unlink(this.filePath(record.id)).catch(() => undefined);
+    await this.db.batch(ops, { sync: false });
+    this.unlinkAfterSync.push(record.id);
     this.objectCount--;
     this.objectBytes -= record.size;
+  }
+
+  /**
+   * Make every index change so far durable (one synced write), then delete the files whose
+   * index entries are gone. Runs with each new object's commit, and at least once a second.
+   */
+  private async syncAndUnlink(extra: { type: 'put'; key: string; value: string }[] = []): Promise<void> {
+    const ids = this.unlinkAfterSync.splice(0);
+    if (ids.length === 0 && extra.length === 0) return;
+    try {
+      await this.db.batch(extra.length ? extra : [{ type: 'put', key: 'm!sync', value: String(Date.now()) }], { sync: true });
+    } catch (err) {
+      this.unlinkAfterSync.unshift(...ids);
+      throw err;
+    }
+    for (const id of ids) await unlink(this.filePath(id)).catch(() => undefined);
   }
 
   async nack(destination: string, id: string, _reason: string): Promise<void> {

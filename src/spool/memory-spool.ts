@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { PacsEdgeError, SpoolFullError } from '../errors.js';
 import { QueueState } from './queues.js';
 import { formatId } from './record-codec.js';
-import type { Claim, DeadLetter, ObjectWriter, RecoveryReport, Spool, SpoolRecord, SpoolStats } from './spool.js';
+import type { Claim, DeadLetter, ObjectReader, ObjectWriter, RecoveryReport, Spool, SpoolRecord, SpoolStats } from './spool.js';
 
 /**
  * A volatile spool for unit tests of the stages around it (and as the reference behaviour of
@@ -74,13 +73,19 @@ export class MemorySpool implements Spool {
       .map(({ id, attempts }) => ({ record: structuredClone(this.objects.get(id)!.record), destination, attempts }));
   }
 
-  async read(id: string): Promise<Readable> {
+  async read(id: string, opts: { verify?: 'spool' | 'caller' } = {}): Promise<ObjectReader> {
     const o = this.objects.get(id);
     if (!o) throw new PacsEdgeError('SPOOL_NOT_FOUND', `no spooled object ${id}`);
-    if (createHash('sha256').update(o.bytes).digest('hex') !== o.record.sha256) {
+    if (opts.verify !== 'caller' && createHash('sha256').update(o.bytes).digest('hex') !== o.record.sha256) {
       throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${id} fails its SHA-256 check`);
     }
-    return Readable.from([o.bytes]);
+    const bytes = o.bytes;
+    return {
+      size: bytes.length,
+      sha256: o.record.sha256,
+      read: async (buf, position) => bytes.copy(buf, 0, position, Math.min(bytes.length, position + buf.length)),
+      close: async () => undefined,
+    };
   }
 
   async ack(destination: string, id: string): Promise<void> {

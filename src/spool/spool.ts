@@ -6,7 +6,6 @@
  * Durability contract: when {@link ObjectWriter.commit} resolves, the object's bytes and its
  * index entry are on stable storage (fsynced); only then may the receiver answer Success.
  */
-import type { Readable } from 'node:stream';
 
 /** Facts about a stored object. UIDs and sizes only: no patient data is ever kept in the index. */
 export interface ObjectInfo {
@@ -44,6 +43,20 @@ export interface ObjectWriter {
   commit(info: Omit<ObjectInfo, 'size' | 'sha256' | 'receivedAt'>): Promise<SpoolRecord>;
   /** Drop the partial object; never throws. */
   abort(): Promise<void>;
+}
+
+/**
+ * A spooled object whose SHA-256 has been checked, read by position into the caller's buffers
+ * (a forwarder reuses two buffers per association: no allocation, no garbage, per chunk).
+ */
+export interface ObjectReader {
+  /** Bytes of the Part 10 file. */
+  readonly size: number;
+  /** The SHA-256 recorded when the object was received (for callers that verify as they read). */
+  readonly sha256: string;
+  /** Read up to `buf.length` bytes at `position`; resolves with the count (0 at the end). */
+  read(buf: Buffer, position: number): Promise<number>;
+  close(): Promise<void>;
 }
 
 export interface Claim {
@@ -100,8 +113,12 @@ export interface Spool {
 
   /** Up to `max` objects for a destination, oldest first, not already claimed. */
   claim(destination: string, max: number): Promise<Claim[]>;
-  /** The object's bytes, after its SHA-256 was checked; rejects when the check fails. */
-  read(id: string): Promise<Readable>;
+  /**
+   * The object's bytes, after its SHA-256 was checked; rejects when the check fails. With
+   * `verify: 'caller'` the check is left to the caller, who hashes the bytes as it reads them
+   * and must not complete delivery unless they match `sha256` (one read instead of two).
+   */
+  read(id: string, opts?: { verify?: 'spool' | 'caller' }): Promise<ObjectReader>;
   /** The destination has the object; when no destination is left, it is removed. */
   ack(destination: string, id: string): Promise<void>;
   /** Delivery failed transiently: the object goes back to its place, with one more attempt counted. */

@@ -6,6 +6,7 @@ import { LevelSpool } from '../../src/spool/level-spool.js';
 import { HashPool } from '../../src/util/hash-pool.js';
 import { datasetBytes, storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
+import { readAll } from '../spool/conformance.js';
 import { startGateway, tempDir } from '../helpers/processes.js';
 
 /**
@@ -94,9 +95,8 @@ describe('crash consistency: SIGKILL during ingest of 200 instances', () => {
           for (const a of acked) {
             const rec = await spool.find(a.uid);
             expect(rec, `acknowledged ${path.basename(a.file)} is in the spool`).toBeDefined();
-            const chunks: Buffer[] = [];
-            for await (const c of await spool.read(rec!.id)) chunks.push(c as Buffer);
-            expect(datasetBytes(Buffer.concat(chunks)).equals(datasetBytes(a.file)), `${path.basename(a.file)} intact`).toBe(true);
+            const bytes = await readAll(await spool.read(rec!.id));
+            expect(datasetBytes(bytes).equals(datasetBytes(a.file)), `${path.basename(a.file)} intact`).toBe(true);
           }
           const extra = spool.stats().objects - acked.length;
           expect(extra, 'at most the one object in flight is kept without an acknowledgement').toBeLessThanOrEqual(1);

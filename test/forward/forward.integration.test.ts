@@ -60,9 +60,10 @@ describe('forward: modality → gateway → PACS', () => {
       const d = atPacs.get(defl.sopInstanceUid)!;
       expect(readPart10Header(d)!.transferSyntaxUid).toBe(TS_UID.deflate);
       expect(inflateRawSync(datasetBytes(d)).equals(inflateRawSync(datasetBytes(deflFile)))).toBe(true);
-      // Delivered objects leave the spool (spool.keepForwardedHours: 0).
+      // Delivered objects leave the spool (spool.keepForwardedHours: 0); their files go once the
+      // index deletion is durable (within a second).
       await waitFor(async () => (await status(gw.configFile)).destinations[0]!.pending === 0 || undefined, { what: 'an empty queue' });
-      expect(dcmFiles(path.join(gw.spoolDir, 'objects'))).toEqual([]);
+      await waitFor(() => dcmFiles(path.join(gw.spoolDir, 'objects')).length === 0 || undefined, { what: 'the spool files to be deleted' });
     } finally {
       await gw.stop();
       await pacs.stop();
@@ -157,7 +158,7 @@ describe('forward: modality → gateway → PACS', () => {
       expect(purged.stdout).toContain('1 dead letter(s) purged for pacs');
       await gw.waitForLog((l) => l.msg.startsWith('dead letters purged') && l.purged === 1);
       expect((await status(gw.configFile)).destinations[0]).toMatchObject({ pending: 0, deadLetter: 0 });
-      expect(dcmFiles(path.join(gw.spoolDir, 'objects'))).toEqual([]);
+      await waitFor(() => dcmFiles(path.join(gw.spoolDir, 'objects')).length === 0 || undefined, { what: 'the spool files to be deleted' });
     } finally {
       await gw.stop();
       await pacs.stop();
@@ -194,6 +195,34 @@ describe('forward: modality → gateway → PACS', () => {
     } finally {
       await gw.stop();
       await pacs.stop();
+      tmp.cleanup();
+    }
+  });
+
+  it('a spool file damaged on disk is never completed at the PACS: aborted before its last fragment and dead-lettered', async () => {
+    const tmp = tempDir();
+    const pacsDir = path.join(tmp.dir, 'pacs');
+    (await import('node:fs')).mkdirSync(pacsDir);
+    const pacsPort = await freePort();
+    const gw = await startGateway({ dir: tmp.dir, config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, associations: 1 }], forwarding: FAST } });
+    let pacs: Awaited<ReturnType<typeof startStorescp>> | undefined;
+    try {
+      const study = writeStudy(tmp.dir, 3, { rows: 256, cols: 256 });
+      expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(3);
+      // Bit rot in the middle object's pixel data while the PACS is down.
+      const stored = gw.logs.find((l) => l.msg === 'stored' && l.sopInstanceUid === study[1]!.uid)!;
+      const file = path.join(gw.spoolDir, 'objects', `${stored.id as string}.dcm`);
+      const bytes = readFileSync(file);
+      bytes.writeUInt8(bytes.readUInt8(bytes.length - 100) ^ 0x10, bytes.length - 100);
+      writeFileSync(file, bytes);
+      pacs = await startStorescp(pacsDir, 'PACS', { port: pacsPort });
+      await waitFor(() => dcmFiles(pacsDir).length === 2 || undefined, { what: 'the two intact objects at the PACS' });
+      await gw.waitForLog((l) => l.msg.startsWith('object dead-lettered') && l.sopInstanceUid === study[1]!.uid && /SPOOL_CORRUPT/.test(String(l.reason)));
+      const uids = dcmFiles(pacsDir).map((n) => readPart10Header(readFileSync(path.join(pacsDir, n)))!.sopInstanceUid);
+      expect(uids.sort()).toEqual([study[0]!.uid, study[2]!.uid].sort());
+    } finally {
+      await gw.stop();
+      await pacs?.stop();
       tmp.cleanup();
     }
   });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Spool } from '../../src/spool/spool.js';
+import type { ObjectReader, Spool } from '../../src/spool/spool.js';
 
 /**
  * The one conformance suite every {@link Spool} implementation runs. `durable` implementations
@@ -24,9 +24,17 @@ export async function put(spool: Spool, uid: string, body: Buffer | string = `da
   return w.commit({ sopClassUid: '1.2.840.10008.5.1.4.1.1.2', sopInstanceUid: uid, transferSyntaxUid: '1.2.840.10008.1.2.1', callingAeTitle: 'MOD' });
 }
 
-async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
+/** Every byte of a spooled object, through its reader (small reads, to exercise positions). */
+export async function readAll(r: ObjectReader): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const c of s) parts.push(c as Buffer);
+  const buf = Buffer.alloc(64 * 1024 + 3);
+  for (let pos = 0; ; ) {
+    const n = await r.read(buf, pos);
+    if (n === 0) break;
+    parts.push(Buffer.from(buf.subarray(0, n)));
+    pos += n;
+  }
+  await r.close();
   return Buffer.concat(parts);
 }
 
@@ -47,7 +55,10 @@ export function spoolConformance(f: SpoolFactory): void {
       expect(r.size).toBe(expected.length);
       expect(r.sha256).toBe(createHash('sha256').update(expected).digest('hex'));
       expect(r.pending.sort()).toEqual(['archive', 'pacs']);
-      expect(await readAll(await spool.read(r.id))).toEqual(expected);
+      const reader = await spool.read(r.id);
+      expect(reader.size).toBe(expected.length);
+      expect(reader.sha256).toBe(r.sha256);
+      expect(await readAll(reader)).toEqual(expected);
       expect((await spool.find('1.1'))?.id).toBe(r.id);
     });
 
