@@ -78,6 +78,7 @@ async function offline<T>(config: GatewayConfig, fn: (spool: LevelSpool) => Prom
     minFreeBytes: 0,
     maxBytes: 0,
     verifyOnStart: 'size',
+    keepForwardedMs: config.spool.keepForwardedHours * 3_600_000,
     hashPool,
     log: pino({ level: 'silent' }),
   });

@@ -111,6 +111,9 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
     },
     workers: { threads: v.int(workers.threads, 'workers.threads', { min: 1, max: 64 }) ?? 2 },
   };
+  if (config.forwarding.retryMaxSeconds < config.forwarding.retryBaseSeconds) {
+    v.problem('forwarding.retryMaxSeconds', `must be at least forwarding.retryBaseSeconds (${config.forwarding.retryBaseSeconds})`);
+  }
   if (callers.length === 0) v.problem('receive.callers', 'at least one caller is required (use aeTitle "*" only for development)');
   if (v.problems.length) throw new ConfigError(v.problems, opts.file);
   return config;

@@ -177,11 +177,11 @@ export class DestinationForwarder {
               this.active.add(assoc);
               log.debug({ contexts: proposed.length }, 'association open');
             } catch (err) {
-              await this.unreachable(outcomeOfError(err), claims, log);
+              await this.unreachable(outcomeOfError(err), log);
             }
             continue; // claim again, now with an association
           }
-          // The next object's SHA-256 check (on a worker) runs while this one is on the wire.
+          // The next object's file is opened while this one is on the wire.
           let next: Promise<ObjectReader> | undefined = this.open(claims[0]!);
           for (let i = 0; i < claims.length; i++) {
             const c = claims[i]!;
@@ -191,6 +191,12 @@ export class DestinationForwarder {
               discard(file, next);
               await this.release(claims.slice(i));
               break;
+            }
+            if (!proposed.includes(key(c))) {
+              // More distinct SOP class/syntax pairs than one association can carry: later.
+              discard(file);
+              await this.release([c]);
+              continue;
             }
             const o = await this.deliver(assoc, c, file!);
             const stop = await this.settle(c, o, log);
@@ -267,7 +273,10 @@ export class DestinationForwarder {
       log.warn({ sopInstanceUid, id, reason }, 'object dead-lettered: transient refusals did not stop');
       return false;
     }
-    await this.deps.spool.nack(this.dest.name, id, o.reason);
+    // Only a refusal by status counts against the object; a lost connection or a timeout is the
+    // destination's trouble, not the object's.
+    if (o.status !== undefined) await this.deps.spool.nack(this.dest.name, id, o.reason);
+    else await this.deps.spool.unclaim(this.dest.name, id);
     this.counts.retries++;
     const delay = this.backoff.failure(o.reason);
     log.warn({ sopInstanceUid, id, reason: o.reason, retryInMs: delay }, 'delivery failed, will retry');
@@ -275,18 +284,21 @@ export class DestinationForwarder {
   }
 
   /**
-   * The association could not be opened. Transient: back off (the claims were already given
-   * back). Permanent (A-ASSOCIATE-RJ permanent): the objects that wanted it are dead-lettered
-   * with the reason, as the destination will refuse them every time.
+   * The association could not be opened; the destination backs off either way, and its status
+   * shows why. Transient: the objects wait. Permanent (A-ASSOCIATE-RJ permanent — typically AE
+   * titles that do not match): the destination will refuse them every time, so the batch this
+   * worker now holds is dead-lettered with the reason, one batch per backoff period — the
+   * operator fixes the configuration and runs `pacs-edge dead-letter retry`.
    */
-  private async unreachable(o: Outcome, claims: Claim[], log: Logger): Promise<void> {
+  private async unreachable(o: Outcome, log: Logger): Promise<void> {
+    this.counts.retries++;
+    const reason = o.kind === 'delivered' ? 'unknown' : o.reason;
+    const delay = this.backoff.failure(reason);
     if (o.kind === 'dead-letter') {
-      for (const c of claims) await this.settle(c, o, log);
+      log.error({ reason, retryInMs: delay }, 'destination refuses the association permanently: check the AE titles of forward[] and of the destination');
+      for (const c of await this.deps.spool.claim(this.dest.name, this.deps.settings.batch)) await this.settle(c, o, log);
       return;
     }
-    this.counts.retries++;
-    const reason = o.kind === 'retry' ? o.reason : 'unknown';
-    const delay = this.backoff.failure(reason);
     log.warn({ reason, retryInMs: delay }, 'destination unreachable, will retry');
   }
 

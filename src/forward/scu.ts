@@ -5,6 +5,7 @@ import { readPart10Header } from '../dicom/file-meta.js';
 import {
   Abort,
   ContextResult,
+  encodeReleaseRp,
   decodeAssociateAc,
   decodeAssociateRj,
   encodeAbort,
@@ -70,7 +71,6 @@ export class ScuAssociation implements PduHandler {
   private pdvControl = 0;
   private peerMaxPdu = 0;
   private accepted = new Map<number, { abstractSyntax: string; transferSyntax: string }>();
-  private rejected = new Map<number, { abstractSyntax: string; result: number }>();
   private messageId = 0;
   private buffers: [Buffer, Buffer] | undefined;
 
@@ -115,6 +115,8 @@ export class ScuAssociation implements PduHandler {
       await a.negotiate();
     } catch (err) {
       socket.destroy();
+      // An answer we cannot read is the destination's fault, and may be passing: retry.
+      if (err instanceof DicomParseError) throw new ForwardError('PROTOCOL_ERROR', `unreadable answer to A-ASSOCIATE-RQ: ${err.message}`, { retryable: true, cause: err });
       throw err;
     }
     return a;
@@ -123,12 +125,6 @@ export class ScuAssociation implements PduHandler {
   /** The accepted context for this SOP class in exactly this transfer syntax, if any. */
   contextFor(abstractSyntax: string, transferSyntax: string): number | undefined {
     for (const [id, c] of this.accepted) if (c.abstractSyntax === abstractSyntax && c.transferSyntax === transferSyntax) return id;
-    return undefined;
-  }
-
-  /** True when a context for this SOP class was proposed and refused (abstract or transfer syntax). */
-  refused(abstractSyntax: string): { result: number } | undefined {
-    for (const c of this.rejected.values()) if (c.abstractSyntax === abstractSyntax) return { result: c.result };
     return undefined;
   }
 
@@ -152,9 +148,21 @@ export class ScuAssociation implements PduHandler {
       { tag: Tag.AffectedSopInstanceUid, vr: 'UI', value: sopInstanceUid },
     ]);
     await this.writePdv(ctxId, true, cmd, true);
-    await this.streamDataSet(ctxId, file);
+    try {
+      await this.streamDataSet(ctxId, file);
+    } catch (err) {
+      // Half a request is on the wire: this association cannot carry another one.
+      this.abort();
+      throw err;
+    }
     const buf = await this.nextCommand(this.opts.dimseTimeoutMs, `C-STORE-RSP for ${sopInstanceUid}`);
-    const rsp = decodeCommand(buf);
+    let rsp;
+    try {
+      rsp = decodeCommand(buf);
+    } catch (err) {
+      this.abort();
+      throw new ForwardError('PROTOCOL_ERROR', `unreadable C-STORE-RSP: ${(err as Error).message}`, { retryable: true, cause: err });
+    }
     if (rsp.commandField !== CommandField.CStoreRsp || rsp.us(Tag.MessageIdBeingRespondedTo) !== messageId) {
       this.abort();
       throw new ForwardError('DIMSE_UNEXPECTED', `peer answered with command 0x${(rsp.commandField ?? 0).toString(16)} / message ${rsp.us(Tag.MessageIdBeingRespondedTo)}`, { retryable: true });
@@ -189,6 +197,11 @@ export class ScuAssociation implements PduHandler {
   // ---- PduHandler ----
 
   onPdu(type: number, body: Buffer): void {
+    if (type === PduType.ReleaseRq) {
+      // The acceptor asks to release (unusual, but allowed): agree, and the association is over.
+      this.socket.end(encodeReleaseRp());
+      this.closed = true;
+    }
     this.push({ kind: 'pdu', type, body });
   }
   onPdvStart(_contextId: number, control: number): void {
@@ -235,8 +248,6 @@ export class ScuAssociation implements PduHandler {
       const r = ac.contexts.get(pc.id);
       if (r && r.result === ContextResult.Acceptance && pc.transferSyntaxes.includes(r.transferSyntax)) {
         this.accepted.set(pc.id, { abstractSyntax: pc.abstractSyntax, transferSyntax: r.transferSyntax });
-      } else {
-        this.rejected.set(pc.id, { abstractSyntax: pc.abstractSyntax, result: r?.result ?? ContextResult.NoReason });
       }
     }
   }

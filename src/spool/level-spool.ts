@@ -188,7 +188,9 @@ export class LevelSpool implements Spool {
         );
       }
     }
-    const record: SpoolRecord = { id, ...info, pending: this.queues.destinations() };
+    // New objects are owed to the configured destinations only (a destination removed from the
+    // configuration keeps what it was already owed, and gets nothing new).
+    const record: SpoolRecord = { id, ...info, pending: [...this.opts.destinations] };
     const markers = this.pendingMarkers.splice(0);
     const unlinks = this.unlinkAfterSync.splice(0);
     const ops: { type: 'put'; key: string; value: string }[] = [
@@ -206,6 +208,7 @@ export class LevelSpool implements Spool {
     }
     for (const u of unlinks) void unlink(this.filePath(u)).catch(() => undefined);
     crashpoint('after-index');
+    this.remember(record);
     for (const d of record.pending) this.queues.enqueue(d, id, { size: info.size, receivedAt: info.receivedAt });
     this.emitEnqueued(record.pending);
     this.objectCount++;
@@ -266,6 +269,7 @@ export class LevelSpool implements Spool {
         ],
         { sync: false },
       );
+      this.remember({ ...record, pending });
       return;
     }
     if ((this.opts.keepForwardedMs ?? 0) > 0) {
@@ -277,6 +281,7 @@ export class LevelSpool implements Spool {
         ],
         { sync: false },
       );
+      this.remember({ ...record, pending, forwardedAt });
       this.kept.set(id, forwardedAt);
       return;
     }
@@ -291,6 +296,7 @@ export class LevelSpool implements Spool {
     if (destination) ops.push({ type: 'del', key: `q!${destination}!${record.id}` });
     if ((await this.db.get(`u!${record.sopInstanceUid}`)) === record.id) ops.push({ type: 'del', key: `u!${record.sopInstanceUid}` });
     await this.db.batch(ops, { sync: false });
+    this.forget(record.id);
     this.unlinkAfterSync.push(record.id);
     this.objectCount--;
     this.objectBytes -= record.size;
@@ -398,9 +404,31 @@ export class LevelSpool implements Spool {
     }
   }
 
+  /**
+   * Records of objects in motion (just received, claimed, being acknowledged) are read several
+   * times each; a small cache saves those index reads and checksum checks. Every write of an
+   * `o!` key in this class goes through {@link remember} / {@link forget}, so it never serves a
+   * stale record. Records are treated as immutable (updates build new objects).
+   */
+  private readonly cache = new Map<string, SpoolRecord>();
+
+  private remember(r: SpoolRecord): void {
+    this.cache.delete(r.id);
+    this.cache.set(r.id, r);
+    if (this.cache.size > 2048) this.cache.delete(this.cache.keys().next().value!);
+  }
+
+  private forget(id: string): void {
+    this.cache.delete(id);
+  }
+
   private async getRecord(id: string): Promise<SpoolRecord | undefined> {
+    const hit = this.cache.get(id);
+    if (hit) return hit;
     const raw = await this.db.get(`o!${id}`);
-    return raw === undefined ? undefined : openRecord(raw);
+    const r = raw === undefined ? undefined : openRecord(raw);
+    if (r) this.remember(r);
+    return r;
   }
 
   /**
@@ -525,6 +553,11 @@ export class LevelSpool implements Spool {
       const [, dest] = key.split('!') as [string, string];
       this.queues.addDeadLetters(dest, 1);
     }
+    for (const d of this.queues.stats(Date.now())) {
+      if (!this.opts.destinations.includes(d.name) && d.pending > 0) {
+        this.opts.log.warn({ destination: d.name, pending: d.pending }, 'objects are still owed to a destination that is no longer configured; they stay in the spool until it is configured again');
+      }
+    }
     if (deletes.length || puts.length) {
       await this.db.batch(
         [...deletes.map((key) => ({ type: 'del' as const, key })), ...puts.map((key) => ({ type: 'put' as const, key, value: '' }))],
@@ -532,6 +565,7 @@ export class LevelSpool implements Spool {
       );
     }
     this.nextId = maxId + 1;
+    this.cache.clear(); // recovery deleted records behind the cache's back
     return report;
   }
 }

@@ -56,7 +56,7 @@ export class MemorySpool implements Spool {
         const prevId = this.byUid.get(info.sopInstanceUid);
         const prev = prevId ? this.objects.get(prevId) : undefined;
         if (prev && prev.record.sha256 === sha256) return prev.record;
-        const record: SpoolRecord = { id, ...info, size: bytes.length, sha256, receivedAt: Date.now(), pending: this.queues.destinations() };
+        const record: SpoolRecord = { id, ...info, size: bytes.length, sha256, receivedAt: Date.now(), pending: [...this.opts.destinations] };
         this.objects.set(id, { record, bytes });
         this.byUid.set(info.sopInstanceUid, id);
         this.bytes += bytes.length;

@@ -226,4 +226,29 @@ describe('forward: modality → gateway → PACS', () => {
       tmp.cleanup();
     }
   });
+
+  it('a destination that refuses the association permanently (unknown calling AE): down, with the reason; objects dead-lettered for retry', async () => {
+    const tmp = tempDir();
+    const pacsTmp = tempDir();
+    // Another gateway plays a PACS that only knows the calling AE "SOMEONE_ELSE".
+    const pacs = await startGateway({ dir: pacsTmp.dir, receive: { aeTitle: 'PACS', callers: [{ aeTitle: 'SOMEONE_ELSE' }] } });
+    const gw = await startGateway({ dir: tmp.dir, config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port }], forwarding: FAST } });
+    try {
+      const study = writeStudy(tmp.dir, 5);
+      expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(5);
+      await gw.waitForLog((l) => l.msg.startsWith('destination refuses the association permanently') && /reason 3/.test(String(l.reason)));
+      await pacs.waitForLog((l) => l.msg.includes('association rejected') && l.reason === 3);
+      const s = await waitFor(async () => {
+        const d = (await status(gw.configFile)).destinations[0]!;
+        return d.deadLetter === 5 ? d : undefined;
+      }, { what: 'all 5 dead-lettered' });
+      expect(['backoff', 'down']).toContain(s.state);
+      expect(s.pending).toBe(0);
+    } finally {
+      await gw.stop();
+      await pacs.stop();
+      tmp.cleanup();
+      pacsTmp.cleanup();
+    }
+  });
 });
