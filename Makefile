@@ -10,7 +10,7 @@ CONFIG ?= firmware-config/dev.yaml
 help:
 	@echo "make run     install, build and start the gateway on $(CONFIG) (local spool, no server needed)"
 	@echo "make test    install what the tests need (DCMTK), build, run the whole suite"
-	@echo "make bench   receive benchmark vs DCMTK storescp and Orthanc -> docs/benchmarks.md"
+	@echo "make bench   receive and forward benchmarks vs DCMTK and Orthanc -> docs/benchmarks.md"
 	@echo "make chaos   long crash-consistency run (SIGKILL at many points)"
 	@echo "make demo    modality (storescu) -> gateway -> PACS (storescp) with a sample study, in under a minute"
 
@@ -30,14 +30,13 @@ run: build
 check-config: build
 	node dist/src/cli/main.js check-config --config $(CONFIG)
 
-# DCMTK is the modality (storescu, echoscu) and the reference SCP (storescp) of the tests.
+# DCMTK is the modality (storescu, echoscu) and the reference PACS (storescp) of the tests;
+# Orthanc is the second, full PACS of the end-to-end tests and of the benchmarks.
 deps:
-	@command -v storescu >/dev/null && command -v storescp >/dev/null && command -v echoscu >/dev/null || \
-	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends dcmtk >/dev/null; }
+	@{ command -v storescu && command -v storescp && command -v echoscu && [ -x /usr/sbin/Orthanc ]; } >/dev/null || \
+	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends dcmtk orthanc >/dev/null; }
 
 deps-bench: deps
-	@command -v Orthanc >/dev/null || [ -x /usr/sbin/Orthanc ] || \
-	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends orthanc >/dev/null; }
 
 test: deps build
 	npx tsc -p tsconfig.test.json
@@ -48,6 +47,7 @@ test-unit: build
 
 bench: deps-bench build
 	node dist/bench/receive-bench.js
+	node dist/bench/forward-bench.js
 
 demo: deps build
 	node dist/bench/demo.js
