@@ -64,7 +64,7 @@ async function drainRate(files: string[], dir: string, associations: number): Pr
   const gwDir = fresh(path.join(dir, 'gw'));
   const closed = await freePort();
   const dest = (port: number) => ({ forward: [{ name: 'pacs', aeTitle: pacs.aeTitle, host: '127.0.0.1', port, associations }] });
-  const fill = await startGateway(gwDir, { ...dest(closed), forwarding: { retryBaseSeconds: 600 } });
+  const fill = await startGateway(gwDir, { ...dest(closed), forwarding: { retryBaseSeconds: 600, retryMaxSeconds: 600 } });
   await storescu(fill.port, fill.aeTitle, files);
   await fill.stop();
   const drain = await startGateway(gwDir, dest(pacs.port), fill.port);

@@ -175,6 +175,20 @@ export interface ContextDecision {
   readonly transferSyntax: string;
 }
 
+/** User Information item: maximum length, implementation class UID and version name. @see PS3.7 Annex D.3.3 */
+function userInformation(opts: { maxPduLength: number; implementationClassUid: string; implementationVersionName: string }): Buffer {
+  const max = Buffer.alloc(4);
+  max.writeUInt32BE(opts.maxPduLength, 0);
+  return item(
+    ItemType.UserInformation,
+    Buffer.concat([
+      item(ItemType.MaxLength, max),
+      item(ItemType.ImplementationClassUid, Buffer.from(opts.implementationClassUid, 'latin1')),
+      item(ItemType.ImplementationVersionName, Buffer.from(opts.implementationVersionName, 'latin1')),
+    ]),
+  );
+}
+
 /** Encode an A-ASSOCIATE-AC. @see PS3.8 §9.3.3 */
 export function encodeAssociateAc(opts: {
   rq: AssociateRq;
@@ -192,18 +206,7 @@ export function encodeAssociateAc(opts: {
     const head = Buffer.from([c.id, 0, c.result, 0]);
     items.push(item(ItemType.PresentationContextAc, Buffer.concat([head, item(ItemType.TransferSyntax, Buffer.from(c.transferSyntax, 'latin1'))])));
   }
-  const max = Buffer.alloc(4);
-  max.writeUInt32BE(opts.maxPduLength, 0);
-  items.push(
-    item(
-      ItemType.UserInformation,
-      Buffer.concat([
-        item(ItemType.MaxLength, max),
-        item(ItemType.ImplementationClassUid, Buffer.from(opts.implementationClassUid, 'latin1')),
-        item(ItemType.ImplementationVersionName, Buffer.from(opts.implementationVersionName, 'latin1')),
-      ]),
-    ),
-  );
+  items.push(userInformation(opts));
   return pdu(PduType.AssociateAc, Buffer.concat([fixed, ...items]));
 }
 
@@ -284,18 +287,7 @@ export function encodeAssociateRq(opts: {
       ),
     );
   }
-  const max = Buffer.alloc(4);
-  max.writeUInt32BE(opts.maxPduLength, 0);
-  items.push(
-    item(
-      ItemType.UserInformation,
-      Buffer.concat([
-        item(ItemType.MaxLength, max),
-        item(ItemType.ImplementationClassUid, Buffer.from(opts.implementationClassUid, 'latin1')),
-        item(ItemType.ImplementationVersionName, Buffer.from(opts.implementationVersionName, 'latin1')),
-      ]),
-    ),
-  );
+  items.push(userInformation(opts));
   return pdu(PduType.AssociateRq, Buffer.concat([fixed, ...items]));
 }
 
