@@ -1,4 +1,4 @@
-import { mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
 import { PacsEdgeError } from '../errors.js';
@@ -8,6 +8,7 @@ import { crashpoint } from '../util/crashpoint.js';
 import { closeFd, openFd, readFd } from '../util/fd.js';
 import type { HashPool } from '../util/hash-pool.js';
 import { DiskGuard } from './disk-guard.js';
+import { recoverSpool } from './recovery.js';
 import { FileObjectWriter } from './file-writer.js';
 import { QueueState } from './queues.js';
 import { formatId, openRecord, sealRecord } from './record-codec.js';
@@ -431,141 +432,23 @@ export class LevelSpool implements Spool {
     return r;
   }
 
-  /**
-   * Rebuild the in-memory state from the index and the object files, removing what a crash
-   * left half-done, and report every acknowledged object that cannot be vouched for.
-   */
+  /** Rebuild the in-memory state from the index and the object files (see recovery.ts). */
   private async recover(): Promise<RecoveryReport> {
-    const report: RecoveryReport = { recovered: 0, recoveredBytes: 0, discardedPartials: 0, discardedBytes: 0, lost: [], danglingQueueEntries: 0 };
-    const files = new Map<string, number>();
-    let maxId = 0;
-    for (const name of await readdir(this.objectsDir)) {
-      const m = /^(\d{16})\.(dcm|part)$/.exec(name);
-      if (!m) continue;
-      maxId = Math.max(maxId, Number(m[1]));
-      const full = path.join(this.objectsDir, name);
-      const size = (await stat(full)).size;
-      if (m[2] === 'part') {
-        await unlink(full);
-        report.discardedPartials++;
-        report.discardedBytes += size;
-      } else files.set(m[1]!, size);
-    }
-
-    const markers = new Set<string>();
-    for await (const key of this.db.keys({ gte: 'c!', lt: 'c!\xff' })) markers.add(key.slice(2));
-
-    const destinations = new Set(this.opts.destinations);
-    const live = new Set<string>();
-    const deletes: string[] = [];
-    const puts: string[] = [];
-    const quarantine: string[] = [];
-    const removedUids: [string, string][] = [];
-    const lose = (id: string, sopInstanceUid: string | undefined, reason: string) => {
-      report.lost.push({ id, sopInstanceUid: sopInstanceUid ?? '(unknown)', reason });
-      quarantine.push(id);
-      this.opts.log.error({ id, sopInstanceUid, reason }, 'acknowledged object lost from the spool');
-      deletes.push(`o!${id}`, `c!${id}`);
-      if (sopInstanceUid) removedUids.push([sopInstanceUid, id]);
-    };
-    /** Indexed, but its data never became durable before the crash: it was never acknowledged. */
-    const unconfirmed = (id: string, record: SpoolRecord, size: number | undefined, reason: string) => {
-      files.set(id, size ?? 0); // deleted (and counted) below with the unindexed files
-      deletes.push(`o!${id}`);
-      removedUids.push([record.sopInstanceUid, id]);
-      this.opts.log.warn({ id, sopInstanceUid: record.sopInstanceUid, reason }, 'unacknowledged object discarded: a crash came before its data was durable');
-    };
-    const keep = (id: string, record: SpoolRecord, confirmed: boolean) => {
-      live.add(id);
-      if (record.forwardedAt !== undefined && record.pending.length === 0) this.kept.set(id, record.forwardedAt);
-      if (!confirmed) puts.push(`c!${id}`);
-      report.recovered++;
-      report.recoveredBytes += record.size;
-      this.objectCount++;
-      this.objectBytes += record.size;
-      for (const d of record.pending) destinations.add(d);
-    };
-    // Files are hashed on the worker pool, all threads at once: every file without a durable
-    // marker (the last few before a crash), and all of them with verifyOnStart: sha256.
-    const hashing: { id: string; record: SpoolRecord; size: number; confirmed: boolean; hash: Promise<{ sha256: string }> }[] = [];
-    for await (const [key, raw] of this.db.iterator({ gte: 'o!', lt: 'o!\xff' })) {
-      const id = key.slice(2);
-      maxId = Math.max(maxId, Number(id));
-      const record = openRecord(raw);
-      const size = files.get(id);
-      files.delete(id);
-      const confirmed = markers.delete(id);
-      if (!record) {
-        lose(id, undefined, 'index record fails its checksum');
-        continue;
-      }
-      const bad = (reason: string) => (confirmed ? lose(id, record.sopInstanceUid, reason) : unconfirmed(id, record, size, reason));
-      if (size === undefined) bad('object file is missing');
-      else if (size !== record.size) bad(`object file is ${size} bytes, expected ${record.size}`);
-      else if (this.opts.verifyOnStart === 'sha256' || !confirmed) {
-        const hash = this.opts.hashPool.hashFile(this.filePath(id));
-        hash.catch(() => undefined);
-        hashing.push({ id, record, size, confirmed, hash });
-      } else keep(id, record, true);
-    }
-    for (const h of hashing) {
-      const sha = await h.hash.then((r) => r.sha256, () => undefined);
-      if (sha === h.record.sha256) keep(h.id, h.record, h.confirmed);
-      else if (h.confirmed) lose(h.id, h.record.sopInstanceUid, 'object file fails its SHA-256 check');
-      else unconfirmed(h.id, h.record, h.size, 'object file fails its SHA-256 check');
-    }
-    for (const id of markers) deletes.push(`c!${id}`); // markers of objects no longer indexed
-    const keptByAge = [...this.kept].sort((a, b) => a[1] - b[1]);
-    this.kept.clear();
-    for (const [id, at] of keptByAge) this.kept.set(id, at);
-    for (const [uid, id] of removedUids) if ((await this.db.get(`u!${uid}`)) === id) deletes.push(`u!${uid}`);
-    // What is left of a lost object goes to lost/ for inspection, out of the queues' way.
-    if (quarantine.length) await mkdir(path.join(this.opts.dir, 'lost'), { recursive: true });
-    for (const id of quarantine) {
-      await rename(this.filePath(id), path.join(this.opts.dir, 'lost', `${id}.dcm`)).catch(() => undefined);
-    }
-
-    // .dcm files with no index entry: written (maybe fully) but never indexed, so never acknowledged.
-    for (const [id, size] of files) {
-      await unlink(this.filePath(id)).catch(() => undefined);
-      report.discardedPartials++;
-      report.discardedBytes += size;
-    }
-
-    this.queues = new QueueState([...destinations]);
-    const entryFor = new Map<string, { size: number; receivedAt: number }>();
-    for await (const key of this.db.keys({ gte: 'q!', lt: 'q!\xff' })) {
-      const [, dest, id] = key.split('!') as [string, string, string];
-      if (!live.has(id)) {
-        deletes.push(key);
-        report.danglingQueueEntries++;
-        continue;
-      }
-      let e = entryFor.get(id);
-      if (!e) {
-        const r = (await this.getRecord(id))!;
-        e = { size: r.size, receivedAt: r.receivedAt };
-        entryFor.set(id, e);
-      }
-      this.queues.enqueue(dest, id, e);
-    }
-    for await (const key of this.db.keys({ gte: 'd!', lt: 'd!\xff' })) {
-      const [, dest] = key.split('!') as [string, string];
-      this.queues.addDeadLetters(dest, 1);
-    }
-    for (const d of this.queues.stats(Date.now())) {
-      if (!this.opts.destinations.includes(d.name) && d.pending > 0) {
-        this.opts.log.warn({ destination: d.name, pending: d.pending }, 'objects are still owed to a destination that is no longer configured; they stay in the spool until it is configured again');
-      }
-    }
-    if (deletes.length || puts.length) {
-      await this.db.batch(
-        [...deletes.map((key) => ({ type: 'del' as const, key })), ...puts.map((key) => ({ type: 'put' as const, key, value: '' }))],
-        { sync: true },
-      );
-    }
-    this.nextId = maxId + 1;
-    this.cache.clear(); // recovery deleted records behind the cache's back
-    return report;
+    const r = await recoverSpool({
+      db: this.db,
+      dir: this.opts.dir,
+      objectsDir: this.objectsDir,
+      destinations: this.opts.destinations,
+      verifyOnStart: this.opts.verifyOnStart,
+      hashPool: this.opts.hashPool,
+      log: this.opts.log,
+    });
+    this.queues = r.queues;
+    for (const [id, at] of r.kept) this.kept.set(id, at);
+    this.objectCount = r.objectCount;
+    this.objectBytes = r.objectBytes;
+    this.nextId = r.maxId + 1;
+    this.cache.clear();
+    return r.report;
   }
 }
