@@ -22,8 +22,9 @@ import { crashpoint } from '../util/crashpoint.js';
  * the index write can start at once, alongside the fsyncs. Measured on one association with
  * 512 KB images: hashing the finished file on a worker instead put 0.84–0.95 ms (read-back,
  * hash, messaging, scheduling on a busy 2-core box) on the path to Success; hashing in the
- * stream puts nothing there; a worker fed slice by slice as they arrive was slower still on
- * a 2-core box (copies, messages, and a third busy thread). It also hashes what came off the
+ * stream puts nothing there; a worker fed slice by slice as they arrive, and a one-shot
+ * WebCrypto digest on the thread pool after the last byte, were both slower on a 2-core box
+ * (copies, messages, a third busy thread, a busier thread pool). It also hashes what came off the
  * network, not what was read back. Whole-file hashing for verification (before forwarding, at
  * start-up) uses the worker pool.
  */
