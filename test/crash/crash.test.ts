@@ -7,6 +7,7 @@ import { HashPool } from '../../src/util/hash-pool.js';
 import { datasetBytes, storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
 import { readAll } from '../spool/conformance.js';
+import { crashPoints } from '../helpers/crash-points.js';
 import { startGateway, tempDir } from '../helpers/processes.js';
 
 /**
@@ -19,20 +20,17 @@ import { startGateway, tempDir } from '../helpers/processes.js';
  * `make chaos` (PACS_EDGE_CHAOS=1) repeats the external kills at many more moments.
  */
 const COUNT = 200;
-type Point = { name: string; crashpoint?: string; killAfterMs?: number };
-
-const POINTS: Point[] = [
-  { name: 'mid-data of object 37', crashpoint: 'mid-data:37' },
-  { name: 'after the file + directory fsync of object 53', crashpoint: 'after-data-fsync:53' },
-  { name: 'after the first data write of object 71 hits the file', crashpoint: 'after-first-write:71' },
-  { name: 'after the index commit of object 89', crashpoint: 'after-index:89' },
-  { name: 'just before the C-STORE-RSP of object 107', crashpoint: 'before-response:107' },
-  { name: 'just after the C-STORE-RSP of object 131', crashpoint: 'after-response:131' },
-  { name: 'external kill -9 at 60 ms', killAfterMs: 60 },
-  { name: 'external kill -9 at 180 ms', killAfterMs: 180 },
-  { name: 'external kill -9 at 350 ms', killAfterMs: 350 },
-  { name: 'external kill -9 at 600 ms', killAfterMs: 600 },
-];
+const POINTS = crashPoints(
+  [
+    ['mid-data', 37],
+    ['after-data-fsync', 53],
+    ['after-first-write', 71],
+    ['after-index', 89],
+    ['before-response', 107],
+    ['after-response', 131],
+  ],
+  [60, 180, 350, 600],
+);
 if (process.env.PACS_EDGE_CHAOS) {
   for (let ms = 20; ms <= 1500; ms += 37) POINTS.push({ name: `chaos: external kill -9 at ${ms} ms`, killAfterMs: ms });
 }

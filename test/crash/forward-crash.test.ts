@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { startStorescp, storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
+import { crashPoints } from '../helpers/crash-points.js';
 import { CLI, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
 /**
@@ -13,18 +14,16 @@ import { CLI, run, startGateway, tempDir, waitFor } from '../helpers/processes.j
  * allowed (the PACS deduplicates) and counted.
  */
 const COUNT = 300;
-const POINTS: { name: string; crashpoint?: string; killAfterMs?: number }[] = [
-  { name: 'mid-data of object 41', crashpoint: 'mid-data:41' },
-  { name: 'after the file + directory fsync of object 77', crashpoint: 'after-data-fsync:77' },
-  { name: 'after the index commit of object 113', crashpoint: 'after-index:113' },
-  { name: 'just before the C-STORE-RSP of object 149', crashpoint: 'before-response:149' },
-  { name: 'just after the C-STORE-RSP of object 187', crashpoint: 'after-response:187' },
-  { name: 'external kill -9 at 150 ms', killAfterMs: 150 },
-  { name: 'external kill -9 at 400 ms', killAfterMs: 400 },
-  { name: 'external kill -9 at 700 ms', killAfterMs: 700 },
-  { name: 'external kill -9 at 1100 ms', killAfterMs: 1100 },
-  { name: 'external kill -9 at 1600 ms', killAfterMs: 1600 },
-];
+const POINTS = crashPoints(
+  [
+    ['mid-data', 41],
+    ['after-data-fsync', 77],
+    ['after-index', 113],
+    ['before-response', 149],
+    ['after-response', 187],
+  ],
+  [150, 400, 700, 1100, 1600],
+);
 
 describe('crash consistency: SIGKILL during ingest + forward of 300 instances', () => {
   const fixtures = tempDir('pacs-edge-fwcrash-fixtures-');

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -18,6 +18,39 @@ const FAST = { retryBaseSeconds: 0.2, retryMaxSeconds: 1, idleReleaseSeconds: 1,
 
 const dcmFiles = (dir: string) => readdirSync(dir).filter((n) => n.endsWith('.dcm'));
 
+type Storescp = Awaited<ReturnType<typeof startStorescp>>;
+
+/**
+ * A gateway forwarding to one storescp "PACS" in a fresh temp dir. With `pacsUp: false` the PACS
+ * port is reserved but nothing listens until `startPacs()`.
+ */
+async function scenario(opts: { pacsUp: boolean; storescp?: { fork?: boolean; promiscuous?: boolean }; associations?: number; receive?: Record<string, unknown> }) {
+  const tmp = tempDir();
+  const pacsDir = path.join(tmp.dir, 'pacs');
+  mkdirSync(pacsDir);
+  let pacs: Storescp | undefined;
+  const startPacs = async (port?: number): Promise<Storescp> => {
+    pacs = await startStorescp(pacsDir, 'PACS', { ...opts.storescp, ...(port ? { port } : {}) });
+    return pacs;
+  };
+  const pacsPort = opts.pacsUp ? (await startPacs()).port : await freePort();
+  const forward = { name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, ...(opts.associations ? { associations: opts.associations } : {}) };
+  const gw = await startGateway({ dir: tmp.dir, ...(opts.receive ? { receive: opts.receive } : {}), config: { forward: [forward], forwarding: FAST } });
+  return {
+    tmp,
+    pacsDir,
+    gw,
+    pacs: () => pacs,
+    startPacs: () => startPacs(pacsPort),
+    done: async () => {
+      await gw.stop();
+      await pacs?.stop();
+      tmp.cleanup();
+    },
+  };
+}
+
+
 async function status(configFile: string) {
   const r = await run(process.execPath, [CLI, 'status', '--config', configFile, '--json']);
   return JSON.parse(r.stdout) as { destinations: { name: string; pending: number; deadLetter: number; state?: string; sent?: number }[] };
@@ -25,11 +58,7 @@ async function status(configFile: string) {
 
 describe('forward: modality → gateway → PACS', () => {
   it('delivers every object byte for byte (data set equal to what the gateway received)', async () => {
-    const tmp = tempDir();
-    const pacsDir = path.join(tmp.dir, 'pacs');
-    (await import('node:fs')).mkdirSync(pacsDir);
-    const pacs = await startStorescp(pacsDir, 'PACS', { fork: true });
-    const gw = await startGateway({ dir: tmp.dir, config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port }], forwarding: FAST } });
+    const { tmp, pacsDir, gw, done } = await scenario({ pacsUp: true, storescp: { fork: true } });
     try {
       const study = writeStudy(tmp.dir, 30);
       // An encapsulated (JPEG-LS) object and a deflated one travel in their own syntax.
@@ -65,20 +94,13 @@ describe('forward: modality → gateway → PACS', () => {
       await waitFor(async () => (await status(gw.configFile)).destinations[0]!.pending === 0 || undefined, { what: 'an empty queue' });
       await waitFor(() => dcmFiles(path.join(gw.spoolDir, 'objects')).length === 0 || undefined, { what: 'the spool files to be deleted' });
     } finally {
-      await gw.stop();
-      await pacs.stop();
-      tmp.cleanup();
+      await done();
     }
   });
 
   it('PACS down when the study arrives, up a few seconds later: all delivered, in order', async () => {
-    const tmp = tempDir();
-    const pacsDir = path.join(tmp.dir, 'pacs');
-    (await import('node:fs')).mkdirSync(pacsDir);
-    const pacsPort = await freePort();
     // One association, so the arrival order at the PACS is the queue order.
-    const gw = await startGateway({ dir: tmp.dir, config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, associations: 1 }], forwarding: FAST } });
-    let pacs: Awaited<ReturnType<typeof startStorescp>> | undefined;
+    const { tmp, pacsDir, gw, startPacs, done } = await scenario({ pacsUp: false, associations: 1 });
     try {
       const study = writeStudy(tmp.dir, 20);
       expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(20);
@@ -89,7 +111,7 @@ describe('forward: modality → gateway → PACS', () => {
       expect(down.pending).toBe(20);
       await gw.waitForLog((l) => l.msg === 'destination unreachable, will retry' && /CONNECT_FAILED/.test(String(l.reason)));
       await new Promise((r) => setTimeout(r, 2000));
-      pacs = await startStorescp(pacsDir, 'PACS', { port: pacsPort });
+      await startPacs();
       await waitFor(() => dcmFiles(pacsDir).length === 20 || undefined, { what: 'all 20 at the PACS', timeoutMs: 30_000 });
       // storescp writes each object as it arrives (one association): file times give the order.
       const order = dcmFiles(pacsDir)
@@ -101,23 +123,13 @@ describe('forward: modality → gateway → PACS', () => {
       expect(after).toMatchObject({ pending: 0, deadLetter: 0 });
       expect(after.state).toBe('up');
     } finally {
-      await gw.stop();
-      await pacs?.stop();
-      tmp.cleanup();
+      await done();
     }
   });
 
   it('a PACS that refuses one object permanently: it is dead-lettered with the reason, the rest flow', async () => {
-    const tmp = tempDir();
-    const pacsDir = path.join(tmp.dir, 'pacs');
-    (await import('node:fs')).mkdirSync(pacsDir);
     // Not promiscuous: storescp refuses SOP classes it does not know.
-    const pacs = await startStorescp(pacsDir, 'PACS', { fork: true, promiscuous: false });
-    const gw = await startGateway({
-      dir: tmp.dir,
-      receive: { unknownSopClasses: 'accept' },
-      config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port }], forwarding: FAST },
-    });
+    const { tmp, pacsDir, gw, done } = await scenario({ pacsUp: true, storescp: { fork: true, promiscuous: false }, receive: { unknownSopClasses: 'accept' } });
     try {
       const privateClass = '1.2.826.0.1.3680043.9.9999.1';
       const odd = testUid();
@@ -160,16 +172,14 @@ describe('forward: modality → gateway → PACS', () => {
       expect((await status(gw.configFile)).destinations[0]).toMatchObject({ pending: 0, deadLetter: 0 });
       await waitFor(() => dcmFiles(path.join(gw.spoolDir, 'objects')).length === 0 || undefined, { what: 'the spool files to be deleted' });
     } finally {
-      await gw.stop();
-      await pacs.stop();
-      tmp.cleanup();
+      await done();
     }
   });
 
   it('two destinations, one down: the other receives everything, the down one keeps its queue', async () => {
     const tmp = tempDir();
     const pacsDir = path.join(tmp.dir, 'pacs');
-    (await import('node:fs')).mkdirSync(pacsDir);
+    mkdirSync(pacsDir);
     const pacs = await startStorescp(pacsDir, 'PACS', { fork: true });
     const deadPort = await freePort();
     const gw = await startGateway({
@@ -200,12 +210,7 @@ describe('forward: modality → gateway → PACS', () => {
   });
 
   it('a spool file damaged on disk is never completed at the PACS: aborted before its last fragment and dead-lettered', async () => {
-    const tmp = tempDir();
-    const pacsDir = path.join(tmp.dir, 'pacs');
-    (await import('node:fs')).mkdirSync(pacsDir);
-    const pacsPort = await freePort();
-    const gw = await startGateway({ dir: tmp.dir, config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, associations: 1 }], forwarding: FAST } });
-    let pacs: Awaited<ReturnType<typeof startStorescp>> | undefined;
+    const { tmp, pacsDir, gw, startPacs, done } = await scenario({ pacsUp: false, associations: 1 });
     try {
       const study = writeStudy(tmp.dir, 3, { rows: 256, cols: 256 });
       expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(3);
@@ -215,15 +220,13 @@ describe('forward: modality → gateway → PACS', () => {
       const bytes = readFileSync(file);
       bytes.writeUInt8(bytes.readUInt8(bytes.length - 100) ^ 0x10, bytes.length - 100);
       writeFileSync(file, bytes);
-      pacs = await startStorescp(pacsDir, 'PACS', { port: pacsPort });
+      await startPacs();
       await waitFor(() => dcmFiles(pacsDir).length === 2 || undefined, { what: 'the two intact objects at the PACS' });
       await gw.waitForLog((l) => l.msg.startsWith('object dead-lettered') && l.sopInstanceUid === study[1]!.uid && /SPOOL_CORRUPT/.test(String(l.reason)));
       const uids = dcmFiles(pacsDir).map((n) => readPart10Header(readFileSync(path.join(pacsDir, n)))!.sopInstanceUid);
       expect(uids.sort()).toEqual([study[0]!.uid, study[2]!.uid].sort());
     } finally {
-      await gw.stop();
-      await pacs?.stop();
-      tmp.cleanup();
+      await done();
     }
   });
 
