@@ -5,6 +5,9 @@ import type { TransferSyntaxInfo } from '../dicom/transfer-syntaxes.js';
 import type { ObjectWriter, Spool, SpoolRecord } from '../spool/spool.js';
 import { createDatasetCheck, type DatasetCheck } from './dataset-check.js';
 
+/** Bytes held while the spool file opens before the socket is paused. */
+const EARLY_MAX = 4 * 1024 * 1024;
+
 export interface StoreOutcome {
   status: number;
   /** Short reason for the Error Comment (0000,0902) and the log: never patient data. */
@@ -17,8 +20,8 @@ export interface StoreOutcome {
  * One C-STORE data set on its way into the spool: every slice goes both to the structural
  * check and to the spool writer; the outcome decides the C-STORE-RSP status.
  *
- * The spool writer is opened asynchronously; slices that arrive meanwhile are held (and the
- * socket paused) rather than dropped. Once anything has failed, the rest of the data set is
+ * The spool writer is opened asynchronously; slices that arrive meanwhile are held (the socket
+ * is paused only if they pass {@link EARLY_MAX}) rather than dropped. Once anything has failed, the rest of the data set is
  * still read from the socket — the association must stay in step — but is discarded.
  *
  * @see PS3.4 §B.2.3 (C-STORE statuses)
@@ -30,6 +33,8 @@ export class StoreReception {
   private readonly check: DatasetCheck;
   private readonly opened: Promise<void>;
   private received = 0;
+  private earlyBytes = 0;
+  private pausedEarly = false;
 
   constructor(
     private readonly spool: Spool,
@@ -49,21 +54,24 @@ export class StoreReception {
       transferSyntaxUid: opts.ts.uid,
       sourceAeTitle: opts.callingAeTitle,
     });
-    opts.backpressure(true);
     this.opened = spool.begin(header).then(
       (w) => {
         if (this.failure) {
           void w.abort();
-        } else {
-          this.writer = w;
-          w.onDrain(() => opts.backpressure(false));
-          for (const b of this.early.splice(0)) this.toWriter(b);
+          return;
         }
-        opts.backpressure(false);
+        this.writer = w;
+        w.onDrain(() => opts.backpressure(false));
+        const early = this.early.splice(0);
+        this.earlyBytes = 0;
+        if (this.pausedEarly) {
+          this.pausedEarly = false;
+          opts.backpressure(false);
+        }
+        for (const b of early) this.toWriter(b);
       },
       (err: unknown) => {
         this.fail(toOutcome(err));
-        opts.backpressure(false);
       },
     );
   }
@@ -76,8 +84,18 @@ export class StoreReception {
     this.received += chunk.length;
     this.check.write(chunk);
     if (this.failure) return;
-    if (this.writer) this.toWriter(chunk);
-    else this.early.push(chunk);
+    if (this.writer) {
+      this.toWriter(chunk);
+      return;
+    }
+    // The spool file is still being opened (a fraction of a millisecond): hold the slices, and
+    // stop reading only if that ever amounts to much.
+    this.early.push(chunk);
+    this.earlyBytes += chunk.length;
+    if (this.earlyBytes > EARLY_MAX && !this.pausedEarly) {
+      this.pausedEarly = true;
+      this.opts.backpressure(true);
+    }
   }
 
   /** The last fragment arrived: check, commit, and say what to answer. Never throws. */
@@ -133,6 +151,8 @@ export class StoreReception {
     if (this.failure) return;
     this.failure = outcome;
     this.early.length = 0;
+    this.earlyBytes = 0;
+    this.pausedEarly = false;
     if (this.writer) void this.writer.abort();
     this.opts.backpressure(false);
   }
