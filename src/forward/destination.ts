@@ -122,11 +122,32 @@ export class DestinationForwarder {
     });
   }
 
+  /**
+   * One worker: never throws. Anything unexpected (the spool's own I/O failing, say) is logged,
+   * counted as a failure of the destination and retried after the backoff: a forwarder must not
+   * take the process down, and must not give up.
+   */
   private async worker(n: number): Promise<void> {
     const log = this.deps.log.child({ destination: this.dest.name, worker: n });
-    let assoc: ScuAssociation | undefined;
-    let proposed: string[] = [];
-    let idleSince = Date.now();
+    const state: WorkerState = { assoc: undefined, proposed: [], idleSince: Date.now(), claims: [] };
+    while (this.running) {
+      try {
+        await this.work(log, state);
+      } catch (err) {
+        const reason = `internal error: ${(err as Error)?.message ?? String(err)}`;
+        const delay = this.backoff.failure(reason);
+        log.error({ err: (err as Error)?.message, code: (err as { code?: string })?.code, retryInMs: delay }, 'forwarder error, will retry');
+        state.assoc?.abort();
+        state.assoc = undefined;
+        // Whatever this pass held goes back to the queue (a delivered one is sent again: harmless).
+        await this.release(state.claims.splice(0)).catch(() => undefined);
+      }
+    }
+    await state.assoc?.release();
+  }
+
+  private async work(log: Logger, state: WorkerState): Promise<void> {
+    let { assoc, proposed, idleSince } = state;
     try {
       while (this.running) {
         const wait = this.backoff.waitMs();
@@ -139,6 +160,7 @@ export class DestinationForwarder {
           continue;
         }
         const claims = await this.deps.spool.claim(this.dest.name, this.deps.settings.batch);
+        state.claims = claims;
         if (claims.length === 0) {
           if (assoc && Date.now() - idleSince > this.deps.settings.idleReleaseMs) {
             await assoc.release();
@@ -212,7 +234,7 @@ export class DestinationForwarder {
         }
       }
     } finally {
-      await assoc?.release();
+      Object.assign(state, { assoc, proposed, idleSince });
     }
   }
 
@@ -306,6 +328,16 @@ export class DestinationForwarder {
   private async release(claims: Claim[]): Promise<void> {
     for (const c of claims) await this.deps.spool.unclaim(this.dest.name, c.record.id);
   }
+}
+
+/** What one worker carries from one pass of its loop to the next (and across an error). */
+interface WorkerState {
+  assoc: ScuAssociation | undefined;
+  /** The (SOP class|transfer syntax) pairs its association was opened with. */
+  proposed: string[];
+  idleSince: number;
+  /** The batch it holds now (handed back if the pass fails). */
+  claims: Claim[];
 }
 
 /** Close files opened ahead that will not be sent now. */

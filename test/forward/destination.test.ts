@@ -1,0 +1,60 @@
+import { mkdirSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { DestinationForwarder } from '../../src/forward/destination.js';
+import { MemorySpool } from '../../src/spool/memory-spool.js';
+import { startStorescp } from '../helpers/dcmtk.js';
+import { ctFile } from '../helpers/dicom-builder.js';
+import { tempDir, waitFor } from '../helpers/processes.js';
+import { readPart10Header } from '../../src/dicom/file-meta.js';
+
+/**
+ * The forwarder in-process, against a real storescp, over a spool whose own I/O fails once — a
+ * fault the real LevelDB spool cannot be made to produce on demand. The forwarder must log it,
+ * back off and carry on: never crash the gateway, never give up on the queue.
+ */
+describe('DestinationForwarder: an error of the spool itself', () => {
+  it('is logged, backed off and retried; every object is delivered', async () => {
+    const tmp = tempDir();
+    const pacsDir = path.join(tmp.dir, 'pacs');
+    mkdirSync(pacsDir);
+    const pacs = await startStorescp(pacsDir, 'PACS', { fork: true });
+    const spool = new MemorySpool({ destinations: ['pacs'] });
+    let failures = 1;
+    const ack = spool.ack.bind(spool);
+    spool.ack = async (d, id) => {
+      if (failures-- > 0) throw Object.assign(new Error('simulated index write failure'), { code: 'LEVEL_IO_ERROR' });
+      return ack(d, id);
+    };
+    const lines: { msg: string; code?: string }[] = [];
+    const log = pino({ level: 'debug' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const fw = new DestinationForwarder(
+      { name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port, associations: 1 },
+      {
+        spool,
+        log,
+        callingAeTitle: 'PACS_EDGE',
+        settings: { connectTimeoutMs: 5000, acseTimeoutMs: 5000, dimseTimeoutMs: 5000, retryBaseMs: 100, retryMaxMs: 200, idleReleaseMs: 500, maxAttempts: 3, batch: 4, maxPduLength: 65536 },
+      },
+    );
+    try {
+      for (let i = 0; i < 3; i++) {
+        const f = ctFile();
+        const h = readPart10Header(f.bytes)!;
+        // What the receiver hands the spool: our File Meta, then the data set.
+        const w = await spool.begin(f.bytes.subarray(0, h.datasetOffset));
+        w.write(f.bytes.subarray(h.datasetOffset));
+        await w.commit({ sopClassUid: h.sopClassUid, sopInstanceUid: f.sopInstanceUid, transferSyntaxUid: h.transferSyntaxUid, callingAeTitle: 'MOD' });
+      }
+      fw.start();
+      await waitFor(() => spool.stats().objects === 0 || undefined, { what: 'all three delivered', timeoutMs: 20_000 });
+      expect(lines.some((l) => l.msg === 'forwarder error, will retry' && l.code === 'LEVEL_IO_ERROR')).toBe(true);
+      expect(readdirSync(pacsDir).length).toBeGreaterThanOrEqual(3);
+    } finally {
+      await fw.stop();
+      await pacs.stop();
+      tmp.cleanup();
+    }
+  });
+});
