@@ -265,9 +265,9 @@ export class ScuAssociation implements PduHandler {
     const inFlight: (Promise<void> | undefined)[] = [undefined, undefined];
     // The spool's SHA-256 is checked on the bytes as they are read; the last fragment goes out
     // only if they match, so a damaged file can never complete at the destination.
-    const hash = createHash('sha256');
+    const hash = file.verified ? undefined : createHash('sha256');
     let n = await file.read(bufs[0], 0);
-    hash.update(bufs[0].subarray(0, n));
+    hash?.update(bufs[0].subarray(0, n));
     const h = readPart10Header(bufs[0].subarray(0, n));
     if (!h) throw new ForwardError('SPOOL_FILE_INVALID', 'spool file has no readable File Meta', { retryable: false });
     let start = h.datasetOffset;
@@ -276,7 +276,7 @@ export class ScuAssociation implements PduHandler {
     try {
       for (;;) {
         const last = position >= file.size;
-        if (last && hash.digest('hex') !== file.sha256) {
+        if (last && hash && hash.digest('hex') !== file.sha256) {
           this.abort();
           throw new ForwardError('SPOOL_CORRUPT', 'spooled object fails its SHA-256 check; sending aborted before its last fragment', { retryable: false });
         }
@@ -287,7 +287,7 @@ export class ScuAssociation implements PduHandler {
         start = 0;
         await inFlight[which];
         n = await file.read(bufs[which]!, position);
-        hash.update(bufs[which]!.subarray(0, n));
+        hash?.update(bufs[which]!.subarray(0, n));
         if (n === 0) throw new ForwardError('SPOOL_FILE_INVALID', `spool file ends at ${position} of ${file.size} bytes`, { retryable: false });
         position += n;
       }

@@ -241,6 +241,7 @@ export class LevelSpool implements Spool {
     return {
       size,
       sha256: record.sha256,
+      verified: opts.verify !== 'caller',
       read: (buf, position) => readFd(fd, buf, position),
       close: () => closeFd(fd),
     };

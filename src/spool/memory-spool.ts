@@ -83,6 +83,7 @@ export class MemorySpool implements Spool {
     return {
       size: bytes.length,
       sha256: o.record.sha256,
+      verified: opts.verify !== 'caller',
       read: async (buf, position) => bytes.copy(buf, 0, position, Math.min(bytes.length, position + buf.length)),
       close: async () => undefined,
     };

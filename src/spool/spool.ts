@@ -54,6 +54,8 @@ export interface ObjectReader {
   readonly size: number;
   /** The SHA-256 recorded when the object was received (for callers that verify as they read). */
   readonly sha256: string;
+  /** True when the spool has already checked the bytes against `sha256`. */
+  readonly verified: boolean;
   /** Read up to `buf.length` bytes at `position`; resolves with the count (0 at the end). */
   read(buf: Buffer, position: number): Promise<number>;
   close(): Promise<void>;
