@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrthanc, type Receiver } from '../../bench/receivers.js';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { controlGet } from '../../src/health/control-server.js';
-import { datasetBytes, startStorescp, storescu, storescuOptionFor } from '../helpers/dcmtk.js';
+import { datasetBytes, startStorescp, storescu, storescuArgsFor } from '../helpers/dcmtk.js';
 import { CLI, type GatewayProcess, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
 /**
@@ -70,12 +70,11 @@ describe.skipIf(!present)('forward: every corpus file storescu can send, modalit
     const summary = { sent: 0, identical: 0, atOrthanc: 0, orthancDeadLettered: [] as string[], notSendable: [] as string[] };
     for (const name of readdirSync(CORPUS!).filter((n) => n.endsWith('.dcm')).sort()) {
       const file = path.join(CORPUS!, name);
-      const opt = storescuOptionFor(file);
-      if (opt === undefined) {
+      const extraArgs = storescuArgsFor(file);
+      if (!extraArgs) {
         summary.notSendable.push(name);
         continue;
       }
-      const extraArgs = opt === 'default' ? [] : [opt];
       const direct = await storescu({ port: ref.port, files: [file], calledAe: 'REF', extraArgs });
       if (!direct.acked.includes(1)) {
         summary.notSendable.push(name);

@@ -27,7 +27,7 @@ export async function storescu(opts: {
 }): Promise<StorescuResult> {
   const args = [
     '-d', // debug: prints each response's status
-    '-R', // propose only the SOP classes of the files (compressed syntaxes need an -x option: storescuOptionFor)
+    '-R', // propose only the SOP classes of the files (compressed syntaxes need an -x option: storescuArgsFor)
     '-aet', opts.callingAe ?? 'STORESCU',
     '-aec', opts.calledAe ?? 'PACS_EDGE',
     ...(opts.extraArgs ?? []),
@@ -147,10 +147,14 @@ const STORESCU_SYNTAX_OPTION: Record<string, string> = {
 };
 const UNCOMPRESSED = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.2']);
 
-/** The storescu option for a file, 'default' for uncompressed, undefined when storescu 3.6.7 cannot propose it. */
-export function storescuOptionFor(file: string): string | 'default' | undefined {
+/**
+ * The extra storescu arguments that send a file in its own transfer syntax: [] for uncompressed,
+ * e.g. ['-xt'] for JPEG-LS; undefined when storescu 3.6.7 cannot propose it (or it is not Part 10).
+ */
+export function storescuArgsFor(file: string): string[] | undefined {
   const h = readPart10Header(readFileSync(file));
   if (!h) return undefined;
-  if (UNCOMPRESSED.has(h.transferSyntaxUid)) return 'default';
-  return STORESCU_SYNTAX_OPTION[h.transferSyntaxUid];
+  if (UNCOMPRESSED.has(h.transferSyntaxUid)) return [];
+  const opt = STORESCU_SYNTAX_OPTION[h.transferSyntaxUid];
+  return opt ? [opt] : undefined;
 }

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { Status } from '../../src/dicom/status.js';
 import { PduType } from '../../src/dicom/pdu.js';
-import { datasetBytes, startStorescp, storescu, storescuOptionFor } from '../helpers/dcmtk.js';
+import { datasetBytes, startStorescp, storescu, storescuArgsFor } from '../helpers/dcmtk.js';
 import { type GatewayProcess, startGateway, tempDir } from '../helpers/processes.js';
 import { associateRq, RawScu } from '../helpers/raw-scu.js';
 
@@ -56,12 +56,11 @@ describe.skipIf(!present)(`corpus: every file of ${CORPUS ?? '$PACS_EDGE_CORPUS 
     const summary = { sent: 0, identical: 0, bothRefused: 0, notSendable: [] as string[], storescpChoseOtherSyntax: [] as string[] };
     for (const name of files) {
       const file = path.join(CORPUS!, name);
-      const opt = storescuOptionFor(file);
-      if (opt === undefined) {
+      const extraArgs = storescuArgsFor(file);
+      if (!extraArgs) {
         summary.notSendable.push(name);
         continue;
       }
-      const extraArgs = opt === 'default' ? [] : [opt];
       const toScp = await storescu({ port: scp.port, files: [file], calledAe: 'STORESCP', extraArgs, timeoutMs: 60_000 });
       const logMark = gw.logs.length;
       const toGw = await storescu({ port: gw.port, files: [file], extraArgs, timeoutMs: 60_000 });
