@@ -282,7 +282,7 @@ export class DestinationForwarder {
       return false;
     }
     if (o.kind === 'dead-letter') {
-      await this.deps.spool.deadLetter(this.dest.name, id, o.reason, o.status);
+      await this.deps.spool.deadLetter(this.dest.name, id, withPeerComment(o), o.status);
       this.counts.deadLettered++;
       log.warn({ sopInstanceUid, id, status: o.status === undefined ? undefined : `0x${hex4(o.status)}`, reason: o.reason }, 'object dead-lettered: the destination refused it permanently');
       return false;
@@ -290,7 +290,7 @@ export class DestinationForwarder {
     // Transient. An object the destination keeps refusing with a status must not block the queue forever.
     if (o.status !== undefined && c.attempts + 1 >= this.deps.settings.maxAttempts) {
       const reason = `gave up after ${c.attempts + 1} attempts: ${o.reason}`;
-      await this.deps.spool.deadLetter(this.dest.name, id, reason, o.status);
+      await this.deps.spool.deadLetter(this.dest.name, id, withPeerComment({ ...o, reason }), o.status);
       this.counts.deadLettered++;
       log.warn({ sopInstanceUid, id, reason }, 'object dead-lettered: transient refusals did not stop');
       return false;
@@ -328,6 +328,11 @@ export class DestinationForwarder {
   private async release(claims: Claim[]): Promise<void> {
     for (const c of claims) await this.deps.spool.unclaim(this.dest.name, c.record.id);
   }
+}
+
+/** The dead-letter reason: ours, plus what the destination said (kept on the device only). */
+function withPeerComment(o: { reason: string; peerComment?: string }): string {
+  return o.peerComment ? `${o.reason}; destination says: ${o.peerComment}` : o.reason;
 }
 
 /** What one worker carries from one pass of its loop to the next (and across an error). */

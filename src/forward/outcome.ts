@@ -17,8 +17,8 @@ import { PacsEdgeError } from '../errors.js';
  */
 export type Outcome =
   | { kind: 'delivered'; status: number; warning: boolean }
-  | { kind: 'retry'; reason: string; status?: number }
-  | { kind: 'dead-letter'; reason: string; status?: number };
+  | { kind: 'retry'; reason: string; status?: number; peerComment?: string }
+  | { kind: 'dead-letter'; reason: string; status?: number; peerComment?: string };
 
 const TRANSIENT_STATUSES = new Set<number>([Status.ResourceLimitation.code, Status.ProcessingFailure.code]);
 
@@ -26,9 +26,12 @@ export function outcomeOfStatus(status: number, errorComment?: string): Outcome 
   const cat = category(status);
   if (cat === 'success') return { kind: 'delivered', status, warning: false };
   if (cat === 'warning') return { kind: 'delivered', status, warning: true };
-  const text = `${describe(status).name} (0x${hex4(status)})${errorComment ? `: ${errorComment}` : ''}`;
-  if (isOutOfResources(status) || TRANSIENT_STATUSES.has(status)) return { kind: 'retry', reason: text, status };
-  return { kind: 'dead-letter', reason: text, status };
+  // The destination's Error Comment is free text that we do not control: it may name a patient.
+  // It is kept apart (only the on-device dead-letter record shows it), never in logs or status.
+  const reason = `${describe(status).name} (0x${hex4(status)})`;
+  const peer = errorComment ? { peerComment: errorComment } : {};
+  if (isOutOfResources(status) || TRANSIENT_STATUSES.has(status)) return { kind: 'retry', reason, status, ...peer };
+  return { kind: 'dead-letter', reason, status, ...peer };
 }
 
 export function outcomeOfError(err: unknown): Outcome {
