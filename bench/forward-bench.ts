@@ -63,7 +63,7 @@ async function drainRate(files: string[], dir: string, associations: number): Pr
   const pacs = await startStorescp(pacsDir, { fork: true });
   const gwDir = fresh(path.join(dir, 'gw'));
   const closed = await freePort();
-  const dest = (port: number) => ({ forward: [{ name: 'pacs', aeTitle: pacs.aeTitle, host: '127.0.0.1', port, associations }] });
+  const dest = (port: number) => ({ forward: [{ name: 'pacs', aeTitle: pacs.aeTitle, host: '127.0.0.1', port, associations, compression: 'none' }] });
   const fill = await startGateway(gwDir, { ...dest(closed), forwarding: { retryBaseSeconds: 600, retryMaxSeconds: 600 } });
   await storescu(fill.port, fill.aeTitle, files);
   await fill.stop();
@@ -106,7 +106,7 @@ async function oneRep(files: string[], work: string): Promise<Rep> {
     const pacs3 = await startStorescp(fresh(path.join(dir, 'pacs3')), { fork: true });
     const gw3Dir = path.join(dir, 'gw3');
     mkdirSync(gw3Dir);
-    const gw3 = await startGateway(gw3Dir, { forward: [{ name: 'pacs', aeTitle: pacs3.aeTitle, host: '127.0.0.1', port: pacs3.port }] });
+    const gw3 = await startGateway(gw3Dir, { forward: [{ name: 'pacs', aeTitle: pacs3.aeTitle, host: '127.0.0.1', port: pacs3.port, compression: 'none' }] });
     const e0 = performance.now();
     await storescu(gw3.port, gw3.aeTitle, files);
     const e1 = await countAt(path.join(dir, 'pacs3', 'out'), files.length);

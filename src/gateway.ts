@@ -3,6 +3,7 @@ import type { GatewayConfig } from './config/types.js';
 import { configWarnings } from './config/validate.js';
 import { ControlServer } from './health/control-server.js';
 import type { Logger } from './log.js';
+import { CodecPool } from './compress/pool.js';
 import { DestinationForwarder } from './forward/destination.js';
 import { DicomServer } from './receive/server.js';
 import { DiskGuard } from './spool/disk-guard.js';
@@ -24,6 +25,7 @@ export class Gateway {
     private readonly forwarders: DestinationForwarder[],
     private readonly control: ControlServer,
     private readonly hashPool: HashPool,
+    private readonly codecPool: CodecPool,
     private readonly log: Logger,
     readonly recovery: RecoveryReport,
     readonly address: { host: string; port: number },
@@ -58,12 +60,16 @@ export class Gateway {
     );
 
     const f = config.forwarding;
+    // Started on first use: a gateway that forwards only uncompressed never starts a codec worker.
+    const codecPool = new CodecPool({ workers: config.compress.workers });
+    const codecs = { pool: codecPool, verify: config.compress.verify, maxObjectBytes: config.compress.maxObjectBytes };
     const forwarders = config.forward.map(
       (d) =>
         new DestinationForwarder(d, {
           spool,
           log,
           callingAeTitle: config.receive.aeTitle,
+          codecs,
           settings: {
             connectTimeoutMs: f.connectTimeoutSeconds * 1000,
             acseTimeoutMs: f.acseTimeoutSeconds * 1000,
@@ -106,6 +112,7 @@ export class Gateway {
           receive: { aeTitle: config.receive.aeTitle, host: config.receive.host, port: config.receive.port, ...dicom.stats.snapshot() },
           spool: { dir: config.spool.dir, ...spool.stats(), freeBytes: await guard.freeBytes(), minFreeBytes: config.spool.minFreeBytes },
           destinations: spool.stats().destinations.map((d) => ({ ...d, ...forwarders.find((x) => x.name === d.name)?.status() })),
+          codecs: { workers: config.compress.workers, busy: codecPool.busy, queued: codecPool.queued },
         }),
       },
       log,
@@ -117,7 +124,7 @@ export class Gateway {
       { version: VERSION, aeTitle: config.receive.aeTitle, host: address.host, port: address.port, spool: config.spool.dir, destinations: forwarders.map((x) => x.name) },
       'gateway listening',
     );
-    return new Gateway(config, spool, dicom, forwarders, control, hashPool, log, recovery, address);
+    return new Gateway(config, spool, dicom, forwarders, control, hashPool, codecPool, log, recovery, address);
   }
 
   async stop(graceMs = 10_000): Promise<void> {
@@ -127,6 +134,7 @@ export class Gateway {
     await this.control.close();
     await this.spool.close();
     await this.hashPool.close();
+    await this.codecPool.close();
     this.log.info('gateway stopped');
   }
 }

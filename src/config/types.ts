@@ -16,7 +16,8 @@ export interface ForwardConfig {
   port: number;
   callingAeTitle?: string | undefined;
   associations: number;
-  compression?: string | undefined;
+  /** Lossless compression proposed first to this destination (default jpeg-ls). */
+  compression: 'none' | 'jpeg-ls' | 'htj2k' | 'rle' | 'deflate';
 }
 
 export type UnknownSopClassPolicy = 'reject' | 'accept';
@@ -59,4 +60,13 @@ export interface GatewayConfig {
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
   control: { socket: string };
   workers: { threads: number };
+  /** Codec workers for transfer syntax conversion before forwarding. */
+  compress: {
+    /** Worker threads (default: cores − 1, at least 1). */
+    workers: number;
+    /** Decode every encoded frame and compare it with the original before sending (default true). */
+    verify: boolean;
+    /** Larger objects are sent as stored, never converted in memory (default 256 MiB). */
+    maxObjectBytes: number;
+  };
 }

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { transferSyntax } from '../dicom/transfer-syntaxes.js';
 import { isValidUid } from '../dicom/uids.js';
@@ -13,7 +14,7 @@ import type { CallerConfig, ForwardConfig, GatewayConfig } from './types.js';
  */
 export function validateConfig(doc: unknown, opts: { baseDir: string; file?: string }): GatewayConfig {
   const v = new Validator();
-  const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'forwarding', 'log', 'control', 'workers']);
+  const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'forwarding', 'compress', 'log', 'control', 'workers']);
   const fwd = v.object(root.forwarding ?? {}, 'forwarding', [
     'connectTimeoutSeconds', 'acseTimeoutSeconds', 'responseTimeoutSeconds', 'retryBaseSeconds', 'retryMaxSeconds', 'idleReleaseSeconds', 'maxAttempts', 'batch', 'maxPduLength',
   ]);
@@ -26,6 +27,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const log = v.object(root.log ?? {}, 'log', ['level']);
   const control = v.object(root.control ?? {}, 'control', ['socket']);
   const workers = v.object(root.workers ?? {}, 'workers', ['threads']);
+  const compress = v.object(root.compress ?? {}, 'compress', ['workers', 'verify', 'maxObjectBytes']);
 
   const spoolDir = v.string(spool.dir, 'spool.dir', { required: true });
   const resolvedSpool = spoolDir ? path.resolve(opts.baseDir, spoolDir) : '';
@@ -53,11 +55,10 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       host: v.string(o.host, `${p}.host`, { required: true }) ?? '',
       port: v.int(o.port, `${p}.port`, { min: 1, max: 65535, required: true }) ?? 0,
       associations: v.int(o.associations, `${p}.associations`, { min: 1, max: 32 }) ?? 2,
+      compression: v.oneOf(o.compression, `${p}.compression`, ['none', 'jpeg-ls', 'htj2k', 'rle', 'deflate'] as const) ?? 'jpeg-ls',
     };
     const calling = v.aeTitle(o.callingAeTitle, `${p}.callingAeTitle`);
     if (calling) out.callingAeTitle = calling;
-    const compression = v.oneOf(o.compression, `${p}.compression`, ['none', 'jpeg-ls', 'htj2k', 'rle', 'deflate']);
-    if (compression) out.compression = compression;
     return out;
   });
 
@@ -110,7 +111,13 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       socket: path.resolve(opts.baseDir, v.string(control.socket, 'control.socket') ?? path.join(resolvedSpool || '.', 'control.sock')),
     },
     workers: { threads: v.int(workers.threads, 'workers.threads', { min: 1, max: 64 }) ?? 2 },
+    compress: {
+      workers: v.int(compress.workers, 'compress.workers', { min: 1, max: 64 }) ?? Math.max(1, availableParallelism() - 1),
+      verify: v.boolean(compress.verify, 'compress.verify') ?? true,
+      maxObjectBytes: v.bytes(compress.maxObjectBytes, 'compress.maxObjectBytes') ?? 256 * 1024 ** 2,
+    },
   };
+
   if (config.forwarding.retryMaxSeconds < config.forwarding.retryBaseSeconds) {
     v.problem('forwarding.retryMaxSeconds', `must be at least forwarding.retryBaseSeconds (${config.forwarding.retryBaseSeconds})`);
   }
@@ -123,6 +130,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
 export function configWarnings(c: GatewayConfig): string[] {
   const out: string[] = [];
   if (c.receive.callers.some((x) => x.aeTitle === '*')) out.push('receive.callers accepts any calling AE title ("*"): development only, never on a hospital network');
+  if (!c.compress.verify) out.push('compress.verify is off: compressed frames are sent without being decoded and compared first');
   if (c.spool.minFreeBytes < 64 * 1024 * 1024) out.push('spool.minFreeBytes is below 64 MiB: the disk may fill before the gateway refuses objects');
   return out;
 }
@@ -180,6 +188,15 @@ class Validator {
   }
 
   /** AE title: 1-16 characters of the default repertoire, no backslash or control characters. @see PS3.5 Table 6.2-1 */
+  boolean(x: unknown, p: string): boolean | undefined {
+    if (x === undefined || x === null) return undefined;
+    if (typeof x !== 'boolean') {
+      this.problem(p, `must be true or false, got ${JSON.stringify(x)}`);
+      return undefined;
+    }
+    return x;
+  }
+
   aeTitle(x: unknown, p: string, o: { required?: boolean; wildcard?: boolean } = {}): string | undefined {
     const s = this.string(x, p, o.required ? { required: true } : {});
     if (s === undefined) return undefined;

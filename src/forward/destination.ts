@@ -1,10 +1,14 @@
+import type { CodecPool } from '../compress/pool.js';
+import type { Compression } from '../compress/transcode.js';
 import type { ForwardConfig } from '../config/types.js';
 import { hex4 } from '../dicom/status.js';
 import type { Logger } from '../log.js';
 import type { Claim, ObjectReader, Spool } from '../spool/spool.js';
 import { Backoff } from './backoff.js';
+import { memoryReader } from './memory-reader.js';
 import { outcomeOfError, outcomeOfStatus, type Outcome } from './outcome.js';
 import { ScuAssociation } from './scu.js';
+import { syntaxPlan } from './syntax-plan.js';
 
 export interface ForwardSettings {
   connectTimeoutMs: number;
@@ -37,10 +41,31 @@ export interface DestinationStatus {
   retries: number;
   /** Objects per second over the last minute. */
   rate: number;
+  compression: CompressionStats;
+}
+
+/** What the destination's compression did since start. */
+export interface CompressionStats {
+  /** `forward[].compression` of this destination. */
+  mode: Compression;
+  /** Objects sent compressed, and their data set bytes before and after. */
+  compressed: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Compressed objects decoded because the destination takes only uncompressed data. */
+  decoded: number;
+  /** Objects sent as stored because they cannot be compressed losslessly (no pixels, float…). */
+  passedThrough: number;
+  /** Encoded frames that did not decode to the original: sent uncompressed instead. */
+  verifyFailures: number;
+  /** Codec failures (worker crash, time limit): sent in another syntax. */
+  codecErrors: number;
 }
 
 /** Max presentation contexts proposed on one association. @see PS3.8 §9.3.2.2 (ids 1..255, odd) */
 const MAX_CONTEXTS = 127;
+/** Stored (SOP class, syntax) pairs per association: each may need up to 3 contexts (see syntax-plan.ts). */
+const MAX_PAIRS = Math.floor(MAX_CONTEXTS / 3);
 
 /**
  * Drains one destination's queue: `associations` workers, each with its own association that
@@ -57,12 +82,23 @@ export class DestinationForwarder {
   private lastSuccessAt: number | undefined;
   private readonly recent: number[] = [];
   private readonly active = new Set<ScuAssociation>();
+  private readonly compression: Compression;
+  private readonly zip: CompressionStats;
 
   constructor(
     private readonly dest: ForwardConfig,
-    private readonly deps: { spool: Spool; log: Logger; settings: ForwardSettings; callingAeTitle: string },
+    private readonly deps: {
+      spool: Spool;
+      log: Logger;
+      settings: ForwardSettings;
+      callingAeTitle: string;
+      /** Codec workers; without them objects go only in their stored syntax. */
+      codecs?: { pool: CodecPool; verify: boolean; maxObjectBytes: number } | undefined;
+    },
   ) {
     this.backoff = new Backoff({ baseMs: deps.settings.retryBaseMs, maxMs: deps.settings.retryMaxMs });
+    this.compression = (dest.compression as Compression | undefined) ?? 'none';
+    this.zip = { mode: this.compression, compressed: 0, bytesIn: 0, bytesOut: 0, decoded: 0, passedThrough: 0, verifyFailures: 0, codecErrors: 0 };
   }
 
   get name(): string {
@@ -106,6 +142,7 @@ export class DestinationForwarder {
       lastSuccessAt: this.lastSuccessAt ? new Date(this.lastSuccessAt).toISOString() : null,
       ...this.counts,
       rate: Math.round((this.recent.length / 60) * 10) / 10,
+      compression: { ...this.zip },
     };
     if (b.state === 'up') return { ...base, state: 'up' };
     return { ...base, state: b.state, backoffUntil: new Date(b.until).toISOString(), downSince: new Date(b.since).toISOString(), lastError: b.lastError };
@@ -179,17 +216,14 @@ export class DestinationForwarder {
             if (assoc) await assoc.release();
             assoc = undefined;
             // Keep what the last association carried too, so a mixed queue does not reconnect per object.
-            proposed = [...new Set([...needed, ...proposed])].slice(0, MAX_CONTEXTS);
+            proposed = [...new Set([...needed, ...proposed])].slice(0, MAX_PAIRS);
             try {
               assoc = await ScuAssociation.open({
                 host: this.dest.host,
                 port: this.dest.port,
                 callingAeTitle: this.dest.callingAeTitle ?? this.deps.callingAeTitle,
                 calledAeTitle: this.dest.aeTitle,
-                contexts: proposed.map((k, i) => {
-                  const [abstractSyntax, ts] = k.split('|') as [string, string];
-                  return { id: 2 * i + 1, abstractSyntax, transferSyntaxes: [ts] };
-                }),
+                contexts: this.contextsFor(proposed),
                 maxPduLength: this.deps.settings.maxPduLength,
                 connectTimeoutMs: this.deps.settings.connectTimeoutMs,
                 acseTimeoutMs: this.deps.settings.acseTimeoutMs,
@@ -246,12 +280,88 @@ export class DestinationForwarder {
     return p;
   }
 
-  private async deliver(assoc: ScuAssociation, c: Claim, opened: Promise<ObjectReader>): Promise<Outcome> {
-    const ctx = assoc.contextFor(c.record.sopClassUid, c.record.transferSyntaxUid);
-    if (ctx === undefined) {
-      discard(opened);
-      return { kind: 'dead-letter', reason: `destination does not accept SOP Class ${c.record.sopClassUid} in transfer syntax ${c.record.transferSyntaxUid}` };
+  /** One presentation context per (SOP class, syntax) the stored pairs may be sent in. */
+  private contextsFor(pairs: readonly string[]): { id: number; abstractSyntax: string; transferSyntaxes: string[] }[] {
+    const seen = new Set<string>();
+    const out: { id: number; abstractSyntax: string; transferSyntaxes: string[] }[] = [];
+    for (const k of pairs) {
+      const [abstractSyntax, stored] = k.split('|') as [string, string];
+      for (const step of this.plan(stored)) {
+        const pc = `${abstractSyntax}|${step.ts}`;
+        if (seen.has(pc) || out.length >= MAX_CONTEXTS) continue;
+        seen.add(pc);
+        out.push({ id: 2 * out.length + 1, abstractSyntax, transferSyntaxes: [step.ts] });
+      }
     }
+    return out;
+  }
+
+  private plan(stored: string) {
+    // Without codec workers (or a spool without files) only the stored syntax is possible.
+    if (!this.deps.codecs || !this.deps.spool.filePath) return syntaxPlan(stored, 'none').filter((s) => s.how === 'as-stored');
+    return syntaxPlan(stored, this.compression);
+  }
+
+  /**
+   * Send one object in the first syntax of its plan that the destination accepted and that
+   * works for this object: compressed if it can be (and the round trip verified), else as
+   * stored, else decoded. None accepted is a permanent, stated refusal.
+   */
+  private async deliver(assoc: ScuAssociation, c: Claim, opened: Promise<ObjectReader>): Promise<Outcome> {
+    const { sopClassUid, sopInstanceUid, transferSyntaxUid: stored, id, size } = c.record;
+    const plan = this.plan(stored);
+    for (const step of plan) {
+      const ctx = assoc.contextFor(sopClassUid, step.ts);
+      if (ctx === undefined) continue;
+      if (step.how === 'as-stored') return this.send(assoc, ctx, c, opened);
+      const codecs = this.deps.codecs!;
+      if (size > codecs.maxObjectBytes) continue;
+      const conv = await codecs.pool.convert({
+        op: step.how,
+        target: step.how === 'encode' ? step.compression : undefined,
+        path: this.deps.spool.filePath!(id),
+        size,
+        sha256: c.record.sha256,
+        verify: codecs.verify,
+      });
+      const log = this.deps.log.child({ destination: this.dest.name });
+      if (conv.kind === 'corrupt') {
+        discard(opened);
+        return { kind: 'dead-letter', reason: `corrupt: ${conv.reason}` };
+      }
+      if (conv.kind === 'skip') {
+        if (step.how === 'encode') this.zip.passedThrough++;
+        log.debug({ sopInstanceUid, id, syntax: step.ts, reason: conv.reason }, 'not converted');
+        continue;
+      }
+      if (conv.kind === 'mismatch') {
+        this.zip.verifyFailures++;
+        log.warn({ sopInstanceUid, id, syntax: step.ts, reason: conv.reason }, 'compressed frames did not decode to the original: sending the object uncompressed');
+        continue;
+      }
+      if (conv.kind !== 'done') {
+        this.zip.codecErrors++;
+        log.warn({ sopInstanceUid, id, syntax: step.ts, reason: conv.reason }, 'codec failed: sending the object in another syntax');
+        continue;
+      }
+      discard(opened);
+      const converted = memoryReader({ sopClassUid, sopInstanceUid, transferSyntaxUid: conv.transferSyntaxUid }, conv.dataset);
+      const o = await this.send(assoc, ctx, c, Promise.resolve(converted));
+      if (o.kind === 'delivered') {
+        if (step.how === 'encode') {
+          this.zip.compressed++;
+          this.zip.bytesIn += conv.originalBytes;
+          this.zip.bytesOut += conv.dataset.length;
+        } else this.zip.decoded++;
+      }
+      return o;
+    }
+    discard(opened);
+    const offered = plan.map((s) => s.ts).join(', ');
+    return { kind: 'dead-letter', reason: `destination accepts SOP Class ${sopClassUid} in none of the syntaxes the gateway can send it in (${offered})` };
+  }
+
+  private async send(assoc: ScuAssociation, ctx: number, c: Claim, opened: Promise<ObjectReader>): Promise<Outcome> {
     try {
       const file = await opened;
       try {

@@ -121,6 +121,11 @@ export interface Spool {
    * and must not complete delivery unless they match `sha256` (one read instead of two).
    */
   read(id: string, opts?: { verify?: 'spool' | 'caller' }): Promise<ObjectReader>;
+  /**
+   * Where the object's Part 10 file lies, for a codec worker that reads and checks it itself.
+   * Absent for a spool without files (the object is then sent only in its stored syntax).
+   */
+  filePath?(id: string): string;
   /** The destination has the object; when no destination is left, it is removed. */
   ack(destination: string, id: string): Promise<void>;
   /** Delivery failed transiently: the object goes back to its place, with one more attempt counted. */

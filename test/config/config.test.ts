@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -87,6 +88,7 @@ describe('loadConfig: a valid minimal file gets the defaults', () => {
       log: { level: 'info' },
       control: { socket: path.join(spoolDir, 'control.sock') },
       workers: { threads: 2 },
+      compress: { workers: Math.max(1, availableParallelism() - 1), verify: true, maxObjectBytes: 256 * 1024 ** 2 },
     });
     expect(configWarnings(c)).toEqual([]);
   });
@@ -133,8 +135,10 @@ workers: { threads: 3 }
     expect(c.spool).toEqual({ dir: '/data/spool', minFreeBytes: 2 * 1024 ** 3, maxBytes: 500_000_000, verifyOnStart: 'sha256', keepForwardedHours: 48 });
     expect(c.forward).toEqual([
       { name: 'central', aeTitle: 'PACS', host: 'pacs.example', port: 11112, callingAeTitle: 'EDGE01', associations: 4, compression: 'jpeg-ls' },
-      { name: 'backup', aeTitle: 'BACKUP', host: '10.9.9.9', port: 104, associations: 2 },
+      { name: 'backup', aeTitle: 'BACKUP', host: '10.9.9.9', port: 104, associations: 2, compression: 'jpeg-ls' },
     ]);
+    expect(c.compress.verify).toBe(true);
+    expect(c.compress.workers).toBeGreaterThanOrEqual(1);
     expect(c.log.level).toBe('debug');
     expect(c.control.socket).toBe(path.join(tmp.dir, 'run/ctl.sock'));
     expect(c.workers.threads).toBe(3);

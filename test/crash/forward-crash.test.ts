@@ -60,7 +60,7 @@ describe('crash consistency: SIGKILL during ingest + forward of 300 instances', 
       const pacs = await startStorescp(pacsDir, 'PACS', { fork: true, uniqueFilenames: true });
       const config = {
         log: { level: 'info' },
-        forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port }],
+        forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port, compression: 'none' }],
         forwarding: { retryBaseSeconds: 0.2, retryMaxSeconds: 1, idleReleaseSeconds: 1 },
       };
       try {

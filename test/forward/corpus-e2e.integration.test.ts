@@ -40,8 +40,8 @@ describe.skipIf(!present)('forward: every corpus file storescu can send, modalit
       config: {
         log: { level: 'info' },
         forward: [
-          { name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port },
-          { name: 'orthanc', aeTitle: 'ORTHANC', host: '127.0.0.1', port: orthanc.port },
+          { name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port, compression: 'none' },
+          { name: 'orthanc', aeTitle: 'ORTHANC', host: '127.0.0.1', port: orthanc.port, compression: 'none' },
         ],
         forwarding: { retryBaseSeconds: 0.2, retryMaxSeconds: 1, idleReleaseSeconds: 2 },
       },

@@ -34,7 +34,7 @@ async function scenario(opts: { pacsUp: boolean; storescp?: { fork?: boolean; pr
     return pacs;
   };
   const pacsPort = opts.pacsUp ? (await startPacs()).port : await freePort();
-  const forward = { name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, ...(opts.associations ? { associations: opts.associations } : {}) };
+  const forward = { name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, compression: 'none', ...(opts.associations ? { associations: opts.associations } : {}) };
   const gw = await startGateway({ dir: tmp.dir, ...(opts.receive ? { receive: opts.receive } : {}), config: { forward: [forward], forwarding: FAST } });
   return {
     tmp,
@@ -186,8 +186,8 @@ describe('forward: modality → gateway → PACS', () => {
       dir: tmp.dir,
       config: {
         forward: [
-          { name: 'archive', aeTitle: 'ARCHIVE', host: '127.0.0.1', port: deadPort },
-          { name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port },
+          { name: 'archive', aeTitle: 'ARCHIVE', host: '127.0.0.1', port: deadPort, compression: 'none' },
+          { name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port, compression: 'none' },
         ],
         forwarding: FAST,
       },
@@ -235,7 +235,7 @@ describe('forward: modality → gateway → PACS', () => {
     const pacsTmp = tempDir();
     // Another gateway plays a PACS that only knows the calling AE "SOMEONE_ELSE".
     const pacs = await startGateway({ dir: pacsTmp.dir, receive: { aeTitle: 'PACS', callers: [{ aeTitle: 'SOMEONE_ELSE' }] } });
-    const gw = await startGateway({ dir: tmp.dir, config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port }], forwarding: FAST } });
+    const gw = await startGateway({ dir: tmp.dir, config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port, compression: 'none' }], forwarding: FAST } });
     try {
       const study = writeStudy(tmp.dir, 5);
       expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(5);

@@ -37,7 +37,7 @@ describe('forward: a destination that goes silent', () => {
     const tmp = tempDir();
     const gw = await startGateway({
       dir: tmp.dir,
-      config: { forward: [{ name: 'pacs', aeTitle: 'SILENT', host: '127.0.0.1', port, associations: 1 }], forwarding: { responseTimeoutSeconds: 1, retryBaseSeconds: 0.5, retryMaxSeconds: 1 } },
+      config: { forward: [{ name: 'pacs', aeTitle: 'SILENT', host: '127.0.0.1', port, associations: 1, compression: 'none' }], forwarding: { responseTimeoutSeconds: 1, retryBaseSeconds: 0.5, retryMaxSeconds: 1 } },
     });
     try {
       const study = writeStudy(tmp.dir, 2);

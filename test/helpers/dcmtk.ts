@@ -80,11 +80,11 @@ export async function echoscu(port: number, opts: { calledAe?: string; callingAe
 export async function startStorescp(
   dir: string,
   aeTitle = 'STORESCP',
-  opts: { fork?: boolean; promiscuous?: boolean; port?: number; uniqueFilenames?: boolean } = {},
+  opts: { fork?: boolean; promiscuous?: boolean; port?: number; uniqueFilenames?: boolean; /** Transfer syntax options; default `+xa` (all). [] is storescp's default: uncompressed only. */ syntaxes?: string[] } = {},
 ): Promise<{ port: number; proc: ChildProcess; stop: () => Promise<void>; log: () => string }> {
   const port = opts.port ?? (await freePort());
   // -uf names files by SOP Instance UID (a re-send overwrites); +uf gives every reception its own file.
-  const args = ['-v', '+B', '+xa', '-aet', aeTitle, '-od', dir, opts.uniqueFilenames ? '+uf' : '-uf', '-fe', '.dcm'];
+  const args = ['-v', '+B', ...(opts.syntaxes ?? ['+xa']), '-aet', aeTitle, '-od', dir, opts.uniqueFilenames ? '+uf' : '-uf', '-fe', '.dcm'];
   if (opts.promiscuous !== false) args.push('-pm');
   if (opts.fork) args.push('--fork');
   const proc = spawn('storescp', [...args, String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TCP_NODELAY: '1' } });

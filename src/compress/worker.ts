@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parentPort } from 'node:worker_threads';
+import charlsFactory, { type CharLSModule } from '@cornerstonejs/codec-charls/wasmjs';
+import openjphFactory, { type OpenJPHModule } from '@cornerstonejs/codec-openjph';
+import { readPart10Header } from '../dicom/file-meta.js';
+import { type Compression, decodeDataset, encodeDataset, type TranscodeResult } from './transcode.js';
+import type { JobRequest, JobReply } from './pool.js';
+
+/**
+ * The codec worker: reads a spooled file itself (no object bytes cross into the thread),
+ * checks it against the spool's size and SHA-256, converts it, and sends back only the new
+ * data set (its memory transferred, not copied). The WebAssembly codecs are loaded once, on
+ * first use.
+ */
+let charls: CharLSModule | undefined;
+let openjph: OpenJPHModule | undefined;
+const codecs = {
+  charls: () => charls!,
+  openjph: () => openjph!,
+};
+
+async function load(op: JobRequest): Promise<void> {
+  const needsCharls = op.target === 'jpeg-ls' || op.op === 'decode';
+  const needsOjph = op.target === 'htj2k' || op.op === 'decode';
+  if (needsCharls && !charls) charls = await charlsFactory();
+  if (needsOjph && !openjph) openjph = await openjphFactory({ print: () => undefined, printErr: () => undefined });
+}
+
+function run(req: JobRequest): JobReply {
+  const file = readFileSync(req.path);
+  if (file.length !== req.size || createHash('sha256').update(file).digest('hex') !== req.sha256) {
+    return { id: req.id, kind: 'corrupt', reason: 'spooled object fails its SHA-256 check' };
+  }
+  const h = readPart10Header(file);
+  if (!h) return { id: req.id, kind: 'skip', reason: 'spool file has no readable File Meta' };
+  const dataset = file.subarray(h.datasetOffset);
+  const r: TranscodeResult =
+    req.op === 'encode' ? encodeDataset(dataset, req.target as Exclude<Compression, 'none'>, codecs, req.verify) : decodeDataset(dataset, h.transferSyntaxUid, codecs);
+  if (r.kind !== 'done') return { id: req.id, ...r };
+  // A Buffer may be a view into a larger (pooled) ArrayBuffer: hand over an exact one.
+  const ab = r.dataset.byteOffset === 0 && r.dataset.byteLength === r.dataset.buffer.byteLength ? r.dataset.buffer : r.dataset.buffer.slice(r.dataset.byteOffset, r.dataset.byteOffset + r.dataset.byteLength);
+  return { id: req.id, kind: 'done', dataset: ab as ArrayBuffer, transferSyntaxUid: r.transferSyntaxUid, frames: r.frames, originalBytes: dataset.length };
+}
+
+parentPort!.on('message', (req: JobRequest) => {
+  load(req)
+    .then(() => {
+      const reply = run(req);
+      parentPort!.postMessage(reply, reply.kind === 'done' ? [reply.dataset] : []);
+    })
+    .catch((err: unknown) => {
+      // Codec exceptions from WebAssembly can be bare numbers: say what failed, not just that.
+      const message = err instanceof Error ? err.message : `codec error ${String(err)}`;
+      parentPort!.postMessage({ id: req.id, kind: 'error', reason: message } satisfies JobReply);
+    });
+});

@@ -1,0 +1,17 @@
+// The cornerstone codec packages ship no .d.ts: minimal ambient declarations.
+declare module '@cornerstonejs/codec-charls/wasmjs' {
+  export interface FrameInfo { width: number; height: number; bitsPerSample: number; componentCount: number }
+  export interface JpegLSEncoder { getDecodedBuffer(fi: FrameInfo): Uint8Array; getEncodedBuffer(): Uint8ClampedArray; setNearLossless(n: number): void; setInterleaveMode(m: 0 | 1 | 2): void; encode(): void; delete(): void }
+  export interface JpegLSDecoder { getEncodedBuffer(len: number): Uint8Array; getDecodedBuffer(): Uint8Array; decode(): void; getFrameInfo(): FrameInfo; getInterleaveMode(): number; getNearLossless(): number; delete(): void }
+  export interface CharLSModule { JpegLSEncoder: new () => JpegLSEncoder; JpegLSDecoder: new () => JpegLSDecoder; getVersion(): string; HEAPU8: Uint8Array }
+  const factory: (opts?: Record<string, unknown>) => Promise<CharLSModule>;
+  export default factory;
+}
+declare module '@cornerstonejs/codec-openjph' {
+  export interface FrameInfo { width: number; height: number; bitsPerSample: number; componentCount: number; isSigned: boolean; isUsingColorTransform: boolean }
+  export interface HTJ2KEncoder { getDecodedBuffer(fi: FrameInfo): Uint8Array; getEncodedBuffer(): Uint8Array; setQuality(lossless: boolean, quantizationStep: number): void; setDecompositions(n: number): void; setProgressionOrder(n: number): void; setBlockDimensions(s: { width: number; height: number }): void; setTLMMarker(b: boolean): void; encode(): void; delete(): void }
+  export interface HTJ2KDecoder { getEncodedBuffer(len: number): Uint8Array; getDecodedBuffer(): Uint8Array; readHeader(): void; decode(): void; decodeSubResolution(level: number): void; getFrameInfo(): FrameInfo; getIsReversible(): boolean; getNumDecompositions(): number; delete(): void }
+  export interface OpenJPHModule { HTJ2KEncoder: new () => HTJ2KEncoder; HTJ2KDecoder: new () => HTJ2KDecoder; getVersion(): string; getSIMDLevel(): number; HEAPU8: Uint8Array }
+  const factory: (opts?: { print?: (s: string) => void; printErr?: (s: string) => void }) => Promise<OpenJPHModule>;
+  export default factory;
+}
