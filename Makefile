@@ -10,7 +10,7 @@ CONFIG ?= firmware-config/dev.yaml
 help:
 	@echo "make run     install, build and start the gateway on $(CONFIG) (local spool, no server needed)"
 	@echo "make test    install what the tests need (DCMTK), build, run the whole suite"
-	@echo "make bench   receive and forward benchmarks vs DCMTK and Orthanc -> docs/benchmarks.md"
+	@echo "make bench   receive, forward, codec and WAN benchmarks vs DCMTK and Orthanc -> docs/benchmarks.md"
 	@echo "make chaos   long crash-consistency run (SIGKILL at many points)"
 	@echo "make demo    modality (storescu) -> gateway -> PACS (storescp) with a sample study, in under a minute"
 
@@ -32,11 +32,14 @@ check-config: build
 
 # DCMTK is the modality (storescu, echoscu) and the reference PACS (storescp) of the tests;
 # Orthanc is the second, full PACS of the end-to-end tests and of the benchmarks.
+# OpenJPEG's opj_decompress is the independent HTJ2K decoder of the compression tests.
 deps:
-	@{ command -v storescu && command -v storescp && command -v echoscu && [ -x /usr/sbin/Orthanc ]; } >/dev/null || \
-	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends dcmtk orthanc >/dev/null; }
+	@{ command -v storescu && command -v storescp && command -v echoscu && command -v opj_decompress && [ -x /usr/sbin/Orthanc ]; } >/dev/null || \
+	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends dcmtk orthanc libopenjp2-tools >/dev/null; }
 
+# GDCM's gdcmconv decodes the corpus CR (lossless JPEG 2000) for the codec benchmark.
 deps-bench: deps
+	@command -v gdcmconv >/dev/null || { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends libgdcm-tools >/dev/null; }
 
 test: deps build
 	npx tsc -p tsconfig.test.json
@@ -48,6 +51,7 @@ test-unit: build
 bench: deps-bench build
 	node dist/bench/receive-bench.js
 	node dist/bench/forward-bench.js
+	node dist/bench/codec-bench.js
 
 demo: deps build
 	node dist/bench/demo.js

@@ -240,10 +240,13 @@ async function main(): Promise<void> {
     result.runtimeSeconds = (Date.now() - started) / 1000;
     mkdirSync(outDir, { recursive: true });
     writeFileSync(path.join(outDir, 'benchmarks.json'), `${JSON.stringify(result, null, 2)}\n`);
-    // The forwarding section (bench/forward-bench.ts) is kept as it is until that bench rewrites it.
+    // The sections other benches write (forward, codecs, WAN) are kept until those benches rewrite them.
     const mdPath = path.join(outDir, 'benchmarks.md');
-    const forward = existsSync(mdPath) ? /<!-- forward-bench:start -->[\s\S]*<!-- forward-bench:end -->/.exec(readFileSync(mdPath, 'utf8'))?.[0] : undefined;
-    writeFileSync(mdPath, `${renderMarkdown(result).trimEnd()}\n${forward ? `\n${forward}\n` : ''}`);
+    const old = existsSync(mdPath) ? readFileSync(mdPath, 'utf8') : '';
+    const kept = ['forward-bench', 'codec-bench', 'wan-bench']
+      .map((name) => new RegExp(`<!-- ${name}:start -->[\\s\\S]*<!-- ${name}:end -->`).exec(old)?.[0])
+      .filter((x): x is string => x !== undefined);
+    writeFileSync(mdPath, `${renderMarkdown(result).trimEnd()}\n${kept.map((k) => `\n${k}\n`).join('')}`);
     log(`wrote ${path.join(outDir, 'benchmarks.md')} and benchmarks.json (${result.runtimeSeconds.toFixed(0)} s)`);
     process.exitCode = runs.every((r) => r.ok) ? 0 : 1;
   } finally {

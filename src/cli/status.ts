@@ -1,7 +1,7 @@
 import type { GatewayConfig } from '../config/types.js';
 import { controlGet } from '../health/control-server.js';
 import { readSpoolOffline } from '../spool/offline-stats.js';
-import type { DestinationStatus } from '../forward/destination.js';
+import type { CompressionStats, DestinationStatus } from '../forward/destination.js';
 import type { DestinationStats } from '../spool/spool.js';
 
 /**
@@ -59,9 +59,25 @@ export function renderStatus(s: Record<string, unknown>): string {
         ]),
       );
       if (d.lastError && (d.state === 'down' || d.state === 'backoff')) lines.push(`  last error: ${d.lastError}`);
+      if (d.compression) lines.push(`  ${compressionText(d.compression)}`);
     }
   }
+  const codecs = s.codecs as { workers: number; busy: number; queued: number } | undefined;
+  if (codecs) lines.push('', `codecs    ${codecs.workers} worker(s), ${codecs.busy} busy, ${codecs.queued} waiting`);
   return lines.join('\n');
+}
+
+/** "compression jpeg-ls: 120 objects, 61.2 MB → 24.1 MB (2.54:1, 37.1 MB saved)…". */
+export function compressionText(c: CompressionStats): string {
+  if (c.mode === 'none') return 'compression off (forward[].compression: none)';
+  const ratio = c.bytesOut > 0 ? `${(c.bytesIn / c.bytesOut).toFixed(2)}:1, ${bytes(c.bytesIn - c.bytesOut)} saved` : 'no ratio yet';
+  const extra = [
+    c.decoded ? `${c.decoded} decoded for the destination` : '',
+    c.passedThrough ? `${c.passedThrough} not compressible (sent as stored)` : '',
+    c.verifyFailures ? `${c.verifyFailures} VERIFY FAILURES (sent uncompressed)` : '',
+    c.codecErrors ? `${c.codecErrors} codec errors` : '',
+  ].filter(Boolean);
+  return `compression ${c.mode}: ${c.compressed} objects, ${bytes(c.bytesIn)} → ${bytes(c.bytesOut)} (${ratio})${extra.length ? `; ${extra.join(', ')}` : ''}`;
 }
 
 /** "up", "backing off until 14:02:11", "down since 13:40:02, retry 14:02:11". */

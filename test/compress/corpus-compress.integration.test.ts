@@ -160,5 +160,5 @@ describe.skipIf(!present)('compression over the corpus: gateway JPEG-LS → stor
     expect(summary.compressed + summary.asSent + summary.decoded + notDelivered.length).toBe(summary.sent);
     expect(summary.orthancPreview).toBeGreaterThan(5);
     expect(summary.bytesAtPacs).toBeLessThan(summary.bytesSent);
-  });
+  }, 300_000);
 });

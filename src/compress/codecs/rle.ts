@@ -49,26 +49,29 @@ export function rleEncodeFrame(frame: Uint8Array, info: RleFrameInfo): Buffer {
   return out.subarray(0, pos);
 }
 
-/** PackBits one row into `out` at `pos`; returns the new position. */
+/**
+ * PackBits one row into `out` at `pos`; returns the new position. A replicate run is used for
+ * 3 or more equal bytes: a pair costs as much inside a literal run as on its own, and ending
+ * the literal run for it would cost one more header byte.
+ */
 function packBitsRow(row: Uint8Array, out: Buffer, pos: number): number {
   const n = row.length;
+  const tripleAt = (j: number) => j + 2 < n && row[j] === row[j + 1] && row[j] === row[j + 2];
   let i = 0;
   while (i < n) {
-    // A run of at least 2 equal bytes (replicate run), up to 128.
-    let run = 1;
-    while (i + run < n && run < 128 && row[i + run] === row[i]) run++;
-    if (run >= 2) {
+    if (tripleAt(i)) {
+      let run = 3;
+      while (i + run < n && run < 128 && row[i + run] === row[i]) run++;
       out[pos++] = 257 - run; // -(run-1) as a signed byte
       out[pos++] = row[i]!;
       i += run;
       continue;
     }
-    // A literal run: up to 128 bytes, stopping before the next replicate run.
+    // A literal run: up to 128 bytes, ending where a run of 3 equal bytes begins.
     const start = i;
-    while (i < n && i - start < 128 && !(i + 1 < n && row[i] === row[i + 1])) i++;
-    if (i === start) i++; // a lone byte at the end of a pair check
-    const len = i - start;
-    out[pos++] = len - 1;
+    do i++;
+    while (i < n && i - start < 128 && !tripleAt(i));
+    out[pos++] = i - start - 1;
     for (let j = start; j < i; j++) out[pos++] = row[j]!;
   }
   return pos;

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { compressionText, renderStatus } from '../../src/cli/status.js';
+
+describe('pacs-edge status: compression line', () => {
+  const base = { mode: 'jpeg-ls' as const, compressed: 0, bytesIn: 0, bytesOut: 0, decoded: 0, passedThrough: 0, verifyFailures: 0, codecErrors: 0 };
+
+  it('gives ratio and bytes saved, and shouts verify failures', () => {
+    const t = compressionText({ ...base, compressed: 10, bytesIn: 5_000_000, bytesOut: 2_000_000, passedThrough: 2, verifyFailures: 1 });
+    expect(t).toMatch(/^compression jpeg-ls: 10 objects/);
+    expect(t).toContain('2.50:1');
+    expect(t).toContain('2 not compressible');
+    expect(t).toContain('1 VERIFY FAILURES');
+  });
+
+  it('says when compression is off, and when nothing was compressed yet', () => {
+    expect(compressionText({ ...base, mode: 'none' })).toMatch(/compression off/);
+    expect(compressionText(base)).toContain('no ratio yet');
+  });
+
+  it('appears under its destination, with the codec pool backlog', () => {
+    const out = renderStatus({
+      device: 'edge-1',
+      running: true,
+      pid: 1,
+      uptimeSeconds: 5,
+      spool: { dir: '/s', objects: 1, bytes: 10 },
+      destinations: [{ name: 'pacs', pending: 1, pendingBytes: 10, oldestPendingSeconds: 1, deadLetter: 0, state: 'up', compression: { ...base, compressed: 1, bytesIn: 4, bytesOut: 2 } }],
+      codecs: { workers: 1, busy: 1, queued: 3 },
+    });
+    expect(out).toMatch(/pacs .*\n {2}compression jpeg-ls: 1 objects/);
+    expect(out).toContain('codecs    1 worker(s), 1 busy, 3 waiting');
+  });
+});
