@@ -51,6 +51,7 @@ test-unit: build
 bench: deps-bench build
 	node dist/bench/receive-bench.js
 	node dist/bench/forward-bench.js
+	node dist/bench/wan-bench.js
 	node dist/bench/codec-bench.js
 
 demo: deps build

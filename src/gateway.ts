@@ -3,6 +3,7 @@ import type { GatewayConfig } from './config/types.js';
 import { configWarnings } from './config/validate.js';
 import { ControlServer } from './health/control-server.js';
 import type { Logger } from './log.js';
+import { AtRestCompressor } from './compress/at-rest.js';
 import { CodecPool } from './compress/pool.js';
 import { DestinationForwarder } from './forward/destination.js';
 import { DicomServer } from './receive/server.js';
@@ -26,6 +27,7 @@ export class Gateway {
     private readonly control: ControlServer,
     private readonly hashPool: HashPool,
     private readonly codecPool: CodecPool,
+    private readonly atRest: AtRestCompressor | undefined,
     private readonly log: Logger,
     readonly recovery: RecoveryReport,
     readonly address: { host: string; port: number },
@@ -84,6 +86,16 @@ export class Gateway {
         }),
     );
     spool.onEnqueue((name) => forwarders.find((x) => x.name === name)?.notify());
+    const atRest = config.spool.compressAtRest
+      ? new AtRestCompressor({ rewriter: spool.rewriter, pool: codecPool, compression: 'jpeg-ls', maxObjectBytes: config.compress.maxObjectBytes, log })
+      : undefined;
+    if (atRest) {
+      spool.rewriter.onStored((r) => atRest.offer(r));
+      // What an earlier run left uncompressed (stopped, crashed, or compression turned on since).
+      void (async () => {
+        for await (const r of spool.rewriter.records()) atRest.offer(r);
+      })().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not list the spool for compression at rest'));
+    }
     const dicom = new DicomServer({ config: config.receive, spool, log });
     const guard = new DiskGuard(config.spool.dir, config.spool);
     const startedAt = Date.now();
@@ -110,7 +122,13 @@ export class Gateway {
           pid: process.pid,
           uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
           receive: { aeTitle: config.receive.aeTitle, host: config.receive.host, port: config.receive.port, ...dicom.stats.snapshot() },
-          spool: { dir: config.spool.dir, ...spool.stats(), freeBytes: await guard.freeBytes(), minFreeBytes: config.spool.minFreeBytes },
+          spool: {
+            dir: config.spool.dir,
+            ...spool.stats(),
+            freeBytes: await guard.freeBytes(),
+            minFreeBytes: config.spool.minFreeBytes,
+            ...(atRest ? { compressAtRest: atRest.stats() } : {}),
+          },
           destinations: spool.stats().destinations.map((d) => ({ ...d, ...forwarders.find((x) => x.name === d.name)?.status() })),
           codecs: { workers: config.compress.workers, busy: codecPool.busy, queued: codecPool.queued },
         }),
@@ -124,13 +142,14 @@ export class Gateway {
       { version: VERSION, aeTitle: config.receive.aeTitle, host: address.host, port: address.port, spool: config.spool.dir, destinations: forwarders.map((x) => x.name) },
       'gateway listening',
     );
-    return new Gateway(config, spool, dicom, forwarders, control, hashPool, codecPool, log, recovery, address);
+    return new Gateway(config, spool, dicom, forwarders, control, hashPool, codecPool, atRest, log, recovery, address);
   }
 
   async stop(graceMs = 10_000): Promise<void> {
     this.log.info('gateway stopping');
     await this.dicom.close(graceMs);
     await Promise.all(this.forwarders.map((f) => f.stop()));
+    await this.atRest?.stop();
     await this.control.close();
     await this.spool.close();
     await this.hashPool.close();

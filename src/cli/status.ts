@@ -1,6 +1,7 @@
 import type { GatewayConfig } from '../config/types.js';
 import { controlGet } from '../health/control-server.js';
 import { readSpoolOffline } from '../spool/offline-stats.js';
+import type { AtRestStats } from '../compress/at-rest.js';
 import type { CompressionStats, DestinationStatus } from '../forward/destination.js';
 import type { DestinationStats } from '../spool/spool.js';
 
@@ -39,6 +40,11 @@ export function renderStatus(s: Record<string, unknown>): string {
     );
   }
   lines.push(`spool     ${spool.dir}  ${spool.objects} objects  ${bytes(spool.bytes)}${spool.freeBytes !== undefined ? `  free ${bytes(spool.freeBytes)}` : ''}`);
+  const z = (s.spool as { compressAtRest?: AtRestStats }).compressAtRest;
+  if (z) {
+    const ratio = z.bytesOut > 0 ? `${(z.bytesIn / z.bytesOut).toFixed(2)}:1, ${bytes(z.bytesIn - z.bytesOut)} saved` : 'no ratio yet';
+    lines.push(`          compressed at rest (JPEG-LS): ${z.compressed} objects, ${bytes(z.bytesIn)} → ${bytes(z.bytesOut)} (${ratio}); backlog ${z.backlog}${z.errors ? `; ${z.errors} errors` : ''}`);
+  }
   const dests = (s.destinations as (DestinationStats & Partial<DestinationStatus>)[]) ?? [];
   if (dests.length === 0) lines.push('forward   no destinations configured: objects are kept in the spool');
   else {

@@ -13,6 +13,8 @@ export interface JobRequest {
   size: number;
   sha256: string;
   verify: boolean;
+  /** Also require that decoding the result gives back the received data set byte for byte (compression at rest). */
+  exact?: boolean | undefined;
 }
 
 export type JobReply =

@@ -4,6 +4,7 @@ import { parentPort } from 'node:worker_threads';
 import charlsFactory, { type CharLSModule } from '@cornerstonejs/codec-charls/wasmjs';
 import openjphFactory, { type OpenJPHModule } from '@cornerstonejs/codec-openjph';
 import { readPart10Header } from '../dicom/file-meta.js';
+import { TS } from '../dicom/transfer-syntaxes.js';
 import { type Compression, decodeDataset, encodeDataset, type TranscodeResult } from './transcode.js';
 import type { JobRequest, JobReply } from './pool.js';
 
@@ -20,11 +21,10 @@ const codecs = {
   openjph: () => openjph!,
 };
 
-async function load(op: JobRequest): Promise<void> {
-  const needsCharls = op.target === 'jpeg-ls' || op.op === 'decode';
-  const needsOjph = op.target === 'htj2k' || op.op === 'decode';
-  if (needsCharls && !charls) charls = await charlsFactory();
-  if (needsOjph && !openjph) openjph = await openjphFactory({ print: () => undefined, printErr: () => undefined });
+/** Both codecs, loaded on the first job (decoding before re-encoding may need either). */
+async function load(): Promise<void> {
+  charls ??= await charlsFactory();
+  openjph ??= await openjphFactory({ print: () => undefined, printErr: () => undefined });
 }
 
 function run(req: JobRequest): JobReply {
@@ -34,17 +34,28 @@ function run(req: JobRequest): JobReply {
   }
   const h = readPart10Header(file);
   if (!h) return { id: req.id, kind: 'skip', reason: 'spool file has no readable File Meta' };
-  const dataset = file.subarray(h.datasetOffset);
+  let dataset: Buffer = file.subarray(h.datasetOffset);
+  if (req.op === 'encode' && h.transferSyntaxUid !== TS.ExplicitVRLittleEndian) {
+    // Held compressed (at rest) in another codec: decode first, then encode for the destination.
+    const native = decodeDataset(dataset, h.transferSyntaxUid, codecs);
+    if (native.kind !== 'done') return { id: req.id, ...native };
+    dataset = native.dataset;
+  }
   const r: TranscodeResult =
     req.op === 'encode' ? encodeDataset(dataset, req.target as Exclude<Compression, 'none'>, codecs, req.verify) : decodeDataset(dataset, h.transferSyntaxUid, codecs);
   if (r.kind !== 'done') return { id: req.id, ...r };
+  if (req.exact) {
+    // The spool may replace the received file by this one only if the original comes back exactly.
+    const back = decodeDataset(r.dataset, r.transferSyntaxUid, codecs);
+    if (back.kind !== 'done' || !back.dataset.equals(dataset)) return { id: req.id, kind: 'skip', reason: 'decoding would not give back the received data set byte for byte' };
+  }
   // A Buffer may be a view into a larger (pooled) ArrayBuffer: hand over an exact one.
   const ab = r.dataset.byteOffset === 0 && r.dataset.byteLength === r.dataset.buffer.byteLength ? r.dataset.buffer : r.dataset.buffer.slice(r.dataset.byteOffset, r.dataset.byteOffset + r.dataset.byteLength);
   return { id: req.id, kind: 'done', dataset: ab as ArrayBuffer, transferSyntaxUid: r.transferSyntaxUid, frames: r.frames, originalBytes: dataset.length };
 }
 
 parentPort!.on('message', (req: JobRequest) => {
-  load(req)
+  load()
     .then(() => {
       const reply = run(req);
       parentPort!.postMessage(reply, reply.kind === 'done' ? [reply.dataset] : []);

@@ -43,6 +43,8 @@ export interface GatewayConfig {
     maxBytes: number;
     verifyOnStart: 'size' | 'sha256';
     keepForwardedHours: number;
+    /** Replace spooled objects by their lossless JPEG-LS form soon after ingest (default true). */
+    compressAtRest: boolean;
   };
   forward: ForwardConfig[];
   /** How every destination is driven (timeouts, retries). */

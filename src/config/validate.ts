@@ -23,7 +23,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
     'aeTitle', 'host', 'port', 'callers', 'maxAssociations', 'maxPduLength', 'artimTimeoutSeconds', 'idleTimeoutSeconds',
     'unknownSopClasses', 'transferSyntaxes',
   ]);
-  const spool = v.object(root.spool, 'spool', ['dir', 'minFreeBytes', 'maxBytes', 'verifyOnStart', 'keepForwardedHours']);
+  const spool = v.object(root.spool, 'spool', ['dir', 'minFreeBytes', 'maxBytes', 'verifyOnStart', 'keepForwardedHours', 'compressAtRest']);
   const log = v.object(root.log ?? {}, 'log', ['level']);
   const control = v.object(root.control ?? {}, 'control', ['socket']);
   const workers = v.object(root.workers ?? {}, 'workers', ['threads']);
@@ -92,6 +92,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       minFreeBytes: v.bytes(spool.minFreeBytes, 'spool.minFreeBytes') ?? 1024 ** 3,
       maxBytes: v.bytes(spool.maxBytes, 'spool.maxBytes') ?? 0,
       verifyOnStart: v.oneOf(spool.verifyOnStart, 'spool.verifyOnStart', ['size', 'sha256']) ?? 'size',
+      compressAtRest: v.boolean(spool.compressAtRest, 'spool.compressAtRest') ?? true,
       keepForwardedHours: v.number(spool.keepForwardedHours, 'spool.keepForwardedHours', { min: 0, max: 24 * 365 }) ?? 0,
     },
     forward,

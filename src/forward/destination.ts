@@ -285,8 +285,8 @@ export class DestinationForwarder {
     const seen = new Set<string>();
     const out: { id: number; abstractSyntax: string; transferSyntaxes: string[] }[] = [];
     for (const k of pairs) {
-      const [abstractSyntax, stored] = k.split('|') as [string, string];
-      for (const step of this.plan(stored)) {
+      const [abstractSyntax, stored, received] = k.split('|') as [string, string, string | undefined];
+      for (const step of this.plan(stored, received)) {
         const pc = `${abstractSyntax}|${step.ts}`;
         if (seen.has(pc) || out.length >= MAX_CONTEXTS) continue;
         seen.add(pc);
@@ -296,10 +296,10 @@ export class DestinationForwarder {
     return out;
   }
 
-  private plan(stored: string) {
+  private plan(stored: string, received?: string) {
     // Without codec workers (or a spool without files) only the stored syntax is possible.
     if (!this.deps.codecs || !this.deps.spool.filePath) return syntaxPlan(stored, 'none').filter((s) => s.how === 'as-stored');
-    return syntaxPlan(stored, this.compression);
+    return syntaxPlan(stored, this.compression, received);
   }
 
   /**
@@ -309,7 +309,7 @@ export class DestinationForwarder {
    */
   private async deliver(assoc: ScuAssociation, c: Claim, opened: Promise<ObjectReader>): Promise<Outcome> {
     const { sopClassUid, sopInstanceUid, transferSyntaxUid: stored, id, size } = c.record;
-    const plan = this.plan(stored);
+    const plan = this.plan(stored, c.record.receivedTransferSyntaxUid);
     for (const step of plan) {
       const ctx = assoc.contextFor(sopClassUid, step.ts);
       if (ctx === undefined) continue;
@@ -461,5 +461,7 @@ function discard(...opened: (Promise<ObjectReader> | undefined)[]): void {
 }
 
 function key(c: Claim): string {
-  return `${c.record.sopClassUid}|${c.record.transferSyntaxUid}`;
+  const stored = `${c.record.sopClassUid}|${c.record.transferSyntaxUid}`;
+  // Compressed at rest: a pair of its own, so its contexts include the received syntax.
+  return c.record.receivedTransferSyntaxUid ? `${stored}|${c.record.receivedTransferSyntaxUid}` : stored;
 }

@@ -5,7 +5,8 @@ import { TS } from '../dicom/transfer-syntaxes.js';
  * Which transfer syntaxes the forwarder proposes for an object stored in `stored`, in the
  * order it prefers them, and how it gets each one from the spooled file.
  *
- * - the destination's lossless compression first (when the object is stored uncompressed);
+ * - the destination's lossless compression first (when the object was received uncompressed);
+ * - with `compression: none`, the syntax it was received in (if the spool compressed it at rest);
  * - the stored syntax (sent byte for byte);
  * - Explicit VR Little Endian, decoded from a lossless compressed syntax the gateway can decode.
  *
@@ -17,10 +18,17 @@ import { TS } from '../dicom/transfer-syntaxes.js';
  */
 export type Step = { ts: string; how: 'as-stored' } | { ts: string; how: 'encode'; compression: Exclude<Compression, 'none'> } | { ts: string; how: 'decode' };
 
-export function syntaxPlan(stored: string, compression: Compression): Step[] {
+export function syntaxPlan(stored: string, compression: Compression, received: string = stored): Step[] {
   const plan: Step[] = [];
-  if (compression !== 'none' && stored === TS.ExplicitVRLittleEndian) plan.push({ ts: COMPRESSION_SYNTAX[compression], how: 'encode', compression });
-  plan.push({ ts: stored, how: 'as-stored' });
-  if (DECODABLE.has(stored)) plan.push({ ts: TS.ExplicitVRLittleEndian, how: 'decode' });
+  const add = (step: Step) => {
+    if (!plan.some((p) => p.ts === step.ts)) plan.push(step);
+  };
+  // An object received uncompressed (whatever the spool holds now, see at-rest.ts) can go in
+  // the destination's compression, encoded from the stored form (decoded first if need be).
+  if (compression !== 'none' && received === TS.ExplicitVRLittleEndian) add({ ts: COMPRESSION_SYNTAX[compression], how: stored === COMPRESSION_SYNTAX[compression] ? 'as-stored' : 'encode', compression } as Step);
+  // No compression wanted: the syntax it was received in comes first (decoding gives back its exact bytes).
+  if (compression === 'none' && received !== stored && received === TS.ExplicitVRLittleEndian && DECODABLE.has(stored)) add({ ts: received, how: 'decode' });
+  add({ ts: stored, how: 'as-stored' });
+  if (DECODABLE.has(stored)) add({ ts: TS.ExplicitVRLittleEndian, how: 'decode' });
   return plan;
 }

@@ -1,18 +1,19 @@
-import { mkdir, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
 import { PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CoalescedDirSync } from '../util/coalesced-fsync.js';
 import { crashpoint } from '../util/crashpoint.js';
-import { closeFd, openFd, readFd } from '../util/fd.js';
+import { closeFd, fsyncFd, openFd, readFd, writeFd } from '../util/fd.js';
 import type { HashPool } from '../util/hash-pool.js';
 import { DiskGuard } from './disk-guard.js';
 import { recoverSpool } from './recovery.js';
 import { FileObjectWriter } from './file-writer.js';
 import { QueueState } from './queues.js';
-import { formatId, openRecord, sealRecord } from './record-codec.js';
-import type { Claim, DeadLetter, ObjectInfo, ObjectReader, ObjectWriter, RecoveryReport, Spool, SpoolRecord, SpoolStats } from './spool.js';
+import { formatId, openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
+import type { Claim, DeadLetter, ObjectInfo, ObjectReader, ObjectWriter, RecoveryReport, Spool, SpoolRecord, SpoolRewriter, SpoolStats } from './spool.js';
 
 /**
  * The production spool: LevelDB (via `level`) holds the index and one FIFO queue per
@@ -212,6 +213,7 @@ export class LevelSpool implements Spool {
     this.remember(record);
     for (const d of record.pending) this.queues.enqueue(d, id, { size: info.size, receivedAt: info.receivedAt });
     this.emitEnqueued(record.pending);
+    for (const fn of this.storedListeners) fn(record);
     this.objectCount++;
     this.objectBytes += info.size;
     return record;
@@ -219,7 +221,7 @@ export class LevelSpool implements Spool {
 
   async claim(destination: string, max: number): Promise<Claim[]> {
     const out: Claim[] = [];
-    for (const { id, attempts } of this.queues.lease(destination, max)) {
+    for (const { id, attempts } of this.queues.lease(destination, max, (x) => this.rewriting.has(x))) {
       const record = await this.getRecord(id);
       if (record) out.push({ record, destination, attempts });
       else this.queues.remove(destination, id);
@@ -249,6 +251,81 @@ export class LevelSpool implements Spool {
 
   filePath(id: string): string {
     return path.join(this.objectsDir, `${id}.dcm`);
+  }
+
+  /** Objects whose file is being replaced; queues wait at them (see {@link QueueState.lease}). */
+  private readonly rewriting = new Set<string>();
+
+  readonly rewriter: SpoolRewriter = {
+    filePath: (id) => this.filePath(id),
+    reserve: async (id) => {
+      const r = await this.getRecord(id);
+      if (!r || r.pending.length === 0 || this.rewriting.has(id) || this.queues.leasedAnywhere(id)) return undefined;
+      this.rewriting.add(id);
+      return r;
+    },
+    release: (id) => {
+      if (!this.rewriting.delete(id)) return;
+      const r = this.cache.get(id);
+      if (r) this.emitEnqueued(r.pending);
+    },
+    replace: (record, bytes, ts) => this.replaceFile(record, bytes, ts),
+    onStored: (fn) => this.storedListeners.push(fn),
+    records: () => this.allRecords(),
+  };
+
+  private readonly storedListeners: ((r: SpoolRecord) => void)[] = [];
+
+  private async *allRecords(): AsyncIterable<SpoolRecord> {
+    for await (const [, raw] of this.db.iterator({ gte: 'o!', lt: 'o!\xff' })) {
+      const r = openRecord(raw);
+      if (r) yield r;
+    }
+  }
+
+  /**
+   * Replace a reserved object's file, crash-safely:
+   *   1. the new bytes go to `<id>.z` and are fsynced;
+   *   2. an intent `z!<id>` (new size, SHA-256, syntax) is written with `sync: true`;
+   *   3. `<id>.z` is renamed over `<id>.dcm` (atomic) and the directory fsynced;
+   *   4. the record is updated and the intent deleted (not synced: recovery redoes it).
+   * After a crash, recovery (recovery.ts, finishRewrites) hashes the file of every intent: the
+   * new bytes mean step 3 happened and the record is updated; the old bytes mean it did not,
+   * and the intent and `.z` file are dropped. Either way the record matches the file.
+   */
+  private async replaceFile(record: SpoolRecord, bytes: Buffer, transferSyntaxUid: string): Promise<SpoolRecord> {
+    const id = record.id;
+    const tmp = path.join(this.objectsDir, `${id}.z`);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const fd = await openFd(tmp, 'w');
+    try {
+      let off = 0;
+      while (off < bytes.length) off += await writeFd(fd, bytes.subarray(off), off);
+      await fsyncFd(fd);
+    } finally {
+      await closeFd(fd).catch(() => undefined);
+    }
+    const next = rewrittenRecord(record, { size: bytes.length, sha256, transferSyntaxUid });
+    await this.db.put(`z!${id}`, JSON.stringify({ size: next.size, sha256, transferSyntaxUid }), { sync: true });
+    crashpoint('rewrite-after-intent');
+    await rename(tmp, this.filePath(id));
+    await this.dirSync.sync();
+    crashpoint('rewrite-after-rename');
+    const current = await this.getRecord(id);
+    if (!current) {
+      // Removed meanwhile (dead letter purged): the new file must not outlive its record.
+      await unlink(this.filePath(id)).catch(() => undefined);
+      await this.db.del(`z!${id}`);
+      return record;
+    }
+    const updated = { ...next, pending: current.pending, forwardedAt: current.forwardedAt };
+    await this.db.batch([
+      { type: 'put', key: `o!${id}`, value: sealRecord(updated) },
+      { type: 'del', key: `z!${id}` },
+    ]);
+    this.remember(updated);
+    this.objectBytes += updated.size - record.size;
+    return updated;
   }
 
   /**

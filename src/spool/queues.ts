@@ -43,12 +43,21 @@ export class QueueState {
     return true;
   }
 
+  /** Whether any destination holds a lease on the object. */
+  leasedAnywhere(id: string): boolean {
+    for (const l of this.leased.values()) if (l.has(id)) return true;
+    return false;
+  }
+
   has(dest: string, id: string): boolean {
     return this.queues.get(dest)?.has(id) ?? false;
   }
 
-  /** Oldest unleased ids, leasing them. */
-  lease(dest: string, max: number): { id: string; attempts: number }[] {
+  /**
+   * Oldest unleased ids, leasing them. The lease stops at an id for which `held` is true (an
+   * object being rewritten): nothing behind it is handed out first, so FIFO order holds.
+   */
+  lease(dest: string, max: number, held?: (id: string) => boolean): { id: string; attempts: number }[] {
     const q = this.queues.get(dest);
     const leased = this.leased.get(dest)!;
     const out: { id: string; attempts: number }[] = [];
@@ -56,6 +65,7 @@ export class QueueState {
     for (const id of q.keys()) {
       if (out.length >= max) break;
       if (leased.has(id)) continue;
+      if (held?.(id)) break;
       leased.add(id);
       out.push({ id, attempts: this.attempts.get(`${dest}\0${id}`) ?? 0 });
     }

@@ -29,3 +29,15 @@ function digest(s: string): string {
 export function formatId(n: number): string {
   return n.toString().padStart(16, '0');
 }
+
+/** The record of an object whose file was replaced by its compressed form (see LevelSpool rewriter). */
+export function rewrittenRecord(r: SpoolRecord, file: { size: number; sha256: string; transferSyntaxUid: string }): SpoolRecord {
+  return {
+    ...r,
+    receivedTransferSyntaxUid: r.receivedTransferSyntaxUid ?? r.transferSyntaxUid,
+    receivedSize: r.receivedSize ?? r.size,
+    transferSyntaxUid: file.transferSyntaxUid,
+    size: file.size,
+    sha256: file.sha256,
+  };
+}

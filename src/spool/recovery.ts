@@ -4,7 +4,7 @@ import type { Level } from 'level';
 import type { Logger } from '../log.js';
 import type { HashPool } from '../util/hash-pool.js';
 import { QueueState } from './queues.js';
-import { openRecord } from './record-codec.js';
+import { openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
 import type { RecoveryReport, SpoolRecord } from './spool.js';
 
 /**
@@ -42,8 +42,38 @@ export interface RecoveryResult {
   maxId: number;
 }
 
+/**
+ * Finish or undo the file replacements a crash interrupted (compression at rest, see
+ * LevelSpool.replaceFile): the file holding the intent's bytes means the rename happened and
+ * the record is brought up to date; otherwise the old file is still in place and the intent
+ * and its `.z` file are dropped. Stray `.z` files (a crash before the intent) go too.
+ */
+async function finishRewrites(opts: RecoveryInput): Promise<{ finished: number; undone: number }> {
+  const { db } = opts;
+  const ops: ({ type: 'put'; key: string; value: string } | { type: 'del'; key: string })[] = [];
+  let finished = 0;
+  let undone = 0;
+  for await (const [key, raw] of db.iterator({ gte: 'z!', lt: 'z!\xff' })) {
+    const id = key.slice(2);
+    ops.push({ type: 'del', key });
+    const intent = JSON.parse(raw) as { size: number; sha256: string; transferSyntaxUid: string };
+    const recRaw = await db.get(`o!${id}`);
+    const record = recRaw === undefined ? undefined : openRecord(recRaw);
+    const now = await opts.hashPool.hashFile(path.join(opts.objectsDir, `${id}.dcm`)).catch(() => undefined);
+    if (record && now && now.sha256 === intent.sha256 && now.size === intent.size) {
+      ops.push({ type: 'put', key: `o!${id}`, value: sealRecord(rewrittenRecord(record, intent)) });
+      finished++;
+    } else undone++;
+  }
+  if (ops.length) await db.batch(ops, { sync: true });
+  for (const name of await readdir(opts.objectsDir)) if (/^\d{16}\.z$/.test(name)) await unlink(path.join(opts.objectsDir, name)).catch(() => undefined);
+  if (finished || undone) opts.log.info({ finished, undone }, 'interrupted compressions at rest completed or undone');
+  return { finished, undone };
+}
+
 export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult> {
   const { db, log } = opts;
+  await finishRewrites(opts);
   const filePath = (id: string) => path.join(opts.objectsDir, `${id}.dcm`);
   const report: RecoveryReport = { recovered: 0, recoveredBytes: 0, discardedPartials: 0, discardedBytes: 0, lost: [], danglingQueueEntries: 0 };
   const files = new Map<string, number>();

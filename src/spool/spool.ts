@@ -21,6 +21,12 @@ export interface ObjectInfo {
   sha256: string;
   /** Milliseconds since the epoch. */
   receivedAt: number;
+  /**
+   * Set when the file was replaced by its losslessly compressed form (`spool.compressAtRest`):
+   * the syntax and size it was received in. Decoding gives back exactly the received data set.
+   */
+  receivedTransferSyntaxUid?: string | undefined;
+  receivedSize?: number | undefined;
 }
 
 export interface SpoolRecord extends ObjectInfo {
@@ -143,5 +149,26 @@ export interface Spool {
   onEnqueue(fn: (destination: string) => void): void;
 
   find(sopInstanceUid: string): Promise<SpoolRecord | undefined>;
+  /** Replacing object files by a compressed form; absent for a spool that cannot (see at-rest.ts). */
+  rewriter?: SpoolRewriter;
   stats(): SpoolStats;
+}
+
+/**
+ * Replacing a spooled object's file with an equivalent one (its lossless compressed form),
+ * crash-safely. While an object is reserved, no destination is handed it (queues wait at it,
+ * so FIFO order holds); an object a destination already holds cannot be reserved.
+ */
+export interface SpoolRewriter {
+  /** The record, reserved; undefined when it is claimed, delivered or gone. */
+  reserve(id: string): Promise<SpoolRecord | undefined>;
+  /** Replace the file of a reserved object by `bytes` (a Part 10 file in `transferSyntaxUid`). */
+  replace(record: SpoolRecord, bytes: Buffer, transferSyntaxUid: string): Promise<SpoolRecord>;
+  /** End the reservation (after `replace` or instead of it); waiting destinations are woken. */
+  release(id: string): void;
+  filePath(id: string): string;
+  /** Called with every newly stored object. */
+  onStored(fn: (r: SpoolRecord) => void): void;
+  /** Every object in the spool, oldest first. */
+  records(): AsyncIterable<SpoolRecord>;
 }

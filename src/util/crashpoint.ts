@@ -8,7 +8,15 @@ const spec = process.env.PACS_EDGE_CRASHPOINT;
 const [target, nth] = spec ? [spec.split(':')[0], Number(spec.split(':')[1] ?? 1)] : [undefined, 0];
 let hits = 0;
 
-export type CrashpointName = 'mid-data' | 'after-first-write' | 'after-data-fsync' | 'after-index' | 'before-response' | 'after-response';
+export type CrashpointName =
+  | 'mid-data'
+  | 'after-first-write'
+  | 'after-data-fsync'
+  | 'after-index'
+  | 'before-response'
+  | 'after-response'
+  | 'rewrite-after-intent'
+  | 'rewrite-after-rename';
 
 export function crashpoint(name: CrashpointName): void {
   if (name !== target) return;

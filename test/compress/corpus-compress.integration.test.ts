@@ -3,13 +3,11 @@ import path from 'node:path';
 import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrthanc, type Receiver } from '../../bench/receivers.js';
-import { topLevelElements } from '../../src/dicom/elements.js';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
-import { imagePixel, isNotCompressible } from '../../src/dicom/image-pixel.js';
-import { Tag } from '../../src/dicom/tags.js';
 import { TS } from '../../src/dicom/transfer-syntaxes.js';
 import { controlGet } from '../../src/health/control-server.js';
 import { datasetBytes, startStorescp, storescu, storescuArgsFor } from '../helpers/dcmtk.js';
+import { canonicalSamples, differingAttributes } from '../helpers/pixel-compare.js';
 import { CLI, type GatewayProcess, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
 /**
@@ -19,21 +17,6 @@ import { CLI, type GatewayProcess, run, startGateway, tempDir, waitFor } from '.
  */
 const CORPUS = process.env.PACS_EDGE_CORPUS;
 const present = !!CORPUS && existsSync(CORPUS) && existsSync('/usr/sbin/Orthanc');
-
-function samples(ds: Buffer): Buffer[] {
-  const img = imagePixel(ds, topLevelElements(ds));
-  if (isNotCompressible(img) || img.pixelData.length === undefined) throw new Error('not a native image');
-  const n = img.rows * img.columns;
-  const bps = img.bitsAllocated / 8;
-  const px = ds.subarray(img.pixelData.valueOffset);
-  if (img.samplesPerPixel === 1 || img.planarConfiguration === 0) return [px.subarray(0, img.frames * img.frameBytes)];
-  // Planar: compare plane by plane after interleaving, so layouts are comparable.
-  const out = Buffer.alloc(img.frames * img.frameBytes);
-  for (let f = 0; f < img.frames; f++)
-    for (let p = 0; p < n; p++)
-      for (let s = 0; s < 3; s++) px.copy(out, (f * n * 3 + p * 3 + s) * bps, (f * n * 3 + s * n + p) * bps, (f * n * 3 + s * n + p + 1) * bps);
-  return [out];
-}
 
 /** A file decoded by a DCMTK tool; its data set. */
 async function dcmtkDecode(tool: string, file: string): Promise<Buffer> {
@@ -45,15 +28,8 @@ async function dcmtkDecode(tool: string, file: string): Promise<Buffer> {
 
 /** Same pixels and same attributes (Pixel Data and Planar Configuration compared by value). */
 async function sameImage(name: string, got: Buffer, want: Buffer): Promise<void> {
-  expect(samples(got), `${name}: pixels`).toEqual(samples(want));
-  const a = attributes(got);
-  const b = attributes(want);
-  const differ = [...new Set([...a.keys(), ...b.keys()])].filter((t) => a.get(t) !== b.get(t)).map((t) => t.toString(16).padStart(8, '0'));
-  expect(differ, `${name}: attributes that differ`).toEqual([]);
-}
-
-function attributes(ds: Buffer): Map<number, string> {
-  return new Map(topLevelElements(ds).filter((e) => e.tag !== Tag.PixelData && e.tag !== Tag.PlanarConfiguration).map((e) => [e.tag, ds.subarray(e.start, e.end).toString('hex')]));
+  expect(canonicalSamples(got), `${name}: pixels`).toEqual(canonicalSamples(want));
+  expect(differingAttributes(got, want), `${name}: attributes that differ`).toEqual([]);
 }
 
 describe.skipIf(!present)('compression over the corpus: gateway JPEG-LS → storescp (+dcmdjpls) and Orthanc', () => {

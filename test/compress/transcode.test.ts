@@ -3,12 +3,12 @@ import openjphFactory from '@cornerstonejs/codec-openjph';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { topLevelElements } from '../../src/dicom/elements.js';
 import { readFragments } from '../../src/dicom/encapsulation.js';
-import { imagePixel, isNotCompressible } from '../../src/dicom/image-pixel.js';
 import { Tag } from '../../src/dicom/tags.js';
 import { TS } from '../../src/dicom/transfer-syntaxes.js';
 import { rleDecodeFrame, rleEncodeFrame } from '../../src/compress/codecs/rle.js';
 import { type Codecs, COMPRESSION_SYNTAX, decodeDataset, encodeDataset } from '../../src/compress/transcode.js';
 import { encodeDataset as build, ExplicitLE } from '../helpers/dicom-builder.js';
+import { canonicalSamples } from '../helpers/pixel-compare.js';
 import { IMAGE_MATRIX, imageDataset, imageElements } from '../helpers/image-fixtures.js';
 
 let codecs: Codecs;
@@ -17,24 +17,6 @@ beforeAll(async () => {
   const openjph = await openjphFactory({ print: () => undefined, printErr: () => undefined });
   codecs = { charls: () => charls, openjph: () => openjph };
 });
-
-/** Pixel samples in one canonical order (interleaved), whatever the data set's planar configuration. */
-function canonicalSamples(ds: Buffer): number[] {
-  const img = imagePixel(ds, topLevelElements(ds));
-  if (isNotCompressible(img)) throw new Error(img.reason);
-  const bps = img.bitsAllocated / 8;
-  const n = img.rows * img.columns;
-  const out: number[] = [];
-  for (let f = 0; f < img.frames; f++) {
-    for (let p = 0; p < n; p++) {
-      for (let s = 0; s < img.samplesPerPixel; s++) {
-        const idx = img.planarConfiguration === 1 ? f * n * img.samplesPerPixel + s * n + p : (f * n + p) * img.samplesPerPixel + s;
-        out.push(bps === 2 ? ds.readUInt16LE(img.pixelData.valueOffset + idx * 2) : ds[img.pixelData.valueOffset + idx]!);
-      }
-    }
-  }
-  return out;
-}
 
 /** Every top-level element but Pixel Data and Planar Configuration, as raw bytes. */
 function otherElements(ds: Buffer): Buffer[] {

@@ -16,6 +16,8 @@ const DESCRIBE: Record<CrashpointName, (n: number) => string> = {
   'after-index': (n) => `after the index commit of object ${n}`,
   'before-response': (n) => `just before the C-STORE-RSP of object ${n}`,
   'after-response': (n) => `just after the C-STORE-RSP of object ${n}`,
+  'rewrite-after-intent': (n) => `compression at rest of object ${n}: after its intent, before the rename`,
+  'rewrite-after-rename': (n) => `compression at rest of object ${n}: after the rename, before the record update`,
 };
 
 /** Crash points at the named instants (on the given object) and external kills at the given times. */

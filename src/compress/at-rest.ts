@@ -1,0 +1,139 @@
+import type { Logger } from '../log.js';
+import { buildPart10Header } from '../dicom/file-meta.js';
+import { TS } from '../dicom/transfer-syntaxes.js';
+import type { SpoolRecord, SpoolRewriter } from '../spool/spool.js';
+import type { CodecPool } from './pool.js';
+import { type Compression } from './transcode.js';
+
+export interface AtRestStats {
+  /** Objects whose file was replaced by its compressed form, and their bytes before and after. */
+  compressed: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Not compressed: not an uncompressed image, no gain, or not exactly reversible. */
+  passedThrough: number;
+  /** Already on its way to a destination when its turn came: left as received. */
+  skippedBusy: number;
+  errors: number;
+  /** Objects waiting for their turn. */
+  backlog: number;
+}
+
+/**
+ * `spool.compressAtRest`: soon after an object is spooled, its file is replaced by its lossless
+ * compressed form, so that a spool holds several times more images while the PACS is away.
+ *
+ * - Off the receive path: it starts `delayMs` after the object was committed and runs one
+ *   object at a time on the codec workers; an object a destination is already sending is left
+ *   as it is (with the PACS up, objects are gone before their turn).
+ * - The replacement is exact: the worker decodes what it encoded and the file is replaced only
+ *   if that gives back the received data set byte for byte, so a destination that wants the
+ *   original syntax gets the very bytes the modality sent (see syntax-plan.ts).
+ * - The spool does the replacement crash-safely (LevelSpool.replaceFile).
+ */
+export class AtRestCompressor {
+  private readonly queue: { id: string; due: number }[] = [];
+  private running = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly s: Omit<AtRestStats, 'backlog'> = { compressed: 0, bytesIn: 0, bytesOut: 0, passedThrough: 0, skippedBusy: 0, errors: 0 };
+
+  constructor(
+    private readonly deps: {
+      rewriter: SpoolRewriter;
+      pool: CodecPool;
+      compression: Exclude<Compression, 'none'>;
+      maxObjectBytes: number;
+      log: Logger;
+      delayMs?: number;
+    },
+  ) {}
+
+  /** A newly spooled (or recovered) object; only uncompressed Explicit VR LE objects qualify. */
+  offer(r: SpoolRecord): void {
+    if (this.stopped || r.transferSyntaxUid !== TS.ExplicitVRLittleEndian || r.size > this.deps.maxObjectBytes || r.pending.length === 0) return;
+    this.queue.push({ id: r.id, due: Date.now() + (this.deps.delayMs ?? 2000) });
+    this.schedule();
+  }
+
+  stats(): AtRestStats {
+    return { ...this.s, backlog: this.queue.length + (this.running ? 1 : 0) };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.queue.length = 0;
+    while (this.running) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  private schedule(): void {
+    if (this.running || this.timer || this.stopped || this.queue.length === 0) return;
+    const wait = Math.max(0, this.queue[0]!.due - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.drain();
+    }, wait);
+    this.timer.unref();
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (!this.stopped && this.queue.length > 0 && this.queue[0]!.due <= Date.now()) {
+        const { id } = this.queue.shift()!;
+        await this.one(id).catch((err: unknown) => {
+          this.s.errors++;
+          this.deps.log.warn({ id, err: (err as Error).message }, 'compression at rest failed; the object stays as received');
+        });
+      }
+    } finally {
+      this.running = false;
+      this.schedule();
+    }
+  }
+
+  private async one(id: string): Promise<void> {
+    const { rewriter } = this.deps;
+    const record = await rewriter.reserve(id);
+    if (!record) {
+      this.s.skippedBusy++;
+      return;
+    }
+    try {
+      const conv = await this.deps.pool.convert({
+        op: 'encode',
+        target: this.deps.compression,
+        path: rewriter.filePath(id),
+        size: record.size,
+        sha256: record.sha256,
+        verify: true,
+        exact: true,
+      });
+      if (conv.kind === 'corrupt') {
+        // Left for the forwarder, whose own check dead-letters it with the reason.
+        this.s.errors++;
+        this.deps.log.error({ id, sopInstanceUid: record.sopInstanceUid }, 'spooled object fails its SHA-256 check (found by compression at rest)');
+        return;
+      }
+      if (conv.kind !== 'done') {
+        if (conv.kind === 'skip') this.s.passedThrough++;
+        else this.s.errors++;
+        this.deps.log.debug({ id, reason: conv.reason }, 'not compressed at rest');
+        return;
+      }
+      const header = buildPart10Header({ sopClassUid: record.sopClassUid, sopInstanceUid: record.sopInstanceUid, transferSyntaxUid: conv.transferSyntaxUid, sourceAeTitle: record.callingAeTitle });
+      const bytes = Buffer.concat([header, conv.dataset]);
+      if (bytes.length >= record.size) {
+        this.s.passedThrough++;
+        return;
+      }
+      await rewriter.replace(record, bytes, conv.transferSyntaxUid);
+      this.s.compressed++;
+      this.s.bytesIn += record.size;
+      this.s.bytesOut += bytes.length;
+    } finally {
+      rewriter.release(id);
+    }
+  }
+}

@@ -1,0 +1,163 @@
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { controlGet } from '../../src/health/control-server.js';
+import { readPart10Header } from '../../src/dicom/file-meta.js';
+import { TS } from '../../src/dicom/transfer-syntaxes.js';
+import { datasetBytes, startStorescp, storescu } from '../helpers/dcmtk.js';
+import { ctFile } from '../helpers/dicom-builder.js';
+import { canonicalSamples, differingAttributes } from '../helpers/pixel-compare.js';
+import { IMAGE_MATRIX, imageFile } from '../helpers/image-fixtures.js';
+import { freePort, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+
+/**
+ * spool.compressAtRest: while the PACS is away the spool holds its objects compressed, and
+ * when it returns it gets exactly what the modality sent (or JPEG-LS, if it prefers that).
+ * Crash safety of the file replacement is proven by SIGKILL at its two inner instants.
+ */
+const FAST = { retryBaseSeconds: 0.2, retryMaxSeconds: 1, idleReleaseSeconds: 1, responseTimeoutSeconds: 20 };
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+
+/** A study of CT fixtures (realistic pixels) and the codec matrix, written to `dir`. */
+function study(dir: string): { files: string[]; sent: Map<string, Buffer> } {
+  mkdirSync(dir, { recursive: true });
+  const files: string[] = [];
+  const sent = new Map<string, Buffer>();
+  const add = (bytes: Buffer, uid: string) => {
+    const f = path.join(dir, `${files.length}.dcm`);
+    writeFileSync(f, bytes);
+    files.push(f);
+    sent.set(uid, datasetBytes(bytes));
+  };
+  for (const { spec } of IMAGE_MATRIX) {
+    const f = imageFile(spec);
+    add(f.bytes, f.sopInstanceUid);
+  }
+  const ct = ctFile(); // no pixel gain worth having: stays as received
+  add(ct.bytes, ct.sopInstanceUid);
+  return { files, sent };
+}
+
+interface AtRest {
+  compressed: number;
+  bytesIn: number;
+  bytesOut: number;
+  passedThrough: number;
+  backlog: number;
+}
+
+async function atRest(spoolDir: string): Promise<AtRest> {
+  const s = (await controlGet(path.join(spoolDir, 'control.sock'), '/status')) as { spool: { compressAtRest: AtRest } };
+  return s.spool.compressAtRest;
+}
+
+/** Objects at the PACS by SOP Instance UID: transfer syntax and data set. */
+function atPacs(dir: string): Map<string, { ts: string; file: string }> {
+  const out = new Map<string, { ts: string; file: string }>();
+  for (const n of readdirSync(dir).filter((x) => x.endsWith('.dcm'))) {
+    const h = readPart10Header(readFileSync(path.join(dir, n)))!;
+    out.set(h.sopInstanceUid, { ts: h.transferSyntaxUid, file: path.join(dir, n) });
+  }
+  return out;
+}
+
+async function scenario(name: string, syntaxes: string[], env: Record<string, string> = {}) {
+  const dir = path.join(tmp.dir, name);
+  const pacsDir = path.join(dir, 'pacs');
+  mkdirSync(pacsDir, { recursive: true });
+  const { files, sent } = study(path.join(dir, 'study'));
+  const pacsPort = await freePort(); // nothing listens yet: the PACS is down
+  const config = { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, compression: 'none' }], forwarding: FAST };
+  const gw = await startGateway({ dir, config, env });
+  return { dir, pacsDir, files, sent, pacsPort, config, gw };
+}
+
+describe('compression at rest', () => {
+  it('shrinks the spool while the PACS is down; the PACS then gets exactly what the modality sent', async () => {
+    const s = await scenario('exact', []);
+    try {
+      expect((await storescu({ port: s.gw.port, files: s.files })).acked).toHaveLength(s.files.length);
+      const z = await waitFor(async () => {
+        const a = await atRest(s.gw.spoolDir);
+        return a.backlog === 0 && a.compressed + a.passedThrough >= s.files.length ? a : undefined;
+      }, { what: 'compression at rest done', timeoutMs: 30_000 });
+      expect(z.compressed).toBeGreaterThanOrEqual(IMAGE_MATRIX.length - 1);
+      expect(z.bytesOut).toBeLessThan(z.bytesIn);
+      const onDisk = readdirSync(path.join(s.gw.spoolDir, 'objects')).map((n) => readPart10Header(readFileSync(path.join(s.gw.spoolDir, 'objects', n)))!.transferSyntaxUid);
+      expect(onDisk.filter((t) => t === TS.JPEGLSLossless).length).toBe(z.compressed);
+      // The PACS (uncompressed only, as storescp is by default) comes up: every object arrives
+      // in the syntax it was received in, its data set byte-identical to what was sent.
+      const pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort, syntaxes: [] });
+      try {
+        await waitFor(() => atPacs(s.pacsDir).size >= s.files.length || undefined, { what: 'all objects at the PACS', timeoutMs: 30_000 });
+        for (const [uid, got] of atPacs(s.pacsDir)) {
+          expect(got.ts).toBe(TS.ExplicitVRLittleEndian);
+          expect(datasetBytes(got.file).equals(s.sent.get(uid)!), uid).toBe(true);
+        }
+      } finally {
+        await pacs.stop();
+      }
+    } finally {
+      await s.gw.stop();
+    }
+  });
+
+  it('a PACS preferring JPEG-LS gets the compressed files as they are (dcmdjpls gives back what was sent)', async () => {
+    const s = await scenario('jls', []);
+    try {
+      expect((await storescu({ port: s.gw.port, files: s.files })).acked).toHaveLength(s.files.length);
+      await waitFor(async () => {
+        const a = await atRest(s.gw.spoolDir);
+        return a.backlog === 0 && a.compressed + a.passedThrough >= s.files.length ? a : undefined;
+      }, { what: 'compression at rest done', timeoutMs: 30_000 });
+      await s.gw.stop();
+      // Same spool, now with JPEG-LS for this destination.
+      const gw = await startGateway({ dir: s.dir, port: s.gw.port, config: { ...s.config, forward: [{ ...s.config.forward[0], compression: 'jpeg-ls' }] } });
+      const pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort, syntaxes: ['+xt'] });
+      try {
+        await waitFor(() => atPacs(s.pacsDir).size >= s.files.length || undefined, { what: 'all objects at the PACS', timeoutMs: 30_000 });
+        let jls = 0;
+        for (const [uid, got] of atPacs(s.pacsDir)) {
+          if (got.ts === TS.JPEGLSLossless) {
+            jls++;
+            const out = `${got.file}.raw`;
+            expect((await run('dcmdjpls', [got.file, out])).code).toBe(0);
+            // DCMTK's decoding: same pixels (colour may come back in the other planar layout) and attributes.
+            const back = datasetBytes(readFileSync(out));
+            expect(canonicalSamples(back)).toEqual(canonicalSamples(s.sent.get(uid)!));
+            expect(differingAttributes(back, s.sent.get(uid)!)).toEqual([]);
+          } else expect(datasetBytes(got.file).equals(s.sent.get(uid)!)).toBe(true);
+        }
+        expect(jls).toBeGreaterThanOrEqual(IMAGE_MATRIX.length - 1);
+      } finally {
+        await pacs.stop();
+        await gw.stop();
+      }
+    } finally {
+      await s.gw.stop().catch(() => undefined);
+    }
+  });
+
+  for (const point of ['rewrite-after-intent:3', 'rewrite-after-rename:3']) {
+    it(`SIGKILL inside the file replacement (${point}): after restart every object is intact and delivered exactly`, async () => {
+      const s = await scenario(point.replace(/\W+/g, '_'), [], { PACS_EDGE_CRASHPOINT: point });
+      expect((await storescu({ port: s.gw.port, files: s.files })).acked).toHaveLength(s.files.length);
+      expect(await s.gw.exited).toBeNull(); // killed by its own crash point
+      const gw = await startGateway({ dir: s.dir, port: s.gw.port, config: s.config });
+      try {
+        const recovered = gw.logs.find((l) => l.msg === 'spool recovered') as { recovered?: number; lost?: number } | undefined;
+        expect(recovered).toMatchObject({ recovered: s.files.length, lost: 0 });
+        const pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort, syntaxes: [] });
+        try {
+          await waitFor(() => atPacs(s.pacsDir).size >= s.files.length || undefined, { what: 'all objects at the PACS', timeoutMs: 30_000 });
+          for (const [uid, got] of atPacs(s.pacsDir)) expect(datasetBytes(got.file).equals(s.sent.get(uid)!), uid).toBe(true);
+        } finally {
+          await pacs.stop();
+        }
+      } finally {
+        await gw.stop();
+      }
+    });
+  }
+});
