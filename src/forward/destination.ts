@@ -348,6 +348,7 @@ export class DestinationForwarder {
       const converted = memoryReader({ sopClassUid, sopInstanceUid, transferSyntaxUid: conv.transferSyntaxUid }, conv.dataset);
       const o = await this.send(assoc, ctx, c, Promise.resolve(converted));
       if (o.kind === 'delivered') {
+        o.bytes = converted.size;
         if (step.how === 'encode') {
           this.zip.compressed++;
           this.zip.bytesIn += conv.originalBytes;
@@ -382,7 +383,7 @@ export class DestinationForwarder {
       await this.deps.spool.ack(this.dest.name, id);
       this.backoff.success();
       this.counts.sent++;
-      this.counts.sentBytes += size;
+      this.counts.sentBytes += o.bytes ?? size;
       this.lastSuccessAt = Date.now();
       this.recent.push(this.lastSuccessAt);
       if (o.warning) {

@@ -16,7 +16,7 @@ import { PacsEdgeError } from '../errors.js';
  * @see PS3.4 Table B.2-1 (C-STORE statuses), PS3.7 Annex C, PS3.8 Table 9-21 (A-ASSOCIATE-RJ)
  */
 export type Outcome =
-  | { kind: 'delivered'; status: number; warning: boolean }
+  | { kind: 'delivered'; status: number; warning: boolean; /** Bytes sent (the Part 10 file as sent), when not the spooled size. */ bytes?: number }
   | { kind: 'retry'; reason: string; status?: number; peerComment?: string }
   | { kind: 'dead-letter'; reason: string; status?: number; peerComment?: string };
 

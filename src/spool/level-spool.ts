@@ -324,6 +324,7 @@ export class LevelSpool implements Spool {
       { type: 'del', key: `z!${id}` },
     ]);
     this.remember(updated);
+    this.queues.resize(id, updated.size);
     this.objectBytes += updated.size - record.size;
     return updated;
   }

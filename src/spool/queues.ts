@@ -32,6 +32,16 @@ export class QueueState {
     this.pendingBytes.set(dest, (this.pendingBytes.get(dest) ?? 0) + e.size);
   }
 
+  /** The object's file changed size (compressed at rest): pending bytes follow. */
+  resize(id: string, size: number): void {
+    for (const [dest, q] of this.queues) {
+      const e = q.get(id);
+      if (!e) continue;
+      this.pendingBytes.set(dest, (this.pendingBytes.get(dest) ?? 0) - e.size + size);
+      q.set(id, { ...e, size });
+    }
+  }
+
   remove(dest: string, id: string): boolean {
     const q = this.queues.get(dest);
     const e = q?.get(id);

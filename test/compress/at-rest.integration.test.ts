@@ -86,6 +86,9 @@ describe('compression at rest', () => {
       expect(z.bytesOut).toBeLessThan(z.bytesIn);
       const onDisk = readdirSync(path.join(s.gw.spoolDir, 'objects')).map((n) => readPart10Header(readFileSync(path.join(s.gw.spoolDir, 'objects', n)))!.transferSyntaxUid);
       expect(onDisk.filter((t) => t === TS.JPEGLSLossless).length).toBe(z.compressed);
+      // Queue figures follow the files: what is pending is what the spool now holds.
+      const st = (await controlGet(path.join(s.gw.spoolDir, 'control.sock'), '/status')) as { spool: { bytes: number }; destinations: { pendingBytes: number }[] };
+      expect(st.destinations[0]!.pendingBytes).toBe(st.spool.bytes);
       // The PACS (uncompressed only, as storescp is by default) comes up: every object arrives
       // in the syntax it was received in, its data set byte-identical to what was sent.
       const pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort, syntaxes: [] });
