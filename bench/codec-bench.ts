@@ -35,6 +35,8 @@ const DCMTK: Record<string, { tool: string; args: string[] }> = {
 interface Image {
   label: string;
   file: string;
+  /** The corpus file it comes from. */
+  source: string;
   dataset: Buffer;
   description: string;
   pixelBytes: number;
@@ -89,6 +91,7 @@ async function loadImages(tmp: string): Promise<{ images: Image[]; notes: string
     images.push({
       label,
       file,
+      source: name,
       dataset,
       pixelBytes: img.frames * img.frameBytes,
       description: `${img.columns}×${img.rows}, ${img.samplesPerPixel === 3 ? 'RGB' : img.photometric}, ${img.bitsAllocated}-bit (${img.bitsStored} stored)${img.frames > 1 ? `, ${img.frames} frames` : ''}`,
@@ -168,7 +171,7 @@ async function main(): Promise<void> {
         console.log(JSON.stringify(row));
       }
     }
-    const result = { generatedAt: new Date().toISOString(), durationSeconds: Math.round((Date.now() - started) / 1000), reps: REPS, machine: machineFacts(), baselineMs: baseline, images: images.map((i) => ({ label: i.label, file: path.basename(i.file), description: i.description, datasetBytes: i.dataset.length })), notes, rows };
+    const result = { generatedAt: new Date().toISOString(), durationSeconds: Math.round((Date.now() - started) / 1000), reps: REPS, machine: machineFacts(), baselineMs: baseline, images: images.map((i) => ({ label: i.label, file: i.source, description: i.description, datasetBytes: i.dataset.length })), notes, rows };
     mkdirSync(OUT, { recursive: true });
     writeFileSync(path.join(OUT, 'benchmarks-codecs.json'), `${JSON.stringify(result, null, 2)}\n`);
     writeSection(path.join(OUT, 'benchmarks.md'), render(result));
