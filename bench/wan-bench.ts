@@ -384,7 +384,7 @@ interface AtRest {
   bytesIn: number;
   bytesOut: number;
   passedThrough: number;
-  skippedBusy: number;
+  deliveredFirst: number;
   errors: number;
   backlog: number;
 }
@@ -646,7 +646,7 @@ async function main(): Promise<void> {
     const each = of(sc).map((r) => {
         const z = r.gatewayStatus?.compression;
         const a = r.gatewayAtRest;
-      return `${z ? `${z.compressed} encoded while forwarding (${mb(z.bytesIn)} → ${mb(z.bytesOut)} MB, ${z.verifyFailures} verify failures, ${z.codecErrors} codec errors)` : 'no forward compression figures'}` + (a ? `, ${a.compressed} compressed at rest (${mb(a.bytesIn)} → ${mb(a.bytesOut)} MB; ${a.skippedBusy} left as received: already being sent)` : '');
+      return `${z ? `${z.compressed} encoded while forwarding (${mb(z.bytesIn)} → ${mb(z.bytesOut)} MB, ${z.verifyFailures} verify failures, ${z.codecErrors} codec errors)` : 'no forward compression figures'}` + (a ? `, ${a.compressed} compressed at rest (${mb(a.bytesIn)} → ${mb(a.bytesOut)} MB; ${a.deliveredFirst} left as received: already being sent)` : '');
     });
     return new Set(each).size === 1 ? `${each[0]} (the same in all ${each.length} runs)` : each.join('; ');
   };

@@ -12,8 +12,8 @@ export interface AtRestStats {
   bytesOut: number;
   /** Not compressed: not an uncompressed image, no gain, or not exactly reversible. */
   passedThrough: number;
-  /** Already on its way to a destination when its turn came: left as received. */
-  skippedBusy: number;
+  /** Delivered (or removed) before its turn came: nothing to compress. */
+  deliveredFirst: number;
   errors: number;
   /** Objects waiting for their turn. */
   backlog: number;
@@ -32,11 +32,11 @@ export interface AtRestStats {
  * - The spool does the replacement crash-safely (LevelSpool.replaceFile).
  */
 export class AtRestCompressor {
-  private readonly queue: { id: string; due: number }[] = [];
+  private readonly queue: { id: string; due: number; tries: number }[] = [];
   private running = false;
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
-  private readonly s: Omit<AtRestStats, 'backlog'> = { compressed: 0, bytesIn: 0, bytesOut: 0, passedThrough: 0, skippedBusy: 0, errors: 0 };
+  private readonly s: Omit<AtRestStats, 'backlog'> = { compressed: 0, bytesIn: 0, bytesOut: 0, passedThrough: 0, deliveredFirst: 0, errors: 0 };
 
   constructor(
     private readonly deps: {
@@ -52,7 +52,7 @@ export class AtRestCompressor {
   /** A newly spooled (or recovered) object; only uncompressed Explicit VR LE objects qualify. */
   offer(r: SpoolRecord): void {
     if (this.stopped || r.transferSyntaxUid !== TS.ExplicitVRLittleEndian || r.size > this.deps.maxObjectBytes || r.pending.length === 0) return;
-    this.queue.push({ id: r.id, due: Date.now() + (this.deps.delayMs ?? 2000) });
+    this.queue.push({ id: r.id, due: Date.now() + this.delay(), tries: 0 });
     this.schedule();
   }
 
@@ -81,10 +81,10 @@ export class AtRestCompressor {
     this.running = true;
     try {
       while (!this.stopped && this.queue.length > 0 && this.queue[0]!.due <= Date.now()) {
-        const { id } = this.queue.shift()!;
-        await this.one(id).catch((err: unknown) => {
+        const item = this.queue.shift()!;
+        await this.one(item).catch((err: unknown) => {
           this.s.errors++;
-          this.deps.log.warn({ id, err: (err as Error).message }, 'compression at rest failed; the object stays as received');
+          this.deps.log.warn({ id: item.id, err: (err as Error).message }, 'compression at rest failed; the object stays as received');
         });
       }
     } finally {
@@ -93,11 +93,24 @@ export class AtRestCompressor {
     }
   }
 
-  private async one(id: string): Promise<void> {
+  private delay(): number {
+    return this.deps.delayMs ?? 2000;
+  }
+
+  private async one(item: { id: string; due: number; tries: number }): Promise<void> {
     const { rewriter } = this.deps;
+    const id = item.id;
     const record = await rewriter.reserve(id);
-    if (!record) {
-      this.s.skippedBusy++;
+    if (record === 'gone') {
+      this.s.deliveredFirst++;
+      return;
+    }
+    if (record === 'busy') {
+      // A destination holds it right now (sending, or about to find it cannot connect): ask
+      // again later, less and less often; once delivered it is 'gone'.
+      const tries = item.tries + 1;
+      this.queue.push({ id, due: Date.now() + Math.min(60_000, this.delay() * 2 ** Math.min(tries, 5)), tries });
+      this.queue.sort((a, b) => a.due - b.due);
       return;
     }
     try {

@@ -260,7 +260,8 @@ export class LevelSpool implements Spool {
     filePath: (id) => this.filePath(id),
     reserve: async (id) => {
       const r = await this.getRecord(id);
-      if (!r || r.pending.length === 0 || this.rewriting.has(id) || this.queues.leasedAnywhere(id)) return undefined;
+      if (!r || r.pending.length === 0) return 'gone';
+      if (this.rewriting.has(id) || this.queues.leasedAnywhere(id)) return 'busy';
       this.rewriting.add(id);
       return r;
     },

@@ -160,8 +160,8 @@ export interface Spool {
  * so FIFO order holds); an object a destination already holds cannot be reserved.
  */
 export interface SpoolRewriter {
-  /** The record, reserved; undefined when it is claimed, delivered or gone. */
-  reserve(id: string): Promise<SpoolRecord | undefined>;
+  /** The record, reserved; `busy` while a destination holds it, `gone` when delivered or removed. */
+  reserve(id: string): Promise<SpoolRecord | 'busy' | 'gone'>;
   /** Replace the file of a reserved object by `bytes` (a Part 10 file in `transferSyntaxUid`). */
   replace(record: SpoolRecord, bytes: Buffer, transferSyntaxUid: string): Promise<SpoolRecord>;
   /** End the reservation (after `replace` or instead of it); waiting destinations are woken. */

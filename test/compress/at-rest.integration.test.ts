@@ -47,6 +47,12 @@ interface AtRest {
   backlog: number;
 }
 
+/** Every object confirmed by the PACS (storescp answers only after writing the whole file). */
+async function delivered(spoolDir: string): Promise<true | undefined> {
+  const s = (await controlGet(path.join(spoolDir, 'control.sock'), '/status')) as { destinations: { pending: number }[] };
+  return s.destinations.every((d) => d.pending === 0) || undefined;
+}
+
 async function atRest(spoolDir: string): Promise<AtRest> {
   const s = (await controlGet(path.join(spoolDir, 'control.sock'), '/status')) as { spool: { compressAtRest: AtRest } };
   return s.spool.compressAtRest;
@@ -93,7 +99,8 @@ describe('compression at rest', () => {
       // in the syntax it was received in, its data set byte-identical to what was sent.
       const pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort, syntaxes: [] });
       try {
-        await waitFor(() => atPacs(s.pacsDir).size >= s.files.length || undefined, { what: 'all objects at the PACS', timeoutMs: 30_000 });
+        await waitFor(() => delivered(s.gw.spoolDir), { what: 'all objects confirmed by the PACS', timeoutMs: 30_000 });
+        expect(atPacs(s.pacsDir).size).toBe(s.files.length);
         for (const [uid, got] of atPacs(s.pacsDir)) {
           expect(got.ts).toBe(TS.ExplicitVRLittleEndian);
           expect(datasetBytes(got.file).equals(s.sent.get(uid)!), uid).toBe(true);
@@ -119,7 +126,8 @@ describe('compression at rest', () => {
       const gw = await startGateway({ dir: s.dir, port: s.gw.port, config: { ...s.config, forward: [{ ...s.config.forward[0], compression: 'jpeg-ls' }] } });
       const pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort, syntaxes: ['+xt'] });
       try {
-        await waitFor(() => atPacs(s.pacsDir).size >= s.files.length || undefined, { what: 'all objects at the PACS', timeoutMs: 30_000 });
+        await waitFor(() => delivered(gw.spoolDir), { what: 'all objects confirmed by the PACS', timeoutMs: 30_000 });
+        expect(atPacs(s.pacsDir).size).toBe(s.files.length);
         let jls = 0;
         for (const [uid, got] of atPacs(s.pacsDir)) {
           if (got.ts === TS.JPEGLSLossless) {
@@ -153,7 +161,9 @@ describe('compression at rest', () => {
         expect(recovered).toMatchObject({ recovered: s.files.length, lost: 0 });
         const pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort, syntaxes: [] });
         try {
-          await waitFor(() => atPacs(s.pacsDir).size >= s.files.length || undefined, { what: 'all objects at the PACS', timeoutMs: 30_000 });
+          await waitFor(() => delivered(gw.spoolDir), { what: 'all objects confirmed by the PACS', timeoutMs: 30_000 });
+          expect(atPacs(s.pacsDir).size).toBe(s.files.length);
+        expect(atPacs(s.pacsDir).size).toBe(s.files.length);
           for (const [uid, got] of atPacs(s.pacsDir)) expect(datasetBytes(got.file).equals(s.sent.get(uid)!), uid).toBe(true);
         } finally {
           await pacs.stop();

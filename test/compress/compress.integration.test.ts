@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { TS } from '../../src/dicom/transfer-syntaxes.js';
+import { controlGet } from '../../src/health/control-server.js';
 import { datasetBytes, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { IMAGE_MATRIX, imageFile } from '../helpers/image-fixtures.js';
 import { canonicalSamples, differingAttributes } from '../helpers/pixel-compare.js';
@@ -42,7 +43,12 @@ async function forwardAll(compression: string, syntaxes: string[]): Promise<Map<
   const gw = await startGateway({ dir, config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port, compression }], forwarding: FAST } });
   try {
     expect((await storescu({ port: gw.port, files })).acked).toHaveLength(files.length);
-    await waitFor(() => readdirSync(pacsDir).length >= files.length || undefined, { what: `${files.length} objects at the PACS`, timeoutMs: 30_000 }).catch((err: unknown) => {
+    // Confirmed by the PACS: storescp answers only once it has written the whole file.
+    const confirmed = async () => {
+      const st = (await controlGet(path.join(gw.spoolDir, 'control.sock'), '/status')) as { destinations: { pending: number }[] };
+      return st.destinations.every((d) => d.pending === 0) || undefined;
+    };
+    await waitFor(confirmed, { what: `${files.length} objects confirmed by the PACS`, timeoutMs: 30_000 }).catch((err: unknown) => {
       throw new Error(`${(err as Error).message}; gateway: ${gw.output().slice(-1500)}; storescp: ${pacs.log().slice(-1500)}`);
     });
     const st = JSON.parse((await run(process.execPath, [CLI, 'status', '--config', gw.configFile, '--json'])).stdout) as { destinations: { compression: Record<string, number> }[] };
