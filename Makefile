@@ -53,6 +53,7 @@ bench: deps-bench build
 	node dist/bench/forward-bench.js
 	node dist/bench/wan-bench.js
 	node dist/bench/codec-bench.js
+	node dist/bench/compress-receive-bench.js
 
 demo: deps build
 	node dist/bench/demo.js

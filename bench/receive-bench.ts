@@ -243,7 +243,7 @@ async function main(): Promise<void> {
     // The sections other benches write (forward, codecs, WAN) are kept until those benches rewrite them.
     const mdPath = path.join(outDir, 'benchmarks.md');
     const old = existsSync(mdPath) ? readFileSync(mdPath, 'utf8') : '';
-    const kept = ['forward-bench', 'codec-bench', 'wan-bench']
+    const kept = ['forward-bench', 'codec-bench', 'wan-bench', 'compress-receive']
       .map((name) => new RegExp(`<!-- ${name}:start -->[\\s\\S]*<!-- ${name}:end -->`).exec(old)?.[0])
       .filter((x): x is string => x !== undefined);
     writeFileSync(mdPath, `${renderMarkdown(result).trimEnd()}\n${kept.map((k) => `\n${k}\n`).join('')}`);

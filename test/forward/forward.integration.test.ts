@@ -51,6 +51,15 @@ async function scenario(opts: { pacsUp: boolean; storescp?: { fork?: boolean; pr
 }
 
 
+/**
+ * Wait until the destination has confirmed everything it will get. storescp (+B) creates a
+ * file when reception starts, so a file count alone can be reached before the last file is
+ * complete; its C-STORE-RSP comes only after the file is written.
+ */
+async function settled(configFile: string, name = 'pacs'): Promise<void> {
+  await waitFor(async () => (await status(configFile)).destinations.find((d) => d.name === name)?.pending === 0 || undefined, { what: `${name}: nothing pending`, timeoutMs: 30_000 });
+}
+
 async function status(configFile: string) {
   const r = await run(process.execPath, [CLI, 'status', '--config', configFile, '--json']);
   return JSON.parse(r.stdout) as { destinations: { name: string; pending: number; deadLetter: number; state?: string; sent?: number }[] };
@@ -72,6 +81,7 @@ describe('forward: modality → gateway → PACS', () => {
       expect((await storescu({ port: gw.port, files: [jls], extraArgs: ['-xt'] })).acked).toEqual([1]);
       expect((await storescu({ port: gw.port, files: [deflFile], extraArgs: ['-xd'] })).acked).toEqual([1]);
       await waitFor(() => dcmFiles(pacsDir).length >= 32 || undefined, { what: '32 objects at the PACS' });
+      await settled(gw.configFile);
       // Every object arrives with the data set the modality sent (our fixtures are encoded the
       // way DCMTK sends them), in the syntax it was sent in. storescu re-deflates with its own
       // settings, so for the deflated one the inflated content is compared.
@@ -113,6 +123,7 @@ describe('forward: modality → gateway → PACS', () => {
       await new Promise((r) => setTimeout(r, 2000));
       await startPacs();
       await waitFor(() => dcmFiles(pacsDir).length === 20 || undefined, { what: 'all 20 at the PACS', timeoutMs: 30_000 });
+      await settled(gw.configFile);
       // storescp writes each object as it arrives (one association): file times give the order.
       const order = dcmFiles(pacsDir)
         .map((n) => ({ n, t: statSync(path.join(pacsDir, n), { bigint: true }).mtimeNs }))
@@ -149,6 +160,7 @@ describe('forward: modality → gateway → PACS', () => {
       }
       expect((await storescu({ port: gw.port, files: [before[2]!.file] })).acked).toHaveLength(1);
       await waitFor(() => dcmFiles(pacsDir).length === 3 || undefined, { what: 'the 3 good objects at the PACS' });
+      await settled(gw.configFile);
       const dl = await waitFor(async () => {
         const r = await run(process.execPath, [CLI, 'dead-letter', 'list', '--config', gw.configFile, '--json']);
         const list = JSON.parse(r.stdout || '[]') as { sopInstanceUid: string; reason: string; destination: string }[];
@@ -196,6 +208,7 @@ describe('forward: modality → gateway → PACS', () => {
       const study = writeStudy(tmp.dir, 40);
       expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(40);
       await waitFor(() => dcmFiles(pacsDir).length === 40 || undefined, { what: 'all 40 at the live PACS' });
+      await settled(gw.configFile);
       const s = await status(gw.configFile);
       expect(s.destinations.find((d) => d.name === 'pacs')).toMatchObject({ pending: 0, sent: 40 });
       expect(s.destinations.find((d) => d.name === 'archive')).toMatchObject({ pending: 40 });
@@ -222,6 +235,7 @@ describe('forward: modality → gateway → PACS', () => {
       writeFileSync(file, bytes);
       await startPacs();
       await waitFor(() => dcmFiles(pacsDir).length === 2 || undefined, { what: 'the two intact objects at the PACS' });
+      await settled(gw.configFile);
       await gw.waitForLog((l) => l.msg.startsWith('object dead-lettered') && l.sopInstanceUid === study[1]!.uid && /SPOOL_CORRUPT/.test(String(l.reason)));
       const uids = dcmFiles(pacsDir).map((n) => readPart10Header(readFileSync(path.join(pacsDir, n)))!.sopInstanceUid);
       expect(uids.sort()).toEqual([study[0]!.uid, study[2]!.uid].sort());
