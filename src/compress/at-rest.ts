@@ -49,9 +49,9 @@ export class AtRestCompressor {
     },
   ) {}
 
-  /** A newly spooled (or recovered) object; only uncompressed Explicit VR LE objects qualify. */
+  /** A newly spooled (or recovered) object; only uncompressed (Explicit or Implicit VR LE) objects qualify. */
   offer(r: SpoolRecord): void {
-    if (this.stopped || r.transferSyntaxUid !== TS.ExplicitVRLittleEndian || r.size > this.deps.maxObjectBytes || r.pending.length === 0) return;
+    if (this.stopped || (r.transferSyntaxUid !== TS.ExplicitVRLittleEndian && r.transferSyntaxUid !== TS.ImplicitVRLittleEndian) || r.size > this.deps.maxObjectBytes || r.pending.length === 0) return;
     this.queue.push({ id: r.id, due: Date.now() + this.delay(), tries: 0 });
     this.schedule();
   }

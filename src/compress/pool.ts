@@ -9,6 +9,8 @@ export interface JobRequest {
   op: 'encode' | 'decode';
   /** For `encode`: the compression to apply. */
   target?: Exclude<Compression, 'none'> | undefined;
+  /** For `decode`: the uncompressed syntax wanted (default Explicit VR Little Endian). */
+  to?: string | undefined;
   path: string;
   size: number;
   sha256: string;

@@ -5,6 +5,7 @@ import { type ElementPos, topLevelElements } from '../dicom/elements.js';
 import { encapsulate, framesOf, readFragments } from '../dicom/encapsulation.js';
 import { type ImagePixel, imagePixel, isNotCompressible } from '../dicom/image-pixel.js';
 import { TS } from '../dicom/transfer-syntaxes.js';
+import { explicitToImplicit, implicitToExplicit, type VrOf } from '../dicom/vr-convert.js';
 import { htj2kDecodeFrame, htj2kEncodeFrame, htj2kUnsupported } from './codecs/htj2k.js';
 import { jlsDecodeFrame, jlsEncodeFrame } from './codecs/jpeg-ls.js';
 import { rleDecodeFrame, rleEncodeFrame } from './codecs/rle.js';
@@ -140,6 +141,28 @@ export function decodeDataset(dataset: Buffer, fromTs: string, codecs: Codecs): 
     out.push(pixels);
   }
   return { kind: 'done', dataset: rebuild(dataset, elements, img, nativePixelData(out, img.bitsAllocated), planarOut), transferSyntaxUid: TS.ExplicitVRLittleEndian, frames: img.frames };
+}
+
+/**
+ * The data set in an uncompressed syntax (`to`: Explicit or Implicit VR Little Endian), from any
+ * syntax the gateway can read: decoded if compressed, VRs added from the dictionary (`vrOf`) or
+ * dropped as needed.
+ */
+export function uncompressed(dataset: Buffer, fromTs: string, to: string, codecs: Codecs, vrOf: VrOf): TranscodeResult {
+  if (to !== TS.ExplicitVRLittleEndian && to !== TS.ImplicitVRLittleEndian) return { kind: 'skip', reason: `cannot produce ${to}` };
+  let explicit: Buffer;
+  let frames = 0;
+  if (fromTs === TS.ExplicitVRLittleEndian) explicit = dataset;
+  else if (fromTs === TS.ImplicitVRLittleEndian) {
+    if (to === TS.ImplicitVRLittleEndian) return { kind: 'done', dataset, transferSyntaxUid: to, frames: 0 };
+    explicit = implicitToExplicit(dataset, vrOf);
+  } else {
+    const d = decodeDataset(dataset, fromTs, codecs);
+    if (d.kind !== 'done') return d;
+    explicit = d.dataset;
+    frames = d.frames;
+  }
+  return { kind: 'done', dataset: to === TS.ImplicitVRLittleEndian ? explicitToImplicit(explicit) : explicit, transferSyntaxUid: to, frames };
 }
 
 /** A native (uncompressed) Pixel Data element: OW for 16-bit, OB for 8-bit, padded to even length. */

@@ -5,7 +5,8 @@ import charlsFactory, { type CharLSModule } from '@cornerstonejs/codec-charls/wa
 import openjphFactory, { type OpenJPHModule } from '@cornerstonejs/codec-openjph';
 import { readPart10Header } from '../dicom/file-meta.js';
 import { TS } from '../dicom/transfer-syntaxes.js';
-import { type Compression, decodeDataset, encodeDataset, type TranscodeResult } from './transcode.js';
+import { dictionaryVr } from '../dicom/vr-dictionary.js';
+import { type Compression, encodeDataset, type TranscodeResult, uncompressed } from './transcode.js';
 import type { JobRequest, JobReply } from './pool.js';
 
 /**
@@ -34,21 +35,24 @@ function run(req: JobRequest): JobReply {
   }
   const h = readPart10Header(file);
   if (!h) return { id: req.id, kind: 'skip', reason: 'spool file has no readable File Meta' };
-  let dataset: Buffer = file.subarray(h.datasetOffset);
-  if (req.op === 'encode' && h.transferSyntaxUid !== TS.ExplicitVRLittleEndian) {
-    // Held compressed (at rest) in another codec: decode first, then encode for the destination.
-    const native = decodeDataset(dataset, h.transferSyntaxUid, codecs);
-    if (native.kind !== 'done') return { id: req.id, ...native };
-    dataset = native.dataset;
+  const original: Buffer = file.subarray(h.datasetOffset);
+  const from = h.transferSyntaxUid;
+  let r: TranscodeResult;
+  if (req.op === 'decode') r = uncompressed(original, from, req.to ?? TS.ExplicitVRLittleEndian, codecs, dictionaryVr);
+  else {
+    // Encoders take Explicit VR LE: an implicit object gets its VRs first, one held compressed
+    // in another codec (at rest) is decoded first.
+    const native = from === TS.ExplicitVRLittleEndian ? undefined : uncompressed(original, from, TS.ExplicitVRLittleEndian, codecs, dictionaryVr);
+    if (native && native.kind !== 'done') return { id: req.id, ...native };
+    r = encodeDataset(native?.dataset ?? original, req.target as Exclude<Compression, 'none'>, codecs, req.verify);
+    if (r.kind === 'done' && req.exact) {
+      // The spool may replace the received file by this one only if the original comes back exactly.
+      const back = uncompressed(r.dataset, r.transferSyntaxUid, from, codecs, dictionaryVr);
+      if (back.kind !== 'done' || !back.dataset.equals(original)) return { id: req.id, kind: 'skip', reason: 'decoding would not give back the received data set byte for byte' };
+    }
   }
-  const r: TranscodeResult =
-    req.op === 'encode' ? encodeDataset(dataset, req.target as Exclude<Compression, 'none'>, codecs, req.verify) : decodeDataset(dataset, h.transferSyntaxUid, codecs);
   if (r.kind !== 'done') return { id: req.id, ...r };
-  if (req.exact) {
-    // The spool may replace the received file by this one only if the original comes back exactly.
-    const back = decodeDataset(r.dataset, r.transferSyntaxUid, codecs);
-    if (back.kind !== 'done' || !back.dataset.equals(dataset)) return { id: req.id, kind: 'skip', reason: 'decoding would not give back the received data set byte for byte' };
-  }
+  const dataset = original;
   // A Buffer may be a view into a larger (pooled) ArrayBuffer: hand over an exact one.
   const ab = r.dataset.byteOffset === 0 && r.dataset.byteLength === r.dataset.buffer.byteLength ? r.dataset.buffer : r.dataset.buffer.slice(r.dataset.byteOffset, r.dataset.byteOffset + r.dataset.byteLength);
   return { id: req.id, kind: 'done', dataset: ab as ArrayBuffer, transferSyntaxUid: r.transferSyntaxUid, frames: r.frames, originalBytes: dataset.length };

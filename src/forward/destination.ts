@@ -64,8 +64,8 @@ export interface CompressionStats {
 
 /** Max presentation contexts proposed on one association. @see PS3.8 §9.3.2.2 (ids 1..255, odd) */
 const MAX_CONTEXTS = 127;
-/** Stored (SOP class, syntax) pairs per association: each may need up to 3 contexts (see syntax-plan.ts). */
-const MAX_PAIRS = Math.floor(MAX_CONTEXTS / 3);
+/** Stored (SOP class, syntax) pairs per association: each may need up to 4 contexts (see syntax-plan.ts). */
+const MAX_PAIRS = Math.floor(MAX_CONTEXTS / 4);
 
 /**
  * Drains one destination's queue: `associations` workers, each with its own association that
@@ -319,6 +319,7 @@ export class DestinationForwarder {
       const conv = await codecs.pool.convert({
         op: step.how,
         target: step.how === 'encode' ? step.compression : undefined,
+        to: step.how === 'decode' ? step.ts : undefined,
         path: this.deps.spool.filePath!(id),
         size,
         sha256: c.record.sha256,

@@ -68,7 +68,7 @@ function atPacs(dir: string): Map<string, { ts: string; file: string }> {
   return out;
 }
 
-async function scenario(name: string, syntaxes: string[], env: Record<string, string> = {}) {
+async function scenario(name: string, env: Record<string, string> = {}) {
   const dir = path.join(tmp.dir, name);
   const pacsDir = path.join(dir, 'pacs');
   mkdirSync(pacsDir, { recursive: true });
@@ -81,7 +81,7 @@ async function scenario(name: string, syntaxes: string[], env: Record<string, st
 
 describe('compression at rest', () => {
   it('shrinks the spool while the PACS is down; the PACS then gets exactly what the modality sent', async () => {
-    const s = await scenario('exact', []);
+    const s = await scenario('exact');
     try {
       expect((await storescu({ port: s.gw.port, files: s.files })).acked).toHaveLength(s.files.length);
       const z = await waitFor(async () => {
@@ -113,8 +113,44 @@ describe('compression at rest', () => {
     }
   });
 
+  it('objects received in Implicit VR are compressed at rest and come back byte for byte', async () => {
+    const s = await scenario('implicit');
+    try {
+      expect((await storescu({ port: s.gw.port, files: s.files, extraArgs: ['-xi'] })).acked).toHaveLength(s.files.length);
+      const z = await waitFor(async () => {
+        const a = await atRest(s.gw.spoolDir);
+        return a.backlog === 0 && a.compressed + a.passedThrough >= s.files.length ? a : undefined;
+      }, { what: 'compression at rest done', timeoutMs: 30_000 });
+      expect(z.compressed).toBeGreaterThanOrEqual(IMAGE_MATRIX.length - 1);
+      // What storescu sent: the same data sets in Implicit VR (storescp receiving them directly says so).
+      const refDir = path.join(s.dir, 'ref');
+      mkdirSync(refDir);
+      const ref = await startStorescp(refDir, 'REF', { syntaxes: ['+xi'] });
+      try {
+        expect((await storescu({ port: ref.port, files: s.files, calledAe: 'REF', extraArgs: ['-xi'] })).acked).toHaveLength(s.files.length);
+      } finally {
+        await ref.stop();
+      }
+      const pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort, syntaxes: ['+xi'] });
+      try {
+        await waitFor(() => delivered(s.gw.spoolDir), { what: 'all objects confirmed by the PACS', timeoutMs: 30_000 });
+        const want = atPacs(refDir);
+        const got = atPacs(s.pacsDir);
+        expect(got.size).toBe(s.files.length);
+        for (const [uid, g] of got) {
+          expect(g.ts).toBe(TS.ImplicitVRLittleEndian);
+          expect(datasetBytes(g.file).equals(datasetBytes(want.get(uid)!.file)), uid).toBe(true);
+        }
+      } finally {
+        await pacs.stop();
+      }
+    } finally {
+      await s.gw.stop();
+    }
+  });
+
   it('a PACS preferring JPEG-LS gets the compressed files as they are (dcmdjpls gives back what was sent)', async () => {
-    const s = await scenario('jls', []);
+    const s = await scenario('jls');
     try {
       expect((await storescu({ port: s.gw.port, files: s.files })).acked).toHaveLength(s.files.length);
       await waitFor(async () => {
@@ -152,7 +188,7 @@ describe('compression at rest', () => {
 
   for (const point of ['rewrite-after-intent:3', 'rewrite-after-rename:3']) {
     it(`SIGKILL inside the file replacement (${point}): after restart every object is intact and delivered exactly`, async () => {
-      const s = await scenario(point.replace(/\W+/g, '_'), [], { PACS_EDGE_CRASHPOINT: point });
+      const s = await scenario(point.replace(/\W+/g, '_'), { PACS_EDGE_CRASHPOINT: point });
       expect((await storescu({ port: s.gw.port, files: s.files })).acked).toHaveLength(s.files.length);
       expect(await s.gw.exited).toBeNull(); // killed by its own crash point
       const gw = await startGateway({ dir: s.dir, port: s.gw.port, config: s.config });

@@ -6,7 +6,7 @@ import { TS } from '../../src/dicom/transfer-syntaxes.js';
 import { controlGet } from '../../src/health/control-server.js';
 import { datasetBytes, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { IMAGE_MATRIX, imageFile } from '../helpers/image-fixtures.js';
-import { canonicalSamples, differingAttributes } from '../helpers/pixel-compare.js';
+import { canonicalSamples, differingAttributes, differingValues } from '../helpers/pixel-compare.js';
 import { CLI, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
 /**
@@ -35,14 +35,14 @@ afterAll(() => tmp.cleanup());
  * Forward every fixture through a gateway with `compression` to a storescp started with
  * `syntaxes`; returns what the PACS stored, by SOP Instance UID.
  */
-async function forwardAll(compression: string, syntaxes: string[]): Promise<Map<string, { file: string; ts: string }>> {
-  const dir = path.join(tmp.dir, `${compression}-${syntaxes.join('') || 'default'}`);
+async function forwardAll(compression: string, syntaxes: string[], sendArgs: string[] = []): Promise<Map<string, { file: string; ts: string }>> {
+  const dir = path.join(tmp.dir, `${compression}-${syntaxes.join('') || 'default'}${sendArgs.join('')}`);
   const pacsDir = path.join(dir, 'pacs');
   mkdirSync(pacsDir, { recursive: true });
   const pacs = await startStorescp(pacsDir, 'PACS', { syntaxes });
   const gw = await startGateway({ dir, config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port, compression }], forwarding: FAST } });
   try {
-    expect((await storescu({ port: gw.port, files })).acked).toHaveLength(files.length);
+    expect((await storescu({ port: gw.port, files, extraArgs: sendArgs })).acked).toHaveLength(files.length);
     // Confirmed by the PACS: storescp answers only once it has written the whole file.
     const confirmed = async () => {
       const st = (await controlGet(path.join(gw.spoolDir, 'control.sock'), '/status')) as { destinations: { pending: number }[] };
@@ -103,6 +103,33 @@ describe('compression before forwarding (real DCMTK peers and decoders)', () => 
       const out = `${r.file}.inflated`;
       expect((await run('dcmconv', ['+te', r.file, out])).code).toBe(0);
       expect(datasetBytes(out).equals(sent.get(uid)!.dataset)).toBe(true);
+    }
+  });
+
+  it('objects received in Implicit VR are compressed too: dcmdjpls gives back their pixels and values', async () => {
+    const got = await forwardAll('jpeg-ls', ['+xt'], ['-xi']);
+    expect(got.size).toBe(files.length);
+    for (const [uid, r] of got) {
+      const original = sent.get(uid)!;
+      expect(r.ts, original.name).toBe(TS.JPEGLSLossless);
+      const out = `${r.file}.decoded`;
+      expect((await run('dcmdjpls', [r.file, out])).code).toBe(0);
+      const ds = datasetBytes(out);
+      expect(canonicalSamples(ds), original.name).toEqual(canonicalSamples(original.dataset));
+      expect(differingValues(ds, original.dataset), original.name).toEqual([]);
+    }
+  });
+
+  it('a PACS that takes only Implicit VR gets objects received in Explicit VR converted, values unchanged', async () => {
+    const got = await forwardAll('none', ['+xi']);
+    expect(got.size).toBe(files.length);
+    for (const [uid, r] of got) {
+      expect(r.ts).toBe(TS.ImplicitVRLittleEndian);
+      const explicit = `${r.file}.explicit`;
+      expect((await run('dcmconv', ['+te', r.file, explicit])).code).toBe(0);
+      const ds = datasetBytes(explicit);
+      expect(canonicalSamples(ds)).toEqual(canonicalSamples(sent.get(uid)!.dataset));
+      expect(differingValues(ds, sent.get(uid)!.dataset)).toEqual([]);
     }
   });
 

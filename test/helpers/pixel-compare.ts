@@ -27,3 +27,16 @@ export function differingAttributes(a: Buffer, b: Buffer): string[] {
   const y = map(b);
   return [...new Set([...x.keys(), ...y.keys()])].filter((t) => x.get(t) !== y.get(t)).map((t) => t.toString(16).padStart(8, '0'));
 }
+
+/** Tags whose values differ (VR and header form ignored), Pixel Data and Planar Configuration aside. */
+export function differingValues(a: Buffer, b: Buffer): string[] {
+  const map = (ds: Buffer) =>
+    new Map(
+      topLevelElements(ds)
+        .filter((e) => e.tag !== Tag.PixelData && e.tag !== Tag.PlanarConfiguration && e.vr !== 'SQ' && e.length !== undefined)
+        .map((e) => [e.tag, ds.subarray(e.valueOffset, e.valueOffset + e.length!).toString('hex')]),
+    );
+  const x = map(a);
+  const y = map(b);
+  return [...new Set([...x.keys(), ...y.keys()])].filter((t) => x.get(t) !== y.get(t)).map((t) => t.toString(16).padStart(8, '0'));
+}
