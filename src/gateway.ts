@@ -87,7 +87,14 @@ export class Gateway {
     );
     spool.onEnqueue((name) => forwarders.find((x) => x.name === name)?.notify());
     const atRest = config.spool.compressAtRest
-      ? new AtRestCompressor({ rewriter: spool.rewriter, pool: codecPool, compression: 'jpeg-ls', maxObjectBytes: config.compress.maxObjectBytes, log })
+      ? new AtRestCompressor({
+          rewriter: spool.rewriter,
+          pool: codecPool,
+          compression: 'jpeg-ls',
+          maxObjectBytes: config.compress.maxObjectBytes,
+          log,
+          receiving: () => dicom.stats.activeAssociations > 0,
+        })
       : undefined;
     if (atRest) {
       spool.rewriter.onStored((r) => atRest.offer(r));

@@ -78,7 +78,7 @@ export function compressionText(c: CompressionStats): string {
   if (c.mode === 'none') return 'compression off (forward[].compression: none)';
   const ratio = c.bytesOut > 0 ? `${(c.bytesIn / c.bytesOut).toFixed(2)}:1, ${bytes(c.bytesIn - c.bytesOut)} saved` : 'no ratio yet';
   const extra = [
-    c.decoded ? `${c.decoded} decoded for the destination` : '',
+    c.decoded ? `${c.decoded} decoded or converted for the destination` : '',
     c.passedThrough ? `${c.passedThrough} not compressible (sent as stored)` : '',
     c.verifyFailures ? `${c.verifyFailures} VERIFY FAILURES (sent uncompressed)` : '',
     c.codecErrors ? `${c.codecErrors} codec errors` : '',

@@ -5,6 +5,9 @@ import type { SpoolRecord, SpoolRewriter } from '../spool/spool.js';
 import type { CodecPool } from './pool.js';
 import { type Compression } from './transcode.js';
 
+/** How often a waiting compressor looks again whether the modalities have gone quiet. */
+const QUIET_RECHECK_MS = 500;
+
 export interface AtRestStats {
   /** Objects whose file was replaced by its compressed form, and their bytes before and after. */
   compressed: number;
@@ -23,9 +26,10 @@ export interface AtRestStats {
  * `spool.compressAtRest`: soon after an object is spooled, its file is replaced by its lossless
  * compressed form, so that a spool holds several times more images while the PACS is away.
  *
- * - Off the receive path: it starts `delayMs` after the object was committed and runs one
- *   object at a time on the codec workers; an object a destination is already sending is left
- *   as it is (with the PACS up, objects are gone before their turn).
+ * - Off the receive path: it starts `delayMs` after the object was committed, only while no
+ *   modality is connected, one object at a time on the codec workers (which run at the lowest
+ *   CPU priority); an object a destination is sending is tried again later (with the PACS up,
+ *   objects are gone before their turn).
  * - The replacement is exact: the worker decodes what it encoded and the file is replaced only
  *   if that gives back the received data set byte for byte, so a destination that wants the
  *   original syntax gets the very bytes the modality sent (see syntax-plan.ts).
@@ -46,6 +50,13 @@ export class AtRestCompressor {
       maxObjectBytes: number;
       log: Logger;
       delayMs?: number;
+      /**
+       * True while a modality is connected. Replacing a file costs I/O of its own (a write, an
+       * fsync, a synced index write, a directory fsync) that would compete with the C-STORE
+       * commits, so replacements wait for a quiet moment (measured: 0.86× the images/s of a
+       * modality sending 1500 CT images when they did not wait).
+       */
+      receiving?: () => boolean;
     },
   ) {}
 
@@ -81,6 +92,11 @@ export class AtRestCompressor {
     this.running = true;
     try {
       while (!this.stopped && this.queue.length > 0 && this.queue[0]!.due <= Date.now()) {
+        if (this.deps.receiving?.()) {
+          // A modality is sending: try again in a moment, in the same order.
+          for (const item of this.queue) item.due = Math.max(item.due, Date.now() + QUIET_RECHECK_MS);
+          break;
+        }
         const item = this.queue.shift()!;
         await this.one(item).catch((err: unknown) => {
           this.s.errors++;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import charlsFactory, { type CharLSModule } from '@cornerstonejs/codec-charls/wasmjs';
 import openjphFactory, { type OpenJPHModule } from '@cornerstonejs/codec-openjph';
@@ -15,6 +16,22 @@ import type { JobRequest, JobReply } from './pool.js';
  * data set (its memory transferred, not copied). The WebAssembly codecs are loaded once, on
  * first use.
  */
+/**
+ * Codec work is background work: this thread runs at the lowest CPU priority (nice 19), so on a
+ * box with few cores the receive path (event loop and its I/O threads, nice 0) always comes
+ * first and the modality's C-STORE is answered as fast with compression on as off. Linux lets a
+ * thread renice itself by its thread id; elsewhere this is skipped.
+ */
+function lowerPriority(): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, 19);
+  } catch {
+    /* not Linux, or not allowed: the thread keeps the process's priority */
+  }
+}
+lowerPriority();
+
 let charls: CharLSModule | undefined;
 let openjph: OpenJPHModule | undefined;
 const codecs = {
