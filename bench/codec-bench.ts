@@ -18,6 +18,7 @@ import { topLevelElements } from '../src/dicom/elements.js';
 import { buildPart10Header, readPart10Header } from '../src/dicom/file-meta.js';
 import { imagePixel, isNotCompressible } from '../src/dicom/image-pixel.js';
 import { TS } from '../src/dicom/transfer-syntaxes.js';
+import { writeSection } from './docs-section.js';
 import { machineFacts } from './machine.js';
 import { run } from './proc.js';
 import { ROOT } from './receivers.js';
@@ -174,7 +175,7 @@ async function main(): Promise<void> {
     const result = { generatedAt: new Date().toISOString(), durationSeconds: Math.round((Date.now() - started) / 1000), reps: REPS, machine: machineFacts(), baselineMs: baseline, images: images.map((i) => ({ label: i.label, file: i.source, description: i.description, datasetBytes: i.dataset.length })), notes, rows };
     mkdirSync(OUT, { recursive: true });
     writeFileSync(path.join(OUT, 'benchmarks-codecs.json'), `${JSON.stringify(result, null, 2)}\n`);
-    writeSection(path.join(OUT, 'benchmarks.md'), render(result));
+    writeSection(path.join(OUT, 'benchmarks.md'), 'codec-bench', render(result));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -211,16 +212,6 @@ function render(r: { generatedAt: string; durationSeconds: number; reps: number;
   return lines.join('\n');
 }
 
-function writeSection(file: string, body: string): void {
-  const start = '<!-- codec-bench:start -->';
-  const end = '<!-- codec-bench:end -->';
-  const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  const block = `${start}\n${body}\n${end}`;
-  const i = old.indexOf(start);
-  const j = old.indexOf(end);
-  const next = i >= 0 && j > i ? old.slice(0, i) + block + old.slice(j + end.length) : `${old.trimEnd()}\n\n${block}\n`;
-  writeFileSync(file, next);
-}
 
 
 main().catch((err: unknown) => {

@@ -9,9 +9,10 @@
  * Writes the section between `<!-- compress-receive:start/end -->` of docs/benchmarks.md and
  * docs/benchmarks-compress-receive.json.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { writeSection } from './docs-section.js';
 import { machineFacts } from './machine.js';
 import { cpuSecondsOf, freePort, killAll, run } from './proc.js';
 import { type Receiver, ROOT, startGateway, startStorescp } from './receivers.js';
@@ -101,7 +102,7 @@ async function main(): Promise<void> {
     });
     const result = { generatedAt: new Date().toISOString(), durationSeconds: Math.round((Date.now() - started) / 1000), count: COUNT, reps: REPS, machine: machineFacts(), rows };
     writeFileSync(path.join(OUT, 'benchmarks-compress-receive.json'), `${JSON.stringify(result, null, 2)}\n`);
-    writeSection(path.join(OUT, 'benchmarks.md'), render(result));
+    writeSection(path.join(OUT, 'benchmarks.md'), 'compress-receive', render(result));
   } finally {
     killAll();
     rmSync(tmp, { recursive: true, force: true });
@@ -124,15 +125,6 @@ function render(r: { generatedAt: string; durationSeconds: number; count: number
   ].join('\n');
 }
 
-function writeSection(file: string, body: string): void {
-  const start = '<!-- compress-receive:start -->';
-  const end = '<!-- compress-receive:end -->';
-  const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  const block = `${start}\n${body}\n${end}`;
-  const i = old.indexOf(start);
-  const j = old.indexOf(end);
-  writeFileSync(file, i >= 0 && j > i ? old.slice(0, i) + block + old.slice(j + end.length) : `${old.trimEnd()}\n\n${block}\n`);
-}
 
 main().catch((err: unknown) => {
   console.error(err);

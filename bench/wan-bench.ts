@@ -21,6 +21,8 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import type { AtRestStats } from '../src/compress/at-rest.js';
+import type { CompressionStats } from '../src/forward/destination.js';
 import { machineFacts } from './machine.js';
 import { type Child, killAll, run, type RunResult, sleep, startChild } from './proc.js';
 import { ROOT } from './receivers.js';
@@ -375,19 +377,11 @@ interface DestStatus {
   pending: number;
   deadLetter: number;
   sent?: number;
-  compression?: { mode: string; compressed: number; bytesIn: number; bytesOut: number; decoded: number; passedThrough: number; verifyFailures: number; codecErrors: number };
+  compression?: CompressionStats;
 }
 
 /** `spool.compressAtRest` figures of `status --json` (absent when the feature is off). */
-interface AtRest {
-  compressed: number;
-  bytesIn: number;
-  bytesOut: number;
-  passedThrough: number;
-  deliveredFirst: number;
-  errors: number;
-  backlog: number;
-}
+type AtRest = AtRestStats;
 
 interface GatewayStatus {
   running: boolean;

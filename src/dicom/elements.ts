@@ -119,3 +119,12 @@ export function readText(buf: Buffer, e: ElementPos | undefined): string | undef
   if (!e || e.length === undefined) return undefined;
   return buf.toString('latin1', e.valueOffset, e.valueOffset + e.length).replace(/[\0 ]+$/, '').replace(/^ +/, '');
 }
+
+/** An item, item delimitation or sequence delimitation header (no VR in any syntax). @see PS3.5 §7.5 */
+export function itemHeader(tag: number, length: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeUInt16LE(tag >>> 16, 0);
+  b.writeUInt16LE(tag & 0xffff, 2);
+  b.writeUInt32LE(length, 4);
+  return b;
+}

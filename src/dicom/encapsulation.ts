@@ -1,4 +1,5 @@
 import { DicomParseError } from '../errors.js';
+import { itemHeader } from './elements.js';
 import { Tag } from './tags.js';
 
 /**
@@ -8,13 +9,6 @@ import { Tag } from './tags.js';
  * @see PS3.5 §A.4 (Transfer Syntaxes for Encapsulation of Encoded Pixel Data), Table A.4-1/A.4-2
  */
 
-function item(tag: number, length: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeUInt16LE(tag >>> 16, 0);
-  b.writeUInt16LE(tag & 0xffff, 2);
-  b.writeUInt32LE(length, 4);
-  return b;
-}
 
 /**
  * The whole Pixel Data element for `frames`, one fragment per frame (each padded to even
@@ -33,13 +27,13 @@ export function encapsulate(frames: readonly Buffer[]): Buffer[] {
   for (const f of frames) {
     offsets.push(at);
     const padded = f.length % 2 ? Buffer.concat([f, Buffer.alloc(1)]) : f;
-    body.push(item(Tag.Item, padded.length), padded);
+    body.push(itemHeader(Tag.Item, padded.length), padded);
     at += 8 + padded.length;
   }
   const fits = at <= 0xffffffff;
   const table = Buffer.alloc(fits ? offsets.length * 4 : 0);
   if (fits) offsets.forEach((o, i) => table.writeUInt32LE(o, i * 4));
-  return [head, item(Tag.Item, table.length), table, ...body, item(Tag.SequenceDelimitationItem, 0)];
+  return [head, itemHeader(Tag.Item, table.length), table, ...body, itemHeader(Tag.SequenceDelimitationItem, 0)];
 }
 
 /** The Basic Offset Table and fragments of an encapsulated Pixel Data value starting at `valueOffset`. */

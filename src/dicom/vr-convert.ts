@@ -1,4 +1,5 @@
 import { DicomParseError } from '../errors.js';
+import { itemHeader } from './elements.js';
 import { Tag } from './tags.js';
 
 /**
@@ -31,13 +32,6 @@ function tagAt(buf: Buffer, off: number): number {
   return ((buf.readUInt16LE(off) << 16) | buf.readUInt16LE(off + 2)) >>> 0;
 }
 
-function itemHeader(tag: number, length: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeUInt16LE(tag >>> 16, 0);
-  b.writeUInt16LE(tag & 0xffff, 2);
-  b.writeUInt32LE(length, 4);
-  return b;
-}
 
 function fail(message: string): never {
   throw new DicomParseError('DATASET_MALFORMED', message);
@@ -69,7 +63,7 @@ function implicitElements(buf: Buffer, off: number, end: number, vrOf: VrOf, o: 
     if (len === UNDEFINED || vr === 'SQ') {
       // A sequence (an unknown element with undefined length is one too): convert its items.
       const seq: Out = { parts: [], length: 0 };
-      const after = implicitItems(buf, off, len === UNDEFINED ? end : off + len, vrOf, seq, len === UNDEFINED);
+      const after = items(buf, off, len === UNDEFINED ? end : off + len, seq, len === UNDEFINED, (b, o2, e, out, inItem) => implicitElements(b, o2, e, vrOf, out, inItem));
       push(o, explicitHeader(tag, 'SQ', len === UNDEFINED ? UNDEFINED : seq.length));
       o.parts.push(...seq.parts);
       o.length += seq.length;
@@ -87,7 +81,10 @@ function implicitElements(buf: Buffer, off: number, end: number, vrOf: VrOf, o: 
   return off;
 }
 
-function implicitItems(buf: Buffer, off: number, end: number, vrOf: VrOf, o: Out, delimited: boolean): number {
+type Elements = (buf: Buffer, off: number, end: number, o: Out, inItem: boolean) => number;
+
+/** Convert a sequence's items with `elements`; lengths of defined-length items are recomputed. */
+function items(buf: Buffer, off: number, end: number, o: Out, delimited: boolean, elements: Elements): number {
   for (;;) {
     if (!delimited && off >= end) return off;
     if (off + 8 > end) fail('sequence runs past the end');
@@ -100,7 +97,7 @@ function implicitItems(buf: Buffer, off: number, end: number, vrOf: VrOf, o: Out
     }
     if (tag !== Tag.Item) fail(`item expected, found ${tag.toString(16)}`);
     const item: Out = { parts: [], length: 0 };
-    const after = len === UNDEFINED ? implicitElements(buf, off, end, vrOf, item, true) : implicitElements(buf, off, off + len, vrOf, item, false);
+    const after = len === UNDEFINED ? elements(buf, off, end, item, true) : elements(buf, off, off + len, item, false);
     if (len === UNDEFINED) push(item, itemHeader(Tag.ItemDelimitationItem, 0));
     push(o, itemHeader(Tag.Item, len === UNDEFINED ? UNDEFINED : item.length));
     o.parts.push(...item.parts);
@@ -131,7 +128,7 @@ function explicitElements(buf: Buffer, off: number, end: number, o: Out, inItem:
     off += long ? 12 : 8;
     if (vr === 'SQ') {
       const seq: Out = { parts: [], length: 0 };
-      const after = explicitItems(buf, off, len === UNDEFINED ? end : off + len, seq, len === UNDEFINED);
+      const after = items(buf, off, len === UNDEFINED ? end : off + len, seq, len === UNDEFINED, explicitElements);
       push(o, itemHeader(tag, len === UNDEFINED ? UNDEFINED : seq.length));
       o.parts.push(...seq.parts);
       o.length += seq.length;
@@ -156,28 +153,6 @@ function explicitElements(buf: Buffer, off: number, end: number, o: Out, inItem:
   }
   if (inItem) fail('item without its delimiter');
   return off;
-}
-
-function explicitItems(buf: Buffer, off: number, end: number, o: Out, delimited: boolean): number {
-  for (;;) {
-    if (!delimited && off >= end) return off;
-    if (off + 8 > end) fail('sequence runs past the end');
-    const tag = tagAt(buf, off);
-    const len = buf.readUInt32LE(off + 4);
-    off += 8;
-    if (tag === Tag.SequenceDelimitationItem) {
-      push(o, itemHeader(Tag.SequenceDelimitationItem, 0));
-      return off;
-    }
-    if (tag !== Tag.Item) fail(`item expected, found ${tag.toString(16)}`);
-    const item: Out = { parts: [], length: 0 };
-    const after = len === UNDEFINED ? explicitElements(buf, off, end, item, true) : explicitElements(buf, off, off + len, item, false);
-    if (len === UNDEFINED) push(item, itemHeader(Tag.ItemDelimitationItem, 0));
-    push(o, itemHeader(Tag.Item, len === UNDEFINED ? UNDEFINED : item.length));
-    o.parts.push(...item.parts);
-    o.length += item.length;
-    off = after;
-  }
 }
 
 /** Step over implicit-VR items up to and including the Sequence Delimitation Item. */
