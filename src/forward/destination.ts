@@ -310,6 +310,7 @@ export class DestinationForwarder {
   private async deliver(assoc: ScuAssociation, c: Claim, opened: Promise<ObjectReader>): Promise<Outcome> {
     const { sopClassUid, sopInstanceUid, transferSyntaxUid: stored, id, size } = c.record;
     const plan = this.plan(stored, c.record.receivedTransferSyntaxUid);
+    let codecTrouble: string | undefined;
     for (const step of plan) {
       const ctx = assoc.contextFor(sopClassUid, step.ts);
       if (ctx === undefined) continue;
@@ -342,6 +343,7 @@ export class DestinationForwarder {
       }
       if (conv.kind !== 'done') {
         this.zip.codecErrors++;
+        codecTrouble ??= conv.reason;
         log.warn({ sopInstanceUid, id, syntax: step.ts, reason: conv.reason }, 'codec failed: sending the object in another syntax');
         continue;
       }
@@ -359,6 +361,9 @@ export class DestinationForwarder {
       return o;
     }
     discard(opened);
+    // A codec failure may be transient (a worker crashed or timed out), but retrying here could
+    // hold the queue forever if it is not: set it aside, saying so; `dead-letter retry` resends.
+    if (codecTrouble) return { kind: 'dead-letter', reason: `codec failed (${codecTrouble}) and the destination accepts no other syntax the gateway can send it in` };
     const offered = plan.map((s) => s.ts).join(', ');
     return { kind: 'dead-letter', reason: `destination accepts SOP Class ${sopClassUid} in none of the syntaxes the gateway can send it in (${offered})` };
   }
