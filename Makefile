@@ -32,10 +32,11 @@ check-config: build
 
 # DCMTK is the modality (storescu, echoscu) and the reference PACS (storescp) of the tests;
 # Orthanc is the second, full PACS of the end-to-end tests and of the benchmarks.
-# OpenJPEG's opj_decompress is the independent HTJ2K decoder of the compression tests.
+# OpenJPEG's opj_decompress is the independent HTJ2K decoder of the compression tests;
+# Mosquitto is the MQTT broker of the health tests.
 deps:
-	@{ command -v storescu && command -v storescp && command -v echoscu && command -v opj_decompress && [ -x /usr/sbin/Orthanc ]; } >/dev/null || \
-	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends dcmtk orthanc libopenjp2-tools >/dev/null; }
+	@{ command -v storescu && command -v storescp && command -v echoscu && command -v opj_decompress && [ -x /usr/sbin/Orthanc ] && [ -x /usr/sbin/mosquitto ]; } >/dev/null || \
+	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends dcmtk orthanc libopenjp2-tools mosquitto >/dev/null; }
 
 # GDCM's gdcmconv decodes the corpus CR (lossless JPEG 2000) for the codec benchmark.
 deps-bench: deps

@@ -5,6 +5,7 @@ import { ControlServer } from './health/control-server.js';
 import type { Logger } from './log.js';
 import { AtRestCompressor } from './compress/at-rest.js';
 import { CodecPool } from './compress/pool.js';
+import { startMqttHealth } from './health/mqtt-start.js';
 import { DestinationForwarder } from './forward/destination.js';
 import { DicomServer } from './receive/server.js';
 import { DiskGuard } from './spool/disk-guard.js';
@@ -28,6 +29,7 @@ export class Gateway {
     private readonly hashPool: HashPool,
     private readonly codecPool: CodecPool,
     private readonly atRest: AtRestCompressor | undefined,
+    private readonly health: { stop: () => Promise<void> } | undefined,
     private readonly log: Logger,
     readonly recovery: RecoveryReport,
     readonly address: { host: string; port: number },
@@ -106,6 +108,23 @@ export class Gateway {
     const dicom = new DicomServer({ config: config.receive, spool, log });
     const guard = new DiskGuard(config.spool.dir, config.spool);
     const startedAt = Date.now();
+    const statusDoc = async () => ({
+      device: config.device.id,
+      version: VERSION,
+      running: true,
+      pid: process.pid,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      receive: { aeTitle: config.receive.aeTitle, host: config.receive.host, port: config.receive.port, ...dicom.stats.snapshot() },
+      spool: {
+        dir: config.spool.dir,
+        ...spool.stats(),
+        freeBytes: await guard.freeBytes(),
+        minFreeBytes: config.spool.minFreeBytes,
+        ...(atRest ? { compressAtRest: atRest.stats() } : {}),
+      },
+      destinations: spool.stats().destinations.map((d) => ({ ...d, ...forwarders.find((x) => x.name === d.name)?.status() })),
+      codecs: { workers: config.compress.workers, busy: codecPool.busy, queued: codecPool.queued },
+    });
     const control = new ControlServer(
       config.control.socket,
       {
@@ -122,34 +141,19 @@ export class Gateway {
           log.warn({ destination, purged, ids }, 'dead letters purged: the destination will never get them (operator request)');
           return { purged };
         },
-        '/status': async () => ({
-          device: config.device.id,
-          version: VERSION,
-          running: true,
-          pid: process.pid,
-          uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-          receive: { aeTitle: config.receive.aeTitle, host: config.receive.host, port: config.receive.port, ...dicom.stats.snapshot() },
-          spool: {
-            dir: config.spool.dir,
-            ...spool.stats(),
-            freeBytes: await guard.freeBytes(),
-            minFreeBytes: config.spool.minFreeBytes,
-            ...(atRest ? { compressAtRest: atRest.stats() } : {}),
-          },
-          destinations: spool.stats().destinations.map((d) => ({ ...d, ...forwarders.find((x) => x.name === d.name)?.status() })),
-          codecs: { workers: config.compress.workers, busy: codecPool.busy, queued: codecPool.queued },
-        }),
+        '/status': statusDoc,
       },
       log,
     );
     await control.listen();
     const address = await dicom.listen();
     for (const fw of forwarders) fw.start();
+    const health = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, stats: dicom.stats, startedAt, recovery, log }) : undefined;
     log.info(
       { version: VERSION, aeTitle: config.receive.aeTitle, host: address.host, port: address.port, spool: config.spool.dir, destinations: forwarders.map((x) => x.name) },
       'gateway listening',
     );
-    return new Gateway(config, spool, dicom, forwarders, control, hashPool, codecPool, atRest, log, recovery, address);
+    return new Gateway(config, spool, dicom, forwarders, control, hashPool, codecPool, atRest, health, log, recovery, address);
   }
 
   async stop(graceMs = 10_000): Promise<void> {
@@ -158,6 +162,7 @@ export class Gateway {
     await Promise.all(this.forwarders.map((f) => f.stop()));
     await this.atRest?.stop();
     await this.control.close();
+    await this.health?.stop();
     await this.spool.close();
     await this.hashPool.close();
     await this.codecPool.close();

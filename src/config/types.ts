@@ -20,6 +20,23 @@ export interface ForwardConfig {
   compression: 'none' | 'jpeg-ls' | 'htj2k' | 'rle' | 'deflate';
 }
 
+/** `health.mqtt`: key names are read by scripts outside the project. */
+export interface MqttConfig {
+  /** mqtt:// or mqtts:// */
+  url: string;
+  topicPrefix: string;
+  intervalSeconds: number;
+  clientId: string;
+  username?: string | undefined;
+  /** File whose content (trimmed) is the password: never the password itself in the configuration. */
+  passwordFile?: string | undefined;
+  tls?: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined;
+  /** 5 (default, falls back to 3.1.1 when the broker refuses it) or 4 (3.1.1). */
+  protocolVersion: 4 | 5;
+  /** Subscribe to `cmd/<name>` and answer on `cmd-result/<name>`. */
+  commands: boolean;
+}
+
 export type UnknownSopClassPolicy = 'reject' | 'accept';
 
 export interface GatewayConfig {
@@ -62,6 +79,8 @@ export interface GatewayConfig {
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
   control: { socket: string };
   workers: { threads: number };
+  /** Health reporting. */
+  health: { mqtt?: MqttConfig | undefined };
   /** Codec workers for transfer syntax conversion before forwarding. */
   compress: {
     /** Worker threads (default: cores − 1, at least 1). */

@@ -14,7 +14,7 @@ import type { CallerConfig, ForwardConfig, GatewayConfig } from './types.js';
  */
 export function validateConfig(doc: unknown, opts: { baseDir: string; file?: string }): GatewayConfig {
   const v = new Validator();
-  const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'forwarding', 'compress', 'log', 'control', 'workers']);
+  const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'forwarding', 'compress', 'health', 'log', 'control', 'workers']);
   const fwd = v.object(root.forwarding ?? {}, 'forwarding', [
     'connectTimeoutSeconds', 'acseTimeoutSeconds', 'responseTimeoutSeconds', 'retryBaseSeconds', 'retryMaxSeconds', 'idleReleaseSeconds', 'maxAttempts', 'batch', 'maxPduLength',
   ]);
@@ -28,6 +28,9 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const control = v.object(root.control ?? {}, 'control', ['socket']);
   const workers = v.object(root.workers ?? {}, 'workers', ['threads']);
   const compress = v.object(root.compress ?? {}, 'compress', ['workers', 'verify', 'maxObjectBytes']);
+  const health = v.object(root.health ?? {}, 'health', ['mqtt']);
+  const mqtt = health.mqtt === undefined ? undefined : v.object(health.mqtt, 'health.mqtt', ['url', 'topicPrefix', 'intervalSeconds', 'clientId', 'username', 'passwordFile', 'tls', 'protocolVersion', 'commands']);
+  const mqttTls = mqtt?.tls === undefined ? undefined : v.object(mqtt.tls, 'health.mqtt.tls', ['ca', 'cert', 'key']);
 
   const spoolDir = v.string(spool.dir, 'spool.dir', { required: true });
   const resolvedSpool = spoolDir ? path.resolve(opts.baseDir, spoolDir) : '';
@@ -112,6 +115,25 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       socket: path.resolve(opts.baseDir, v.string(control.socket, 'control.socket') ?? path.join(resolvedSpool || '.', 'control.sock')),
     },
     workers: { threads: v.int(workers.threads, 'workers.threads', { min: 1, max: 64 }) ?? 2 },
+    health: {
+      mqtt: mqtt
+        ? {
+            url: v.string(mqtt.url, 'health.mqtt.url', { required: true, pattern: /^mqtts?:\/\/[^\s/]+/, hint: 'mqtt://host[:port] or mqtts://host[:port]' }) ?? '',
+            topicPrefix: v.string(mqtt.topicPrefix, 'health.mqtt.topicPrefix', { pattern: /^[^#+\s]+$/, hint: 'no spaces, no MQTT wildcards # +' })?.replace(/\/+$/, '') ?? 'pacs-edge',
+            intervalSeconds: v.number(mqtt.intervalSeconds, 'health.mqtt.intervalSeconds', { min: 1, max: 3600 }) ?? 30,
+            clientId: v.string(mqtt.clientId, 'health.mqtt.clientId') ?? `pacs-edge-${typeof device.id === 'string' ? device.id : ''}`,
+            username: v.string(mqtt.username, 'health.mqtt.username'),
+            passwordFile: ((f) => (f ? path.resolve(opts.baseDir, f) : undefined))(v.string(mqtt.passwordFile, 'health.mqtt.passwordFile')),
+            tls: mqttTls
+              ? Object.fromEntries(
+                  (['ca', 'cert', 'key'] as const).map((k) => [k, ((f) => (f ? path.resolve(opts.baseDir, f) : undefined))(v.string(mqttTls[k], `health.mqtt.tls.${k}`))]),
+                )
+              : undefined,
+            protocolVersion: (v.oneOf(mqtt.protocolVersion === undefined ? undefined : String(mqtt.protocolVersion), 'health.mqtt.protocolVersion', ['4', '5']) ?? '5') === '4' ? 4 : 5,
+            commands: v.boolean(mqtt.commands, 'health.mqtt.commands') ?? false,
+          }
+        : undefined,
+    },
     compress: {
       workers: v.int(compress.workers, 'compress.workers', { min: 1, max: 64 }) ?? Math.max(1, availableParallelism() - 1),
       verify: v.boolean(compress.verify, 'compress.verify') ?? true,

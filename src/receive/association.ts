@@ -22,6 +22,7 @@ import {
   Reject,
 } from '../dicom/pdu.js';
 import { type PduHandler, PduReader } from '../dicom/pdu-reader.js';
+import type { RejectedAssociation } from './stats.js';
 import { type StoreOutcome, StoreReception, toOutcome } from './store-reception.js';
 import type { ReceiveStats } from './stats.js';
 
@@ -161,11 +162,16 @@ export class Association implements PduHandler {
     const decision = negotiate(rq, this.deps.config, remote);
     if (decision.kind === 'reject') {
       this.log.warn({ ...base, result: decision.result, source: decision.source, reason: decision.reason }, `association rejected: ${decision.why}`);
-      return this.rejectAndClose(decision.result, decision.source, decision.reason);
+      return this.rejectAndClose(decision.result, decision.source, decision.reason, { callingAeTitle: rq.callingAeTitle, calledAeTitle: rq.calledAeTitle, address: remote, why: decision.why });
     }
     if (!this.deps.admitted) {
       this.log.warn({ ...base, maxAssociations: this.deps.config.maxAssociations }, 'association rejected (transient): receive.maxAssociations reached');
-      return this.rejectAndClose(Reject.Result.Transient, Reject.Source.ServiceProviderPresentation, Reject.PresentationReason.LocalLimitExceeded);
+      return this.rejectAndClose(Reject.Result.Transient, Reject.Source.ServiceProviderPresentation, Reject.PresentationReason.LocalLimitExceeded, {
+        callingAeTitle: rq.callingAeTitle,
+        calledAeTitle: rq.calledAeTitle,
+        address: remote,
+        why: 'receive.maxAssociations reached',
+      });
     }
     this.contexts = decision.accepted;
     this.peerMaxPdu = rq.maxPduLength;
@@ -188,8 +194,8 @@ export class Association implements PduHandler {
     );
   }
 
-  private rejectAndClose(result: number, source: number, reason: number): void {
-    this.deps.stats.associationRejected();
+  private rejectAndClose(result: number, source: number, reason: number, who: RejectedAssociation): void {
+    this.deps.stats.associationRejected(who);
     this.phase = 'released';
     this.socket.end(encodeAssociateRj(result, source, reason));
     this.arm(this.deps.config.artimTimeoutSeconds, 'peer did not close after A-ASSOCIATE-RJ');

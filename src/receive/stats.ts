@@ -1,5 +1,13 @@
 import { hex4 } from '../dicom/status.js';
 
+/** A refused association: AE titles and address (never patient data) and why. */
+export interface RejectedAssociation {
+  callingAeTitle: string;
+  calledAeTitle: string;
+  address: string;
+  why: string;
+}
+
 /** Receive-side counters for `pacs-edge status` and (later) MQTT health. Counts only, no identifiers. */
 export class ReceiveStats {
   connections = 0;
@@ -25,8 +33,18 @@ export class ReceiveStats {
   associationClosed(): void {
     this.activeAssociations--;
   }
-  associationRejected(): void {
+  /** Rejections by reason ("calling AE title not recognized", …), for health reporting. */
+  readonly rejectedByReason: Record<string, number> = {};
+  private readonly rejectListeners: ((r: RejectedAssociation) => void)[] = [];
+
+  associationRejected(r: RejectedAssociation): void {
     this.associationsRejected++;
+    this.rejectedByReason[r.why] = (this.rejectedByReason[r.why] ?? 0) + 1;
+    for (const fn of this.rejectListeners) fn(r);
+  }
+
+  onRejected(fn: (r: RejectedAssociation) => void): void {
+    this.rejectListeners.push(fn);
   }
   stored(bytes: number): void {
     this.objectsStored++;
@@ -44,6 +62,7 @@ export class ReceiveStats {
       activeAssociations: this.activeAssociations,
       associationsAccepted: this.associationsAccepted,
       associationsRejected: this.associationsRejected,
+      rejectedByReason: { ...this.rejectedByReason },
       objectsStored: this.objectsStored,
       bytesStored: this.bytesStored,
       objectsFailed: this.objectsFailed,

@@ -473,3 +473,32 @@ describe('CLI: pacs-edge check-config', () => {
     expect(none.stderr).toMatch(/--config FILE is required/);
   });
 });
+
+describe('health.mqtt', () => {
+  it('gets its defaults; file paths resolve against the configuration directory', () => {
+    const c = validate(doc({ health: { mqtt: { url: 'mqtts://broker.example:8883', passwordFile: 'mqtt.pass', tls: { ca: 'ca.pem' } } } }));
+    expect(c.health.mqtt).toEqual({
+      url: 'mqtts://broker.example:8883',
+      topicPrefix: 'pacs-edge',
+      intervalSeconds: 30,
+      clientId: 'pacs-edge-edge-01',
+      username: undefined,
+      passwordFile: '/etc/pacs-edge/mqtt.pass',
+      tls: { ca: '/etc/pacs-edge/ca.pem', cert: undefined, key: undefined },
+      protocolVersion: 5,
+      commands: false,
+    });
+    expect(validate(doc()).health.mqtt).toBeUndefined();
+  });
+
+  it('names every problem by its path', () => {
+    const problems = problemsOf(() => validate(doc({ health: { mqtt: { url: 'http://x', topicPrefix: 'a/#', intervalSeconds: 0, protocolVersion: 3, commands: 'yes', password: 'secret' } } })));
+    expect(problems.some((p) => p.startsWith('health.mqtt.url'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('health.mqtt.topicPrefix'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('health.mqtt.intervalSeconds'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('health.mqtt.protocolVersion'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('health.mqtt.commands'))).toBe(true);
+    // A password in the configuration itself is refused: passwordFile keeps it out of config files and logs.
+    expect(problems.some((p) => p.startsWith('health.mqtt.password'))).toBe(true);
+  });
+});

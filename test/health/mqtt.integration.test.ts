@@ -1,0 +1,158 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv } from 'ajv';
+import formatsModule from 'ajv-formats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { echoscu, startStorescp, storescu } from '../helpers/dcmtk.js';
+import { writeStudy } from '../helpers/dicom-builder.js';
+import { type Broker, record, startMosquitto } from '../helpers/mosquitto.js';
+import { freePort, ROOT, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+
+/**
+ * Health over MQTT against a real Mosquitto: every message validated against its schema in
+ * docs/schemas/, and the fixtures' patient name must appear in none.
+ */
+const ajv = new Ajv({ allErrors: true, strict: false });
+// ajv-formats is CommonJS with a default export: reach it the same way under tsc and vitest.
+const addFormats = ((formatsModule as unknown as { default?: unknown }).default ?? formatsModule) as (a: Ajv) => void;
+addFormats(ajv);
+const schema = (name: string) => ajv.compile(JSON.parse(readFileSync(path.join(ROOT, 'docs/schemas', `${name}.schema.json`), 'utf8')));
+const validate = { status: schema('status'), health: schema('health'), events: schema('events') };
+const CANARY = 'Test^Fixture'; // PatientName of every CT fixture (dicom-builder.ts)
+
+const tmp = tempDir();
+let broker: Broker;
+beforeAll(async () => {
+  broker = await startMosquitto(tmp.dir);
+});
+afterAll(async () => {
+  await broker?.stop();
+  tmp.cleanup();
+});
+
+function subdir(name: string): string {
+  const d = path.join(tmp.dir, name);
+  mkdirSync(d, { recursive: true });
+  return d;
+}
+
+function valid(kind: keyof typeof validate, text: string): Record<string, unknown> {
+  expect(text).not.toContain(CANARY);
+  expect(text).not.toContain('Canary^');
+  const doc = JSON.parse(text) as Record<string, unknown>;
+  const v = validate[kind];
+  if (!v(doc)) throw new Error(`${kind} message does not validate: ${ajv.errorsText(v.errors)}\n${text}`);
+  return doc;
+}
+
+const mqttConfig = (device: string, extra: Record<string, unknown> = {}) => ({
+  device: { id: device },
+  health: { mqtt: { url: broker.url, intervalSeconds: 1, ...extra } },
+  forwarding: { retryBaseSeconds: 0.2, retryMaxSeconds: 1, idleReleaseSeconds: 1 },
+});
+
+describe('health over MQTT (real Mosquitto)', () => {
+  it('a late subscriber gets the retained status (online) and a health message that validates', async () => {
+    const gw = await startGateway({ dir: subdir('late'), config: { ...mqttConfig('edge-late'), forward: [] } });
+    try {
+      await waitFor(() => gw.logs.some((l) => l.msg === 'MQTT connected') || undefined, { what: 'MQTT connected' });
+      await new Promise((r) => setTimeout(r, 1500));
+      const sub = await record(broker.url, 'pacs-edge/edge-late/#');
+      try {
+        const got = await waitFor(() => {
+          const st = sub.messages.find((m) => m.topic === 'pacs-edge/edge-late/status' && m.retain);
+          const h = sub.messages.find((m) => m.topic === 'pacs-edge/edge-late/health' && m.retain);
+          return st && h ? { st, h } : undefined;
+        }, { what: 'retained status and health' });
+        expect(valid('status', got.st.text)).toMatchObject({ state: 'online' });
+        const h = valid('health', got.h.text);
+        expect(h).toMatchObject({ device: 'edge-late', running: true, spool: { watermark: 'ok' } });
+        // A modality with the wrong called AE title: refused, and the event names who and why.
+        expect((await echoscu(gw.port, { calledAe: 'WRONG_AE', callingAe: 'CT_TEST' })).code).not.toBe(0);
+        const ev = await waitFor(() => sub.messages.find((m) => m.topic.endsWith('/events') && m.text.includes('association-rejected')), { what: 'association-rejected event' });
+        expect(valid('events', ev.text)).toMatchObject({ callingAeTitle: 'CT_TEST', calledAeTitle: 'WRONG_AE', address: '127.0.0.1' });
+      } finally {
+        await sub.close();
+      }
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('PACS down: health shows 10 pending and the destination down, an event says so; PACS back: pending 0 and an up event', async () => {
+    const pacsPort = await freePort();
+    const sub = await record(broker.url, 'pacs-edge/edge-down/#');
+    const gw = await startGateway({
+      dir: subdir('down'),
+      config: { ...mqttConfig('edge-down'), forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, compression: 'none' }] },
+    });
+    let pacs: Awaited<ReturnType<typeof startStorescp>> | undefined;
+    try {
+      const study = writeStudy(tmp.dir, 10);
+      expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(10);
+      const health = (pred: (d: { pending: number; state?: string }) => boolean) =>
+        waitFor(() => {
+          const last = [...sub.messages].reverse().find((m) => m.topic.endsWith('/health'));
+          if (!last) return undefined;
+          const h = valid('health', last.text) as { destinations: { pending: number; state?: string }[] };
+          return pred(h.destinations[0]!) ? h : undefined;
+        }, { what: 'a matching health message', timeoutMs: 20_000 });
+      await health((d) => d.pending === 10 && d.state === 'down');
+      const down = await waitFor(() => sub.messages.find((m) => m.topic.endsWith('/events') && m.text.includes('"destination-down"')), { what: 'destination-down event', timeoutMs: 20_000 }).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}; events: ${sub.messages.filter((m) => m.topic.endsWith('/events')).map((m) => m.text).join(' | ')}`);
+      });
+      expect(valid('events', down.text)).toMatchObject({ type: 'destination-down', destination: 'pacs' });
+      pacs = await startStorescp(subdir('down-pacs'), 'PACS', { port: pacsPort });
+      await health((d) => d.pending === 0 && d.state === 'up');
+      const up = await waitFor(() => sub.messages.find((m) => m.topic.endsWith('/events') && m.text.includes('"destination-up"')), { what: 'destination-up event', timeoutMs: 20_000 });
+      expect(valid('events', up.text)).toMatchObject({ type: 'destination-up', destination: 'pacs' });
+      // Every message of the run validates and carries no patient data.
+      for (const m of sub.messages) valid(m.topic.split('/').pop() as keyof typeof validate, m.text);
+      expect(sub.messages.some((m) => m.text.includes('"recovery"'))).toBe(true);
+    } finally {
+      await gw.stop();
+      await pacs?.stop();
+      await sub.close();
+    }
+  });
+
+  it('SIGKILL of the gateway: status becomes offline through the last will; a clean stop publishes offline itself', async () => {
+    const sub = await record(broker.url, 'pacs-edge/edge-kill/status');
+    const gw = await startGateway({ dir: subdir('kill'), config: { ...mqttConfig('edge-kill'), forward: [] } });
+    await waitFor(() => sub.messages.find((m) => m.text.includes('"online"')), { what: 'online' });
+    await gw.kill();
+    const off = await waitFor(() => sub.messages.find((m) => m.text.includes('"offline"')), { what: 'offline by last will', timeoutMs: 20_000 });
+    expect(valid('status', off.text)).toMatchObject({ state: 'offline' });
+    const gw2 = await startGateway({ dir: subdir('kill'), config: { ...mqttConfig('edge-kill'), forward: [] } });
+    await waitFor(() => sub.messages.filter((m) => m.text.includes('"online"')).length >= 2 || undefined, { what: 'online again' });
+    await gw2.stop();
+    await waitFor(() => sub.messages.filter((m) => m.text.includes('"offline"')).length >= 2 || undefined, { what: 'offline on clean stop' });
+    await sub.close();
+  });
+
+  it('a broker away for 20 s during a 200-instance transfer: every instance is stored; health resumes when it returns', async () => {
+    const gw = await startGateway({ dir: subdir('outage'), config: { ...mqttConfig('edge-outage'), forward: [] } });
+    try {
+      await waitFor(() => gw.logs.some((l) => l.msg === 'MQTT connected') || undefined, { what: 'MQTT connected' });
+      await broker.stop();
+      const study = writeStudy(tmp.dir, 200);
+      const sent = storescu({ port: gw.port, files: study.map((s) => s.file) });
+      const r = await sent;
+      expect(r.acked).toHaveLength(200);
+      await new Promise((res) => setTimeout(res, 20_000));
+      await broker.restart();
+      const sub = await record(broker.url, 'pacs-edge/edge-outage/health');
+      try {
+        const h = await waitFor(() => {
+          const m = sub.messages.at(-1);
+          return m ? (valid('health', m.text) as { receive: { objectsStored: number } }) : undefined;
+        }, { what: 'health after the broker returned', timeoutMs: 90_000 });
+        expect(h.receive.objectsStored).toBeGreaterThanOrEqual(200);
+      } finally {
+        await sub.close();
+      }
+    } finally {
+      await gw.stop();
+    }
+  }, 180_000);
+});
