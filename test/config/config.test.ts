@@ -88,6 +88,7 @@ describe('loadConfig: a valid minimal file gets the defaults', () => {
       log: { level: 'info' },
       control: { socket: path.join(spoolDir, 'control.sock') },
       workers: { threads: 2 },
+      health: {},
       compress: { workers: Math.max(1, availableParallelism() - 1), verify: true, maxObjectBytes: 256 * 1024 ** 2 },
     });
     expect(configWarnings(c)).toEqual([]);
