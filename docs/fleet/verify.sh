@@ -71,6 +71,8 @@ expect_pub_ok     $C_PW edge-xa4 pacs-edge/hospital-b/edge-xa4/health '{"uptimeS
 expect_pub_denied $C_PW edge-xa4 pacs-edge/hospital-b/edge-us3/status '{"state":"offline"}' -r
 expect_pub_denied $C_PW edge-xa4 pacs-edge/hospital-a/edge-ct1/cmd/ping '{}'
 expect_pub_denied $C_PW svc-dashboard pacs-edge/hospital-b/edge-xa4/status '{"state":"offline"}' -r
+expect_pub_denied $C_PW svc-dashboard pacs-edge/hospital-b/svc-dashboard/status '{"state":"online"}' -r
+expect_pub_denied $C_PW svc-ops pacs-edge/hospital-b/svc-ops/status '{"state":"online"}' -r
 expect_pub_denied $C_PW bridge-hospital-a pacs-edge/hospital-b/edge-xa4/status '{"state":"offline"}' -r
 out=$(mosquitto_pub "${TLS[@]}" -p $C_PW -u edge-xa4 -P wrong -V mqttv5 -t x -m x 2>&1)
 [[ $out == *"Not authorized"* || $out == *"authoris"* || $out == *"Bad user name or password"* ]] && ok "wrong password refused ($out)" || bad "wrong password: '$out'"
