@@ -5,7 +5,8 @@ import { ControlServer } from './health/control-server.js';
 import type { Logger } from './log.js';
 import { AtRestCompressor } from './compress/at-rest.js';
 import { CodecPool } from './compress/pool.js';
-import { startMqttHealth } from './health/mqtt-start.js';
+import { serveMetrics } from './health/metrics.js';
+import { healthSource, startMqttHealth } from './health/mqtt-start.js';
 import { DestinationForwarder } from './forward/destination.js';
 import { DicomServer } from './receive/server.js';
 import { DiskGuard } from './spool/disk-guard.js';
@@ -148,7 +149,15 @@ export class Gateway {
     await control.listen();
     const address = await dicom.listen();
     for (const fw of forwarders) fw.start();
-    const health = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, stats: dicom.stats, startedAt, recovery, log }) : undefined;
+    const healthDoc = healthSource({ statusDoc, startedAt });
+    const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log }) : undefined;
+    const metrics = config.health.metrics ? await serveMetrics({ ...config.health.metrics, health: healthDoc, log }) : undefined;
+    const health = {
+      stop: async () => {
+        await metrics?.close();
+        await mqtt?.stop();
+      },
+    };
     log.info(
       { version: VERSION, aeTitle: config.receive.aeTitle, host: address.host, port: address.port, spool: config.spool.dir, destinations: forwarders.map((x) => x.name) },
       'gateway listening',

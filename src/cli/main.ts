@@ -13,7 +13,7 @@ const USAGE = `pacs-edge ${VERSION} — DICOM edge gateway
 usage:
   pacs-edge run          --config FILE      start the gateway (foreground; logs JSON to stdout)
   pacs-edge check-config --config FILE      validate a configuration; exit 0 when valid, 1 when not
-  pacs-edge status       --config FILE [--json]
+  pacs-edge status       --config FILE [--json | --watch [SECONDS]]
                                             queue, destination and receive state, from the running gateway or the spool
   pacs-edge dead-letter  list|retry|purge --config FILE [--destination NAME] [--id ID ...] [--yes] [--json]
                                             objects a destination refused for good: list them, queue them again,
@@ -55,7 +55,7 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     case 'status':
-      return statusCommand(loadConfig(file), args.includes('--json'));
+      return statusCommand(loadConfig(file), args.includes('--json'), watchInterval(args));
     case 'dead-letter':
       return deadLetterCommand(loadConfig(file), args, (name) => option(args, name));
     case 'run':
@@ -120,3 +120,11 @@ main(process.argv.slice(2)).then(
     process.exitCode = 1;
   },
 );
+
+/** `--watch` (2 s) or `--watch N`: the refresh period of the live status view. */
+function watchInterval(args: string[]): number | undefined {
+  const i = args.indexOf('--watch');
+  if (i < 0) return undefined;
+  const n = Number(args[i + 1]);
+  return Number.isFinite(n) && n >= 0.5 ? n : 2;
+}

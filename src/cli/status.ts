@@ -9,7 +9,27 @@ import type { DestinationStats } from '../spool/spool.js';
  * `pacs-edge status`: ask the running gateway over its control socket; when none answers,
  * read the spool index directly (read-only).
  */
-export async function statusCommand(config: GatewayConfig, json: boolean): Promise<number> {
+export async function statusCommand(config: GatewayConfig, json: boolean, watchSeconds?: number): Promise<number> {
+  if (watchSeconds === undefined || json) return statusOnce(config, json);
+  // --watch: redraw the live view until Ctrl-C (the screen is cleared each time, as `watch` does).
+  for (;;) {
+    const lines: string[] = [];
+    const log = console.log;
+    const err = console.error;
+    console.log = (x: string) => lines.push(x);
+    console.error = (x: string) => lines.push(x);
+    try {
+      await statusOnce(config, false);
+    } finally {
+      console.log = log;
+      console.error = err;
+    }
+    process.stdout.write(`\x1b[2J\x1b[H${new Date().toISOString()}  (every ${watchSeconds} s, Ctrl-C to quit)\n\n${lines.join('\n')}\n`);
+    await new Promise((r) => setTimeout(r, watchSeconds * 1000));
+  }
+}
+
+async function statusOnce(config: GatewayConfig, json: boolean): Promise<number> {
   let status = (await controlGet(config.control.socket, '/status').catch(() => undefined)) as Record<string, unknown> | undefined;
   if (!status) {
     try {

@@ -80,7 +80,11 @@ export interface GatewayConfig {
   control: { socket: string };
   workers: { threads: number };
   /** Health reporting. */
-  health: { mqtt?: MqttConfig | undefined };
+  health: {
+    mqtt?: MqttConfig | undefined;
+    /** Prometheus /metrics: off unless `port` is set; host 127.0.0.1 unless configured otherwise. */
+    metrics?: { host: string; port: number } | undefined;
+  };
   /** Codec workers for transfer syntax conversion before forwarding. */
   compress: {
     /** Worker threads (default: cores − 1, at least 1). */

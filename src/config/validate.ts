@@ -28,7 +28,8 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const control = v.object(root.control ?? {}, 'control', ['socket']);
   const workers = v.object(root.workers ?? {}, 'workers', ['threads']);
   const compress = v.object(root.compress ?? {}, 'compress', ['workers', 'verify', 'maxObjectBytes']);
-  const health = v.object(root.health ?? {}, 'health', ['mqtt']);
+  const health = v.object(root.health ?? {}, 'health', ['mqtt', 'metrics']);
+  const metrics = health.metrics === undefined ? undefined : v.object(health.metrics, 'health.metrics', ['host', 'port']);
   const mqtt = health.mqtt === undefined ? undefined : v.object(health.mqtt, 'health.mqtt', ['url', 'topicPrefix', 'intervalSeconds', 'clientId', 'username', 'passwordFile', 'tls', 'protocolVersion', 'commands']);
   const mqttTls = mqtt?.tls === undefined ? undefined : v.object(mqtt.tls, 'health.mqtt.tls', ['ca', 'cert', 'key']);
 
@@ -116,6 +117,9 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
     },
     workers: { threads: v.int(workers.threads, 'workers.threads', { min: 1, max: 64 }) ?? 2 },
     health: {
+      metrics: metrics
+        ? { host: v.string(metrics.host, 'health.metrics.host') ?? '127.0.0.1', port: v.int(metrics.port, 'health.metrics.port', { min: 1, max: 65535, required: true }) ?? 0 }
+        : undefined,
       mqtt: mqtt
         ? {
             url: v.string(mqtt.url, 'health.mqtt.url', { required: true, pattern: /^mqtts?:\/\/[^\s/]+/, hint: 'mqtt://host[:port] or mqtts://host[:port]' }) ?? '',
@@ -153,6 +157,8 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
 export function configWarnings(c: GatewayConfig): string[] {
   const out: string[] = [];
   if (c.receive.callers.some((x) => x.aeTitle === '*')) out.push('receive.callers accepts any calling AE title ("*"): development only, never on a hospital network');
+  const mh = c.health.metrics?.host;
+  if (mh && !['127.0.0.1', '::1', 'localhost'].includes(mh)) out.push(`health.metrics.host is ${mh}: /metrics (no authentication) is reachable from the network`);
   if (!c.compress.verify) out.push('compress.verify is off: compressed frames are sent without being decoded and compared first');
   if (c.spool.minFreeBytes < 64 * 1024 * 1024) out.push('spool.minFreeBytes is below 64 MiB: the disk may fill before the gateway refuses objects');
   return out;

@@ -18,13 +18,10 @@ type StatusDoc = Record<string, unknown> & {
  * plus board figures, the watermark, rates, compression ratio and errors by kind; events come
  * from state changes (every second), refused associations and the start-up recovery.
  */
-export function startMqttHealth(
-  config: GatewayConfig,
-  cfg: MqttConfig,
-  deps: { statusDoc: () => Promise<Record<string, unknown>>; stats: ReceiveStats; startedAt: number; recovery: RecoveryReport; log: Logger },
-): { stop: () => Promise<void> } {
+/** The health document builder, shared by MQTT `health` and the Prometheus metrics. */
+export function healthSource(deps: { statusDoc: () => Promise<Record<string, unknown>>; startedAt: number }): () => Promise<Record<string, unknown>> {
   const received = new Rate();
-  const health = async () => {
+  return async () => {
     const st = (await deps.statusDoc()) as StatusDoc;
     const zip = st.destinations.reduce((a, d) => ({ in: a.in + (d.compression?.bytesIn ?? 0), out: a.out + (d.compression?.bytesOut ?? 0) }), { in: 0, out: 0 });
     const rest = st.spool.compressAtRest;
@@ -49,6 +46,14 @@ export function startMqttHealth(
       },
     };
   };
+}
+
+export function startMqttHealth(
+  config: GatewayConfig,
+  cfg: MqttConfig,
+  deps: { statusDoc: () => Promise<Record<string, unknown>>; health: () => Promise<Record<string, unknown>>; stats: ReceiveStats; startedAt: number; recovery: RecoveryReport; log: Logger },
+): { stop: () => Promise<void> } {
+  const health = deps.health;
   const mqtt = new MqttHealth(cfg, { deviceId: config.device.id, version: VERSION, startedAt: new Date(deps.startedAt), health, log: deps.log });
   const watch = new EventWatch((e) => mqtt.event(e));
   deps.stats.onRejected((r) => mqtt.event({ type: 'association-rejected', callingAeTitle: r.callingAeTitle, calledAeTitle: r.calledAeTitle, address: r.address, reason: r.why }));

@@ -155,4 +155,32 @@ describe('health over MQTT (real Mosquitto)', () => {
       await gw.stop();
     }
   }, 180_000);
+
+  it('Prometheus /metrics on localhost: the same figures, in the text format, no patient data', async () => {
+    const port = await freePort();
+    const pacsPort = await freePort();
+    const gw = await startGateway({
+      dir: subdir('metrics'),
+      config: { device: { id: 'edge-metrics' }, health: { metrics: { port } }, forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, compression: 'none' }] },
+    });
+    try {
+      const study = writeStudy(subdir('metrics-study'), 3);
+      expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(3);
+      const text = await waitFor(async () => {
+        const t = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return t.includes('pacs_edge_destination_pending{destination="pacs"} 3') ? t : undefined;
+      }, { what: 'metrics with 3 pending' });
+      expect(text).toContain('pacs_edge_receive_objects_stored_total 3');
+      expect(text).toContain('pacs_edge_spool_watermark{state="ok"} 1');
+      expect(text).toContain('# TYPE pacs_edge_destination_pending gauge');
+      expect(text).not.toContain(CANARY);
+      for (const line of text.trim().split('\n')) {
+        if (line.startsWith('#')) expect(line).toMatch(/^# (HELP|TYPE) pacs_edge_[a-z_]+ /);
+        else expect(line).toMatch(/^pacs_edge_[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+-]+$/);
+      }
+      expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
+    } finally {
+      await gw.stop();
+    }
+  });
 });
