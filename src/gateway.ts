@@ -150,7 +150,7 @@ export class Gateway {
     const address = await dicom.listen();
     for (const fw of forwarders) fw.start();
     const healthDoc = healthSource({ statusDoc, startedAt });
-    const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log }) : undefined;
+    const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log, forwarders, spool }) : undefined;
     const metrics = config.health.metrics ? await serveMetrics({ ...config.health.metrics, health: healthDoc, log }) : undefined;
     const health = {
       stop: async () => {

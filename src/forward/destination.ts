@@ -5,6 +5,8 @@ import { hex4 } from '../dicom/status.js';
 import type { Logger } from '../log.js';
 import type { Claim, ObjectReader, Spool } from '../spool/spool.js';
 import { Backoff } from './backoff.js';
+import { VERIFICATION_SOP_CLASS } from '../dicom/sop-classes.js';
+import { TS } from '../dicom/transfer-syntaxes.js';
 import { memoryReader } from './memory-reader.js';
 import { outcomeOfError, outcomeOfStatus, type Outcome } from './outcome.js';
 import { ScuAssociation } from './scu.js';
@@ -41,6 +43,8 @@ export interface DestinationStatus {
   retries: number;
   /** Objects per second over the last minute. */
   rate: number;
+  /** Paused by an operator (MQTT `pause-forward`): nothing is sent until resumed. */
+  paused: boolean;
   compression: CompressionStats;
 }
 
@@ -76,6 +80,7 @@ const MAX_PAIRS = Math.floor(MAX_CONTEXTS / 4);
 export class DestinationForwarder {
   private readonly backoff: Backoff;
   private running = false;
+  private paused = false;
   private workers: Promise<void>[] = [];
   private wake: (() => void)[] = [];
   private readonly counts = { sent: 0, sentBytes: 0, warnings: 0, deadLettered: 0, retries: 0 };
@@ -126,6 +131,46 @@ export class DestinationForwarder {
     this.workers = [];
   }
 
+  /** Stop handing out new objects (the ones being sent finish); objects keep their places. */
+  pause(): void {
+    this.paused = true;
+    this.notify();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.notify();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** C-ECHO to the destination on an association of its own: the status and the round trip. */
+  async echo(): Promise<{ status: number; ms: number }> {
+    const t = performance.now();
+    const a = await ScuAssociation.open({
+      host: this.dest.host,
+      port: this.dest.port,
+      callingAeTitle: this.dest.callingAeTitle ?? this.deps.callingAeTitle,
+      calledAeTitle: this.dest.aeTitle,
+      contexts: [{ id: 1, abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [TS.ExplicitVRLittleEndian, TS.ImplicitVRLittleEndian] }],
+      maxPduLength: this.deps.settings.maxPduLength,
+      connectTimeoutMs: this.deps.settings.connectTimeoutMs,
+      acseTimeoutMs: this.deps.settings.acseTimeoutMs,
+      dimseTimeoutMs: this.deps.settings.dimseTimeoutMs,
+    });
+    try {
+      if (a.contextFor(VERIFICATION_SOP_CLASS, TS.ExplicitVRLittleEndian) === undefined && a.contextFor(VERIFICATION_SOP_CLASS, TS.ImplicitVRLittleEndian) === undefined) {
+        throw new Error('destination does not accept the Verification SOP Class');
+      }
+      const status = await a.echo(1);
+      return { status, ms: Math.round(performance.now() - t) };
+    } finally {
+      await a.release().catch(() => a.abort());
+    }
+  }
+
   /** New work may be waiting. */
   notify(): void {
     for (const w of this.wake.splice(0)) w();
@@ -142,6 +187,7 @@ export class DestinationForwarder {
       lastSuccessAt: this.lastSuccessAt ? new Date(this.lastSuccessAt).toISOString() : null,
       ...this.counts,
       rate: Math.round((this.recent.length / 60) * 10) / 10,
+      paused: this.paused,
       compression: { ...this.zip },
     };
     if (b.state === 'up') return { ...base, state: 'up' };
@@ -187,6 +233,13 @@ export class DestinationForwarder {
     let { assoc, proposed, idleSince } = state;
     try {
       while (this.running) {
+        if (this.paused) {
+          // Paused by an operator: no new work; an open association is released.
+          if (assoc) await assoc.release();
+          assoc = undefined;
+          await this.sleep(60_000);
+          continue;
+        }
         const wait = this.backoff.waitMs();
         if (wait > 0) {
           if (assoc) {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
-import { CommandField, DATA_SET_PRESENT, decodeCommand, encodeCommand } from '../dicom/command.js';
+import { CommandField, DATA_SET_PRESENT, decodeCommand, encodeCommand, NO_DATA_SET } from '../dicom/command.js';
 import { readPart10Header } from '../dicom/file-meta.js';
 import {
   Abort,
@@ -15,6 +15,7 @@ import {
   type ProposedContext,
 } from '../dicom/pdu.js';
 import { type PduHandler, PduReader } from '../dicom/pdu-reader.js';
+import { VERIFICATION_SOP_CLASS } from '../dicom/sop-classes.js';
 import { Tag } from '../dicom/tags.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../dicom/uids.js';
 import { DicomParseError, PacsEdgeError } from '../errors.js';
@@ -173,6 +174,24 @@ export class ScuAssociation implements PduHandler {
       throw new ForwardError('DIMSE_NO_STATUS', 'C-STORE-RSP without a status', { retryable: true });
     }
     return { status, errorComment: rsp.str(Tag.ErrorComment) };
+  }
+
+  /**
+   * C-ECHO on an accepted Verification context; resolves with the response status.
+   * @see PS3.7 §9.1.5 (C-ECHO), PS3.4 Annex A (Verification Service Class)
+   */
+  async echo(ctxId: number): Promise<number> {
+    const messageId = (this.messageId = (this.messageId % 0xffff) + 1);
+    const cmd = encodeCommand([
+      { tag: Tag.AffectedSopClassUid, vr: 'UI', value: VERIFICATION_SOP_CLASS },
+      { tag: Tag.CommandField, vr: 'US', value: CommandField.CEchoRq },
+      { tag: Tag.MessageId, vr: 'US', value: messageId },
+      { tag: Tag.CommandDataSetType, vr: 'US', value: NO_DATA_SET },
+    ]);
+    await this.writePdv(ctxId, true, cmd, true);
+    const rsp = decodeCommand(await this.nextCommand(this.opts.dimseTimeoutMs, 'C-ECHO-RSP'));
+    if (rsp.commandField !== CommandField.CEchoRsp) throw new ForwardError('DIMSE_UNEXPECTED', 'peer did not answer with C-ECHO-RSP', { retryable: true });
+    return rsp.us(Tag.Status) ?? -1;
   }
 
   /** Orderly release; on any failure the socket is destroyed. */

@@ -41,6 +41,8 @@ export class MqttHealth {
       /** The health document (the same `destinations` objects as `pacs-edge status --json`). */
       health: () => Promise<Record<string, unknown>>;
       log: Logger;
+      /** Command handlers, subscribed only with `health.mqtt.commands: true`. */
+      commands?: Record<string, (args: Record<string, unknown>) => Promise<unknown>> | undefined;
     },
   ) {
     this.protocolVersion = cfg.protocolVersion;
@@ -88,6 +90,32 @@ export class MqttHealth {
       .catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message }, 'could not build the MQTT health message'));
   }
 
+  /**
+   * `cmd/<name>` → `cmd-result/<name>`: the payload is a JSON object (its `id`, if any, is echoed
+   * back); the result is `{ id, ok: true, result }` or `{ id, ok: false, error }`. An unknown
+   * command or a payload that is not a JSON object gets an error result, never silence.
+   */
+  private async command(client: MqttClient, topic: string, payload: Buffer): Promise<void> {
+    const prefix = this.topic('cmd/');
+    if (!topic.startsWith(prefix)) return;
+    const name = topic.slice(prefix.length);
+    let id: unknown = null;
+    let reply: Record<string, unknown>;
+    try {
+      const text = payload.toString('utf8').trim();
+      const args = (text ? JSON.parse(text) : {}) as unknown;
+      if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new Error('the payload must be a JSON object');
+      id = (args as { id?: unknown }).id ?? null;
+      const handler = this.deps.commands?.[name];
+      if (!handler) throw new Error(`unknown command "${name}"; known: ${Object.keys(this.deps.commands ?? {}).join(', ')}`);
+      reply = { id, ok: true, result: await handler(args as Record<string, unknown>) };
+    } catch (err) {
+      reply = { id, ok: false, error: (err as Error).message };
+    }
+    this.deps.log.info({ command: name, ok: reply.ok }, 'MQTT command');
+    client.publish(this.topic(`cmd-result/${name}`), JSON.stringify({ ...reply, device: this.deps.deviceId, at: new Date().toISOString() }), { qos: 1 });
+  }
+
   private statusPayload(state: 'online' | 'offline'): string {
     return JSON.stringify({ state, version: this.deps.version, startedAt: this.deps.startedAt.toISOString() });
   }
@@ -128,7 +156,9 @@ export class MqttHealth {
       client.publish(this.topic('status'), this.statusPayload('online'), { qos: 1, retain: true });
       for (const p of this.queued.splice(0)) client.publish(this.topic('events'), p, { qos: 1 });
       this.publishHealth();
+      if (this.cfg.commands && this.deps.commands) client.subscribe(this.topic('cmd/+'), { qos: 1 });
     });
+    client.on('message', (topic, payload) => void this.command(client, topic, payload));
     client.on('error', (err: Error & { code?: number | string }) => {
       // A 3.1.1 broker refuses an MQTT 5 CONNECT ("unacceptable protocol version", code 1 / 0x84).
       if (this.protocolVersion === 5 && (err.code === 1 || err.code === 132 || /protocol version/i.test(err.message))) {

@@ -1,7 +1,8 @@
 import type { GatewayConfig, MqttConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
+import type { DestinationForwarder } from '../forward/destination.js';
 import type { ReceiveStats } from '../receive/stats.js';
-import type { RecoveryReport } from '../spool/spool.js';
+import type { RecoveryReport, Spool } from '../spool/spool.js';
 import { VERSION } from '../version.js';
 import { EventWatch } from './event-watch.js';
 import { Rate, systemFigures, watermark } from './health-report.js';
@@ -18,6 +19,44 @@ type StatusDoc = Record<string, unknown> & {
  * plus board figures, the watermark, rates, compression ratio and errors by kind; events come
  * from state changes (every second), refused associations and the start-up recovery.
  */
+/** The MQTT commands (`health.mqtt.commands: true`). */
+function commandHandlers(deps: { startedAt: number; forwarders: readonly DestinationForwarder[]; spool: Pick<Spool, 'retryDeadLetters'>; log: Logger }): Record<string, (args: Record<string, unknown>) => Promise<unknown>> {
+  const destination = (args: Record<string, unknown>): DestinationForwarder => {
+    if (typeof args.destination !== 'string') throw new Error('"destination" (a forward[] name) is required');
+    const f = deps.forwarders.find((x) => x.name === args.destination);
+    if (!f) throw new Error(`no destination "${args.destination}"; configured: ${deps.forwarders.map((x) => x.name).join(', ') || 'none'}`);
+    return f;
+  };
+  const some = (args: Record<string, unknown>) => (args.destination === undefined ? [...deps.forwarders] : [destination(args)]);
+  return {
+    ping: async () => ({ pong: true, version: VERSION, uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000) }),
+    'echo-destination': async (args) => {
+      const r = await destination(args).echo();
+      return { destination: args.destination, status: `0x${r.status.toString(16).padStart(4, '0')}`, ms: r.ms };
+    },
+    'retry-dead-letter': async (args) => {
+      const f = destination(args);
+      const ids = args.ids === undefined ? undefined : Array.isArray(args.ids) && args.ids.every((i) => typeof i === 'string') ? (args.ids as string[]) : undefined;
+      if (args.ids !== undefined && !ids) throw new Error('"ids" must be a list of strings');
+      const retried = await deps.spool.retryDeadLetters(f.name, ids);
+      deps.log.info({ destination: f.name, retried }, 'dead letters put back in the queue (MQTT command)');
+      return { destination: f.name, retried };
+    },
+    'pause-forward': async (args) => {
+      const fs = some(args);
+      for (const f of fs) f.pause();
+      deps.log.warn({ destinations: fs.map((f) => f.name) }, 'forwarding paused (MQTT command)');
+      return { paused: fs.map((f) => f.name) };
+    },
+    'resume-forward': async (args) => {
+      const fs = some(args);
+      for (const f of fs) f.resume();
+      deps.log.info({ destinations: fs.map((f) => f.name) }, 'forwarding resumed (MQTT command)');
+      return { resumed: fs.map((f) => f.name) };
+    },
+  };
+}
+
 /** The health document builder, shared by MQTT `health` and the Prometheus metrics. */
 export function healthSource(deps: { statusDoc: () => Promise<Record<string, unknown>>; startedAt: number }): () => Promise<Record<string, unknown>> {
   const received = new Rate();
@@ -51,10 +90,26 @@ export function healthSource(deps: { statusDoc: () => Promise<Record<string, unk
 export function startMqttHealth(
   config: GatewayConfig,
   cfg: MqttConfig,
-  deps: { statusDoc: () => Promise<Record<string, unknown>>; health: () => Promise<Record<string, unknown>>; stats: ReceiveStats; startedAt: number; recovery: RecoveryReport; log: Logger },
+  deps: {
+    statusDoc: () => Promise<Record<string, unknown>>;
+    health: () => Promise<Record<string, unknown>>;
+    stats: ReceiveStats;
+    startedAt: number;
+    recovery: RecoveryReport;
+    log: Logger;
+    forwarders: readonly DestinationForwarder[];
+    spool: Pick<Spool, 'retryDeadLetters'>;
+  },
 ): { stop: () => Promise<void> } {
   const health = deps.health;
-  const mqtt = new MqttHealth(cfg, { deviceId: config.device.id, version: VERSION, startedAt: new Date(deps.startedAt), health, log: deps.log });
+  const mqtt = new MqttHealth(cfg, {
+    deviceId: config.device.id,
+    version: VERSION,
+    startedAt: new Date(deps.startedAt),
+    health,
+    log: deps.log,
+    commands: cfg.commands ? commandHandlers(deps) : undefined,
+  });
   const watch = new EventWatch((e) => mqtt.event(e));
   deps.stats.onRejected((r) => mqtt.event({ type: 'association-rejected', callingAeTitle: r.callingAeTitle, calledAeTitle: r.calledAeTitle, address: r.address, reason: r.why }));
   mqtt.start();

@@ -1,11 +1,11 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import formatsModule from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoscu, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
-import { type Broker, record, startMosquitto } from '../helpers/mosquitto.js';
+import { type Broker, connect, record, startMosquitto } from '../helpers/mosquitto.js';
 import { freePort, ROOT, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
 /**
@@ -17,7 +17,7 @@ const ajv = new Ajv({ allErrors: true, strict: false });
 const addFormats = ((formatsModule as unknown as { default?: unknown }).default ?? formatsModule) as (a: Ajv) => void;
 addFormats(ajv);
 const schema = (name: string) => ajv.compile(JSON.parse(readFileSync(path.join(ROOT, 'docs/schemas', `${name}.schema.json`), 'utf8')));
-const validate = { status: schema('status'), health: schema('health'), events: schema('events') };
+const validate = { status: schema('status'), health: schema('health'), events: schema('events'), 'cmd-result': schema('cmd-result') };
 const CANARY = 'Test^Fixture'; // PatientName of every CT fixture (dicom-builder.ts)
 
 const tmp = tempDir();
@@ -181,6 +181,66 @@ describe('health over MQTT (real Mosquitto)', () => {
       expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
     } finally {
       await gw.stop();
+    }
+  });
+
+  it('commands round-trip (ping, echo-destination, pause/resume-forward, retry-dead-letter, errors); with commands off nothing is subscribed', async () => {
+    const pacsDir = subdir('cmd-pacs');
+    const pacs = await startStorescp(pacsDir, 'PACS');
+    const sub = await record(broker.url, 'pacs-edge/edge-cmd/cmd-result/#');
+    const gw = await startGateway({
+      dir: subdir('cmd'),
+      config: { ...mqttConfig('edge-cmd', { commands: true }), forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port, compression: 'none' }] },
+    });
+    const send = async (name: string, payload: string) => {
+      const c = await connect(broker.url);
+      await c.publishAsync(`pacs-edge/edge-cmd/cmd/${name}`, payload, { qos: 1 });
+      await c.endAsync();
+    };
+    const result = (name: string, id: string) =>
+      waitFor(() => {
+        const m = sub.messages.find((x) => x.topic.endsWith(`/cmd-result/${name}`) && x.text.includes(`"${id}"`));
+        return m ? valid('cmd-result', m.text) : undefined;
+      }, { what: `result of ${name} ${id}` });
+    try {
+      await waitFor(() => gw.logs.some((l) => l.msg === 'MQTT connected') || undefined, { what: 'MQTT connected' });
+      await new Promise((r) => setTimeout(r, 500)); // the subscription to cmd/+ follows the connection
+      await send('ping', '{"id":"p1"}');
+      expect(await result('ping', 'p1')).toMatchObject({ ok: true, result: { pong: true } });
+      await send('echo-destination', '{"id":"e1","destination":"pacs"}');
+      expect(await result('echo-destination', 'e1')).toMatchObject({ ok: true, result: { destination: 'pacs', status: '0x0000' } });
+      await send('echo-destination', '{"id":"e2","destination":"nowhere"}');
+      expect(await result('echo-destination', 'e2')).toMatchObject({ ok: false });
+      await send('pause-forward', '{"id":"pa","destination":"pacs"}');
+      expect(await result('pause-forward', 'pa')).toMatchObject({ ok: true, result: { paused: ['pacs'] } });
+      const study = writeStudy(subdir('cmd-study'), 5);
+      expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(5);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(readdirSync(pacsDir).filter((n) => n.endsWith('.dcm'))).toHaveLength(0);
+      await send('resume-forward', '{"id":"re"}');
+      expect(await result('resume-forward', 're')).toMatchObject({ ok: true, result: { resumed: ['pacs'] } });
+      await waitFor(() => readdirSync(pacsDir).filter((n) => n.endsWith('.dcm')).length === 5 || undefined, { what: '5 objects at the PACS after resume' });
+      await send('retry-dead-letter', '{"id":"r1","destination":"pacs"}');
+      expect(await result('retry-dead-letter', 'r1')).toMatchObject({ ok: true, result: { destination: 'pacs', retried: 0 } });
+      await send('reboot', '{"id":"x1"}');
+      expect(await result('reboot', 'x1')).toMatchObject({ ok: false, error: expect.stringMatching(/unknown command/) });
+      await send('ping', 'not json');
+      await waitFor(() => sub.messages.find((m) => m.topic.endsWith('/cmd-result/ping') && m.text.includes('"ok":false')), { what: 'error result for a malformed payload' });
+    } finally {
+      await gw.stop();
+    }
+    // commands: false (the default): the same ping gets no answer at all.
+    const gw2 = await startGateway({ dir: subdir('cmd-off'), config: { ...mqttConfig('edge-cmd'), forward: [] } });
+    try {
+      await waitFor(() => gw2.logs.some((l) => l.msg === 'MQTT connected') || undefined, { what: 'MQTT connected' });
+      await new Promise((r) => setTimeout(r, 500));
+      await send('ping', '{"id":"off"}');
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(sub.messages.some((m) => m.text.includes('"off"'))).toBe(false);
+    } finally {
+      await gw2.stop();
+      await sub.close();
+      await pacs.stop();
     }
   });
 });
