@@ -1,3 +1,4 @@
+import { statfs } from 'node:fs/promises';
 import type { GatewayConfig, MqttConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { DestinationForwarder } from '../forward/destination.js';
@@ -9,7 +10,7 @@ import { Rate, systemFigures, watermark } from './health-report.js';
 import { MqttHealth } from './mqtt-health.js';
 
 type StatusDoc = Record<string, unknown> & {
-  spool: { freeBytes: number; minFreeBytes: number; compressAtRest?: { bytesIn: number; bytesOut: number } };
+  spool: { dir: string; freeBytes: number; minFreeBytes: number; compressAtRest?: { bytesIn: number; bytesOut: number } };
   receive: Record<string, unknown> & { objectsStored: number };
   destinations: (Record<string, unknown> & { name: string; state?: string; deadLetter: number; lastError?: string; compression?: { bytesIn: number; bytesOut: number; verifyFailures: number; codecErrors: number }; retries?: number; deadLettered?: number })[];
 };
@@ -57,6 +58,12 @@ function commandHandlers(deps: { startedAt: number; forwarders: readonly Destina
   };
 }
 
+/** Size of the spool's file system (0 when it cannot be read). */
+async function totalBytes(dir: string): Promise<number> {
+  const s = await statfs(dir).catch(() => undefined);
+  return s ? s.blocks * s.bsize : 0;
+}
+
 /** The health document builder, shared by MQTT `health` and the Prometheus metrics. */
 export function healthSource(deps: { statusDoc: () => Promise<Record<string, unknown>>; startedAt: number }): () => Promise<Record<string, unknown>> {
   const received = new Rate();
@@ -69,7 +76,7 @@ export function healthSource(deps: { statusDoc: () => Promise<Record<string, unk
       startedAt: new Date(deps.startedAt).toISOString(),
       nodeVersion: process.version,
       system: await systemFigures(),
-      spool: { ...st.spool, watermark: watermark(st.spool.freeBytes, st.spool.minFreeBytes) },
+      spool: { ...st.spool, totalBytes: await totalBytes(String(st.spool.dir)), watermark: watermark(st.spool.freeBytes, st.spool.minFreeBytes) },
       receive: { ...st.receive, receivedPerSecond: received.perSecond(st.receive.objectsStored) },
       compression: {
         forwardRatio: zip.out > 0 ? Math.round((zip.in / zip.out) * 100) / 100 : null,

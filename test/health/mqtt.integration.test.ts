@@ -2,10 +2,11 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import formatsModule from 'ajv-formats';
+import { connect as mqttConnect } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoscu, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
-import { type Broker, connect, record, startMosquitto } from '../helpers/mosquitto.js';
+import { type Broker, connect, makeCertificates, record, startMosquitto } from '../helpers/mosquitto.js';
 import { freePort, ROOT, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
 /**
@@ -241,6 +242,52 @@ describe('health over MQTT (real Mosquitto)', () => {
       await gw2.stop();
       await sub.close();
       await pacs.stop();
+    }
+  });
+
+  it('over TLS with a client certificate (mqtts://): the broker knows the gateway by its certificate', async () => {
+    const dir = subdir('tls');
+    const certs = makeCertificates(dir, 'edge-tls');
+    const tlsBroker = await startMosquitto(dir, undefined, { ca: certs.ca, cert: certs.server.cert, key: certs.server.key });
+    const gw = await startGateway({
+      dir,
+      config: {
+        device: { id: 'edge-tls' },
+        forward: [],
+        health: { mqtt: { url: tlsBroker.url, intervalSeconds: 1, tls: { ca: certs.ca, cert: certs.client.cert, key: certs.client.key } } },
+      },
+    });
+    try {
+      await waitFor(() => gw.logs.some((l) => l.msg === 'MQTT connected') || undefined, { what: 'MQTT connected over TLS', timeoutMs: 20_000 });
+      // A subscriber with its own certificate from the same CA reads the retained status.
+      const c = await new Promise<import('mqtt').MqttClient>((resolve, reject) => {
+        const cl = mqttConnect(tlsBroker.url, { ca: readFileSync(certs.ca), cert: readFileSync(certs.client.cert), key: readFileSync(certs.client.key), reconnectPeriod: 0 });
+        cl.once('connect', () => resolve(cl));
+        cl.once('error', reject);
+      });
+      const got: string[] = [];
+      c.on('message', (_t, p) => got.push(p.toString()));
+      await c.subscribeAsync('pacs-edge/edge-tls/status');
+      await waitFor(() => got.find((t) => t.includes('"online"')), { what: 'online over TLS' });
+      valid('status', got.find((t) => t.includes('"online"'))!);
+      await c.endAsync();
+      // Without a client certificate the broker refuses the connection.
+      const refused = await new Promise<boolean>((resolve) => {
+        const cl = mqttConnect(tlsBroker.url, { ca: readFileSync(certs.ca), reconnectPeriod: 0, connectTimeout: 3000 });
+        cl.once('connect', () => {
+          cl.end(true);
+          resolve(false);
+        });
+        cl.once('error', () => {
+          cl.end(true);
+          resolve(true);
+        });
+        cl.once('close', () => resolve(true));
+      });
+      expect(refused).toBe(true);
+    } finally {
+      await gw.stop();
+      await tlsBroker.stop();
     }
   });
 });

@@ -1,4 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -16,14 +17,19 @@ export interface Broker {
   restart: () => Promise<void>;
 }
 
-export async function startMosquitto(dir: string, port?: number): Promise<Broker> {
+export async function startMosquitto(dir: string, port?: number, tls?: { ca: string; cert: string; key: string }): Promise<Broker> {
   const p = port ?? (await freePort());
   const conf = path.join(dir, `mosquitto-${p}.conf`);
-  writeFileSync(conf, [`listener ${p} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning'].join('\n') + '\n');
+  // Started as root, Mosquitto drops to user "mosquitto", who cannot read certificates in a
+  // 0700 temp dir: stay root then (a test broker on loopback). As another user it keeps its user.
+  const userLine = process.getuid?.() === 0 ? ['user root'] : [];
+  const tlsLines = tls ? [`cafile ${tls.ca}`, `certfile ${tls.cert}`, `keyfile ${tls.key}`, 'require_certificate true', 'use_identity_as_username true', 'tls_version tlsv1.2'] : [];
+  writeFileSync(conf, [...userLine, `listener ${p} 127.0.0.1`, ...tlsLines, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning'].join('\n') + '\n');
   let proc: ChildProcess | undefined;
   const launch = async () => {
     proc = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     await waitFor(async () => {
+      if (tls) return (await canConnect(p)) || undefined;
       const c = await connect(`mqtt://127.0.0.1:${p}`, 500).catch(() => undefined);
       if (!c) return undefined;
       await c.endAsync();
@@ -37,7 +43,33 @@ export async function startMosquitto(dir: string, port?: number): Promise<Broker
     pr.kill('SIGTERM');
     await new Promise((r) => pr.once('exit', r));
   };
-  return { port: p, url: `mqtt://127.0.0.1:${p}`, stop, restart: launch };
+  return { port: p, url: `${tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${p}`, stop, restart: launch };
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
+/** A CA, a broker certificate for 127.0.0.1 and a client certificate (CN = `client`), made with openssl. */
+export function makeCertificates(dir: string, client: string): { ca: string; caKey: string; server: { cert: string; key: string }; client: { cert: string; key: string } } {
+  const f = (n: string) => path.join(dir, n);
+  const ssl = (...args: string[]) => {
+    const r = spawnSync('openssl', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
+  };
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=pacs-edge test CA', '-keyout', f('ca.key'), '-out', f('ca.pem'));
+  writeFileSync(f('san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  for (const [name, cn, ext] of [['server', '127.0.0.1', true], ['client', client, false]] as const) {
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`));
+    ssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-out', f(`${name}.pem`), ...(ext ? ['-extfile', f('san.ext')] : []));
+  }
+  return { ca: f('ca.pem'), caKey: f('ca.key'), server: { cert: f('server.pem'), key: f('server.key') }, client: { cert: f('client.pem'), key: f('client.key') } };
 }
 
 /** A connected test client (fails after `timeoutMs`). */
