@@ -6,7 +6,7 @@ import { connect as mqttConnect } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoscu, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
-import { type Broker, connect, makeCertificates, record, startMosquitto } from '../helpers/mosquitto.js';
+import { type Broker, connect, makeCertificates, mqtt311OnlyProxy, record, startMosquitto } from '../helpers/mosquitto.js';
 import { freePort, ROOT, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
 /**
@@ -288,6 +288,23 @@ describe('health over MQTT (real Mosquitto)', () => {
     } finally {
       await gw.stop();
       await tlsBroker.stop();
+    }
+  });
+
+  it('a broker that speaks only MQTT 3.1.1: the gateway falls back from 5 and reports as usual', async () => {
+    const proxy = await mqtt311OnlyProxy(broker.port);
+    const sub = await record(broker.url, 'pacs-edge/edge-v311/status');
+    const gw = await startGateway({ dir: subdir('v311'), config: { device: { id: 'edge-v311' }, forward: [], health: { mqtt: { url: `mqtt://127.0.0.1:${proxy.port}`, intervalSeconds: 1 } } } });
+    try {
+      const connected = await waitFor(() => gw.logs.find((l) => l.msg === 'MQTT connected'), { what: 'MQTT connected', timeoutMs: 20_000 });
+      expect(connected).toMatchObject({ protocolVersion: 4 });
+      expect(proxy.refused()).toBeGreaterThanOrEqual(1);
+      expect(gw.logs.some((l) => l.msg === 'MQTT broker refuses protocol 5; using 3.1.1')).toBe(true);
+      await waitFor(() => sub.messages.find((m) => m.text.includes('"online"')), { what: 'online through the 3.1.1 link' });
+    } finally {
+      await gw.stop();
+      await sub.close();
+      await proxy.close();
     }
   });
 });

@@ -100,3 +100,46 @@ export async function record(url: string, filter: string): Promise<{ messages: {
   await c.subscribeAsync(filter, { qos: 1 });
   return { messages, close: () => c.endAsync() };
 }
+
+/**
+ * A stand-in for an MQTT 3.1.1-only broker in front of a real Mosquitto: a CONNECT for
+ * protocol level 5 gets the 3.1.1 answer "unacceptable protocol version" (CONNACK return code
+ * 1) and the connection is closed; any other connection is passed through to Mosquitto. Only
+ * this fault is faked: Mosquitto 2 always accepts MQTT 5.
+ * @see MQTT 3.1.1 §3.1.2.2 (protocol level), §3.2.2.3 (CONNACK return codes)
+ */
+export async function mqtt311OnlyProxy(targetPort: number): Promise<{ port: number; refused: () => number; close: () => Promise<void> }> {
+  let refused = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.once('data', (first) => {
+      let i = 1;
+      while (first[i]! & 0x80) i++; // remaining length (variable byte integer)
+      const nameLength = first.readUInt16BE(i + 1);
+      const level = first[i + 3 + nameLength];
+      if (level === 5) {
+        refused++;
+        client.end(Buffer.from([0x20, 0x02, 0x00, 0x01]));
+        return;
+      }
+      const upstream = net.connect(targetPort, '127.0.0.1', () => {
+        upstream.write(first);
+        client.pipe(upstream).pipe(client);
+      });
+      sockets.add(upstream);
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+      client.on('close', () => upstream.destroy());
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    refused: () => refused,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
