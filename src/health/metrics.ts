@@ -56,7 +56,7 @@ export function renderMetrics(h: Doc): string {
   w.metric('pacs_edge_spool_bytes', 'gauge', 'Bytes of the objects in the spool.', one(s.bytes));
   w.metric('pacs_edge_spool_free_bytes', 'gauge', 'Free space of the spool file system.', one(s.freeBytes));
   w.metric('pacs_edge_spool_filesystem_bytes', 'gauge', 'Size of the spool file system.', one(s.totalBytes));
-  w.metric('pacs_edge_spool_min_free_bytes', 'gauge', 'spool.minFreeBytes: below it C-STORE is refused (0xA700).', one(s.minFreeBytes));
+  w.metric('pacs_edge_spool_min_free_bytes', 'gauge', 'spool.minFreeBytes: below it C-STORE is refused (Out of Resources).', one(s.minFreeBytes));
   w.metric('pacs_edge_spool_watermark', 'gauge', 'Spool free-space state: 1 for the current one (ok, low, full).', ['ok', 'low', 'full'].map((st) => [{ state: st }, s.watermark === st ? 1 : 0]));
   const z = s.compressAtRest;
   if (z) {
