@@ -31,3 +31,26 @@ describe('pacs-edge status: compression line', () => {
     expect(out).toContain('codecs    1 worker(s), 1 busy, 3 waiting');
   });
 });
+
+describe('pacs-edge status --watch', () => {
+  it('redraws the view until stopped', async () => {
+    const { spawn } = await import('node:child_process');
+    const { writeFileSync } = await import('node:fs');
+    const { CLI, tempDir } = await import('../helpers/processes.js');
+    const t = tempDir();
+    try {
+      const cfg = `${t.dir}/g.yaml`;
+      writeFileSync(cfg, `device: { id: edge-w }\nreceive: { aeTitle: A, callers: [{ aeTitle: B }] }\nspool: { dir: ${t.dir}/spool }\n`);
+      const p = spawn(process.execPath, [CLI, 'status', '--config', cfg, '--watch', '0.5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      await new Promise((r) => setTimeout(r, 1800));
+      p.kill('SIGINT');
+      await new Promise((r) => p.once('exit', r));
+      expect(out.split('\x1b[2J\x1b[H').length - 1).toBeGreaterThanOrEqual(2);
+      expect(out).toContain('pacs-edge edge-w');
+    } finally {
+      t.cleanup();
+    }
+  });
+});
