@@ -68,6 +68,9 @@ export class Gateway {
     // Started on first use: a gateway that forwards only uncompressed never starts a codec worker.
     const codecPool = new CodecPool({ workers: config.compress.workers });
     const codecs = { pool: codecPool, verify: config.compress.verify, maxObjectBytes: config.compress.maxObjectBytes };
+    // Alarms go to whatever health reporting starts later (MQTT events).
+    const alertSinks: ((a: { destination: string; id: string; sopInstanceUid: string }) => void)[] = [];
+    const alerts = { corrupt: (a: { destination: string; id: string; sopInstanceUid: string }) => alertSinks.forEach((fn) => fn(a)) };
     const forwarders = config.forward.map(
       (d) =>
         new DestinationForwarder(d, {
@@ -75,6 +78,7 @@ export class Gateway {
           log,
           callingAeTitle: config.receive.aeTitle,
           codecs,
+          alerts,
           settings: {
             connectTimeoutMs: f.connectTimeoutSeconds * 1000,
             acseTimeoutMs: f.acseTimeoutSeconds * 1000,
@@ -150,7 +154,7 @@ export class Gateway {
     const address = await dicom.listen();
     for (const fw of forwarders) fw.start();
     const healthDoc = healthSource({ statusDoc, startedAt });
-    const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log, forwarders, spool }) : undefined;
+    const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log, forwarders, spool, alertSinks }) : undefined;
     const metrics = config.health.metrics ? await serveMetrics({ ...config.health.metrics, health: healthDoc, log }) : undefined;
     const health = {
       stop: async () => {

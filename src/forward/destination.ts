@@ -99,6 +99,8 @@ export class DestinationForwarder {
       callingAeTitle: string;
       /** Codec workers; without them objects go only in their stored syntax. */
       codecs?: { pool: CodecPool; verify: boolean; maxObjectBytes: number } | undefined;
+      /** Alarms for the health reporting (set once it has started). */
+      alerts?: { corrupt: (a: { destination: string; id: string; sopInstanceUid: string }) => void } | undefined;
     },
   ) {
     this.backoff = new Backoff({ baseMs: deps.settings.retryBaseMs, maxMs: deps.settings.retryMaxMs });
@@ -454,6 +456,12 @@ export class DestinationForwarder {
     if (o.kind === 'dead-letter') {
       await this.deps.spool.deadLetter(this.dest.name, id, withPeerComment(o), o.status);
       this.counts.deadLettered++;
+      if (o.reason.startsWith('corrupt:')) {
+        // Not the destination's doing: the spool's copy is damaged (disk, card). Raise the alarm.
+        log.error({ sopInstanceUid, id, reason: o.reason }, 'spooled object is corrupt: dead-lettered, nothing of it was completed at the destination');
+        this.deps.alerts?.corrupt({ destination: this.dest.name, id, sopInstanceUid });
+        return false;
+      }
       log.warn({ sopInstanceUid, id, status: o.status === undefined ? undefined : `0x${hex4(o.status)}`, reason: o.reason }, 'object dead-lettered: the destination refused it permanently');
       return false;
     }

@@ -35,6 +35,8 @@ export function outcomeOfStatus(status: number, errorComment?: string): Outcome 
 }
 
 export function outcomeOfError(err: unknown): Outcome {
+  // A spooled object that fails its checksum is never sent; its dead letter says `corrupt`.
+  if (err instanceof PacsEdgeError && err.code === 'SPOOL_CORRUPT') return { kind: 'dead-letter', reason: `corrupt: ${err.message}` };
   if (err instanceof PacsEdgeError) {
     return err.retryable ? { kind: 'retry', reason: `${err.code}: ${err.message}` } : { kind: 'dead-letter', reason: `${err.code}: ${err.message}` };
   }

@@ -106,6 +106,8 @@ export function startMqttHealth(
     log: Logger;
     forwarders: readonly DestinationForwarder[];
     spool: Pick<Spool, 'retryDeadLetters'>;
+    /** Where alarms raised elsewhere (a corrupt spooled object) are handed in. */
+    alertSinks?: ((a: { destination: string; id: string; sopInstanceUid: string }) => void)[];
   },
 ): { stop: () => Promise<void> } {
   const health = deps.health;
@@ -118,6 +120,7 @@ export function startMqttHealth(
     commands: cfg.commands ? commandHandlers(deps) : undefined,
   });
   const watch = new EventWatch((e) => mqtt.event(e));
+  deps.alertSinks?.push((a) => mqtt.event({ type: 'object-corrupt', destination: a.destination, sopInstanceUid: a.sopInstanceUid }));
   deps.stats.onRejected((r) => mqtt.event({ type: 'association-rejected', callingAeTitle: r.callingAeTitle, calledAeTitle: r.calledAeTitle, address: r.address, reason: r.why }));
   mqtt.start();
   const r = deps.recovery;

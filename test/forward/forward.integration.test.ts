@@ -236,7 +236,7 @@ describe('forward: modality → gateway → PACS', () => {
       await startPacs();
       await waitFor(() => dcmFiles(pacsDir).length === 2 || undefined, { what: 'the two intact objects at the PACS' });
       await settled(gw.configFile);
-      await gw.waitForLog((l) => l.msg.startsWith('object dead-lettered') && l.sopInstanceUid === study[1]!.uid && /SPOOL_CORRUPT/.test(String(l.reason)));
+      await gw.waitForLog((l) => l.msg.startsWith('spooled object is corrupt') && l.sopInstanceUid === study[1]!.uid && /^corrupt: /.test(String(l.reason)));
       const uids = dcmFiles(pacsDir).map((n) => readPart10Header(readFileSync(path.join(pacsDir, n)))!.sopInstanceUid);
       expect(uids.sort()).toEqual([study[0]!.uid, study[2]!.uid].sort());
     } finally {

@@ -31,7 +31,7 @@ describe('forward outcome: what a destination answer means for the object', () =
   it('errors: retryable ones are retried, the others dead-lettered', () => {
     expect(outcomeOfError(new ForwardError('CONNECT_FAILED', 'refused', { retryable: true })).kind).toBe('retry');
     expect(outcomeOfError(new ForwardError('ASSOCIATION_REJECTED', 'permanent', { retryable: false })).kind).toBe('dead-letter');
-    expect(outcomeOfError(new PacsEdgeError('SPOOL_CORRUPT', 'bad sha')).kind).toBe('dead-letter');
+    expect(outcomeOfError(new PacsEdgeError('SPOOL_CORRUPT', 'bad sha'))).toEqual({ kind: 'dead-letter', reason: 'corrupt: bad sha' });
     expect(outcomeOfError(new Error('something odd')).kind).toBe('retry');
   });
 });

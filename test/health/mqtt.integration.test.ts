@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import formatsModule from 'ajv-formats';
@@ -305,6 +305,37 @@ describe('health over MQTT (real Mosquitto)', () => {
       await gw.stop();
       await sub.close();
       await proxy.close();
+    }
+  });
+
+  it('a byte flipped in a spooled object: dead-lettered as corrupt, never completed at the PACS, an object-corrupt event raised', async () => {
+    const dir = subdir('corrupt');
+    const pacsPort = await freePort();
+    const sub = await record(broker.url, 'pacs-edge/edge-corrupt/events');
+    // Compression at rest off: the spool file stays the one the modality sent, so the flip lands in it.
+    const gw = await startGateway({
+      dir,
+      spool: { compressAtRest: false },
+      config: { ...mqttConfig('edge-corrupt'), forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, compression: 'none', associations: 1 }] },
+    });
+    let pacs: Awaited<ReturnType<typeof startStorescp>> | undefined;
+    try {
+      const study = writeStudy(subdir('corrupt-study'), 3, { rows: 128, cols: 128 });
+      expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(3);
+      const stored = gw.logs.find((l) => l.msg === 'stored' && l.sopInstanceUid === study[1]!.uid)!;
+      const file = path.join(gw.spoolDir, 'objects', `${stored.id as string}.dcm`);
+      const bytes = readFileSync(file);
+      bytes.writeUInt8(bytes.readUInt8(bytes.length - 64) ^ 0x01, bytes.length - 64);
+      writeFileSync(file, bytes);
+      const pacsDir = subdir('corrupt-pacs');
+      pacs = await startStorescp(pacsDir, 'PACS', { port: pacsPort });
+      const ev = await waitFor(() => sub.messages.find((m) => m.text.includes('"object-corrupt"')), { what: 'object-corrupt event', timeoutMs: 30_000 });
+      expect(valid('events', ev.text)).toMatchObject({ type: 'object-corrupt', destination: 'pacs', sopInstanceUid: study[1]!.uid });
+      await waitFor(() => readdirSync(pacsDir).filter((n) => n.endsWith('.dcm')).length === 2 || undefined, { what: 'the two intact objects at the PACS' });
+    } finally {
+      await gw.stop();
+      await pacs?.stop();
+      await sub.close();
     }
   });
 });
