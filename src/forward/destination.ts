@@ -1,16 +1,15 @@
 import type { CodecPool } from '../compress/pool.js';
 import type { Compression } from '../compress/transcode.js';
 import type { ForwardConfig } from '../config/types.js';
+import { VERIFICATION_SOP_CLASS } from '../dicom/sop-classes.js';
 import { hex4 } from '../dicom/status.js';
+import { TS } from '../dicom/transfer-syntaxes.js';
 import type { Logger } from '../log.js';
 import type { Claim, ObjectReader, Spool } from '../spool/spool.js';
 import { Backoff } from './backoff.js';
-import { VERIFICATION_SOP_CLASS } from '../dicom/sop-classes.js';
-import { TS } from '../dicom/transfer-syntaxes.js';
-import { memoryReader } from './memory-reader.js';
-import { outcomeOfError, outcomeOfStatus, type Outcome } from './outcome.js';
+import { type CompressionStats, discard, MAX_PAIRS, ObjectSender } from './object-sender.js';
+import { outcomeOfError, type Outcome } from './outcome.js';
 import { ScuAssociation } from './scu.js';
-import { syntaxPlan } from './syntax-plan.js';
 
 export interface ForwardSettings {
   connectTimeoutMs: number;
@@ -48,28 +47,7 @@ export interface DestinationStatus {
   compression: CompressionStats;
 }
 
-/** What the destination's compression did since start. */
-export interface CompressionStats {
-  /** `forward[].compression` of this destination. */
-  mode: Compression;
-  /** Objects sent compressed, and their data set bytes before and after. */
-  compressed: number;
-  bytesIn: number;
-  bytesOut: number;
-  /** Compressed objects decoded because the destination takes only uncompressed data. */
-  decoded: number;
-  /** Objects sent as stored because they cannot be compressed losslessly (no pixels, float…). */
-  passedThrough: number;
-  /** Encoded frames that did not decode to the original: sent uncompressed instead. */
-  verifyFailures: number;
-  /** Codec failures (worker crash, time limit): sent in another syntax. */
-  codecErrors: number;
-}
-
-/** Max presentation contexts proposed on one association. @see PS3.8 §9.3.2.2 (ids 1..255, odd) */
-const MAX_CONTEXTS = 127;
-/** Stored (SOP class, syntax) pairs per association: each may need up to 4 contexts (see syntax-plan.ts). */
-const MAX_PAIRS = Math.floor(MAX_CONTEXTS / 4);
+export type { CompressionStats };
 
 /**
  * Drains one destination's queue: `associations` workers, each with its own association that
@@ -87,8 +65,7 @@ export class DestinationForwarder {
   private lastSuccessAt: number | undefined;
   private readonly recent: number[] = [];
   private readonly active = new Set<ScuAssociation>();
-  private readonly compression: Compression;
-  private readonly zip: CompressionStats;
+  private readonly sender: ObjectSender;
 
   constructor(
     private readonly dest: ForwardConfig,
@@ -104,8 +81,13 @@ export class DestinationForwarder {
     },
   ) {
     this.backoff = new Backoff({ baseMs: deps.settings.retryBaseMs, maxMs: deps.settings.retryMaxMs });
-    this.compression = (dest.compression as Compression | undefined) ?? 'none';
-    this.zip = { mode: this.compression, compressed: 0, bytesIn: 0, bytesOut: 0, decoded: 0, passedThrough: 0, verifyFailures: 0, codecErrors: 0 };
+    this.sender = new ObjectSender({
+      destination: dest.name,
+      compression: (dest.compression as Compression | undefined) ?? 'none',
+      spool: deps.spool,
+      log: deps.log.child({ destination: dest.name }),
+      codecs: deps.codecs,
+    });
   }
 
   get name(): string {
@@ -190,7 +172,7 @@ export class DestinationForwarder {
       ...this.counts,
       rate: Math.round((this.recent.length / 60) * 10) / 10,
       paused: this.paused,
-      compression: { ...this.zip },
+      compression: this.sender.stats(),
     };
     if (b.state === 'up') return { ...base, state: 'up' };
     return { ...base, state: b.state, backoffUntil: new Date(b.until).toISOString(), downSince: new Date(b.since).toISOString(), lastError: b.lastError };
@@ -278,7 +260,7 @@ export class DestinationForwarder {
                 port: this.dest.port,
                 callingAeTitle: this.dest.callingAeTitle ?? this.deps.callingAeTitle,
                 calledAeTitle: this.dest.aeTitle,
-                contexts: this.contextsFor(proposed),
+                contexts: this.sender.contextsFor(proposed),
                 maxPduLength: this.deps.settings.maxPduLength,
                 connectTimeoutMs: this.deps.settings.connectTimeoutMs,
                 acseTimeoutMs: this.deps.settings.acseTimeoutMs,
@@ -309,7 +291,7 @@ export class DestinationForwarder {
               await this.release([c]);
               continue;
             }
-            const o = await this.deliver(assoc, c, file!);
+            const o = await this.sender.deliver(assoc, c, file!);
             const stop = await this.settle(c, o, log);
             if (stop) {
               discard(next);
@@ -333,108 +315,6 @@ export class DestinationForwarder {
     const p = this.deps.spool.read(c.record.id, { verify: 'caller' });
     p.catch(() => undefined);
     return p;
-  }
-
-  /** One presentation context per (SOP class, syntax) the stored pairs may be sent in. */
-  private contextsFor(pairs: readonly string[]): { id: number; abstractSyntax: string; transferSyntaxes: string[] }[] {
-    const seen = new Set<string>();
-    const out: { id: number; abstractSyntax: string; transferSyntaxes: string[] }[] = [];
-    for (const k of pairs) {
-      const [abstractSyntax, stored, received] = k.split('|') as [string, string, string | undefined];
-      for (const step of this.plan(stored, received)) {
-        const pc = `${abstractSyntax}|${step.ts}`;
-        if (seen.has(pc) || out.length >= MAX_CONTEXTS) continue;
-        seen.add(pc);
-        out.push({ id: 2 * out.length + 1, abstractSyntax, transferSyntaxes: [step.ts] });
-      }
-    }
-    return out;
-  }
-
-  private plan(stored: string, received?: string) {
-    // Without codec workers (or a spool without files) only the stored syntax is possible.
-    if (!this.deps.codecs || !this.deps.spool.filePath) return syntaxPlan(stored, 'none').filter((s) => s.how === 'as-stored');
-    return syntaxPlan(stored, this.compression, received);
-  }
-
-  /**
-   * Send one object in the first syntax of its plan that the destination accepted and that
-   * works for this object: compressed if it can be (and the round trip verified), else as
-   * stored, else decoded. None accepted is a permanent, stated refusal.
-   */
-  private async deliver(assoc: ScuAssociation, c: Claim, opened: Promise<ObjectReader>): Promise<Outcome> {
-    const { sopClassUid, sopInstanceUid, transferSyntaxUid: stored, id, size } = c.record;
-    const plan = this.plan(stored, c.record.receivedTransferSyntaxUid);
-    let codecTrouble: string | undefined;
-    for (const step of plan) {
-      const ctx = assoc.contextFor(sopClassUid, step.ts);
-      if (ctx === undefined) continue;
-      if (step.how === 'as-stored') return this.send(assoc, ctx, c, opened);
-      const codecs = this.deps.codecs!;
-      if (size > codecs.maxObjectBytes) continue;
-      const conv = await codecs.pool.convert({
-        op: step.how,
-        target: step.how === 'encode' ? step.compression : undefined,
-        to: step.how === 'decode' ? step.ts : undefined,
-        path: this.deps.spool.filePath!(id),
-        size,
-        sha256: c.record.sha256,
-        verify: codecs.verify,
-      });
-      const log = this.deps.log.child({ destination: this.dest.name });
-      if (conv.kind === 'corrupt') {
-        discard(opened);
-        return { kind: 'dead-letter', reason: `corrupt: ${conv.reason}` };
-      }
-      if (conv.kind === 'skip') {
-        if (step.how === 'encode') this.zip.passedThrough++;
-        log.debug({ sopInstanceUid, id, syntax: step.ts, reason: conv.reason }, 'not converted');
-        continue;
-      }
-      if (conv.kind === 'mismatch') {
-        this.zip.verifyFailures++;
-        log.warn({ sopInstanceUid, id, syntax: step.ts, reason: conv.reason }, 'compressed frames did not decode to the original: sending the object uncompressed');
-        continue;
-      }
-      if (conv.kind !== 'done') {
-        this.zip.codecErrors++;
-        codecTrouble ??= conv.reason;
-        log.warn({ sopInstanceUid, id, syntax: step.ts, reason: conv.reason }, 'codec failed: sending the object in another syntax');
-        continue;
-      }
-      discard(opened);
-      const converted = memoryReader({ sopClassUid, sopInstanceUid, transferSyntaxUid: conv.transferSyntaxUid }, conv.dataset);
-      const o = await this.send(assoc, ctx, c, Promise.resolve(converted));
-      if (o.kind === 'delivered') {
-        o.bytes = converted.size;
-        if (step.how === 'encode') {
-          this.zip.compressed++;
-          this.zip.bytesIn += conv.originalBytes;
-          this.zip.bytesOut += conv.dataset.length;
-        } else this.zip.decoded++;
-      }
-      return o;
-    }
-    discard(opened);
-    // A codec failure may be transient (a worker crashed or timed out), but retrying here could
-    // hold the queue forever if it is not: set it aside, saying so; `dead-letter retry` resends.
-    if (codecTrouble) return { kind: 'dead-letter', reason: `codec failed (${codecTrouble}) and the destination accepts no other syntax the gateway can send it in` };
-    const offered = plan.map((s) => s.ts).join(', ');
-    return { kind: 'dead-letter', reason: `destination accepts SOP Class ${sopClassUid} in none of the syntaxes the gateway can send it in (${offered})` };
-  }
-
-  private async send(assoc: ScuAssociation, ctx: number, c: Claim, opened: Promise<ObjectReader>): Promise<Outcome> {
-    try {
-      const file = await opened;
-      try {
-        const r = await assoc.store(ctx, c.record.sopClassUid, c.record.sopInstanceUid, file);
-        return outcomeOfStatus(r.status, r.errorComment);
-      } finally {
-        await file.close().catch(() => undefined);
-      }
-    } catch (err) {
-      return outcomeOfError(err);
-    }
   }
 
   /** Apply an outcome to one claim. Returns true when the rest of the batch must wait (retry). */
@@ -523,10 +403,6 @@ interface WorkerState {
   claims: Claim[];
 }
 
-/** Close files opened ahead that will not be sent now. */
-function discard(...opened: (Promise<ObjectReader> | undefined)[]): void {
-  for (const p of opened) void p?.then((r) => r.close(), () => undefined);
-}
 
 function key(c: Claim): string {
   const stored = `${c.record.sopClassUid}|${c.record.transferSyntaxUid}`;

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
@@ -297,16 +296,27 @@ export class LevelSpool implements Spool {
   private async replaceFile(record: SpoolRecord, bytes: Buffer, transferSyntaxUid: string): Promise<SpoolRecord> {
     const id = record.id;
     const tmp = path.join(this.objectsDir, `${id}.z`);
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const fd = await openFd(tmp, 'w');
+    let sha256: string;
+    let size: number;
     try {
-      let off = 0;
-      while (off < bytes.length) off += await writeFd(fd, bytes.subarray(off), off);
-      await fsyncFd(fd);
-    } finally {
-      await closeFd(fd).catch(() => undefined);
+      const fd = await openFd(tmp, 'w');
+      try {
+        let off = 0;
+        while (off < bytes.length) off += await writeFd(fd, bytes.subarray(off), off);
+        await fsyncFd(fd);
+      } finally {
+        await closeFd(fd).catch(() => undefined);
+      }
+      // Hashed on the worker pool (an object can be large: never on the event loop), from what
+      // was written, so the record vouches for the bytes on disk.
+      ({ sha256, size } = await this.opts.hashPool.hashFile(tmp));
+      if (size !== bytes.length) throw new PacsEdgeError('SPOOL_WRITE_SHORT', `replacement for ${id} is ${size} bytes on disk, ${bytes.length} written`);
+    } catch (err) {
+      // Nothing refers to the .z file yet: it goes, and the object stays as it was.
+      await unlink(tmp).catch(() => undefined);
+      throw err;
     }
-    const next = rewrittenRecord(record, { size: bytes.length, sha256, transferSyntaxUid });
+    const next = rewrittenRecord(record, { size, sha256, transferSyntaxUid });
     await this.db.put(`z!${id}`, JSON.stringify({ size: next.size, sha256, transferSyntaxUid }), { sync: true });
     crashpoint('rewrite-after-intent');
     await rename(tmp, this.filePath(id));
