@@ -8,7 +8,7 @@ import { datasetBytes, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { ctFile } from '../helpers/dicom-builder.js';
 import { canonicalSamples, differingAttributes } from '../helpers/pixel-compare.js';
 import { IMAGE_MATRIX, imageFile } from '../helpers/image-fixtures.js';
-import { freePort, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { freePort, nothingPending, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
 /**
  * spool.compressAtRest: while the PACS is away the spool holds its objects compressed, and
@@ -45,12 +45,6 @@ interface AtRest {
   bytesOut: number;
   passedThrough: number;
   backlog: number;
-}
-
-/** Every object confirmed by the PACS (storescp answers only after writing the whole file). */
-async function delivered(spoolDir: string): Promise<true | undefined> {
-  const s = (await controlGet(path.join(spoolDir, 'control.sock'), '/status')) as { destinations: { pending: number }[] };
-  return s.destinations.every((d) => d.pending === 0) || undefined;
 }
 
 async function atRest(spoolDir: string): Promise<AtRest> {
@@ -99,7 +93,7 @@ describe('compression at rest', () => {
       // in the syntax it was received in, its data set byte-identical to what was sent.
       const pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort, syntaxes: [] });
       try {
-        await waitFor(() => delivered(s.gw.spoolDir), { what: 'all objects confirmed by the PACS', timeoutMs: 30_000 });
+        await waitFor(() => nothingPending(s.gw.spoolDir), { what: 'all objects confirmed by the PACS', timeoutMs: 30_000 });
         expect(atPacs(s.pacsDir).size).toBe(s.files.length);
         for (const [uid, got] of atPacs(s.pacsDir)) {
           expect(got.ts).toBe(TS.ExplicitVRLittleEndian);
@@ -133,7 +127,7 @@ describe('compression at rest', () => {
       }
       const pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort, syntaxes: ['+xi'] });
       try {
-        await waitFor(() => delivered(s.gw.spoolDir), { what: 'all objects confirmed by the PACS', timeoutMs: 30_000 });
+        await waitFor(() => nothingPending(s.gw.spoolDir), { what: 'all objects confirmed by the PACS', timeoutMs: 30_000 });
         const want = atPacs(refDir);
         const got = atPacs(s.pacsDir);
         expect(got.size).toBe(s.files.length);
@@ -162,7 +156,7 @@ describe('compression at rest', () => {
       const gw = await startGateway({ dir: s.dir, port: s.gw.port, config: { ...s.config, forward: [{ ...s.config.forward[0], compression: 'jpeg-ls' }] } });
       const pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort, syntaxes: ['+xt'] });
       try {
-        await waitFor(() => delivered(gw.spoolDir), { what: 'all objects confirmed by the PACS', timeoutMs: 30_000 });
+        await waitFor(() => nothingPending(gw.spoolDir), { what: 'all objects confirmed by the PACS', timeoutMs: 30_000 });
         expect(atPacs(s.pacsDir).size).toBe(s.files.length);
         let jls = 0;
         for (const [uid, got] of atPacs(s.pacsDir)) {
@@ -197,7 +191,7 @@ describe('compression at rest', () => {
         expect(recovered).toMatchObject({ recovered: s.files.length, lost: 0 });
         const pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort, syntaxes: [] });
         try {
-          await waitFor(() => delivered(gw.spoolDir), { what: 'all objects confirmed by the PACS', timeoutMs: 30_000 });
+          await waitFor(() => nothingPending(gw.spoolDir), { what: 'all objects confirmed by the PACS', timeoutMs: 30_000 });
           expect(atPacs(s.pacsDir).size).toBe(s.files.length);
         expect(atPacs(s.pacsDir).size).toBe(s.files.length);
           for (const [uid, got] of atPacs(s.pacsDir)) expect(datasetBytes(got.file).equals(s.sent.get(uid)!), uid).toBe(true);

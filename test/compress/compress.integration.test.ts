@@ -3,11 +3,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { TS } from '../../src/dicom/transfer-syntaxes.js';
-import { controlGet } from '../../src/health/control-server.js';
 import { datasetBytes, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { IMAGE_MATRIX, imageFile } from '../helpers/image-fixtures.js';
 import { canonicalSamples, differingAttributes, differingValues } from '../helpers/pixel-compare.js';
-import { CLI, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { CLI, nothingPending, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
 /**
  * Compression before forwarding, end to end with real DCMTK on both sides: storescu as the
@@ -44,11 +43,7 @@ async function forwardAll(compression: string, syntaxes: string[], sendArgs: str
   try {
     expect((await storescu({ port: gw.port, files, extraArgs: sendArgs })).acked).toHaveLength(files.length);
     // Confirmed by the PACS: storescp answers only once it has written the whole file.
-    const confirmed = async () => {
-      const st = (await controlGet(path.join(gw.spoolDir, 'control.sock'), '/status')) as { destinations: { pending: number }[] };
-      return st.destinations.every((d) => d.pending === 0) || undefined;
-    };
-    await waitFor(confirmed, { what: `${files.length} objects confirmed by the PACS`, timeoutMs: 30_000 }).catch((err: unknown) => {
+    await waitFor(() => nothingPending(gw.spoolDir), { what: `${files.length} objects confirmed by the PACS`, timeoutMs: 30_000 }).catch((err: unknown) => {
       throw new Error(`${(err as Error).message}; gateway: ${gw.output().slice(-1500)}; storescp: ${pacs.log().slice(-1500)}`);
     });
     const st = JSON.parse((await run(process.execPath, [CLI, 'status', '--config', gw.configFile, '--json'])).stdout) as { destinations: { compression: Record<string, number> }[] };

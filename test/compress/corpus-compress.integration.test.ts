@@ -5,10 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrthanc, type Receiver } from '../../bench/receivers.js';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { TS } from '../../src/dicom/transfer-syntaxes.js';
-import { controlGet } from '../../src/health/control-server.js';
 import { datasetBytes, startStorescp, storescu, storescuArgsFor } from '../helpers/dcmtk.js';
 import { canonicalSamples, differingAttributes } from '../helpers/pixel-compare.js';
-import { CLI, type GatewayProcess, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { CLI, type GatewayProcess, nothingPending, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
 /**
  * The whole public corpus through a gateway that compresses with JPEG-LS: to DCMTK storescp
@@ -90,10 +89,7 @@ describe.skipIf(!present)('compression over the corpus: gateway JPEG-LS → stor
       summary.sent++;
       const uid = String(dicomParser.parseDicom(readFileSync(file), { untilTag: 'x00080018' }).string('x00080018'));
       const sent = datasetBytes(newest(refDir, uid)!.b);
-      await waitFor(async () => {
-        const s = (await controlGet(path.join(gw.spoolDir, 'control.sock'), '/status')) as { destinations: { pending: number }[] };
-        return s.destinations.every((d) => d.pending === 0) || undefined;
-      }, { what: `${name} forwarded`, intervalMs: 20 });
+      await waitFor(() => nothingPending(gw.spoolDir), { what: `${name} forwarded`, intervalMs: 20 });
       // Several corpus files share a SOP Instance UID: only a file written for this send counts.
       const fresh = readdirSync(pacsDir).filter((n) => !n.endsWith('.decoded') && !seen.has(n));
       for (const n of fresh) seen.add(n);

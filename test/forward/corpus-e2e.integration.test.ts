@@ -4,9 +4,8 @@ import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrthanc, type Receiver } from '../../bench/receivers.js';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
-import { controlGet } from '../../src/health/control-server.js';
 import { datasetBytes, startStorescp, storescu, storescuArgsFor } from '../helpers/dcmtk.js';
-import { CLI, type GatewayProcess, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { CLI, type GatewayProcess, nothingPending, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
 /**
  * End to end over the public corpus: DCMTK storescu (modality) → gateway → DCMTK storescp
@@ -86,10 +85,7 @@ describe.skipIf(!present)('forward: every corpus file storescu can send, modalit
       const uid = String(dicomParser.parseDicom(readFileSync(file), { untilTag: 'x00080018' }).string('x00080018'));
       const sentBytes = datasetBytes(newest(refDir, uid)!);
       // Wait until both destinations are done with it (delivered or dead-lettered).
-      await waitFor(async () => {
-        const s = (await controlGet(path.join(gw.spoolDir, 'control.sock'), '/status')) as { destinations: { pending: number }[] };
-        return s.destinations.every((d) => d.pending === 0) || undefined;
-      }, { what: `${name} forwarded`, intervalMs: 20 });
+      await waitFor(() => nothingPending(gw.spoolDir), { what: `${name} forwarded`, intervalMs: 20 });
       const atPacs = newest(pacsDir, uid);
       expect(atPacs, `${name} at storescp`).toBeDefined();
       expect(datasetBytes(atPacs!).equals(sentBytes), `${name}: data set at the PACS byte-identical to what storescu sent`).toBe(true);

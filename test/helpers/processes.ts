@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { controlGet } from '../../src/health/control-server.js';
 import { stringify } from 'yaml';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -173,4 +174,14 @@ export async function waitFor<T>(check: () => T | undefined | false | Promise<T 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'a condition'}`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
   }
+}
+
+/**
+ * True once no destination of the running gateway has anything pending (delivered or
+ * dead-lettered), asked over its control socket; undefined otherwise, for {@link waitFor}.
+ * A PACS answers C-STORE only after writing the object, so its files are then complete.
+ */
+export async function nothingPending(spoolDir: string): Promise<true | undefined> {
+  const s = (await controlGet(path.join(spoolDir, 'control.sock'), '/status')) as { destinations: { pending: number }[] };
+  return s.destinations.every((d) => d.pending === 0) || undefined;
 }
