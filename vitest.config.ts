@@ -9,5 +9,7 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     reporters: ['default'],
+    // Clears, then gathers, the rows of docs/reliability.md (test/helpers/reliability.ts).
+    globalSetup: ['test/reliability-report.ts'],
   },
 });

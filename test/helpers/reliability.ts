@@ -1,0 +1,37 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT } from './processes.js';
+
+/**
+ * One row of `docs/reliability.md`: what a fault test injected and what it measured.
+ * Every fault test calls {@link recordFault} with figures it counted itself; the global
+ * teardown (test/reliability-report.ts) turns the rows of the run into the report.
+ */
+export interface FaultResult {
+  /** Stable key, also the order of the table (e.g. "01-sigkill-ingest-forward"). */
+  key: string;
+  /** The fault, as the report names it. */
+  fault: string;
+  /** The test file that measured it (relative to the project). */
+  test: string;
+  /** How many times the fault was injected (kills, restarts, malformed cases…). */
+  injected: number;
+  /** Objects the gateway acknowledged with Success during the test. */
+  acknowledged: number;
+  /** Acknowledged objects missing (or different) where they should be: must be 0. */
+  lost: number;
+  /** Objects the PACS received more than once (allowed after a crash; reported). */
+  duplicated: number;
+  /** Longest time from the end of a fault to normal service again, in seconds (null: not measured). */
+  recoverySeconds: number | null;
+  /** One line on what else was checked. */
+  notes: string;
+}
+
+/** Where the rows of this run are written (cleared by the global setup). */
+export const RELIABILITY_DIR = path.join(ROOT, '.tmp', 'reliability');
+
+export function recordFault(r: FaultResult): void {
+  mkdirSync(RELIABILITY_DIR, { recursive: true });
+  writeFileSync(path.join(RELIABILITY_DIR, `${r.key}.json`), JSON.stringify(r, null, 2));
+}
