@@ -7,7 +7,11 @@ import { AtRestCompressor } from './compress/at-rest.js';
 import { CodecPool } from './compress/pool.js';
 import { serveMetrics } from './health/metrics.js';
 import { healthSource, startMqttHealth } from './health/mqtt-start.js';
+import { CommitmentRegistry } from './forward/commitment.js';
 import { DestinationForwarder } from './forward/destination.js';
+import { decodeCommitment } from './dicom/storage-commitment.js';
+import { Status } from './dicom/status.js';
+import { CommitmentScp } from './receive/commitment-scp.js';
 import { DicomServer } from './receive/server.js';
 import { DiskGuard } from './spool/disk-guard.js';
 import { LevelSpool } from './spool/level-spool.js';
@@ -34,6 +38,7 @@ export class Gateway {
     private readonly log: Logger,
     readonly recovery: RecoveryReport,
     readonly address: { host: string; port: number },
+    private readonly commitmentScp: CommitmentScp | undefined,
   ) {}
 
   static async start(config: GatewayConfig, log: Logger): Promise<Gateway> {
@@ -71,6 +76,8 @@ export class Gateway {
     // Alarms go to whatever health reporting starts later (MQTT events).
     const alertSinks: ((a: { destination: string; id: string; sopInstanceUid: string }) => void)[] = [];
     const alerts = { corrupt: (a: { destination: string; id: string; sopInstanceUid: string }) => alertSinks.forEach((fn) => fn(a)) };
+    // Storage Commitment transactions with destinations, for reports arriving on new associations.
+    const commitments = new CommitmentRegistry();
     const forwarders = config.forward.map(
       (d) =>
         new DestinationForwarder(d, {
@@ -79,6 +86,9 @@ export class Gateway {
           callingAeTitle: config.receive.aeTitle,
           codecs,
           alerts,
+          commitments,
+          commitBatch: f.commitBatch,
+          commitTimeoutMs: f.commitTimeoutSeconds * 1000,
           settings: {
             connectTimeoutMs: f.connectTimeoutSeconds * 1000,
             acseTimeoutMs: f.acseTimeoutSeconds * 1000,
@@ -110,7 +120,37 @@ export class Gateway {
         for await (const r of spool.rewriter.records()) atRest.offer(r);
       })().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not list the spool for compression at rest'));
     }
-    const dicom = new DicomServer({ config: config.receive, spool, log });
+    const commitmentScp = config.receive.commitment.enabled
+      ? new CommitmentScp({
+          config: config.receive,
+          spool,
+          log,
+          settings: { connectTimeoutMs: f.connectTimeoutSeconds * 1000, acseTimeoutMs: f.acseTimeoutSeconds * 1000, dimseTimeoutMs: f.responseTimeoutSeconds * 1000, maxPduLength: f.maxPduLength },
+        })
+      : undefined;
+    const dicom = new DicomServer({
+      config: config.receive,
+      spool,
+      log,
+      commitment: {
+        peers: config.forward.filter((d) => d.commit).map((d) => ({ aeTitle: d.aeTitle, host: d.host })),
+        onAction: (req) =>
+          commitmentScp ? commitmentScp.onAction(req) : Promise.resolve({ status: Status.SopClassNotSupported.code, comment: 'storage commitment is disabled' }),
+        onEventReport: async (req) => {
+          let result;
+          try {
+            result = decodeCommitment(req.dataset, { explicitVr: req.explicitVr });
+          } catch (err) {
+            log.warn({ callingAe: req.callingAeTitle, err: (err as Error).message }, 'unreadable storage commitment report');
+            return { status: Status.InvalidArgumentValue.code, comment: 'unreadable storage commitment report' };
+          }
+          if (!(await commitments.report(result))) {
+            log.info({ callingAe: req.callingAeTitle, transactionUid: result.transactionUid }, 'storage commitment report for a transaction no longer open: ignored');
+          }
+          return { status: Status.Success.code };
+        },
+      },
+    });
     const guard = new DiskGuard(config.spool.dir, config.spool);
     const startedAt = Date.now();
     const statusDoc = async () => ({
@@ -129,6 +169,7 @@ export class Gateway {
       },
       destinations: spool.stats().destinations.map((d) => ({ ...d, ...forwarders.find((x) => x.name === d.name)?.status() })),
       codecs: { workers: config.compress.workers, busy: codecPool.busy, queued: codecPool.queued },
+      ...(commitmentScp ? { commitment: commitmentScp.stats() } : {}),
     });
     const control = new ControlServer(
       config.control.socket,
@@ -166,12 +207,13 @@ export class Gateway {
       { version: VERSION, aeTitle: config.receive.aeTitle, host: address.host, port: address.port, spool: config.spool.dir, destinations: forwarders.map((x) => x.name) },
       'gateway listening',
     );
-    return new Gateway(config, spool, dicom, forwarders, control, hashPool, codecPool, atRest, health, log, recovery, address);
+    return new Gateway(config, spool, dicom, forwarders, control, hashPool, codecPool, atRest, health, log, recovery, address, commitmentScp);
   }
 
   async stop(graceMs = 10_000): Promise<void> {
     this.log.info('gateway stopping');
     await this.dicom.close(graceMs);
+    this.commitmentScp?.stop();
     await Promise.all(this.forwarders.map((f) => f.stop()));
     await this.atRest?.stop();
     await this.control.close();

@@ -7,6 +7,11 @@ export interface CallerConfig {
   aeTitle: string;
   /** When set, the caller must also come from this address (an IPv4 or IPv6 literal). */
   host?: string | undefined;
+  /**
+   * The caller's own DICOM port: where Storage Commitment results (N-EVENT-REPORT) are sent on
+   * a new association. Without it, commitment requests from this caller are refused.
+   */
+  port?: number | undefined;
 }
 
 export interface ForwardConfig {
@@ -18,6 +23,11 @@ export interface ForwardConfig {
   associations: number;
   /** Lossless compression proposed first to this destination (default jpeg-ls). */
   compression: 'none' | 'jpeg-ls' | 'htj2k' | 'rle' | 'deflate';
+  /**
+   * Storage Commitment: after sending, ask the destination to commit (N-ACTION) and keep each
+   * object in the spool until its N-EVENT-REPORT says committed (default false).
+   */
+  commit: boolean;
 }
 
 /** `health.mqtt`: key names are read by scripts outside the project. */
@@ -53,6 +63,21 @@ export interface GatewayConfig {
     unknownSopClasses: UnknownSopClassPolicy;
     /** "all" or the list of transfer syntax UIDs accepted. */
     transferSyntaxes: 'all' | string[];
+    /** Larger data sets are refused (their bytes are read and dropped, nothing is stored). */
+    maxObjectBytes: number;
+    /** Storage Commitment SCP towards the modalities. */
+    commitment: {
+      /** Off: the SOP class is not accepted. */
+      enabled: boolean;
+      /**
+       * When an instance counts as committed: `spooled` — durable in the spool (the gateway takes
+       * responsibility); `forwarded` — delivered (and committed, where `commit` is set) to every
+       * destination.
+       */
+      report: 'spooled' | 'forwarded';
+      /** Instances not committed by then are reported as failed. */
+      timeoutSeconds: number;
+    };
   };
   spool: {
     dir: string;
@@ -75,6 +100,10 @@ export interface GatewayConfig {
     maxAttempts: number;
     batch: number;
     maxPduLength: number;
+    /** Objects asked about in one Storage Commitment request. */
+    commitBatch: number;
+    /** No N-EVENT-REPORT within this time: the objects are sent and asked about again. */
+    commitTimeoutSeconds: number;
   };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
   control: { socket: string };

@@ -17,12 +17,14 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'forwarding', 'compress', 'health', 'log', 'control', 'workers']);
   const fwd = v.object(root.forwarding ?? {}, 'forwarding', [
     'connectTimeoutSeconds', 'acseTimeoutSeconds', 'responseTimeoutSeconds', 'retryBaseSeconds', 'retryMaxSeconds', 'idleReleaseSeconds', 'maxAttempts', 'batch', 'maxPduLength',
+    'commitBatch', 'commitTimeoutSeconds',
   ]);
   const device = v.object(root.device, 'device', ['id']);
   const receive = v.object(root.receive, 'receive', [
     'aeTitle', 'host', 'port', 'callers', 'maxAssociations', 'maxPduLength', 'artimTimeoutSeconds', 'idleTimeoutSeconds',
-    'unknownSopClasses', 'transferSyntaxes',
+    'unknownSopClasses', 'transferSyntaxes', 'maxObjectBytes', 'commitment',
   ]);
+  const commitment = v.object(receive.commitment ?? {}, 'receive.commitment', ['enabled', 'report', 'timeoutSeconds']);
   const spool = v.object(root.spool, 'spool', ['dir', 'minFreeBytes', 'maxBytes', 'verifyOnStart', 'keepForwardedHours', 'compressAtRest']);
   const log = v.object(root.log ?? {}, 'log', ['level']);
   const control = v.object(root.control ?? {}, 'control', ['socket']);
@@ -38,18 +40,19 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
 
   const callers = v.array(receive.callers ?? [], 'receive.callers').map((c, i): CallerConfig => {
     const p = `receive.callers[${i}]`;
-    const o = v.object(c, p, ['aeTitle', 'host']);
+    const o = v.object(c, p, ['aeTitle', 'host', 'port']);
     const aeTitle = v.aeTitle(o.aeTitle, `${p}.aeTitle`, { required: true, wildcard: true }) ?? '';
     const host = v.string(o.host, `${p}.host`);
     // Compared with the peer's address as is: a host name would never match (no DNS lookups on the receive path).
     if (host && isIP(host) === 0) v.problem(`${p}.host`, `"${host}" is not an IP address (host names are not resolved)`);
-    return host ? { aeTitle, host } : { aeTitle };
+    const port = v.int(o.port, `${p}.port`, { min: 1, max: 65535 });
+    return { aeTitle, ...(host ? { host } : {}), ...(port !== undefined ? { port } : {}) };
   });
 
   const names = new Set<string>();
   const forward = v.array(root.forward ?? [], 'forward').map((f, i): ForwardConfig => {
     const p = `forward[${i}]`;
-    const o = v.object(f, p, ['name', 'aeTitle', 'host', 'port', 'callingAeTitle', 'associations', 'compression']);
+    const o = v.object(f, p, ['name', 'aeTitle', 'host', 'port', 'callingAeTitle', 'associations', 'compression', 'commit']);
     const name = v.string(o.name, `${p}.name`, { required: true, pattern: /^[A-Za-z0-9_.-]{1,64}$/, hint: 'letters, digits, _ . - (1-64)' }) ?? '';
     if (name && names.has(name)) v.problem(`${p}.name`, `duplicate destination name "${name}"`);
     names.add(name);
@@ -60,6 +63,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       port: v.int(o.port, `${p}.port`, { min: 1, max: 65535, required: true }) ?? 0,
       associations: v.int(o.associations, `${p}.associations`, { min: 1, max: 32 }) ?? 2,
       compression: v.oneOf(o.compression, `${p}.compression`, ['none', 'jpeg-ls', 'htj2k', 'rle', 'deflate'] as const) ?? 'jpeg-ls',
+      commit: v.boolean(o.commit, `${p}.commit`) ?? false,
     };
     const calling = v.aeTitle(o.callingAeTitle, `${p}.callingAeTitle`);
     if (calling) out.callingAeTitle = calling;
@@ -90,6 +94,12 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       idleTimeoutSeconds: v.number(receive.idleTimeoutSeconds, 'receive.idleTimeoutSeconds', { min: 1, max: 86400 }) ?? 120,
       unknownSopClasses: v.oneOf(receive.unknownSopClasses, 'receive.unknownSopClasses', ['reject', 'accept']) ?? 'reject',
       transferSyntaxes,
+      maxObjectBytes: v.bytes(receive.maxObjectBytes, 'receive.maxObjectBytes') ?? 4 * 1024 ** 3,
+      commitment: {
+        enabled: v.boolean(commitment.enabled, 'receive.commitment.enabled') ?? true,
+        report: v.oneOf(commitment.report, 'receive.commitment.report', ['spooled', 'forwarded'] as const) ?? 'spooled',
+        timeoutSeconds: v.number(commitment.timeoutSeconds, 'receive.commitment.timeoutSeconds', { min: 1, max: 7 * 86400 }) ?? 3600,
+      },
     },
     spool: {
       dir: resolvedSpool,
@@ -110,6 +120,8 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       maxAttempts: v.int(fwd.maxAttempts, 'forwarding.maxAttempts', { min: 1, max: 1000 }) ?? 10,
       batch: v.int(fwd.batch, 'forwarding.batch', { min: 1, max: 1000 }) ?? 16,
       maxPduLength: v.int(fwd.maxPduLength, 'forwarding.maxPduLength', { min: 4096, max: 16 * 1024 * 1024 }) ?? 262144,
+      commitBatch: v.int(fwd.commitBatch, 'forwarding.commitBatch', { min: 1, max: 5000 }) ?? 500,
+      commitTimeoutSeconds: v.number(fwd.commitTimeoutSeconds, 'forwarding.commitTimeoutSeconds', { min: 1, max: 7 * 86400 }) ?? 3600,
     },
     log: { level: v.oneOf(log.level, 'log.level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace']) ?? 'info' },
     control: {

@@ -17,9 +17,11 @@ export const CommandField = {
   CEchoRq: 0x0030,
   CEchoRsp: 0x8030,
   NEventReportRq: 0x0100,
+  NEventReportRsp: 0x8100,
   NGetRq: 0x0110,
   NSetRq: 0x0120,
   NActionRq: 0x0130,
+  NActionRsp: 0x8130,
   NCreateRq: 0x0140,
   NDeleteRq: 0x0150,
   CCancelRq: 0x0fff,
@@ -139,6 +141,10 @@ export function encodeResponse(opts: {
   affectedSopClassUid?: string | undefined;
   affectedSopInstanceUid?: string | undefined;
   errorComment?: string | undefined;
+  /** N-ACTION-RSP: the Action Type ID of the request. @see PS3.7 §10.1.4.1 */
+  actionTypeId?: number | undefined;
+  /** N-EVENT-REPORT-RSP: the Event Type ID of the request. @see PS3.7 §10.1.1.1 */
+  eventTypeId?: number | undefined;
 }): Buffer {
   const values: Value[] = [
     { tag: Tag.CommandField, vr: 'US', value: opts.commandField },
@@ -149,5 +155,7 @@ export function encodeResponse(opts: {
   if (opts.affectedSopClassUid) values.push({ tag: Tag.AffectedSopClassUid, vr: 'UI', value: opts.affectedSopClassUid });
   if (opts.affectedSopInstanceUid) values.push({ tag: Tag.AffectedSopInstanceUid, vr: 'UI', value: opts.affectedSopInstanceUid });
   if (opts.errorComment) values.push({ tag: Tag.ErrorComment, vr: 'LO', value: opts.errorComment });
+  if (opts.actionTypeId !== undefined) values.push({ tag: Tag.ActionTypeId, vr: 'US', value: opts.actionTypeId });
+  if (opts.eventTypeId !== undefined) values.push({ tag: Tag.EventTypeId, vr: 'US', value: opts.eventTypeId });
   return encodeCommand(values);
 }

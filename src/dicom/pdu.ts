@@ -83,6 +83,14 @@ export interface AssociateRq {
   readonly maxPduLength: number;
   readonly implementationClassUid: string;
   readonly implementationVersionName: string;
+  /** SCP/SCU Role Selection sub-items, by SOP class UID. @see PS3.7 Annex D.3.3.4 */
+  readonly roles: ReadonlyMap<string, RoleSelection>;
+}
+
+/** Roles the association requestor proposes for one SOP class (default: requestor is SCU only). */
+export interface RoleSelection {
+  readonly scu: boolean;
+  readonly scp: boolean;
 }
 
 const uidString = (b: Buffer): string => b.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
@@ -103,6 +111,7 @@ export function decodeAssociateRq(body: Buffer): AssociateRq {
   let maxPduLength = 0;
   let implementationClassUid = '';
   let implementationVersionName = '';
+  const roles = new Map<string, RoleSelection>();
   forEachItem(body, 68, body.length, (type, start, end) => {
     if (type === ItemType.ApplicationContext) {
       applicationContext = uidString(body.subarray(start, end));
@@ -121,6 +130,12 @@ export function decodeAssociateRq(body: Buffer): AssociateRq {
         if (sub === ItemType.MaxLength && e - s >= 4) maxPduLength = body.readUInt32BE(s);
         else if (sub === ItemType.ImplementationClassUid) implementationClassUid = uidString(body.subarray(s, e));
         else if (sub === ItemType.ImplementationVersionName) implementationVersionName = aeString(body.subarray(s, e));
+        else if (sub === ItemType.RoleSelection) {
+          if (e - s < 4) throw new DicomParseError('PDU_MALFORMED', 'role selection item too short');
+          const n = body.readUInt16BE(s);
+          if (s + 2 + n + 2 > e) throw new DicomParseError('PDU_MALFORMED', 'role selection UID runs past its item');
+          roles.set(uidString(body.subarray(s + 2, s + 2 + n)), { scu: body[s + 2 + n] === 1, scp: body[s + 3 + n] === 1 });
+        }
       });
     }
     // Unknown items are ignored, as PS3.8 §9.3.1 requires of an acceptor.
@@ -136,6 +151,7 @@ export function decodeAssociateRq(body: Buffer): AssociateRq {
     maxPduLength,
     implementationClassUid,
     implementationVersionName,
+    roles,
   };
 }
 
@@ -175,15 +191,30 @@ export interface ContextDecision {
   readonly transferSyntax: string;
 }
 
-/** User Information item: maximum length, implementation class UID and version name. @see PS3.7 Annex D.3.3 */
-function userInformation(opts: { maxPduLength: number; implementationClassUid: string; implementationVersionName: string }): Buffer {
+/**
+ * User Information item: maximum length, implementation class UID, role selections and
+ * version name (sub-items in ascending type order). @see PS3.7 Annex D.3.3
+ */
+function userInformation(opts: {
+  maxPduLength: number;
+  implementationClassUid: string;
+  implementationVersionName: string;
+  roles?: ReadonlyMap<string, RoleSelection> | undefined;
+}): Buffer {
   const max = Buffer.alloc(4);
   max.writeUInt32BE(opts.maxPduLength, 0);
+  const roles = [...(opts.roles ?? new Map<string, RoleSelection>())].map(([uid, r]) => {
+    const u = Buffer.from(uid, 'latin1');
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(u.length, 0);
+    return item(ItemType.RoleSelection, Buffer.concat([len, u, Buffer.from([r.scu ? 1 : 0, r.scp ? 1 : 0])]));
+  });
   return item(
     ItemType.UserInformation,
     Buffer.concat([
       item(ItemType.MaxLength, max),
       item(ItemType.ImplementationClassUid, Buffer.from(opts.implementationClassUid, 'latin1')),
+      ...roles,
       item(ItemType.ImplementationVersionName, Buffer.from(opts.implementationVersionName, 'latin1')),
     ]),
   );
@@ -196,6 +227,8 @@ export function encodeAssociateAc(opts: {
   maxPduLength: number;
   implementationClassUid: string;
   implementationVersionName: string;
+  /** Role selections answered (only for SOP classes the requestor proposed roles for). */
+  roles?: ReadonlyMap<string, RoleSelection> | undefined;
 }): Buffer {
   const fixed = Buffer.alloc(68);
   fixed.writeUInt16BE(0x0001, 0);
@@ -269,6 +302,8 @@ export function encodeAssociateRq(opts: {
   implementationClassUid: string;
   implementationVersionName: string;
   applicationContext?: string;
+  /** Role selections proposed (e.g. SCP role for a Storage Commitment report). */
+  roles?: ReadonlyMap<string, RoleSelection> | undefined;
 }): Buffer {
   const fixed = Buffer.alloc(68);
   fixed.writeUInt16BE(0x0001, 0);

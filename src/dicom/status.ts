@@ -29,11 +29,18 @@ const table = {
   // General failures, PS3.7 C.4
   ProcessingFailure: { code: 0x0110, name: 'Failure: Processing failure', category: 'failure', source: 'PS3.7' },
   DuplicateSopInstance: { code: 0x0111, name: 'Failure: Duplicate SOP Instance', category: 'failure', source: 'PS3.7' },
+  NoSuchObjectInstance: { code: 0x0112, name: 'Failure: No such object instance', category: 'failure', source: 'PS3.7' },
+  NoSuchEventType: { code: 0x0113, name: 'Failure: No such event type', category: 'failure', source: 'PS3.7' },
+  InvalidArgumentValue: { code: 0x0115, name: 'Failure: Invalid argument value', category: 'failure', source: 'PS3.7' },
+  InvalidObjectInstance: { code: 0x0117, name: 'Failure: Invalid object instance', category: 'failure', source: 'PS3.7' },
   NoSuchSopClass: { code: 0x0118, name: 'Failure: No such SOP Class', category: 'failure', source: 'PS3.7' },
   ClassInstanceConflict: { code: 0x0119, name: 'Failure: Class-Instance conflict', category: 'failure', source: 'PS3.7' },
   MissingAttribute: { code: 0x0120, name: 'Failure: Missing Attribute', category: 'failure', source: 'PS3.7' },
   SopClassNotSupported: { code: 0x0122, name: 'Refused: SOP Class not supported', category: 'failure', source: 'PS3.7' },
+  NoSuchActionType: { code: 0x0123, name: 'Failure: No such action type', category: 'failure', source: 'PS3.7' },
   NotAuthorized: { code: 0x0124, name: 'Refused: Not authorized', category: 'failure', source: 'PS3.7' },
+  // Storage Commitment Failure Reason (0008,1197), PS3.3 C.14.1.1
+  DuplicateTransactionUid: { code: 0x0131, name: 'Failure: Duplicate transaction UID', category: 'failure', source: 'PS3.4' },
   DuplicateInvocation: { code: 0x0210, name: 'Failure: Duplicate invocation', category: 'failure', source: 'PS3.7' },
   UnrecognizedOperation: { code: 0x0211, name: 'Failure: Unrecognized operation', category: 'failure', source: 'PS3.7' },
   MistypedArgument: { code: 0x0212, name: 'Failure: Mistyped argument', category: 'failure', source: 'PS3.7' },

@@ -19,6 +19,8 @@ export const Tag = {
   ErrorId: 0x00000903,
   AffectedSopInstanceUid: 0x00001000,
   RequestedSopInstanceUid: 0x00001001,
+  EventTypeId: 0x00001002,
+  ActionTypeId: 0x00001008,
   MoveOriginatorAeTitle: 0x00001030,
   MoveOriginatorMessageId: 0x00001031,
   // File Meta Information, PS3.10 §7.1
@@ -35,6 +37,13 @@ export const Tag = {
   SopClassUid: 0x00080016,
   SopInstanceUid: 0x00080018,
   Modality: 0x00080060,
+  // Storage Commitment module, PS3.3 §C.14.1
+  ReferencedSopClassUid: 0x00081150,
+  ReferencedSopInstanceUid: 0x00081155,
+  TransactionUid: 0x00081195,
+  FailureReason: 0x00081197,
+  FailedSopSequence: 0x00081198,
+  ReferencedSopSequence: 0x00081199,
   StudyInstanceUid: 0x0020000d,
   SeriesInstanceUid: 0x0020000e,
   // Image Pixel module, PS3.3 §C.7.6.3

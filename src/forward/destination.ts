@@ -9,6 +9,7 @@ import type { Claim, ObjectReader, Spool } from '../spool/spool.js';
 import { Backoff } from './backoff.js';
 import { type CompressionStats, discard, MAX_PAIRS, ObjectSender } from './object-sender.js';
 import { outcomeOfError, type Outcome } from './outcome.js';
+import { type CommitStats, type CommitmentRegistry, CommitTracker } from './commitment.js';
 import { ScuAssociation } from './scu.js';
 
 export interface ForwardSettings {
@@ -45,6 +46,8 @@ export interface DestinationStatus {
   /** Paused by an operator (MQTT `pause-forward`): nothing is sent until resumed. */
   paused: boolean;
   compression: CompressionStats;
+  /** With `forward[].commit`: what Storage Commitment holds and has settled. */
+  commitment?: CommitStats;
 }
 
 export type { CompressionStats };
@@ -66,6 +69,7 @@ export class DestinationForwarder {
   private readonly recent: number[] = [];
   private readonly active = new Set<ScuAssociation>();
   private readonly sender: ObjectSender;
+  private readonly commits: CommitTracker | undefined;
 
   constructor(
     private readonly dest: ForwardConfig,
@@ -78,6 +82,10 @@ export class DestinationForwarder {
       codecs?: { pool: CodecPool; verify: boolean; maxObjectBytes: number } | undefined;
       /** Alarms for the health reporting (set once it has started). */
       alerts?: { corrupt: (a: { destination: string; id: string; sopInstanceUid: string }) => void } | undefined;
+      /** Where Storage Commitment transactions are registered (needed when `commit` is set). */
+      commitments?: CommitmentRegistry | undefined;
+      commitTimeoutMs?: number | undefined;
+      commitBatch?: number | undefined;
     },
   ) {
     this.backoff = new Backoff({ baseMs: deps.settings.retryBaseMs, maxMs: deps.settings.retryMaxMs });
@@ -88,6 +96,18 @@ export class DestinationForwarder {
       log: deps.log.child({ destination: dest.name }),
       codecs: deps.codecs,
     });
+    if (dest.commit && deps.commitments) {
+      this.commits = new CommitTracker(dest, {
+        spool: deps.spool,
+        log: deps.log,
+        settings: deps.settings,
+        commit: { batch: deps.commitBatch ?? 500, timeoutMs: deps.commitTimeoutMs ?? 3_600_000, sameAssociationWaitMs: 3000, lingerMs: 1000 },
+        callingAeTitle: dest.callingAeTitle ?? deps.callingAeTitle,
+        registry: deps.commitments,
+        // Failed commitments put objects back in the queue: wake the workers.
+        onCommitted: () => this.notify(),
+      });
+    }
   }
 
   get name(): string {
@@ -113,6 +133,7 @@ export class DestinationForwarder {
     await Promise.all(this.workers);
     clearTimeout(t);
     this.workers = [];
+    await this.commits?.stop();
   }
 
   /** Stop handing out new objects (the ones being sent finish); objects keep their places. */
@@ -173,6 +194,7 @@ export class DestinationForwarder {
       rate: Math.round((this.recent.length / 60) * 10) / 10,
       paused: this.paused,
       compression: this.sender.stats(),
+      ...(this.commits ? { commitment: this.commits.stats() } : {}),
     };
     if (b.state === 'up') return { ...base, state: 'up' };
     return { ...base, state: b.state, backoffUntil: new Date(b.until).toISOString(), downSince: new Date(b.since).toISOString(), lastError: b.lastError };
@@ -321,7 +343,9 @@ export class DestinationForwarder {
   private async settle(c: Claim, o: Outcome, log: Logger): Promise<boolean> {
     const { id, sopInstanceUid, size } = c.record;
     if (o.kind === 'delivered') {
-      await this.deps.spool.ack(this.dest.name, id);
+      // With Storage Commitment the object stays (claimed) until the destination commits it.
+      if (this.commits) this.commits.add(c);
+      else await this.deps.spool.ack(this.dest.name, id);
       this.backoff.success();
       this.counts.sent++;
       this.counts.sentBytes += o.bytes ?? size;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
-import { CommandField, DATA_SET_PRESENT, decodeCommand, encodeCommand, NO_DATA_SET } from '../dicom/command.js';
+import { type Command, CommandField, DATA_SET_PRESENT, decodeCommand, encodeCommand, NO_DATA_SET } from '../dicom/command.js';
 import { readPart10Header } from '../dicom/file-meta.js';
 import {
   Abort,
@@ -11,8 +11,10 @@ import {
   encodeAbort,
   encodeAssociateRq,
   encodeReleaseRq,
+  encodePData,
   PduType,
   type ProposedContext,
+  type RoleSelection,
 } from '../dicom/pdu.js';
 import { type PduHandler, PduReader } from '../dicom/pdu-reader.js';
 import { VERIFICATION_SOP_CLASS } from '../dicom/sop-classes.js';
@@ -54,6 +56,18 @@ export interface ScuOptions {
   acseTimeoutMs: number;
   /** Deadline for each C-STORE-RSP after the last byte of the data set is sent. */
   dimseTimeoutMs: number;
+  /** SCP/SCU role selections to propose (PS3.7 D.3.3.4). */
+  roles?: ReadonlyMap<string, RoleSelection> | undefined;
+}
+
+/** Largest data set accepted from the peer (N-EVENT-REPORT results; C-STORE-RSPs carry none). */
+const MAX_INCOMING_DATASET = 16 * 1024 * 1024;
+
+/** A DIMSE request the peer sent us (e.g. N-EVENT-REPORT-RQ on a Storage Commitment association). */
+export interface IncomingRequest {
+  contextId: number;
+  command: Command;
+  dataset: Buffer | undefined;
 }
 
 export interface StoreResult {
@@ -61,7 +75,11 @@ export interface StoreResult {
   errorComment?: string | undefined;
 }
 
-type Event = { kind: 'pdu'; type: number; body: Buffer } | { kind: 'command'; buf: Buffer } | { kind: 'closed'; error?: Error };
+type Event =
+  | { kind: 'pdu'; type: number; body: Buffer }
+  | { kind: 'command'; buf: Buffer; contextId: number }
+  | { kind: 'dataset'; buf: Buffer }
+  | { kind: 'closed'; error?: Error };
 
 export class ScuAssociation implements PduHandler {
   private readonly reader: PduReader;
@@ -69,7 +87,10 @@ export class ScuAssociation implements PduHandler {
   private waiter: (() => void) | undefined;
   private closed = false;
   private commandParts: Buffer[] = [];
+  private dataParts: Buffer[] = [];
+  private dataBytes = 0;
   private pdvControl = 0;
+  private pdvContext = 0;
   private peerMaxPdu = 0;
   private accepted = new Map<number, { abstractSyntax: string; transferSyntax: string }>();
   private messageId = 0;
@@ -194,6 +215,72 @@ export class ScuAssociation implements PduHandler {
     return rsp.us(Tag.Status) ?? -1;
   }
 
+  /**
+   * Send one DIMSE request (command, then its data set if any) and wait for its response.
+   * Used for the N-ACTION of Storage Commitment and the N-EVENT-REPORT of its result.
+   * @see PS3.7 §10.1.4 (N-ACTION), §10.1.1 (N-EVENT-REPORT)
+   */
+  async request(
+    ctxId: number,
+    fields: { commandField: number; sopClassUid: string; sopInstanceUid: string; typeId: number },
+    dataset: Buffer | undefined,
+    what: string,
+  ): Promise<{ status: number; errorComment: string | undefined }> {
+    const messageId = (this.messageId = (this.messageId % 0xffff) + 1);
+    const nAction = fields.commandField === CommandField.NActionRq;
+    const cmd = encodeCommand([
+      { tag: nAction ? Tag.RequestedSopClassUid : Tag.AffectedSopClassUid, vr: 'UI', value: fields.sopClassUid },
+      { tag: Tag.CommandField, vr: 'US', value: fields.commandField },
+      { tag: Tag.MessageId, vr: 'US', value: messageId },
+      { tag: Tag.CommandDataSetType, vr: 'US', value: dataset ? DATA_SET_PRESENT : NO_DATA_SET },
+      { tag: nAction ? Tag.RequestedSopInstanceUid : Tag.AffectedSopInstanceUid, vr: 'UI', value: fields.sopInstanceUid },
+      { tag: nAction ? Tag.ActionTypeId : Tag.EventTypeId, vr: 'US', value: fields.typeId },
+    ]);
+    await this.writePdv(ctxId, true, cmd, true);
+    if (dataset) for (const pdu of encodePData(ctxId, false, dataset, this.peerMaxPdu)) this.socket.write(pdu);
+    const rsp = decodeCommand(await this.nextCommand(this.opts.dimseTimeoutMs, what));
+    const expected = (fields.commandField | 0x8000) & 0xffff;
+    if (rsp.commandField !== expected || rsp.us(Tag.MessageIdBeingRespondedTo) !== messageId) {
+      this.abort();
+      throw new ForwardError('DIMSE_UNEXPECTED', `peer answered ${what} with command 0x${(rsp.commandField ?? 0).toString(16)}`, { retryable: true });
+    }
+    return { status: rsp.us(Tag.Status) ?? -1, errorComment: rsp.str(Tag.ErrorComment) };
+  }
+
+  /**
+   * Wait up to `timeoutMs` for a request from the peer (an N-EVENT-REPORT-RQ after our N-ACTION).
+   * Resolves undefined when none comes in time or the association ends; the association stays open.
+   */
+  async nextRequest(timeoutMs: number): Promise<IncomingRequest | undefined> {
+    const ev = await this.next(timeoutMs, 'a request', { keepOpen: true });
+    if (ev === undefined || ev.kind !== 'command') return undefined;
+    let command: Command;
+    try {
+      command = decodeCommand(ev.buf);
+    } catch (err) {
+      this.abort();
+      throw new ForwardError('PROTOCOL_ERROR', `unreadable request from peer: ${(err as Error).message}`, { retryable: true, cause: err });
+    }
+    let dataset: Buffer | undefined;
+    if (command.hasDataSet) {
+      const d = await this.next(this.opts.dimseTimeoutMs, 'the data set of a request');
+      if (d?.kind !== 'dataset') throw new ForwardError('NO_RESPONSE', 'peer request without its data set', { retryable: true });
+      dataset = d.buf;
+    }
+    return { contextId: ev.contextId, command, dataset };
+  }
+
+  /** Answer a request the peer sent (no data set). */
+  respond(ctxId: number, rsp: Buffer): void {
+    if (!this.isOpen) return;
+    for (const pdu of encodePData(ctxId, true, rsp, this.peerMaxPdu)) this.socket.write(pdu);
+  }
+
+  /** The transfer syntax accepted on a context. */
+  transferSyntaxOf(ctxId: number): string | undefined {
+    return this.accepted.get(ctxId)?.transferSyntax;
+  }
+
   /** Orderly release; on any failure the socket is destroyed. */
   async release(): Promise<void> {
     if (!this.isOpen) return;
@@ -223,17 +310,27 @@ export class ScuAssociation implements PduHandler {
     }
     this.push({ kind: 'pdu', type, body });
   }
-  onPdvStart(_contextId: number, control: number): void {
+  onPdvStart(contextId: number, control: number): void {
     this.pdvControl = control;
+    this.pdvContext = contextId;
   }
   onPdvData(data: Buffer): void {
     if ((this.pdvControl & 0x01) === 1) this.commandParts.push(Buffer.from(data));
-    // Data set fragments are not expected after a C-STORE-RSP; they are ignored.
+    else {
+      // Only requests the peer sends us (N-EVENT-REPORT) carry data sets; they are small.
+      this.dataBytes += data.length;
+      if (this.dataBytes > MAX_INCOMING_DATASET) throw new DicomParseError('DATASET_TOO_LARGE', `peer data set exceeds ${MAX_INCOMING_DATASET} bytes`);
+      this.dataParts.push(Buffer.from(data));
+    }
   }
   onPdvEnd(): void {
     if ((this.pdvControl & 0x03) === 0x03) {
-      this.push({ kind: 'command', buf: Buffer.concat(this.commandParts) });
+      this.push({ kind: 'command', buf: Buffer.concat(this.commandParts), contextId: this.pdvContext });
       this.commandParts = [];
+    } else if ((this.pdvControl & 0x03) === 0x02) {
+      this.push({ kind: 'dataset', buf: Buffer.concat(this.dataParts) });
+      this.dataParts = [];
+      this.dataBytes = 0;
     }
   }
 
@@ -248,6 +345,7 @@ export class ScuAssociation implements PduHandler {
         maxPduLength: this.opts.maxPduLength,
         implementationClassUid: IMPLEMENTATION_CLASS_UID,
         implementationVersionName: IMPLEMENTATION_VERSION_NAME,
+        roles: this.opts.roles,
       }),
     );
     const ev = await this.next(this.opts.acseTimeoutMs, 'A-ASSOCIATE-AC');
@@ -369,13 +467,16 @@ export class ScuAssociation implements PduHandler {
     throw new ForwardError('NO_RESPONSE', `association ended without ${what}`, { retryable: true });
   }
 
-  /** The next event, or a timeout that destroys the socket. */
-  private async next(timeoutMs: number, what: string): Promise<Event> {
+  /** The next event, or a timeout that destroys the socket (or, with `keepOpen`, resolves undefined). */
+  private async next(timeoutMs: number, what: string): Promise<Event>;
+  private async next(timeoutMs: number, what: string, opts: { keepOpen: true }): Promise<Event | undefined>;
+  private async next(timeoutMs: number, what: string, opts?: { keepOpen: true }): Promise<Event | undefined> {
     const deadline = Date.now() + timeoutMs;
     while (this.events.length === 0) {
       if (this.closed) return { kind: 'closed' };
       const left = deadline - Date.now();
       if (left <= 0) {
+        if (opts?.keepOpen) return undefined;
         this.socket.destroy();
         throw new ForwardError('DIMSE_TIMEOUT', `no ${what} within ${timeoutMs} ms`, { retryable: true });
       }

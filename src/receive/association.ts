@@ -9,7 +9,10 @@ import { DicomParseError } from '../errors.js';
 import { crashpoint } from '../util/crashpoint.js';
 import type { Logger } from '../log.js';
 import type { Spool } from '../spool/spool.js';
-import { type AcceptedContext, negotiate, normalizeAddress } from './negotiation.js';
+import { type AcceptedContext, type CommitPeer, negotiate, normalizeAddress } from './negotiation.js';
+import { ACTION_REQUEST_COMMITMENT, STORAGE_COMMITMENT_INSTANCE, STORAGE_COMMITMENT_PUSH_MODEL } from '../dicom/storage-commitment.js';
+import { Tag } from '../dicom/tags.js';
+import { TS } from '../dicom/transfer-syntaxes.js';
 import {
   Abort,
   decodeAssociateRq,
@@ -30,6 +33,20 @@ import type { ReceiveStats } from './stats.js';
 const MAX_COMMAND_BYTES = 64 * 1024;
 /** Non-P-DATA PDUs (an A-ASSOCIATE-RQ with many contexts is the largest). */
 const MAX_CONTROL_PDU = 1024 * 1024;
+/** Largest data set held in memory (Storage Commitment requests and reports; C-STOREs stream to disk). */
+const MAX_BUFFERED_DATASET = 16 * 1024 * 1024;
+
+/**
+ * Storage Commitment on the receive side: a modality's N-ACTION (we are its SCP) and a
+ * destination's N-EVENT-REPORT on a new association (we are its SCU). Both answer with a status.
+ * @see PS3.4 Annex J.3
+ */
+export interface CommitmentServices {
+  onAction(req: { callingAeTitle: string; remoteAddress: string; explicitVr: boolean; dataset: Buffer }): Promise<StoreOutcome>;
+  onEventReport(req: { callingAeTitle: string; explicitVr: boolean; dataset: Buffer; eventTypeId: number | undefined }): Promise<StoreOutcome>;
+  /** Destinations that may associate to report (forward[].commit). */
+  peers: readonly CommitPeer[];
+}
 
 type Phase = 'awaiting-rq' | 'established' | 'released' | 'closed';
 
@@ -60,7 +77,7 @@ export class Association implements PduHandler {
   private pdvControl = 0;
   private commandParts: Buffer[] = [];
   private commandBytes = 0;
-  private reception: { ctx: number; store?: StoreReception; done: (override?: StoreOutcome) => void } | undefined;
+  private reception: { ctx: number; store?: StoreReception; buffer?: { parts: Buffer[]; bytes: number }; done: (override?: StoreOutcome) => void } | undefined;
 
   private readonly counts = { stored: 0, failed: 0, bytes: 0, echoes: 0 };
   private readonly startedAt = Date.now();
@@ -75,6 +92,7 @@ export class Association implements PduHandler {
       stats: ReceiveStats;
       /** False when the server is at receive.maxAssociations: the request gets a transient reject. */
       admitted: boolean;
+      commitment?: CommitmentServices | undefined;
     },
   ) {
     this.reader = new PduReader(this, { maxPDataLength: Math.max(deps.config.maxPduLength, 1024 * 1024) * 2, maxControlPduLength: MAX_CONTROL_PDU });
@@ -133,6 +151,11 @@ export class Association implements PduHandler {
     } else if (this.reception?.store) {
       this.reception.store.write(data);
       crashpoint('mid-data');
+    } else if (this.reception?.buffer) {
+      const b = this.reception.buffer;
+      b.bytes += data.length;
+      if (b.bytes > MAX_BUFFERED_DATASET) throw new DicomParseError('DATASET_TOO_LARGE', `Storage Commitment data set exceeds ${MAX_BUFFERED_DATASET} bytes`);
+      b.parts.push(Buffer.from(data));
     }
   }
 
@@ -159,7 +182,7 @@ export class Association implements PduHandler {
     const rq = decodeAssociateRq(body);
     const remote = normalizeAddress(this.socket.remoteAddress ?? '?');
     const base = { assoc: this.deps.id, remote, callingAe: rq.callingAeTitle, calledAe: rq.calledAeTitle };
-    const decision = negotiate(rq, this.deps.config, remote);
+    const decision = negotiate(rq, this.deps.config, remote, this.deps.commitment?.peers ?? []);
     if (decision.kind === 'reject') {
       this.log.warn({ ...base, result: decision.result, source: decision.source, reason: decision.reason }, `association rejected: ${decision.why}`);
       return this.rejectAndClose(decision.result, decision.source, decision.reason, { callingAeTitle: rq.callingAeTitle, calledAeTitle: rq.calledAeTitle, address: remote, why: decision.why });
@@ -183,6 +206,7 @@ export class Association implements PduHandler {
         maxPduLength: this.deps.config.maxPduLength,
         implementationClassUid: IMPLEMENTATION_CLASS_UID,
         implementationVersionName: IMPLEMENTATION_VERSION_NAME,
+        roles: decision.roles,
       }),
     );
     this.phase = 'established';
@@ -225,6 +249,9 @@ export class Association implements PduHandler {
       return;
     }
     if (field === CommandField.CCancelRq) return; // nothing of ours is cancellable
+    if ((field === CommandField.NActionRq || field === CommandField.NEventReportRq) && ctx.abstractSyntax === STORAGE_COMMITMENT_PUSH_MODEL && this.deps.commitment) {
+      return this.onCommitment(ctxId, ctx, cmd, field, messageId);
+    }
     if (field !== CommandField.CStoreRq) {
       this.log.warn({ assoc: this.deps.id, commandField: `0x${hex4(field ?? 0)}` }, 'unsupported DIMSE command');
       const rsp = ((field ?? 0) | 0x8000) & 0xffff;
@@ -259,9 +286,59 @@ export class Association implements PduHandler {
       sopInstanceUid,
       ts,
       callingAeTitle: this.callingAe,
+      maxBytes: this.deps.config.maxObjectBytes,
       backpressure: (pause) => this.pause('spool', pause),
     });
     this.expectDataSet(ctxId, store, { status: Status.ProcessingFailure.code }, respond);
+  }
+
+  /**
+   * Storage Commitment: an N-ACTION-RQ from a modality (Request Storage Commitment) or an
+   * N-EVENT-REPORT-RQ from a destination (the result of our request). The small data set is
+   * held in memory, then handed to the commitment services; their status is the answer.
+   * @see PS3.4 §J.3.2 (N-ACTION), §J.3.3 (N-EVENT-REPORT)
+   */
+  private onCommitment(ctxId: number, ctx: AcceptedContext, cmd: ReturnType<typeof decodeCommand>, field: number, messageId: number): void {
+    const services = this.deps.commitment!;
+    const action = field === CommandField.NActionRq;
+    const rspField = action ? CommandField.NActionRsp : CommandField.NEventReportRsp;
+    const typeId = cmd.us(action ? Tag.ActionTypeId : Tag.EventTypeId);
+    const instance = action ? cmd.str(Tag.RequestedSopInstanceUid) : cmd.str(Tag.AffectedSopInstanceUid);
+    const explicitVr = ctx.transferSyntax === TS.ExplicitVRLittleEndian;
+    const respond = (o: Promise<StoreOutcome>) =>
+      this.respond(ctxId, o, rspField, messageId, STORAGE_COMMITMENT_PUSH_MODEL, STORAGE_COMMITMENT_INSTANCE, action ? { actionTypeId: typeId } : { eventTypeId: typeId });
+    let refusal: StoreOutcome | undefined;
+    if (instance !== STORAGE_COMMITMENT_INSTANCE) refusal = { status: Status.NoSuchObjectInstance.code, comment: 'not the Storage Commitment well-known SOP Instance' };
+    else if (action && typeId !== ACTION_REQUEST_COMMITMENT) refusal = { status: Status.NoSuchActionType.code, comment: 'Action Type ID must be 1 (Request Storage Commitment)' };
+    else if (!cmd.hasDataSet) refusal = { status: Status.MissingAttribute.code, comment: 'no data set' };
+    if (refusal) {
+      if (cmd.hasDataSet) this.expectDataSet(ctxId, undefined, refusal, respond);
+      else {
+        this.inFlight++;
+        respond(Promise.resolve(refusal));
+      }
+      return;
+    }
+    const remoteAddress = normalizeAddress(this.socket.remoteAddress ?? '?');
+    let finish!: (o: Promise<StoreOutcome>) => void;
+    const result = new Promise<StoreOutcome>((resolve) => {
+      finish = resolve;
+    });
+    const buffer = { parts: [] as Buffer[], bytes: 0 };
+    this.reception = {
+      ctx: ctxId,
+      buffer,
+      done: (override) => {
+        if (override) return finish(Promise.resolve(override));
+        const dataset = Buffer.concat(buffer.parts, buffer.bytes);
+        finish(
+          action
+            ? services.onAction({ callingAeTitle: this.callingAe, remoteAddress, explicitVr, dataset })
+            : services.onEventReport({ callingAeTitle: this.callingAe, explicitVr, dataset, eventTypeId: typeId }),
+        );
+      },
+    };
+    respond(result);
   }
 
   /**
@@ -283,7 +360,15 @@ export class Association implements PduHandler {
   }
 
   /** Queue a response after all earlier ones. Never throws: an exception becomes 0x0110. */
-  private respond(ctxId: number, outcome: Promise<StoreOutcome>, commandField: number, messageId: number, sopClassUid?: string, sopInstanceUid?: string): void {
+  private respond(
+    ctxId: number,
+    outcome: Promise<StoreOutcome>,
+    commandField: number,
+    messageId: number,
+    sopClassUid?: string,
+    sopInstanceUid?: string,
+    typeIds: { actionTypeId?: number | undefined; eventTypeId?: number | undefined } = {},
+  ): void {
     const started = Date.now();
     const safe = outcome.catch((err: unknown) => toOutcome(err));
     this.tail = this.tail.then(async () => {
@@ -298,6 +383,7 @@ export class Association implements PduHandler {
         affectedSopClassUid: sopClassUid,
         affectedSopInstanceUid: sopInstanceUid,
         errorComment: o.status === Status.Success.code ? undefined : o.comment,
+        ...typeIds,
       });
       crashpoint('before-response');
       for (const pdu of encodePData(ctxId, true, rsp, this.peerMaxPdu)) this.socket.write(pdu);

@@ -1,8 +1,10 @@
+import { isIP } from 'node:net';
 import type { CallerConfig, GatewayConfig } from '../config/types.js';
 import { isKnownStorageSopClass, VERIFICATION_SOP_CLASS } from '../dicom/sop-classes.js';
 import { transferSyntax, TS } from '../dicom/transfer-syntaxes.js';
 import { APPLICATION_CONTEXT_NAME, isValidUid } from '../dicom/uids.js';
-import { type AssociateRq, type ContextDecision, ContextResult, Reject } from '../dicom/pdu.js';
+import { type AssociateRq, type ContextDecision, ContextResult, Reject, type RoleSelection } from '../dicom/pdu.js';
+import { STORAGE_COMMITMENT_PUSH_MODEL } from '../dicom/storage-commitment.js';
 
 /**
  * Association acceptance policy: who may associate, and which presentation contexts are
@@ -22,14 +24,28 @@ export interface AcceptedContext {
 
 export type Decision =
   | { kind: 'reject'; result: number; source: number; reason: number; why: string }
-  | { kind: 'accept'; decisions: ContextDecision[]; accepted: Map<number, AcceptedContext> };
+  | { kind: 'accept'; decisions: ContextDecision[]; accepted: Map<number, AcceptedContext>; roles: Map<string, RoleSelection> };
 
-type ReceivePolicy = Pick<GatewayConfig['receive'], 'aeTitle' | 'callers' | 'unknownSopClasses' | 'transferSyntaxes'>;
+type ReceivePolicy = Pick<GatewayConfig['receive'], 'aeTitle' | 'callers' | 'unknownSopClasses' | 'transferSyntaxes'> & {
+  commitment?: { enabled: boolean } | undefined;
+};
+
+/**
+ * Destinations asked for Storage Commitment (`forward[].commit`): they may associate to deliver
+ * their N-EVENT-REPORT on a new association, and for nothing else (no storage contexts).
+ */
+export interface CommitPeer {
+  aeTitle: string;
+  host: string;
+}
+
+/** Syntaxes the Storage Commitment data sets are exchanged in (small; no need for more). */
+const COMMITMENT_SYNTAXES = new Set<string>([TS.ExplicitVRLittleEndian, TS.ImplicitVRLittleEndian]);
 
 /** Syntaxes Verification is accepted with (no data set is ever exchanged). */
 const VERIFICATION_SYNTAXES = new Set<string>([TS.ImplicitVRLittleEndian, TS.ExplicitVRLittleEndian, TS.ExplicitVRBigEndian]);
 
-export function negotiate(rq: AssociateRq, policy: ReceivePolicy, remoteAddress: string): Decision {
+export function negotiate(rq: AssociateRq, policy: ReceivePolicy, remoteAddress: string, commitPeers: readonly CommitPeer[] = []): Decision {
   if ((rq.protocolVersion & 0x0001) === 0) {
     return reject(Reject.Result.Permanent, Reject.Source.ServiceProviderAcse, Reject.AcseReason.ProtocolVersionNotSupported, `protocol version 0x${rq.protocolVersion.toString(16)} not supported`);
   }
@@ -39,23 +55,38 @@ export function negotiate(rq: AssociateRq, policy: ReceivePolicy, remoteAddress:
   if (rq.calledAeTitle !== policy.aeTitle) {
     return reject(Reject.Result.Permanent, Reject.Source.ServiceUser, Reject.UserReason.CalledAeNotRecognized, `called AE title "${rq.calledAeTitle}" is not "${policy.aeTitle}"`);
   }
-  if (!callerAllowed(policy.callers, rq.callingAeTitle, remoteAddress)) {
+  const caller = callerAllowed(policy.callers, rq.callingAeTitle, remoteAddress);
+  const commitPeer = commitPeers.some((p) => p.aeTitle === rq.callingAeTitle && (isIP(p.host) === 0 || normalizeAddress(p.host) === normalizeAddress(remoteAddress)));
+  if (!caller && !commitPeer) {
     return reject(Reject.Result.Permanent, Reject.Source.ServiceUser, Reject.UserReason.CallingAeNotRecognized, `calling AE title "${rq.callingAeTitle}" from ${remoteAddress} is not in receive.callers`);
   }
 
   const decisions: ContextDecision[] = [];
   const accepted = new Map<number, AcceptedContext>();
+  const roles = new Map<string, RoleSelection>();
+  // A modality may ask us to commit (if enabled); a destination may report on its commitment.
+  const commitmentOk = (caller && policy.commitment?.enabled === true) || commitPeer;
   for (const pc of rq.contexts) {
     const verification = pc.abstractSyntax === VERIFICATION_SOP_CLASS;
-    const storage = !verification && isKnownStorageSopClass(pc.abstractSyntax);
-    const allowedUnknown = !verification && !storage && policy.unknownSopClasses === 'accept' && isValidUid(pc.abstractSyntax);
-    if (!verification && !storage && !allowedUnknown) {
+    const commitment = pc.abstractSyntax === STORAGE_COMMITMENT_PUSH_MODEL && commitmentOk;
+    // A commitment peer that is not also a caller gets no storage contexts.
+    const storage = !verification && !commitment && caller && isKnownStorageSopClass(pc.abstractSyntax);
+    const allowedUnknown = !verification && !commitment && !storage && caller && pc.abstractSyntax !== STORAGE_COMMITMENT_PUSH_MODEL && policy.unknownSopClasses === 'accept' && isValidUid(pc.abstractSyntax);
+    if (!verification && !commitment && !storage && !allowedUnknown) {
       decisions.push({ id: pc.id, result: ContextResult.AbstractSyntaxNotSupported, transferSyntax: TS.ImplicitVRLittleEndian });
       continue;
     }
     const chosen = pc.transferSyntaxes.find((ts) =>
-      verification ? VERIFICATION_SYNTAXES.has(ts) : transferSyntax(ts) !== undefined && (policy.transferSyntaxes === 'all' || policy.transferSyntaxes.includes(ts)),
+      verification
+        ? VERIFICATION_SYNTAXES.has(ts)
+        : commitment
+          ? COMMITMENT_SYNTAXES.has(ts)
+          : transferSyntax(ts) !== undefined && (policy.transferSyntaxes === 'all' || policy.transferSyntaxes.includes(ts)),
     );
+    // Storage Commitment works in both roles (we request of destinations, we answer modalities):
+    // whatever roles the requestor proposes for it are accepted. @see PS3.7 D.3.3.4
+    const proposedRole = rq.roles.get(pc.abstractSyntax);
+    if (commitment && proposedRole && chosen) roles.set(pc.abstractSyntax, proposedRole);
     if (!chosen) {
       decisions.push({ id: pc.id, result: ContextResult.TransferSyntaxesNotSupported, transferSyntax: TS.ImplicitVRLittleEndian });
       continue;
@@ -63,7 +94,7 @@ export function negotiate(rq: AssociateRq, policy: ReceivePolicy, remoteAddress:
     decisions.push({ id: pc.id, result: ContextResult.Acceptance, transferSyntax: chosen });
     accepted.set(pc.id, { id: pc.id, abstractSyntax: pc.abstractSyntax, transferSyntax: chosen });
   }
-  return { kind: 'accept', decisions, accepted };
+  return { kind: 'accept', decisions, accepted, roles };
 }
 
 /** Normalise an IPv4-mapped IPv6 address so that "::ffff:127.0.0.1" matches "127.0.0.1". */

@@ -2,7 +2,7 @@ import net from 'node:net';
 import type { GatewayConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Spool } from '../spool/spool.js';
-import { Association } from './association.js';
+import { Association, type CommitmentServices } from './association.js';
 import { normalizeAddress } from './negotiation.js';
 import { ReceiveStats } from './stats.js';
 
@@ -18,7 +18,7 @@ export class DicomServer {
   private seq = 0;
 
   constructor(
-    private readonly deps: { config: GatewayConfig['receive']; spool: Spool; log: Logger },
+    private readonly deps: { config: GatewayConfig['receive']; spool: Spool; log: Logger; commitment?: CommitmentServices | undefined },
   ) {
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.onConnection(socket));
   }
@@ -54,6 +54,6 @@ export class DicomServer {
     this.stats.connectionOpened();
     socket.once('close', () => this.sockets.delete(socket));
     this.deps.log.debug({ assoc: id, remote: normalizeAddress(socket.remoteAddress ?? '?'), admitted }, 'connection');
-    new Association(socket, { id, config: this.deps.config, spool: this.deps.spool, log: this.deps.log, stats: this.stats, admitted });
+    new Association(socket, { id, config: this.deps.config, spool: this.deps.spool, log: this.deps.log, stats: this.stats, admitted, commitment: this.deps.commitment });
   }
 }

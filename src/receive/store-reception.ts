@@ -35,6 +35,7 @@ export class StoreReception {
   private received = 0;
   private earlyBytes = 0;
   private pausedEarly = false;
+  private tooLarge = false;
 
   constructor(
     private readonly spool: Spool,
@@ -43,6 +44,8 @@ export class StoreReception {
       sopInstanceUid: string;
       ts: TransferSyntaxInfo;
       callingAeTitle: string;
+      /** Larger data sets are refused (receive.maxObjectBytes); the rest is read and dropped. */
+      maxBytes?: number | undefined;
       /** Called with true to pause the socket, false to resume it. */
       backpressure: (pause: boolean) => void;
     },
@@ -82,6 +85,13 @@ export class StoreReception {
 
   write(chunk: Buffer): void {
     this.received += chunk.length;
+    if (this.tooLarge) return; // read and dropped: not even checked
+    if (this.opts.maxBytes !== undefined && this.received > this.opts.maxBytes) {
+      this.tooLarge = true;
+      const error = new PacsEdgeError('OBJECT_TOO_LARGE', `data set exceeds receive.maxObjectBytes=${this.opts.maxBytes}`, { retryable: false });
+      this.fail({ status: Status.OutOfResources.code, comment: 'object larger than receive.maxObjectBytes', error });
+      return;
+    }
     this.check.write(chunk);
     if (this.failure) return;
     if (this.writer) {

@@ -1,7 +1,7 @@
 import { mkdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
-import { PacsEdgeError } from '../errors.js';
+import { isDiskFull, PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CoalescedDirSync } from '../util/coalesced-fsync.js';
 import { crashpoint } from '../util/crashpoint.js';
@@ -12,7 +12,7 @@ import { recoverSpool } from './recovery.js';
 import { FileObjectWriter } from './file-writer.js';
 import { QueueState } from './queues.js';
 import { formatId, openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
-import type { Claim, DeadLetter, ObjectInfo, ObjectReader, ObjectWriter, RecoveryReport, Spool, SpoolRecord, SpoolRewriter, SpoolStats } from './spool.js';
+import { type Claim, type DeadLetter, HANDED_OVER_KEEP_MS, type ObjectInfo, type ObjectReader, type ObjectWriter, type RecoveryReport, type Spool, type SpoolRecord, type SpoolRewriter, type SpoolStats } from './spool.js';
 
 /**
  * The production spool: LevelDB (via `level`) holds the index and one FIFO queue per
@@ -59,6 +59,7 @@ export class LevelSpool implements Spool {
   /** Objects removed from the index whose files wait for that removal to be durable. */
   private unlinkAfterSync: string[] = [];
   private sweepTimer: NodeJS.Timeout | undefined;
+  private trimTimer: NodeJS.Timeout | undefined;
   private markerTimer: NodeJS.Timeout | undefined;
   private objectBytes = 0;
 
@@ -86,6 +87,9 @@ export class LevelSpool implements Spool {
     await mkdir(this.objectsDir, { recursive: true });
     await this.db.open();
     const report = await this.recover();
+    await this.trimHandedOver();
+    this.trimTimer = setInterval(() => void this.trimHandedOver().catch(() => undefined), 24 * 3600 * 1000);
+    this.trimTimer.unref();
     // Markers of objects acknowledged while no other object arrived are written within a second.
     this.markerTimer = setInterval(() => void this.flushMarkers().catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'could not write durable markers; retrying')), 1000);
     this.markerTimer.unref();
@@ -111,6 +115,7 @@ export class LevelSpool implements Spool {
   async close(): Promise<void> {
     clearInterval(this.markerTimer);
     clearInterval(this.sweepTimer);
+    clearInterval(this.trimTimer);
     await Promise.all(this.committing.values());
     await this.flushMarkers().catch(() => undefined);
     this.dirSync.close();
@@ -135,6 +140,11 @@ export class LevelSpool implements Spool {
       if (this.kept.size === 0) throw err;
       const evicted = await this.sweep(Math.min(this.kept.size, 64));
       this.opts.log.info({ evicted }, 'spool short of space: removed delivered objects kept by spool.keepForwardedHours');
+      // Their files are deleted only once the removals are durable (normally within a second)
+      // and the guard's free space is cached: make it durable, delete them, and ask statfs
+      // again now, so that the space just freed serves this object instead of refusing it.
+      await this.syncAndUnlink();
+      this.guard.invalidate();
       await this.guard.check(this.objectBytes);
     }
     const id = formatId(this.nextId++);
@@ -163,6 +173,10 @@ export class LevelSpool implements Spool {
           this.guard.wrote(record.size);
           if (record.id === id) this.pendingMarkers.push(id);
           return record;
+        } catch (err) {
+          // The volume filled behind the guard's back (another process): look again before the next object.
+          if (isDiskFull(err)) this.guard.invalidate();
+          throw err;
         } finally {
           this.committing.delete(id);
         }
@@ -348,6 +362,11 @@ export class LevelSpool implements Spool {
    * crash can never leave an index entry whose file is gone.
    */
   async ack(destination: string, id: string): Promise<void> {
+    return this.done(destination, id, true);
+  }
+
+  /** The destination no longer owes the object: delivered, or (`delivered` false) given up by an operator. */
+  private async done(destination: string, id: string, delivered: boolean): Promise<void> {
     const record = await this.getRecord(id);
     this.queues.remove(destination, id);
     if (!record) return;
@@ -363,12 +382,15 @@ export class LevelSpool implements Spool {
       this.remember({ ...record, pending });
       return;
     }
+    // Remembered for Storage Commitment requests that come after the object has gone.
+    const handed = delivered ? [{ type: 'put' as const, key: `h!${record.sopInstanceUid}`, value: String(Date.now()) }] : [];
     if ((this.opts.keepForwardedMs ?? 0) > 0) {
       const forwardedAt = Date.now();
       await this.db.batch(
         [
           { type: 'put', key: `o!${id}`, value: sealRecord({ ...record, pending, forwardedAt }) },
           { type: 'del', key: `q!${destination}!${id}` },
+          ...handed,
         ],
         { sync: false },
       );
@@ -376,11 +398,12 @@ export class LevelSpool implements Spool {
       this.kept.set(id, forwardedAt);
       return;
     }
-    await this.removeObject(record, destination);
+    await this.removeObject(record, destination, handed);
   }
 
-  private async removeObject(record: SpoolRecord, destination?: string): Promise<void> {
-    const ops: { type: 'del'; key: string }[] = [
+  private async removeObject(record: SpoolRecord, destination?: string, extra: { type: 'put'; key: string; value: string }[] = []): Promise<void> {
+    const ops: ({ type: 'del'; key: string } | { type: 'put'; key: string; value: string })[] = [
+      ...extra,
       { type: 'del', key: `o!${record.id}` },
       { type: 'del', key: `c!${record.id}` },
     ];
@@ -451,7 +474,7 @@ export class LevelSpool implements Spool {
       await this.db.del(`d!${destination}!${d.id}`, { sync: true });
       this.queues.addDeadLetters(destination, -1);
       // The destination no longer owes it: the same bookkeeping as a delivery.
-      await this.ack(destination, d.id);
+      await this.done(destination, d.id, false);
     }
     return letters.length;
   }
@@ -476,6 +499,20 @@ export class LevelSpool implements Spool {
     const out: DeadLetter[] = [];
     for await (const v of this.db.values({ gte: prefix, lt: `${prefix}\xff` })) out.push(JSON.parse(v) as DeadLetter);
     return out;
+  }
+
+  async handedOver(sopInstanceUid: string): Promise<number | undefined> {
+    const v = await this.db.get(`h!${sopInstanceUid}`);
+    const at = v === undefined ? NaN : Number(v);
+    return at > Date.now() - HANDED_OVER_KEEP_MS ? at : undefined;
+  }
+
+  /** Forget hand-overs older than {@link HANDED_OVER_KEEP_MS} (at open, then daily). */
+  private async trimHandedOver(): Promise<void> {
+    const limit = Date.now() - HANDED_OVER_KEEP_MS;
+    const old: { type: 'del'; key: string }[] = [];
+    for await (const [k, v] of this.db.iterator({ gte: 'h!', lt: 'h!\xff' })) if (!(Number(v) > limit)) old.push({ type: 'del', key: k });
+    if (old.length) await this.db.batch(old, { sync: false });
   }
 
   async find(sopInstanceUid: string): Promise<SpoolRecord | undefined> {

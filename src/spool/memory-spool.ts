@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { PacsEdgeError, SpoolFullError } from '../errors.js';
 import { QueueState } from './queues.js';
 import { formatId } from './record-codec.js';
-import type { Claim, DeadLetter, ObjectReader, ObjectWriter, RecoveryReport, Spool, SpoolRecord, SpoolStats } from './spool.js';
+import { type Claim, type DeadLetter, HANDED_OVER_KEEP_MS, type ObjectReader, type ObjectWriter, type RecoveryReport, type Spool, type SpoolRecord, type SpoolStats } from './spool.js';
 
 /**
  * A volatile spool for unit tests of the stages around it (and as the reference behaviour of
@@ -13,6 +13,7 @@ export class MemorySpool implements Spool {
   private readonly objects = new Map<string, { record: SpoolRecord; bytes: Buffer }>();
   private readonly byUid = new Map<string, string>();
   private readonly dead = new Map<string, DeadLetter>();
+  private readonly handed = new Map<string, number>();
   private readonly queues: QueueState;
   private readonly listeners: ((destination: string) => void)[] = [];
   private nextId = 1;
@@ -90,11 +91,17 @@ export class MemorySpool implements Spool {
   }
 
   async ack(destination: string, id: string): Promise<void> {
+    return this.done(destination, id, true);
+  }
+
+  /** The destination no longer owes the object: delivered, or (`delivered` false) given up by an operator. */
+  private async done(destination: string, id: string, delivered: boolean): Promise<void> {
     this.queues.remove(destination, id);
     const o = this.objects.get(id);
     if (!o) return;
     o.record.pending = o.record.pending.filter((d) => d !== destination);
     if (o.record.pending.length === 0) {
+      if (delivered) this.handed.set(o.record.sopInstanceUid, Date.now());
       this.objects.delete(id);
       if (this.byUid.get(o.record.sopInstanceUid) === id) this.byUid.delete(o.record.sopInstanceUid);
       this.bytes -= o.record.size;
@@ -135,7 +142,7 @@ export class MemorySpool implements Spool {
       if (d.destination !== destination || (ids && !ids.includes(d.id))) continue;
       this.dead.delete(k);
       this.queues.addDeadLetters(destination, -1);
-      await this.ack(destination, d.id);
+      await this.done(destination, d.id, false);
       n++;
     }
     return n;
@@ -159,6 +166,11 @@ export class MemorySpool implements Spool {
 
   async listDeadLetters(destination?: string): Promise<DeadLetter[]> {
     return [...this.dead.values()].filter((d) => !destination || d.destination === destination);
+  }
+
+  async handedOver(sopInstanceUid: string): Promise<number | undefined> {
+    const at = this.handed.get(sopInstanceUid);
+    return at !== undefined && at > Date.now() - HANDED_OVER_KEEP_MS ? at : undefined;
   }
 
   async find(sopInstanceUid: string): Promise<SpoolRecord | undefined> {

@@ -112,6 +112,9 @@ export interface RecoveryReport {
   danglingQueueEntries: number;
 }
 
+/** How long {@link Spool.handedOver} remembers a delivered object (7 days). */
+export const HANDED_OVER_KEEP_MS = 7 * 24 * 3600 * 1000;
+
 export interface Spool {
   open(): Promise<RecoveryReport>;
   close(): Promise<void>;
@@ -149,6 +152,12 @@ export interface Spool {
   onEnqueue(fn: (destination: string) => void): void;
 
   find(sopInstanceUid: string): Promise<SpoolRecord | undefined>;
+  /**
+   * When every destination confirmed the object with this SOP Instance UID (milliseconds since
+   * the epoch), remembered for {@link HANDED_OVER_KEEP_MS} after the object itself has gone:
+   * what a Storage Commitment request arriving after the forward needs to know.
+   */
+  handedOver(sopInstanceUid: string): Promise<number | undefined>;
   /** Replacing object files by a compressed form; absent for a spool that cannot (see at-rest.ts). */
   rewriter?: SpoolRewriter;
   stats(): SpoolStats;

@@ -71,6 +71,8 @@ describe('loadConfig: a valid minimal file gets the defaults', () => {
         idleTimeoutSeconds: 120,
         unknownSopClasses: 'reject',
         transferSyntaxes: 'all',
+        maxObjectBytes: 4 * 1024 ** 3,
+        commitment: { enabled: true, report: 'spooled', timeoutSeconds: 3600 },
       },
       spool: { dir: spoolDir, minFreeBytes: 1024 ** 3, maxBytes: 0, verifyOnStart: 'size', keepForwardedHours: 0, compressAtRest: true },
       forward: [],
@@ -84,6 +86,8 @@ describe('loadConfig: a valid minimal file gets the defaults', () => {
         maxAttempts: 10,
         batch: 16,
         maxPduLength: 262144,
+        commitBatch: 500,
+        commitTimeoutSeconds: 3600,
       },
       log: { level: 'info' },
       control: { socket: path.join(spoolDir, 'control.sock') },
@@ -107,7 +111,7 @@ receive:
   host: 127.0.0.1
   port: 104
   callers:
-    - { aeTitle: CT01, host: 10.0.0.5 }
+    - { aeTitle: CT01, host: 10.0.0.5, port: 104 }
     - { aeTitle: MR01 }
   maxAssociations: 4
   maxPduLength: 65536
@@ -122,7 +126,7 @@ spool:
   verifyOnStart: sha256
   keepForwardedHours: 48
 forward:
-  - { name: central, aeTitle: PACS, host: pacs.example, port: 11112, callingAeTitle: EDGE01, associations: 4, compression: jpeg-ls }
+  - { name: central, aeTitle: PACS, host: pacs.example, port: 11112, callingAeTitle: EDGE01, associations: 4, compression: jpeg-ls, commit: true }
   - { name: backup, aeTitle: BACKUP, host: 10.9.9.9, port: 104 }
 log: { level: debug }
 control: { socket: run/ctl.sock }
@@ -131,12 +135,12 @@ workers: { threads: 3 }
     const c = loadConfig(file);
     expect(c.device.id).toBe('edge.ward-3_b');
     expect(c.receive).toMatchObject({ aeTitle: 'EDGE_AE', host: '127.0.0.1', port: 104, maxAssociations: 4, maxPduLength: 65536, unknownSopClasses: 'accept' });
-    expect(c.receive.callers).toEqual([{ aeTitle: 'CT01', host: '10.0.0.5' }, { aeTitle: 'MR01' }]);
+    expect(c.receive.callers).toEqual([{ aeTitle: 'CT01', host: '10.0.0.5', port: 104 }, { aeTitle: 'MR01' }]);
     expect(c.receive.transferSyntaxes).toEqual(['1.2.840.10008.1.2.1', '1.2.840.10008.1.2.4.80']);
     expect(c.spool).toEqual({ dir: '/data/spool', minFreeBytes: 2 * 1024 ** 3, maxBytes: 500_000_000, verifyOnStart: 'sha256', keepForwardedHours: 48, compressAtRest: true });
     expect(c.forward).toEqual([
-      { name: 'central', aeTitle: 'PACS', host: 'pacs.example', port: 11112, callingAeTitle: 'EDGE01', associations: 4, compression: 'jpeg-ls' },
-      { name: 'backup', aeTitle: 'BACKUP', host: '10.9.9.9', port: 104, associations: 2, compression: 'jpeg-ls' },
+      { name: 'central', aeTitle: 'PACS', host: 'pacs.example', port: 11112, callingAeTitle: 'EDGE01', associations: 4, compression: 'jpeg-ls', commit: true },
+      { name: 'backup', aeTitle: 'BACKUP', host: '10.9.9.9', port: 104, associations: 2, compression: 'jpeg-ls', commit: false },
     ]);
     expect(c.compress.verify).toBe(true);
     expect(c.compress.workers).toBeGreaterThanOrEqual(1);

@@ -30,7 +30,7 @@ describe('DestinationForwarder: an error of the spool itself', () => {
     const lines: { msg: string; code?: string }[] = [];
     const log = pino({ level: 'debug' }, { write: (l: string) => lines.push(JSON.parse(l)) });
     const fw = new DestinationForwarder(
-      { name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port, associations: 1, compression: 'none' },
+      { name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacs.port, associations: 1, compression: 'none', commit: false },
       {
         spool,
         log,

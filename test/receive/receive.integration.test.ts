@@ -274,3 +274,25 @@ describe('receive: out of space', () => {
     }
   });
 });
+
+describe('receive: object size limit', () => {
+  it('answers 0xA700 to a data set larger than receive.maxObjectBytes, stores nothing of it, and keeps serving', async () => {
+    const tmp = tempDir();
+    const gw = await startGateway({ dir: tmp.dir, receive: { maxObjectBytes: '20KiB' } });
+    try {
+      const big = path.join(tmp.dir, 'big.dcm');
+      const small = path.join(tmp.dir, 'small.dcm');
+      writeFileSync(big, ctFile({ rows: 128, cols: 128 }).bytes); // 32 KiB of pixels
+      writeFileSync(small, ctFile({ rows: 32, cols: 32 }).bytes);
+      // (storescu itself stops an association after an Out of Resources answer.)
+      const r = await storescu({ port: gw.port, files: [big] });
+      expect(r.statuses.get(1)).toBe(Status.OutOfResources.code);
+      expect((await storescu({ port: gw.port, files: [small] })).acked).toEqual([1]);
+      await gw.waitForLog((l) => l.msg.startsWith('C-STORE refused') && l.error === 'OBJECT_TOO_LARGE');
+      expect(readdirSync(path.join(gw.spoolDir, 'objects'))).toHaveLength(1);
+    } finally {
+      await gw.stop();
+      tmp.cleanup();
+    }
+  });
+});

@@ -90,8 +90,11 @@ export function spoolConformance(f: SpoolFactory): void {
       await spool.ack('pacs', r.id);
       expect(await spool.find('4.1')).toBeDefined();
       expect(spool.stats().objects).toBe(1);
+      expect(await spool.handedOver('4.1')).toBeUndefined();
       await spool.ack('archive', r.id);
       expect(await spool.find('4.1')).toBeUndefined();
+      // Remembered after it has gone, for a Storage Commitment request that comes later.
+      expect(await spool.handedOver('4.1')).toBeGreaterThan(0);
       expect(spool.stats().objects).toBe(0);
       await expect(spool.read(r.id)).rejects.toMatchObject({ code: 'SPOOL_NOT_FOUND' });
     });

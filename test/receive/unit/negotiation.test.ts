@@ -228,3 +228,37 @@ describe('normalizeAddress', () => {
     expect(normalizeAddress('::ffff:abcd')).toBe('::ffff:abcd');
   });
 });
+
+describe('negotiation: Storage Commitment Push Model', () => {
+  const COMMIT = '1.2.840.10008.1.20.1';
+  /** Role Selection sub-item (0x54): UID, SCU role, SCP role. */
+  function roleItem(uid: string, scu: number, scp: number): Buffer {
+    const u = Buffer.from(uid, 'latin1');
+    const body = Buffer.concat([Buffer.from([u.length >> 8, u.length & 0xff]), u, Buffer.from([scu, scp])]);
+    return Buffer.concat([Buffer.from([0x54, 0, body.length >> 8, body.length & 0xff]), body]);
+  }
+  const ctx = [
+    { id: 1, abstractSyntax: COMMIT, transferSyntaxes: [BIG_ENDIAN, EXPLICIT] },
+    { id: 3, abstractSyntax: CT, transferSyntaxes: [EXPLICIT] },
+  ];
+
+  it('is accepted from a caller, in Explicit or Implicit VR LE only, when enabled', () => {
+    const d = accepted(negotiate(rq({ contexts: ctx }), { ...basePolicy, commitment: { enabled: true } }, '192.168.0.10'));
+    expect(d.accepted.get(1)?.transferSyntax).toBe(EXPLICIT);
+    const off = accepted(negotiate(rq({ contexts: ctx }), { ...basePolicy, commitment: { enabled: false } }, '192.168.0.10'));
+    expect(off.accepted.has(1)).toBe(false);
+  });
+
+  it('answers the roles a reporting peer proposes (SCP role for an N-EVENT-REPORT on a new association)', () => {
+    const d = accepted(negotiate(rq({ contexts: ctx, extraUserItems: [roleItem(COMMIT, 0, 1)] }), { ...basePolicy, commitment: { enabled: true } }, '192.168.0.10'));
+    expect(d.roles.get(COMMIT)).toEqual({ scu: false, scp: true });
+  });
+
+  it('lets a commit destination associate to report, and for nothing else', () => {
+    const peers = [{ aeTitle: 'PACS', host: '10.9.9.9' }];
+    const d = accepted(negotiate(rq({ callingAe: 'PACS', contexts: ctx }), { ...basePolicy, commitment: { enabled: false } }, '10.9.9.9', peers));
+    expect([...d.accepted.keys()]).toEqual([1]); // no storage context for a peer that is not a caller
+    const wrongHost = negotiate(rq({ callingAe: 'PACS', contexts: ctx }), basePolicy, '10.9.9.8', peers);
+    expect(wrongHost.kind).toBe('reject');
+  });
+});
