@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrthanc, type Receiver } from '../../bench/receivers.js';
 import { CT_IMAGE_STORAGE, writeStudy } from '../helpers/dicom-builder.js';
-import { storescu } from '../helpers/dcmtk.js';
+import { startStorescp, storescu } from '../helpers/dcmtk.js';
 import { controlGet } from '../../src/health/control-server.js';
 import { freePort, type GatewayProcess, nothingPending, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
@@ -25,6 +25,8 @@ describe.skipIf(!ORTHANC)('storage commitment: gateway → Orthanc (SCU), Orthan
   const tmp = tempDir('pacs-edge-commit-');
   let orthanc: Receiver;
   let gw: GatewayProcess;
+  /** A second gateway reporting only what it has forwarded (receive.commitment.report: forwarded). */
+  let gw2Port: number;
   let study: { file: string; uid: string }[];
   /** One instance Orthanc deletes as soon as it has stored it: its commitment must fail. */
   let vanishing: { file: string; uid: string };
@@ -34,6 +36,7 @@ describe.skipIf(!ORTHANC)('storage commitment: gateway → Orthanc (SCU), Orthan
     study = writeStudy(path.join(tmp.dir, 'study'), 12, { rows: 32, cols: 32 });
     vanishing = study[5]!;
     const gwPort = await freePort();
+    gw2Port = await freePort();
     const lua = path.join(tmp.dir, 'vanish.lua');
     // Orthanc's Lua hook: the instance is acknowledged to the gateway, then deleted.
     writeFileSync(lua, `function OnStoredInstance(id, tags, metadata)\n  if tags.SOPInstanceUID == '${vanishing.uid}' then Delete(id) end\nend\n`);
@@ -41,7 +44,7 @@ describe.skipIf(!ORTHANC)('storage commitment: gateway → Orthanc (SCU), Orthan
     orthanc = await startOrthanc(path.join(tmp.dir, 'orthanc'), {
       LuaScripts: [lua],
       // The gateway as a modality Orthanc knows: it reports commitments to it, and asks it to commit.
-      DicomModalities: { edge: ['PACS_EDGE', '127.0.0.1', gwPort] },
+      DicomModalities: { edge: ['PACS_EDGE', '127.0.0.1', gwPort], edge2: ['EDGE2', '127.0.0.1', gw2Port] },
     });
     gw = await startGateway({
       dir: tmp.dir,
@@ -102,4 +105,36 @@ describe.skipIf(!ORTHANC)('storage commitment: gateway → Orthanc (SCU), Orthan
     expect(s.commitment).toMatchObject({ requests: 1, reported: 1, committed: 4, failed: 1 });
     await gw.waitForLog((l) => l.msg === 'storage commitment reported to modality' && l.committed === 4 && l.failed === 1);
   }, 60_000);
+
+  it('with report: forwarded, reports only once the objects reached the PACS', async () => {
+    const dir = path.join(tmp.dir, 'gw2');
+    const pacsDir = path.join(dir, 'pacs');
+    mkdirSync(pacsDir, { recursive: true });
+    const pacsPort = await freePort();
+    const gw2 = await startGateway({
+      dir,
+      port: gw2Port,
+      receive: { aeTitle: 'EDGE2', callers: [{ aeTitle: 'STORESCU' }, { aeTitle: 'ORTHANC', host: '127.0.0.1', port: orthanc.port }], commitment: { report: 'forwarded', timeoutSeconds: 60 } },
+      config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, compression: 'none' }], forwarding: FAST },
+    });
+    let pacs: Awaited<ReturnType<typeof startStorescp>> | undefined;
+    try {
+      const three = study.slice(6, 9);
+      expect((await storescu({ port: gw2.port, calledAe: 'EDGE2', files: three.map((s) => s.file) })).acked).toHaveLength(3);
+      const tx = (await orthanc.rest!('/modalities/edge2/storage-commitment', JSON.stringify({ DicomInstances: three.map((s) => ({ SOPClassUID: CT_IMAGE_STORAGE, SOPInstanceUID: s.uid })) }))) as { ID: string };
+      const state = async () => (await orthanc.rest!(`/storage-commitment/${tx.ID}`)) as { Status: string; Success: unknown[]; Failures: unknown[] };
+      // The PACS is down: held in the spool is not enough in this mode, so no report yet.
+      await gw2.waitForLog((l) => l.msg === 'storage commitment requested by modality' && l.report === 'forwarded');
+      await new Promise((r) => setTimeout(r, 2500));
+      expect((await state()).Status).toBe('Pending');
+      pacs = await startStorescp(pacsDir, 'PACS', { port: pacsPort });
+      const done = await waitFor(async () => ((await state()).Status !== 'Pending' ? state() : undefined), { what: 'the report after forwarding', timeoutMs: 30_000, intervalMs: 250 });
+      expect(done).toMatchObject({ Status: 'Success', Failures: [] });
+      expect(done.Success).toHaveLength(3);
+      expect(await nothingPending(gw2.spoolDir)).toBe(true);
+    } finally {
+      await gw2.stop();
+      await pacs?.stop();
+    }
+  }, 90_000);
 });
