@@ -86,7 +86,17 @@ export function renderStatus(s: Record<string, unknown>): string {
       );
       if (d.lastError && (d.state === 'down' || d.state === 'backoff')) lines.push(`  last error: ${d.lastError}`);
       if (d.compression) lines.push(`  ${compressionText(d.compression)}`);
+      const c = d.commitment;
+      if (c) {
+        lines.push(
+          `  storage commitment: ${c.committed} committed, ${c.failed} not committed (re-sent or dead-lettered); waiting for a report ${c.requested} in ${c.transactions} transaction(s), to be asked ${c.waiting}${c.timeouts ? `; ${c.timeouts} timed out` : ''}`,
+        );
+      }
     }
+  }
+  const sc = s.commitment as { requests: number; pending: number; reported: number; committed: number; failed: number; reportFailures: number } | undefined;
+  if (sc && sc.requests > 0) {
+    lines.push('', `commitment requests from modalities: ${sc.requests} (${sc.pending} open), ${sc.reported} reported; instances ${sc.committed} committed, ${sc.failed} failed${sc.reportFailures ? `; ${sc.reportFailures} report deliveries failed` : ''}`);
   }
   const codecs = s.codecs as { workers: number; busy: number; queued: number } | undefined;
   if (codecs) lines.push('', `codecs    ${codecs.workers} worker(s), ${codecs.busy} busy, ${codecs.queued} waiting`);

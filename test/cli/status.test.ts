@@ -30,6 +30,22 @@ describe('pacs-edge status: compression line', () => {
     expect(out).toMatch(/pacs .*\n {2}compression jpeg-ls: 1 objects/);
     expect(out).toContain('codecs    1 worker(s), 1 busy, 3 waiting');
   });
+
+  it('shows Storage Commitment under its destination and the modalities\' requests', () => {
+    const out = renderStatus({
+      device: 'edge-1',
+      running: true,
+      pid: 1,
+      uptimeSeconds: 5,
+      spool: { dir: '/s', objects: 3, bytes: 30 },
+      destinations: [
+        { name: 'pacs', pending: 3, pendingBytes: 30, oldestPendingSeconds: 1, deadLetter: 0, state: 'up', commitment: { waiting: 1, requested: 2, transactions: 1, committed: 40, failed: 1, timeouts: 0 } },
+      ],
+      commitment: { requests: 2, pending: 1, reported: 1, committed: 7, failed: 0, reportFailures: 0 },
+    });
+    expect(out).toMatch(/pacs .*\n {2}storage commitment: 40 committed, 1 not committed .*waiting for a report 2 in 1 transaction\(s\), to be asked 1/);
+    expect(out).toContain('commitment requests from modalities: 2 (1 open), 1 reported; instances 7 committed, 0 failed');
+  });
 });
 
 describe('pacs-edge status --watch', () => {
