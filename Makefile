@@ -43,9 +43,10 @@ deps:
 deps-bench: deps
 	@command -v gdcmconv >/dev/null || { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends libgdcm-tools >/dev/null; }
 
+# The fault tests write their rows into docs/reliability.md (test/reliability-report.ts).
 test: deps build
 	npx tsc -p tsconfig.test.json
-	npx vitest run
+	PACS_EDGE_RELIABILITY_OUT=$(CURDIR)/docs/reliability.md npx vitest run
 
 test-unit: build
 	npx vitest run test/dicom test/config test/spool test/receive/unit
@@ -71,7 +72,7 @@ arm-smoke: deps build deps-arm
 	bash .ci/arm-smoke.sh
 
 chaos: deps build
-	PACS_EDGE_CHAOS=1 PACS_EDGE_CHAOS_OUT=$(CURDIR)/docs/chaos.md npx vitest run test/crash
+	PACS_EDGE_CHAOS=1 PACS_EDGE_CHAOS_OUT=$(CURDIR)/docs/chaos.md PACS_EDGE_RELIABILITY_OUT=$(CURDIR)/docs/reliability-chaos.md npx vitest run test/crash test/faults
 
 clean:
 	rm -rf dist var .tmp

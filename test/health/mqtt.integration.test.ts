@@ -7,7 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoscu, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
 import { type Broker, connect, makeCertificates, mqtt311OnlyProxy, record, startMosquitto } from '../helpers/mosquitto.js';
-import { freePort, ROOT, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { freePort, nothingPending, ROOT, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { recordFault } from '../helpers/reliability.js';
+import { readPart10Header } from '../../src/dicom/file-meta.js';
+import { controlGet } from '../../src/health/control-server.js';
 
 /**
  * Health over MQTT against a real Mosquitto: every message validated against its schema in
@@ -332,6 +335,25 @@ describe('health over MQTT (real Mosquitto)', () => {
       const ev = await waitFor(() => sub.messages.find((m) => m.text.includes('"object-corrupt"')), { what: 'object-corrupt event', timeoutMs: 30_000 });
       expect(valid('events', ev.text)).toMatchObject({ type: 'object-corrupt', destination: 'pacs', sopInstanceUid: study[1]!.uid });
       await waitFor(() => readdirSync(pacsDir).filter((n) => n.endsWith('.dcm')).length === 2 || undefined, { what: 'the two intact objects at the PACS' });
+      await waitFor(() => nothingPending(gw.spoolDir), { what: 'the corrupt object settled' });
+      const atPacs = readdirSync(pacsDir)
+        .filter((n) => n.endsWith('.dcm'))
+        .map((n) => readPart10Header(readFileSync(path.join(pacsDir, n)))!.sopInstanceUid);
+      const intact = [study[0]!.uid, study[2]!.uid];
+      expect(atPacs.sort()).toEqual(intact.sort());
+      const letters = (await controlGet(path.join(gw.spoolDir, 'control.sock'), '/dead-letters')) as { sopInstanceUid: string; reason: string }[];
+      expect(letters.map((l) => l.sopInstanceUid)).toEqual([study[1]!.uid]);
+      recordFault({
+        key: '04-byte-flip',
+        fault: 'A byte flipped in a spooled object (PACS down, then up)',
+        test: 'test/health/mqtt.integration.test.ts',
+        injected: 1,
+        acknowledged: study.length,
+        lost: intact.filter((u) => !atPacs.includes(u)).length,
+        duplicated: atPacs.length - new Set(atPacs).size,
+        recoverySeconds: null,
+        notes: `checksum caught it: dead-lettered "${letters[0]!.reason.split(';')[0]!.slice(0, 40)}…", MQTT object-corrupt event, nothing of it completed at the PACS`,
+      });
     } finally {
       await gw.stop();
       await pacs?.stop();
