@@ -110,17 +110,31 @@ export class Association implements PduHandler {
 
   private onData(chunk: Buffer): void {
     if (this.phase === 'closed') return;
-    if (this.phase === 'established' && this.inFlight === 0) this.arm(this.deps.config.idleTimeoutSeconds, 'idle timeout');
+    const before = this.progress;
     try {
       this.reader.push(chunk);
     } catch (err) {
       this.protocolError(err);
+      return;
+    }
+    // The idle timer restarts when a whole PDU (or PDV) has arrived, not on every byte: a peer
+    // trickling a data set a byte at a time, or stalled half-way through a PDU, would otherwise
+    // hold its association (and a receive.maxAssociations slot) for ever. A PDU is at most
+    // receive.maxPduLength, so any real link completes one well within the idle timeout.
+    if (this.progress !== before && this.phase === 'established' && this.inFlight === 0 && this.pausedBy.size === 0) {
+      this.arm(this.deps.config.idleTimeoutSeconds, 'idle timeout');
     }
   }
+
+  /** Whole PDUs and PDVs received so far: what counts as activity for the idle timer. */
+  private progress = 0;
+  /** True from the A-ASSOCIATE-AC on: the association is counted in stats until it closes, however it ends. */
+  private counted = false;
 
   // ---- PduHandler -------------------------------------------------------------------------
 
   onPdu(type: number, body: Buffer): void {
+    this.progress++;
     if (type === PduType.AssociateRq && this.phase === 'awaiting-rq') return this.onAssociateRq(body);
     if (type === PduType.ReleaseRq && this.phase === 'established') return this.onReleaseRq();
     if (type === PduType.Abort) {
@@ -133,6 +147,9 @@ export class Association implements PduHandler {
   onPdvStart(contextId: number, control: number): void {
     if (this.phase !== 'established') throw new DicomParseError('PDU_UNEXPECTED', `P-DATA-TF in state ${this.phase}`);
     if (!this.contexts.has(contextId)) throw new DicomParseError('PDV_MALFORMED', `PDV on presentation context ${contextId}, which was not accepted`);
+    // PS3.8 Annex E.2: bits 2-7 of the message control header are always 0. A peer that sets
+    // them does not speak this protocol; reading its PDV with a guess could store garbage.
+    if ((control & 0xfc) !== 0) throw new DicomParseError('PDV_MALFORMED', `message control header 0x${control.toString(16)} has reserved bits set`);
     const isCommand = (control & 0x01) === 1;
     if (isCommand && this.reception) throw new DicomParseError('PDV_MALFORMED', 'command fragment received while a data set was expected');
     if (!isCommand && !this.reception) throw new DicomParseError('PDV_MALFORMED', 'data set fragment received without a command');
@@ -160,6 +177,7 @@ export class Association implements PduHandler {
   }
 
   onPdvEnd(): void {
+    this.progress++;
     const last = (this.pdvControl & 0x02) === 2;
     if (!last) return;
     if ((this.pdvControl & 0x01) === 1) {
@@ -211,6 +229,7 @@ export class Association implements PduHandler {
     );
     this.phase = 'established';
     this.deps.stats.associationOpened();
+    this.counted = true;
     this.arm(this.deps.config.idleTimeoutSeconds, 'idle timeout');
     this.log.info(
       { ...base, proposed: rq.contexts.length, accepted: decision.accepted.size, peerMaxPdu: rq.maxPduLength, implementation: rq.implementationVersionName || rq.implementationClassUid },
@@ -270,6 +289,10 @@ export class Association implements PduHandler {
     let refusal: StoreOutcome | undefined;
     if (!cmd.hasDataSet) refusal = { status: Status.MissingAttribute.code, comment: 'C-STORE-RQ without a data set' };
     else if (!sopInstanceUid || !sopClassUid) refusal = { status: Status.MissingAttribute.code, comment: 'C-STORE-RQ without Affected SOP Class/Instance UID' };
+    // Message ID and Priority are mandatory too (PS3.7 Table 9.3-1); a command set that lies
+    // about its length or has a US element of another size is not read with a guess.
+    else if (cmd.messageId === undefined || !cmd.has(Tag.Priority)) refusal = { status: Status.MissingAttribute.code, comment: 'C-STORE-RQ without Message ID or Priority' };
+    else if (cmd.malformed) refusal = { status: Status.MistypedArgument.code, comment: cmd.malformed.slice(0, 64) };
     else if (sopClassUid !== ctx.abstractSyntax) refusal = { status: Status.SopClassNotSupported.code, comment: 'SOP Class differs from the presentation context' };
     else if (sopClassUid === VERIFICATION_SOP_CLASS) refusal = { status: Status.SopClassNotSupported.code, comment: 'Verification is not a storage SOP Class' };
     if (refusal) {
@@ -468,7 +491,6 @@ export class Association implements PduHandler {
 
   private onClose(): void {
     this.disarm();
-    const wasEstablished = this.phase === 'established' || this.phase === 'released';
     const partial = this.reception?.store?.bytes;
     this.phase = 'closed';
     if (this.reception) {
@@ -476,7 +498,10 @@ export class Association implements PduHandler {
         this.log.warn({ assoc: this.deps.id, callingAe: this.callingAe, bytes: partial }, 'association ended in the middle of a data set; partial object discarded'),
       );
     }
-    if (this.callingAe && wasEstablished) {
+    // Not by phase: a protocol error sets 'closed' before the socket closes, and the
+    // association must still leave activeAssociations.
+    if (this.counted) {
+      this.counted = false;
       this.deps.stats.associationClosed();
       this.log.info({ assoc: this.deps.id, callingAe: this.callingAe, ...this.counts, seconds: (Date.now() - this.startedAt) / 1000 }, 'association closed');
     }

@@ -37,6 +37,15 @@ export class DiskGuard {
     }
   }
 
+  /**
+   * Forget the cached free space: the next check asks statfs. Called when a write met ENOSPC
+   * (another process filled the volume since the last statfs): without it, every object begun
+   * in the rest of the refresh period would be accepted, written until ENOSPC, and thrown away.
+   */
+  invalidate(): void {
+    this.checkedAt = 0;
+  }
+
   /** Tell the guard about bytes written since the last statfs. */
   wrote(bytes: number): void {
     this.writtenSince += bytes;

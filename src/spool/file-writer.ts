@@ -92,7 +92,19 @@ export class FileObjectWriter {
     return result;
   }
 
-  async abort(): Promise<void> {
+  /**
+   * Drop the partial file. Idempotent: a reception can abort twice (its data set fails the
+   * check, then its end is handled), and a second close of the same descriptor number could
+   * close a file another object has opened since.
+   */
+  abort(): Promise<void> {
+    this.aborted ??= this.discard();
+    return this.aborted;
+  }
+
+  private aborted: Promise<void> | undefined;
+
+  private async discard(): Promise<void> {
     this.finished = true;
     this.pending = [];
     this.pendingBytes = 0;
