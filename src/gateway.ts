@@ -159,7 +159,13 @@ export class Gateway {
       running: true,
       pid: process.pid,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-      receive: { aeTitle: config.receive.aeTitle, host: config.receive.host, port: config.receive.port, ...dicom.stats.snapshot() },
+      receive: {
+        aeTitle: config.receive.aeTitle,
+        host: config.receive.host,
+        port: config.receive.plain ? config.receive.port : null,
+        tlsPort: config.receive.tls?.port ?? null,
+        ...dicom.stats.snapshot(),
+      },
       spool: {
         dir: config.spool.dir,
         ...spool.stats(),
@@ -192,7 +198,12 @@ export class Gateway {
       log,
     );
     await control.listen();
-    const address = await dicom.listen();
+    const listeners = await dicom.listen();
+    const address = listeners[0]!;
+    if (config.receive.plain) {
+      // MLPS 2.0 §8.1.2.2 asks for encrypted transport; plain DICOM is allowed only by configuration, and said so every time.
+      log.warn({ port: listeners.find((l) => l.kind === 'plain')?.port }, 'SECURITY ALERT: plain DICOM listener (no TLS) is open: images cross the network unencrypted');
+    }
     for (const fw of forwarders) fw.start();
     const healthDoc = healthSource({ statusDoc, startedAt });
     const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log, forwarders, spool, alertSinks }) : undefined;
@@ -204,7 +215,15 @@ export class Gateway {
       },
     };
     log.info(
-      { version: VERSION, aeTitle: config.receive.aeTitle, host: address.host, port: address.port, spool: config.spool.dir, destinations: forwarders.map((x) => x.name) },
+      {
+        version: VERSION,
+        aeTitle: config.receive.aeTitle,
+        host: address.host,
+        port: address.port,
+        ...Object.fromEntries(listeners.map((l) => [`${l.kind}Port`, l.port])),
+        spool: config.spool.dir,
+        destinations: forwarders.map((x) => x.name),
+      },
       'gateway listening',
     );
     return new Gateway(config, spool, dicom, forwarders, control, hashPool, codecPool, atRest, health, log, recovery, address, commitmentScp);

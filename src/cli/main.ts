@@ -47,7 +47,7 @@ async function main(argv: string[]): Promise<number> {
       try {
         const config = loadConfig(file);
         for (const w of configWarnings(config)) console.error(`warning: ${w}`);
-        console.log(`${file}: valid (device ${config.device.id}, AE ${config.receive.aeTitle} on ${config.receive.host}:${config.receive.port}, ${config.forward.length} destination(s))`);
+        console.log(`${file}: valid (device ${config.device.id}, AE ${config.receive.aeTitle} on ${config.receive.host}${config.receive.plain ? `:${config.receive.port}` : ''}${config.receive.tls ? ` (TLS ${config.receive.tls.port})` : ''}, ${config.forward.length} destination(s))`);
         return 0;
       } catch (err) {
         console.error(err instanceof ConfigError ? err.message : `${file}: ${(err as Error).message}`);

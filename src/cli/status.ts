@@ -56,7 +56,7 @@ export function renderStatus(s: Record<string, unknown>): string {
   const r = s.receive as Record<string, unknown> | undefined;
   if (r) {
     lines.push(
-      `receive   ${r.aeTitle} on ${r.host}:${r.port}  associations ${r.activeAssociations} active  stored ${r.objectsStored} (${bytes(Number(r.bytesStored))})  refused ${r.objectsFailed}  last ${r.lastStoredAt ?? 'never'}`,
+      `receive   ${r.aeTitle} on ${listenText(r)}  associations ${r.activeAssociations} active  stored ${r.objectsStored} (${bytes(Number(r.bytesStored))})  refused ${r.objectsFailed}  last ${r.lastStoredAt ?? 'never'}`,
     );
   }
   lines.push(`spool     ${spool.dir}  ${spool.objects} objects  ${bytes(spool.bytes)}${spool.freeBytes !== undefined ? `  free ${bytes(spool.freeBytes)}` : ''}`);
@@ -101,6 +101,13 @@ export function renderStatus(s: Record<string, unknown>): string {
   const codecs = s.codecs as { workers: number; busy: number; queued: number } | undefined;
   if (codecs) lines.push('', `codecs    ${codecs.workers} worker(s), ${codecs.busy} busy, ${codecs.queued} waiting`);
   return lines.join('\n');
+}
+
+/** "0.0.0.0:11112", "0.0.0.0 TLS 2762", "0.0.0.0:11112 + TLS 2762" (older status documents have no tlsPort). */
+function listenText(r: Record<string, unknown>): string {
+  const tlsPort = r.tlsPort ? `TLS ${r.tlsPort}` : '';
+  if (r.port === null || r.port === undefined) return `${r.host} ${tlsPort}`;
+  return `${r.host}:${r.port}${tlsPort ? ` + ${tlsPort}` : ''}`;
 }
 
 /** "compression jpeg-ls: 120 objects, 61.2 MB → 24.1 MB (2.54:1, 37.1 MB saved)…". */

@@ -23,6 +23,8 @@ export interface ForwardConfig {
   associations: number;
   /** Lossless compression proposed first to this destination (default jpeg-ls). */
   compression: 'none' | 'jpeg-ls' | 'htj2k' | 'rle' | 'deflate';
+  /** DICOM over TLS to this destination (BCP 195); the server certificate is verified against `ca`. */
+  tls?: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined;
   /**
    * Storage Commitment: after sending, ask the destination to commit (N-ACTION) and keep each
    * object in the spool until its N-EVENT-REPORT says committed (default false).
@@ -54,7 +56,15 @@ export interface GatewayConfig {
   receive: {
     aeTitle: string;
     host: string;
+    /** The plain (unencrypted) DICOM port; see `plain`. */
     port: number;
+    /**
+     * Whether the plain listener runs: always without `tls`; with `tls` only when `receive.port`
+     * (or `plain: true`) is set in the file. Every start with a plain listener raises a Security Alert.
+     */
+    plain: boolean;
+    /** The DICOM TLS listener (PS3.15 B.9 BCP 195), beside or instead of the plain one. */
+    tls?: { port: number; cert: string; key: string; ca?: string | undefined; requireClientCert: boolean } | undefined;
     callers: CallerConfig[];
     maxAssociations: number;
     maxPduLength: number;

@@ -22,8 +22,10 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const device = v.object(root.device, 'device', ['id']);
   const receive = v.object(root.receive, 'receive', [
     'aeTitle', 'host', 'port', 'callers', 'maxAssociations', 'maxPduLength', 'artimTimeoutSeconds', 'idleTimeoutSeconds',
-    'unknownSopClasses', 'transferSyntaxes', 'maxObjectBytes', 'commitment',
+    'unknownSopClasses', 'transferSyntaxes', 'maxObjectBytes', 'commitment', 'tls', 'plain',
   ]);
+  const receiveTls = receive.tls === undefined ? undefined : v.object(receive.tls, 'receive.tls', ['port', 'cert', 'key', 'ca', 'requireClientCert']);
+  const file = (x: unknown, p: string, required = false) => ((f) => (f ? path.resolve(opts.baseDir, f) : undefined))(v.string(x, p, { required }));
   const commitment = v.object(receive.commitment ?? {}, 'receive.commitment', ['enabled', 'report', 'timeoutSeconds']);
   const spool = v.object(root.spool, 'spool', ['dir', 'minFreeBytes', 'maxBytes', 'verifyOnStart', 'keepForwardedHours', 'compressAtRest']);
   const log = v.object(root.log ?? {}, 'log', ['level']);
@@ -52,7 +54,8 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const names = new Set<string>();
   const forward = v.array(root.forward ?? [], 'forward').map((f, i): ForwardConfig => {
     const p = `forward[${i}]`;
-    const o = v.object(f, p, ['name', 'aeTitle', 'host', 'port', 'callingAeTitle', 'associations', 'compression', 'commit']);
+    const o = v.object(f, p, ['name', 'aeTitle', 'host', 'port', 'callingAeTitle', 'associations', 'compression', 'commit', 'tls']);
+    const t = o.tls === undefined ? undefined : v.object(o.tls, `${p}.tls`, ['ca', 'cert', 'key']);
     const name = v.string(o.name, `${p}.name`, { required: true, pattern: /^[A-Za-z0-9_.-]{1,64}$/, hint: 'letters, digits, _ . - (1-64)' }) ?? '';
     if (name && names.has(name)) v.problem(`${p}.name`, `duplicate destination name "${name}"`);
     names.add(name);
@@ -65,6 +68,10 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       compression: v.oneOf(o.compression, `${p}.compression`, ['none', 'jpeg-ls', 'htj2k', 'rle', 'deflate'] as const) ?? 'jpeg-ls',
       commit: v.boolean(o.commit, `${p}.commit`) ?? false,
     };
+    if (t) {
+      out.tls = { ca: file(t.ca, `${p}.tls.ca`), cert: file(t.cert, `${p}.tls.cert`), key: file(t.key, `${p}.tls.key`) };
+      if (Boolean(out.tls.cert) !== Boolean(out.tls.key)) v.problem(`${p}.tls`, 'cert and key go together (the client certificate and its private key)');
+    }
     const calling = v.aeTitle(o.callingAeTitle, `${p}.callingAeTitle`);
     if (calling) out.callingAeTitle = calling;
     return out;
@@ -87,6 +94,17 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       aeTitle: v.aeTitle(receive.aeTitle, 'receive.aeTitle', { required: true }) ?? '',
       host: v.string(receive.host, 'receive.host') ?? '0.0.0.0',
       port: v.int(receive.port, 'receive.port', { min: 1, max: 65535 }) ?? 11112,
+      // With TLS, plain DICOM only when asked for (a port, or plain: true); without TLS it is the only listener.
+      plain: v.boolean(receive.plain, 'receive.plain') ?? (receiveTls === undefined || receive.port !== undefined),
+      tls: receiveTls
+        ? {
+            port: v.int(receiveTls.port, 'receive.tls.port', { min: 1, max: 65535 }) ?? 2762,
+            cert: file(receiveTls.cert, 'receive.tls.cert', true) ?? '',
+            key: file(receiveTls.key, 'receive.tls.key', true) ?? '',
+            ca: file(receiveTls.ca, 'receive.tls.ca'),
+            requireClientCert: v.boolean(receiveTls.requireClientCert, 'receive.tls.requireClientCert') ?? true,
+          }
+        : undefined,
       callers,
       maxAssociations: v.int(receive.maxAssociations, 'receive.maxAssociations', { min: 1, max: 1024 }) ?? 8,
       maxPduLength: v.int(receive.maxPduLength, 'receive.maxPduLength', { min: 4096, max: 16 * 1024 * 1024 }) ?? 262144,
@@ -160,6 +178,10 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   if (config.forwarding.retryMaxSeconds < config.forwarding.retryBaseSeconds) {
     v.problem('forwarding.retryMaxSeconds', `must be at least forwarding.retryBaseSeconds (${config.forwarding.retryBaseSeconds})`);
   }
+  const rt = config.receive.tls;
+  if (rt?.requireClientCert && !rt.ca) v.problem('receive.tls.ca', 'required when receive.tls.requireClientCert is true (the CA that signs the modalities\' certificates)');
+  if (!config.receive.plain && !rt) v.problem('receive.plain', 'false leaves no listener: configure receive.tls');
+  if (rt && config.receive.plain && rt.port === config.receive.port) v.problem('receive.tls.port', `the same as receive.port (${rt.port})`);
   if (callers.length === 0) v.problem('receive.callers', 'at least one caller is required (use aeTitle "*" only for development)');
   if (v.problems.length) throw new ConfigError(v.problems, opts.file);
   return config;

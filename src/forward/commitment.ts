@@ -104,6 +104,8 @@ export class CommitTracker {
       commit: CommitSettings;
       callingAeTitle: string;
       registry: CommitmentRegistry;
+      /** The destination's TLS client options, when it is reached over TLS. */
+      tls?: import('node:tls').ConnectionOptions | undefined;
       /** Objects committed (they have left the destination's queue). */
       onCommitted?: (n: number) => void;
     },
@@ -180,6 +182,7 @@ export class CommitTracker {
       port: this.dest.port,
       callingAeTitle: this.dest.callingAeTitle ?? this.deps.callingAeTitle,
       calledAeTitle: this.dest.aeTitle,
+      tls: this.deps.tls,
       contexts: [{ id: 1, abstractSyntax: STORAGE_COMMITMENT_PUSH_MODEL, transferSyntaxes: [TS.ExplicitVRLittleEndian, TS.ImplicitVRLittleEndian] }],
       maxPduLength: s.maxPduLength,
       connectTimeoutMs: s.connectTimeoutMs,

@@ -11,6 +11,8 @@ import { type CompressionStats, discard, MAX_PAIRS, ObjectSender } from './objec
 import { outcomeOfError, type Outcome } from './outcome.js';
 import { type CommitStats, type CommitmentRegistry, CommitTracker } from './commitment.js';
 import { ScuAssociation } from './scu.js';
+import { tlsClientOptions } from '../security/tls.js';
+import type { ConnectionOptions } from 'node:tls';
 
 export interface ForwardSettings {
   connectTimeoutMs: number;
@@ -70,6 +72,8 @@ export class DestinationForwarder {
   private readonly active = new Set<ScuAssociation>();
   private readonly sender: ObjectSender;
   private readonly commits: CommitTracker | undefined;
+  /** Read once at start: a certificate change needs a restart (as for every configuration change). */
+  private readonly tls: ConnectionOptions | undefined;
 
   constructor(
     private readonly dest: ForwardConfig,
@@ -89,6 +93,7 @@ export class DestinationForwarder {
     },
   ) {
     this.backoff = new Backoff({ baseMs: deps.settings.retryBaseMs, maxMs: deps.settings.retryMaxMs });
+    this.tls = dest.tls ? tlsClientOptions({ ...dest.tls, host: dest.host }) : undefined;
     this.sender = new ObjectSender({
       destination: dest.name,
       compression: (dest.compression as Compression | undefined) ?? 'none',
@@ -101,6 +106,7 @@ export class DestinationForwarder {
         spool: deps.spool,
         log: deps.log,
         settings: deps.settings,
+        tls: this.tls,
         commit: { batch: deps.commitBatch ?? 500, timeoutMs: deps.commitTimeoutMs ?? 3_600_000, sameAssociationWaitMs: 3000, lingerMs: 1000 },
         callingAeTitle: dest.callingAeTitle ?? deps.callingAeTitle,
         registry: deps.commitments,
@@ -159,6 +165,7 @@ export class DestinationForwarder {
       port: this.dest.port,
       callingAeTitle: this.dest.callingAeTitle ?? this.deps.callingAeTitle,
       calledAeTitle: this.dest.aeTitle,
+      tls: this.tls,
       contexts: [{ id: 1, abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [TS.ExplicitVRLittleEndian, TS.ImplicitVRLittleEndian] }],
       maxPduLength: this.deps.settings.maxPduLength,
       connectTimeoutMs: this.deps.settings.connectTimeoutMs,
@@ -282,6 +289,7 @@ export class DestinationForwarder {
                 port: this.dest.port,
                 callingAeTitle: this.dest.callingAeTitle ?? this.deps.callingAeTitle,
                 calledAeTitle: this.dest.aeTitle,
+                tls: this.tls,
                 contexts: this.sender.contextsFor(proposed),
                 maxPduLength: this.deps.settings.maxPduLength,
                 connectTimeoutMs: this.deps.settings.connectTimeoutMs,

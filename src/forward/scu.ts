@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import { type Command, CommandField, DATA_SET_PRESENT, decodeCommand, encodeCommand, NO_DATA_SET } from '../dicom/command.js';
 import { readPart10Header } from '../dicom/file-meta.js';
 import {
@@ -58,6 +59,8 @@ export interface ScuOptions {
   dimseTimeoutMs: number;
   /** SCP/SCU role selections to propose (PS3.7 D.3.3.4). */
   roles?: ReadonlyMap<string, RoleSelection> | undefined;
+  /** DICOM over TLS (src/security/tls.ts tlsClientOptions); plain TCP without. */
+  tls?: tls.ConnectionOptions | undefined;
 }
 
 /** Largest data set accepted from the peer (N-EVENT-REPORT results; C-STORE-RSPs carry none). */
@@ -118,18 +121,25 @@ export class ScuAssociation implements PduHandler {
   /** Connect and negotiate. @throws ForwardError (connect failure, rejection, timeout) */
   static async open(opts: ScuOptions): Promise<ScuAssociation> {
     const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ host: opts.host, port: opts.port, noDelay: true });
+      const s = opts.tls ? tls.connect({ ...opts.tls, host: opts.host, port: opts.port }) : net.connect({ host: opts.host, port: opts.port, noDelay: true });
       const timer = setTimeout(() => {
         s.destroy();
-        reject(new ForwardError('CONNECT_TIMEOUT', `no TCP connection to ${opts.host}:${opts.port} within ${opts.connectTimeoutMs} ms`, { retryable: true }));
+        reject(new ForwardError('CONNECT_TIMEOUT', `no ${opts.tls ? 'TLS ' : ''}connection to ${opts.host}:${opts.port} within ${opts.connectTimeoutMs} ms`, { retryable: true }));
       }, opts.connectTimeoutMs);
-      s.once('connect', () => {
+      // TLS: usable only once the handshake (and the server's certificate check) succeeded.
+      s.once(opts.tls ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         resolve(s);
       });
       s.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(new ForwardError('CONNECT_FAILED', `cannot connect to ${opts.host}:${opts.port}: ${err.code ?? err.message}`, { retryable: true, cause: err }));
+        const tlsFault = opts.tls && !/^E(CONNREFUSED|HOSTUNREACH|NETUNREACH|TIMEDOUT|CONNRESET)$/.test(err.code ?? '');
+        reject(
+          new ForwardError(tlsFault ? 'TLS_FAILED' : 'CONNECT_FAILED', `cannot connect to ${opts.host}:${opts.port}${tlsFault ? ' over TLS' : ''}: ${err.code ?? err.message}`, {
+            retryable: true,
+            cause: err,
+          }),
+        );
       });
     });
     const a = new ScuAssociation(socket, opts);

@@ -64,6 +64,7 @@ describe('loadConfig: a valid minimal file gets the defaults', () => {
         aeTitle: 'PACS_EDGE',
         host: '0.0.0.0',
         port: 11112,
+        plain: true,
         callers: [{ aeTitle: 'CT01' }],
         maxAssociations: 8,
         maxPduLength: 262144,
@@ -505,5 +506,22 @@ describe('health.mqtt', () => {
     expect(problems.some((p) => p.startsWith('health.mqtt.commands'))).toBe(true);
     // A password in the configuration itself is refused: passwordFile keeps it out of config files and logs.
     expect(problems.some((p) => p.startsWith('health.mqtt.password'))).toBe(true);
+  });
+});
+
+describe('receive.tls and the plain listener', () => {
+  const tls = { port: 2762, cert: '/k/s.pem', key: '/k/s.key', ca: '/k/ca.pem' };
+  it('TLS only unless a plain port is asked for; client certificates required by default', () => {
+    const only = validate(doc({ receive: { aeTitle: 'PACS_EDGE', callers: [{ aeTitle: 'CT01' }], tls } }));
+    expect(only.receive.plain).toBe(false);
+    expect(only.receive.tls).toEqual({ ...tls, requireClientCert: true });
+    expect(validate(doc({ receive: { aeTitle: 'PACS_EDGE', port: 104, callers: [{ aeTitle: 'CT01' }], tls } })).receive.plain).toBe(true);
+    expect(validate(doc({ receive: { aeTitle: 'PACS_EDGE', callers: [{ aeTitle: 'CT01' }] } })).receive.plain).toBe(true);
+  });
+
+  it('refuses a required client certificate without a CA, no listener at all, and one port for both', () => {
+    expect(() => validate(doc({ receive: { aeTitle: 'PACS_EDGE', callers: [{ aeTitle: 'CT01' }], tls: { ...tls, ca: undefined } } }))).toThrow(/receive\.tls\.ca: required/);
+    expect(() => validate(doc({ receive: { aeTitle: 'PACS_EDGE', callers: [{ aeTitle: 'CT01' }], plain: false } }))).toThrow(/receive\.plain/);
+    expect(() => validate(doc({ receive: { aeTitle: 'PACS_EDGE', port: 2762, callers: [{ aeTitle: 'CT01' }], tls } }))).toThrow(/receive\.tls\.port: the same as receive\.port/);
   });
 });

@@ -80,13 +80,23 @@ export async function echoscu(port: number, opts: { calledAe?: string; callingAe
 export async function startStorescp(
   dir: string,
   aeTitle = 'STORESCP',
-  opts: { fork?: boolean; promiscuous?: boolean; port?: number; uniqueFilenames?: boolean; /** Transfer syntax options; default `+xa` (all). [] is storescp's default: uncompressed only. */ syntaxes?: string[] } = {},
+  opts: {
+    fork?: boolean;
+    promiscuous?: boolean;
+    port?: number;
+    uniqueFilenames?: boolean;
+    /** Transfer syntax options; default `+xa` (all). [] is storescp's default: uncompressed only. */
+    syntaxes?: string[];
+    /** TLS: storescp's own `+tls KEY CERT +cf CA`, and the client certificate its readiness check presents. */
+    tls?: { server: string[]; client: string[] };
+  } = {},
 ): Promise<{ port: number; proc: ChildProcess; stop: () => Promise<void>; log: () => string }> {
   const port = opts.port ?? (await freePort());
   // -uf names files by SOP Instance UID (a re-send overwrites); +uf gives every reception its own file.
   const args = ['-v', '+B', ...(opts.syntaxes ?? ['+xa']), '-aet', aeTitle, '-od', dir, opts.uniqueFilenames ? '+uf' : '-uf', '-fe', '.dcm'];
   if (opts.promiscuous !== false) args.push('-pm');
   if (opts.fork) args.push('--fork');
+  if (opts.tls) args.push(...opts.tls.server);
   const proc = spawn('storescp', [...args, String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TCP_NODELAY: '1' } });
   let out = '';
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -94,7 +104,7 @@ export async function startStorescp(
   // Wait until it accepts connections.
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const r = await run('echoscu', ['-aec', aeTitle, '127.0.0.1', String(port)], { timeoutMs: 5000 });
+    const r = await run('echoscu', [...(opts.tls?.client ?? []), '-aec', aeTitle, '127.0.0.1', String(port)], { timeoutMs: 5000 });
     if (r.code === 0) break;
     if (Date.now() > deadline) throw new Error('storescp did not start');
     await new Promise((res) => setTimeout(res, 100));
