@@ -97,6 +97,11 @@ export interface GatewayConfig {
     keepForwardedHours: number;
     /** Replace spooled objects by their lossless JPEG-LS form soon after ingest (default true). */
     compressAtRest: boolean;
+    /**
+     * Encryption at rest (GB/T 39786): every object under a fresh data key, wrapped by the device
+     * key in `keyFile` (0600, outside the spool, made at the first start).
+     */
+    encryption: { profile: 'aes-256-gcm' | 'gm' | 'none'; keyFile: string };
   };
   forward: ForwardConfig[];
   /** How every destination is driven (timeouts, retries). */

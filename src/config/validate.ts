@@ -27,7 +27,8 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const receiveTls = receive.tls === undefined ? undefined : v.object(receive.tls, 'receive.tls', ['port', 'cert', 'key', 'ca', 'requireClientCert']);
   const file = (x: unknown, p: string, required = false) => ((f) => (f ? path.resolve(opts.baseDir, f) : undefined))(v.string(x, p, { required }));
   const commitment = v.object(receive.commitment ?? {}, 'receive.commitment', ['enabled', 'report', 'timeoutSeconds']);
-  const spool = v.object(root.spool, 'spool', ['dir', 'minFreeBytes', 'maxBytes', 'verifyOnStart', 'keepForwardedHours', 'compressAtRest']);
+  const spool = v.object(root.spool, 'spool', ['dir', 'minFreeBytes', 'maxBytes', 'verifyOnStart', 'keepForwardedHours', 'compressAtRest', 'encryption']);
+  const encryption = v.object(spool.encryption ?? {}, 'spool.encryption', ['profile', 'keyFile']);
   const log = v.object(root.log ?? {}, 'log', ['level']);
   const control = v.object(root.control ?? {}, 'control', ['socket']);
   const workers = v.object(root.workers ?? {}, 'workers', ['threads']);
@@ -125,6 +126,11 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       maxBytes: v.bytes(spool.maxBytes, 'spool.maxBytes') ?? 0,
       verifyOnStart: v.oneOf(spool.verifyOnStart, 'spool.verifyOnStart', ['size', 'sha256']) ?? 'size',
       compressAtRest: v.boolean(spool.compressAtRest, 'spool.compressAtRest') ?? true,
+      encryption: {
+        profile: v.oneOf(encryption.profile, 'spool.encryption.profile', ['aes-256-gcm', 'gm', 'none'] as const) ?? 'aes-256-gcm',
+        // Beside the spool, never in it: a copy of the spool alone must not carry its key.
+        keyFile: ((f) => (f ? path.resolve(opts.baseDir, f) : path.join(path.dirname(resolvedSpool || '.'), 'keys', 'device.key')))(v.string(encryption.keyFile, 'spool.encryption.keyFile')),
+      },
       keepForwardedHours: v.number(spool.keepForwardedHours, 'spool.keepForwardedHours', { min: 0, max: 24 * 365 }) ?? 0,
     },
     forward,
@@ -182,9 +188,15 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   if (rt?.requireClientCert && !rt.ca) v.problem('receive.tls.ca', 'required when receive.tls.requireClientCert is true (the CA that signs the modalities\' certificates)');
   if (!config.receive.plain && !rt) v.problem('receive.plain', 'false leaves no listener: configure receive.tls');
   if (rt && config.receive.plain && rt.port === config.receive.port) v.problem('receive.tls.port', `the same as receive.port (${rt.port})`);
+  if (resolvedSpool && isInside(config.spool.encryption.keyFile, resolvedSpool)) v.problem('spool.encryption.keyFile', 'must not be inside spool.dir (the key must not travel with the data it protects)');
   if (callers.length === 0) v.problem('receive.callers', 'at least one caller is required (use aeTitle "*" only for development)');
   if (v.problems.length) throw new ConfigError(v.problems, opts.file);
   return config;
+}
+
+function isInside(file: string, dir: string): boolean {
+  const rel = path.relative(dir, file);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
 }
 
 /** Warnings that do not stop the gateway but that an operator must see. */
@@ -193,6 +205,7 @@ export function configWarnings(c: GatewayConfig): string[] {
   if (c.receive.callers.some((x) => x.aeTitle === '*')) out.push('receive.callers accepts any calling AE title ("*"): development only, never on a hospital network');
   const mh = c.health.metrics?.host;
   if (mh && !['127.0.0.1', '::1', 'localhost'].includes(mh)) out.push(`health.metrics.host is ${mh}: /metrics (no authentication) is reachable from the network`);
+  if (c.spool.encryption.profile === 'none') out.push('spool.encryption.profile is none: spooled images are stored unencrypted');
   if (!c.compress.verify) out.push('compress.verify is off: compressed frames are sent without being decoded and compared first');
   if (c.spool.minFreeBytes < 64 * 1024 * 1024) out.push('spool.minFreeBytes is below 64 MiB: the disk may fill before the gateway refuses objects');
   return out;

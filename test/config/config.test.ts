@@ -75,7 +75,15 @@ describe('loadConfig: a valid minimal file gets the defaults', () => {
         maxObjectBytes: 4 * 1024 ** 3,
         commitment: { enabled: true, report: 'spooled', timeoutSeconds: 3600 },
       },
-      spool: { dir: spoolDir, minFreeBytes: 1024 ** 3, maxBytes: 0, verifyOnStart: 'size', keepForwardedHours: 0, compressAtRest: true },
+      spool: {
+        dir: spoolDir,
+        minFreeBytes: 1024 ** 3,
+        maxBytes: 0,
+        verifyOnStart: 'size',
+        keepForwardedHours: 0,
+        compressAtRest: true,
+        encryption: { profile: 'aes-256-gcm', keyFile: path.join(tmp.dir, 'keys', 'device.key') },
+      },
       forward: [],
       forwarding: {
         connectTimeoutSeconds: 10,
@@ -138,7 +146,15 @@ workers: { threads: 3 }
     expect(c.receive).toMatchObject({ aeTitle: 'EDGE_AE', host: '127.0.0.1', port: 104, maxAssociations: 4, maxPduLength: 65536, unknownSopClasses: 'accept' });
     expect(c.receive.callers).toEqual([{ aeTitle: 'CT01', host: '10.0.0.5', port: 104 }, { aeTitle: 'MR01' }]);
     expect(c.receive.transferSyntaxes).toEqual(['1.2.840.10008.1.2.1', '1.2.840.10008.1.2.4.80']);
-    expect(c.spool).toEqual({ dir: '/data/spool', minFreeBytes: 2 * 1024 ** 3, maxBytes: 500_000_000, verifyOnStart: 'sha256', keepForwardedHours: 48, compressAtRest: true });
+    expect(c.spool).toEqual({
+      dir: '/data/spool',
+      minFreeBytes: 2 * 1024 ** 3,
+      maxBytes: 500_000_000,
+      verifyOnStart: 'sha256',
+      keepForwardedHours: 48,
+      compressAtRest: true,
+      encryption: { profile: 'aes-256-gcm', keyFile: '/data/keys/device.key' },
+    });
     expect(c.forward).toEqual([
       { name: 'central', aeTitle: 'PACS', host: 'pacs.example', port: 11112, callingAeTitle: 'EDGE01', associations: 4, compression: 'jpeg-ls', commit: true },
       { name: 'backup', aeTitle: 'BACKUP', host: '10.9.9.9', port: 104, associations: 2, compression: 'jpeg-ls', commit: false },
