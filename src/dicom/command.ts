@@ -32,9 +32,27 @@ export const NO_DATA_SET = 0x0101;
 /** A value meaning "a data set follows" (any value other than 0x0101). */
 export const DATA_SET_PRESENT = 0x0000;
 
+/** Command elements of VR US: each value is exactly 2 bytes. @see PS3.7 Annex E, PS3.5 Table 6.2-1 */
+const US_ELEMENTS = [Tag.CommandField, Tag.MessageId, Tag.MessageIdBeingRespondedTo, Tag.Priority, Tag.CommandDataSetType, Tag.Status];
+
 /** A decoded command set: raw element values by tag. */
 export class Command {
-  constructor(private readonly elements: ReadonlyMap<number, Buffer>) {}
+  constructor(
+    private readonly elements: ReadonlyMap<number, Buffer>,
+    /** Set by {@link decodeCommand} when (0000,0000) does not give the length of what follows it. */
+    private readonly groupLengthProblem?: string,
+  ) {}
+
+  /**
+   * Why this command set is not well formed, or undefined when it is: a Command Group Length
+   * that lies, or a US element that is not 2 bytes long. Such a request is refused (Mistyped
+   * argument) rather than read with a guess. @see PS3.7 §6.3.1 (group length), Annex E
+   */
+  get malformed(): string | undefined {
+    if (this.groupLengthProblem) return this.groupLengthProblem;
+    const bad = US_ELEMENTS.find((t) => this.elements.has(t) && this.elements.get(t)!.length !== 2);
+    return bad === undefined ? undefined : `${tagString(bad)} is ${this.elements.get(bad)!.length} bytes, not 2`;
+  }
 
   has(tag: number): boolean {
     return this.elements.has(tag);
@@ -77,6 +95,7 @@ export class Command {
  */
 export function decodeCommand(buf: Buffer): Command {
   const elements = new Map<number, Buffer>();
+  let groupLengthProblem: string | undefined;
   let off = 0;
   while (off < buf.length) {
     if (off + 8 > buf.length) throw new DicomParseError('COMMAND_TRUNCATED', `command set truncated at byte ${off}`);
@@ -93,8 +112,12 @@ export function decodeCommand(buf: Buffer): Command {
     }
     elements.set(tag, buf.subarray(off, off + len));
     off += len;
+    if (tag === Tag.CommandGroupLength) {
+      const declared = len === 4 ? buf.readUInt32LE(off - 4) : undefined;
+      if (declared !== buf.length - off) groupLengthProblem = `command group length ${declared ?? `of ${len} bytes`} does not match the ${buf.length - off} bytes that follow`;
+    }
   }
-  return new Command(elements);
+  return new Command(elements, groupLengthProblem);
 }
 
 type Value = { tag: number; vr: 'UI' | 'US' | 'AE' | 'LO' | 'UL'; value: string | number };

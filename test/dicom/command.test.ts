@@ -242,3 +242,36 @@ function el(tag: number, value: Buffer): Buffer {
   h.writeUInt32LE(value.length, 4);
   return Buffer.concat([h, value]);
 }
+
+describe('Command.malformed (found by the fuzzer: such C-STORE-RQs were answered Success)', () => {
+  const store = () =>
+    encodeCommand([
+      { tag: Tag.AffectedSopClassUid, vr: 'UI', value: CT },
+      { tag: Tag.CommandField, vr: 'US', value: CommandField.CStoreRq },
+      { tag: Tag.MessageId, vr: 'US', value: 7 },
+      { tag: Tag.Priority, vr: 'US', value: 0 },
+      { tag: Tag.CommandDataSetType, vr: 'US', value: 0 },
+      { tag: Tag.AffectedSopInstanceUid, vr: 'UI', value: INSTANCE },
+    ]);
+
+  it('is undefined for a well-formed command set', () => {
+    expect(decodeCommand(store()).malformed).toBeUndefined();
+  });
+
+  it('names a Command Group Length that does not match the bytes after it', () => {
+    for (const lie of [0, 2, 0xffffffff]) {
+      const buf = store();
+      buf.writeUInt32LE(lie, 8);
+      expect(decodeCommand(buf).malformed, String(lie)).toMatch(/group length/);
+    }
+  });
+
+  it('names a US element that is not 2 bytes long', () => {
+    const buf = store();
+    const el = rawElements(buf).find((e) => e.tag === Tag.Priority)!;
+    // Priority of 4 bytes: the same bytes, one more element's worth of length.
+    const widened = Buffer.concat([buf.subarray(0, el.offset + 4), Buffer.from([4, 0, 0, 0, 0, 0, 0, 0]), buf.subarray(el.offset + 10)]);
+    widened.writeUInt32LE(widened.length - 12, 8);
+    expect(decodeCommand(widened).malformed).toMatch(/\(0000,0700\) is 4 bytes/);
+  });
+});
