@@ -1,4 +1,5 @@
 import os from 'node:os';
+import type { SealKey } from '../spool/sealed-file.js';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Compression } from './transcode.js';
@@ -61,7 +62,7 @@ export class CodecPool {
   private seq = 0;
   private closed = false;
 
-  constructor(private readonly opts: { workers: number; timeoutMs?: (bytes: number) => number }) {}
+  constructor(private readonly opts: { workers: number; timeoutMs?: (bytes: number) => number; /** The spool key, for encrypted spool files. */ seal?: SealKey | undefined }) {}
 
   /** Convert one spooled file; never rejects (failures are a `Conversion` of kind error). */
   convert(req: Omit<JobRequest, 'id'>): Promise<Conversion> {
@@ -104,7 +105,8 @@ export class CodecPool {
 
   private spawn(): Worker | undefined {
     if (this.closed || this.all.size >= this.opts.workers) return undefined;
-    const w = new Worker(fileURLToPath(workerUrl()));
+    const seal = this.opts.seal;
+    const w = new Worker(fileURLToPath(workerUrl()), { workerData: { seal: seal ? { profile: seal.profile, kek: new Uint8Array(seal.kek) } : undefined } });
     w.unref();
     w.on('message', (m: JobReply) => {
       const r = this.running.get(w);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import charlsFactory, { type CharLSModule } from '@cornerstonejs/codec-charls/wasmjs';
 import openjphFactory, { type OpenJPHModule } from '@cornerstonejs/codec-openjph';
 import { readPart10Header } from '../dicom/file-meta.js';
@@ -9,6 +9,12 @@ import { TS } from '../dicom/transfer-syntaxes.js';
 import { dictionaryVr } from '../dicom/vr-dictionary.js';
 import { type Compression, encodeDataset, type TranscodeResult, uncompressed } from './transcode.js';
 import type { JobRequest, JobReply } from './pool.js';
+import { isSealed, type SealKey, unsealBuffer } from '../spool/sealed-file.js';
+
+/** The spool key (encryption at rest), handed over when the pool starts the worker. */
+const seal: SealKey | undefined = (workerData as { seal?: { profile: SealKey['profile']; kek: Uint8Array } } | null)?.seal
+  ? { profile: (workerData as { seal: { profile: SealKey['profile'] } }).seal.profile, kek: Buffer.from((workerData as { seal: { kek: Uint8Array } }).seal.kek) }
+  : undefined;
 
 /**
  * The codec worker: reads a spooled file itself (no object bytes cross into the thread),
@@ -46,7 +52,15 @@ async function load(): Promise<void> {
 }
 
 function run(req: JobRequest): JobReply {
-  const file = readFileSync(req.path);
+  let file: Buffer = readFileSync(req.path);
+  if (isSealed(file)) {
+    if (!seal) return { id: req.id, kind: 'corrupt', reason: 'spooled object is encrypted, but the codec worker has no key' };
+    try {
+      file = unsealBuffer(seal, file);
+    } catch (err) {
+      return { id: req.id, kind: 'corrupt', reason: (err as Error).message };
+    }
+  }
   if (file.length !== req.size || createHash('sha256').update(file).digest('hex') !== req.sha256) {
     return { id: req.id, kind: 'corrupt', reason: 'spooled object fails its SHA-256 check' };
   }

@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import { closeFd, fsyncFd, writevFd } from '../util/fd.js';
 import { crashpoint } from '../util/crashpoint.js';
+import type { Sealer } from './sealed-file.js';
 
 /**
  * Writes one incoming object straight to its final name `<id>.dcm` as the bytes
@@ -47,7 +48,10 @@ export class FileObjectWriter {
     private readonly fd: number,
     readonly path: string,
     header: Buffer,
+    /** Encryption at rest: plaintext is hashed and counted, sealed segments are written. */
+    private readonly sealer?: Sealer | undefined,
   ) {
+    if (sealer) this.enqueue(sealer.header);
     this.push(header);
   }
 
@@ -76,6 +80,7 @@ export class FileObjectWriter {
    */
   async finish<T>(steps: { syncDir: () => Promise<void>; index: (file: { size: number; sha256: string }) => Promise<T> }): Promise<T> {
     this.finished = true;
+    if (this.sealer && !this.error) this.enqueue(this.sealer.final());
     while (this.writing || this.pendingBytes > 0) {
       if (this.writing) await this.writing;
       else this.flush();
@@ -117,11 +122,19 @@ export class FileObjectWriter {
     await unlink(this.path).catch(() => undefined);
   }
 
+  /** Plaintext: hashed and counted, then queued as is or as sealed segments. */
   private push(chunk: Buffer): void {
     this.hash.update(chunk);
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
     this.total += chunk.length;
+    if (this.sealer) for (const s of this.sealer.push(chunk)) this.enqueue(s);
+    else this.enqueue(chunk);
+  }
+
+  /** Bytes for the file, in order. */
+  private enqueue(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
   }
 
   private flush(): void {

@@ -5,11 +5,12 @@ import { isDiskFull, PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CoalescedDirSync } from '../util/coalesced-fsync.js';
 import { crashpoint } from '../util/crashpoint.js';
-import { closeFd, fsyncFd, openFd, readFd, writeFd } from '../util/fd.js';
+import { closeFd, fstatFd, fsyncFd, openFd, readFd, writeFd } from '../util/fd.js';
 import type { HashPool } from '../util/hash-pool.js';
 import { DiskGuard } from './disk-guard.js';
 import { recoverSpool } from './recovery.js';
 import { FileObjectWriter } from './file-writer.js';
+import { isSealed, SealedReader, sealBuffer, Sealer, type SealKey } from './sealed-file.js';
 import { QueueState } from './queues.js';
 import { formatId, openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
 import { type Claim, type DeadLetter, HANDED_OVER_KEEP_MS, type ObjectInfo, type ObjectReader, type ObjectWriter, type RecoveryReport, type Spool, type SpoolRecord, type SpoolRewriter, type SpoolStats } from './spool.js';
@@ -74,6 +75,8 @@ export class LevelSpool implements Spool {
       keepForwardedMs?: number;
       hashPool: HashPool;
       log: Logger;
+      /** Encryption at rest: every new object file is sealed with this key (src/spool/sealed-file.ts). */
+      seal?: SealKey | undefined;
     },
   ) {
     this.db = new Level<string, string>(path.join(opts.dir, 'index'), { valueEncoding: 'utf8' });
@@ -150,7 +153,7 @@ export class LevelSpool implements Spool {
     const id = formatId(this.nextId++);
     const filePath = this.filePath(id);
     const fd = await openFd(filePath, 'wx');
-    const file = new FileObjectWriter(fd, filePath, header);
+    const file = new FileObjectWriter(fd, filePath, header, this.opts.seal ? new Sealer(this.opts.seal) : undefined);
     return {
       write: (chunk) => file.write(chunk),
       onDrain: (fn) => file.onDrain(fn),
@@ -253,6 +256,22 @@ export class LevelSpool implements Spool {
       });
     }
     const fd = await openFd(file, 'r');
+    try {
+      const head = Buffer.alloc(4);
+      await readFd(fd, head, 0);
+      if (isSealed(head)) {
+        // Encrypted: every read decrypts and authenticates the segments it covers, so a changed
+        // byte is found before any of its segment is used (and the SHA-256 still covers it all).
+        if (!this.opts.seal) throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${id} is encrypted, but the spool has no key`, { retryable: false });
+        const st = await fstatFd(fd);
+        const sealed = await SealedReader.open(this.opts.seal, st.size, (buf, position) => readFd(fd, buf, position));
+        if (sealed.size !== record.size) throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${id} holds ${sealed.size} bytes, expected ${record.size}`, { retryable: false });
+        return { size: record.size, sha256: record.sha256, verified: opts.verify !== 'caller', read: (buf, position) => sealed.read(buf, position), close: () => closeFd(fd) };
+      }
+    } catch (err) {
+      await closeFd(fd).catch(() => undefined);
+      throw err;
+    }
     return {
       size,
       sha256: record.sha256,
@@ -314,9 +333,11 @@ export class LevelSpool implements Spool {
     let size: number;
     try {
       const fd = await openFd(tmp, 'w');
+      // Sealed under a fresh data key of its own, like every spool file.
+      const onDisk = this.opts.seal ? sealBuffer(this.opts.seal, bytes) : bytes;
       try {
         let off = 0;
-        while (off < bytes.length) off += await writeFd(fd, bytes.subarray(off), off);
+        while (off < onDisk.length) off += await writeFd(fd, onDisk.subarray(off), off);
         await fsyncFd(fd);
       } finally {
         await closeFd(fd).catch(() => undefined);
@@ -569,6 +590,7 @@ export class LevelSpool implements Spool {
       verifyOnStart: this.opts.verifyOnStart,
       hashPool: this.opts.hashPool,
       log: this.opts.log,
+      seal: this.opts.seal,
     });
     this.queues = r.queues;
     for (const [id, at] of r.kept) this.kept.set(id, at);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Level } from 'level';
 import type { Logger } from '../log.js';
 import type { HashPool } from '../util/hash-pool.js';
+import { sealedSize, type SealKey } from './sealed-file.js';
 import { QueueState } from './queues.js';
 import { openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
 import type { RecoveryReport, SpoolRecord } from './spool.js';
@@ -30,6 +31,8 @@ export interface RecoveryInput {
   verifyOnStart: 'size' | 'sha256';
   hashPool: HashPool;
   log: Logger;
+  /** The spool key: an encrypted file is its sealed size on disk. */
+  seal?: SealKey | undefined;
 }
 
 export interface RecoveryResult {
@@ -143,7 +146,7 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
     }
     const bad = (reason: string) => (confirmed ? lose(id, record.sopInstanceUid, reason) : unconfirmed(id, record, size, reason));
     if (size === undefined) bad('object file is missing');
-    else if (size !== record.size) bad(`object file is ${size} bytes, expected ${record.size}`);
+    else if (size !== record.size && !(opts.seal && size === sealedSize(record.size, opts.seal.profile))) bad(`object file is ${size} bytes, expected ${record.size}`);
     else if (opts.verifyOnStart === 'sha256' || !confirmed) {
       const hash = opts.hashPool.hashFile(filePath(id));
       hash.catch(() => undefined);

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { PacsEdgeError } from '../errors.js';
+import type { SealKey } from '../spool/sealed-file.js';
 
 /**
  * SHA-256 of whole files on worker threads, so verifying a large object (before it is handed
@@ -10,17 +11,30 @@ import { PacsEdgeError } from '../errors.js';
  * the compiled build and under the test runner's on-the-fly TypeScript.
  */
 const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const buf = Buffer.allocUnsafe(1 << 20);
-parentPort.on('message', ({ id, path }) => {
+let sealed;
+parentPort.on('message', async ({ id, path }) => {
   let fd;
   try {
     fd = fs.openSync(path, 'r');
     const h = crypto.createHash('sha256');
     let size = 0, n;
-    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) { h.update(buf.subarray(0, n)); size += n; }
+    // An encrypted ("sealed") spool file is hashed as the plaintext it holds, each segment
+    // authenticated on the way (src/spool/sealed-file.ts).
+    const head = Buffer.alloc(4);
+    const isSealed = fs.readSync(fd, head, 0, 4, 0) === 4 && head.toString('latin1') === 'PESE';
+    if (isSealed) {
+      if (!workerData.seal) throw Object.assign(new Error('encrypted spool file, but no spool key'), { code: 'SPOOL_CORRUPT' });
+      sealed ??= await import(workerData.sealedModule);
+      const key = { profile: workerData.seal.profile, kek: Buffer.from(workerData.seal.kek) };
+      const r = await sealed.SealedReader.open(key, fs.fstatSync(fd).size, async (b, p) => fs.readSync(fd, b, 0, b.length, p));
+      while ((n = await r.read(buf, size)) > 0) { h.update(buf.subarray(0, n)); size += n; }
+    } else {
+      while ((n = fs.readSync(fd, buf, 0, buf.length, size)) > 0) { h.update(buf.subarray(0, n)); size += n; }
+    }
     parentPort.postMessage({ id, sha256: h.digest('hex'), size });
   } catch (e) {
     parentPort.postMessage({ id, error: String(e && e.message), code: e && e.code });
@@ -29,6 +43,12 @@ parentPort.on('message', ({ id, path }) => {
   }
 });
 `;
+
+/** The compiled sealed-file module the eval'd worker imports (the build's, also under the test runner). */
+function sealedModuleUrl(): string {
+  const here = import.meta.url;
+  return (here.endsWith('.ts') ? new URL('../../dist/src/spool/sealed-file.js', here) : new URL('../spool/sealed-file.js', here)).href;
+}
 
 interface Job {
   id: number;
@@ -45,7 +65,11 @@ export class HashPool {
   private seq = 0;
   private closed = false;
 
-  constructor(private readonly threads: number) {}
+  constructor(
+    private readonly threads: number,
+    /** The spool's key, for encrypted spool files. */
+    private readonly seal?: SealKey | undefined,
+  ) {}
 
   hashFile(path: string): Promise<{ sha256: string; size: number }> {
     if (this.closed) return Promise.reject(new PacsEdgeError('HASH_POOL_CLOSED', 'hash pool is closed'));
@@ -73,14 +97,19 @@ export class HashPool {
 
   private spawn(): Worker | undefined {
     if (this.all.length >= this.threads) return undefined;
-    const w = new Worker(WORKER_SOURCE, { eval: true });
+    const w = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { sealedModule: sealedModuleUrl(), seal: this.seal ? { profile: this.seal.profile, kek: new Uint8Array(this.seal.kek) } : undefined },
+    });
     w.unref();
     w.on('message', (m: { id: number; sha256?: string; size?: number; error?: string; code?: string }) => {
       const job = this.running.get(w);
       this.running.delete(w);
       this.idle.push(w);
       if (job) {
-        if (m.error !== undefined) {
+        if (m.error !== undefined && m.code === 'SPOOL_CORRUPT') {
+          job.reject(new PacsEdgeError('SPOOL_CORRUPT', m.error, { retryable: false }));
+        } else if (m.error !== undefined) {
           const err = new PacsEdgeError('HASH_FAILED', `cannot hash spool file: ${m.error}`, { retryable: false, details: { code: m.code } });
           (err as { fsCode?: string }).fsCode = m.code;
           job.reject(err);

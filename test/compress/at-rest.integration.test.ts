@@ -9,6 +9,7 @@ import { ctFile } from '../helpers/dicom-builder.js';
 import { canonicalSamples, differingAttributes } from '../helpers/pixel-compare.js';
 import { IMAGE_MATRIX, imageFile } from '../helpers/image-fixtures.js';
 import { freePort, nothingPending, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { readSpoolFile } from '../helpers/spool-files.js';
 
 /**
  * spool.compressAtRest: while the PACS is away the spool holds its objects compressed, and
@@ -84,7 +85,7 @@ describe('compression at rest', () => {
       }, { what: 'compression at rest done', timeoutMs: 30_000 });
       expect(z.compressed).toBeGreaterThanOrEqual(IMAGE_MATRIX.length - 1);
       expect(z.bytesOut).toBeLessThan(z.bytesIn);
-      const onDisk = readdirSync(path.join(s.gw.spoolDir, 'objects')).map((n) => readPart10Header(readFileSync(path.join(s.gw.spoolDir, 'objects', n)))!.transferSyntaxUid);
+      const onDisk = readdirSync(path.join(s.gw.spoolDir, 'objects')).map((n) => readPart10Header(readSpoolFile(path.join(s.gw.spoolDir, 'objects', n)))!.transferSyntaxUid);
       expect(onDisk.filter((t) => t === TS.JPEGLSLossless).length).toBe(z.compressed);
       // Queue figures follow the files: what is pending is what the spool now holds.
       const st = (await controlGet(path.join(s.gw.spoolDir, 'control.sock'), '/status')) as { spool: { bytes: number }; destinations: { pendingBytes: number }[] };

@@ -7,6 +7,7 @@ import { HashPool } from '../../src/util/hash-pool.js';
 import { datasetBytes, storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
 import { readAll } from '../spool/conformance.js';
+import { spoolKey } from '../helpers/spool-files.js';
 import { crashPoints } from '../helpers/crash-points.js';
 import { startGateway, tempDir } from '../helpers/processes.js';
 
@@ -85,8 +86,10 @@ describe('crash consistency: SIGKILL during ingest of 200 instances', () => {
         const stopCode = await again.stop();
         expect(stopCode, `clean stop (signal ${again.proc.signalCode}); output:\n${again.output().slice(-1500)}`).toBe(0);
 
-        const pool = new HashPool(1);
-        const spool = new LevelSpool({ dir: path.join(tmp.dir, 'spool'), destinations: [], minFreeBytes: 0, maxBytes: 0, verifyOnStart: 'sha256', hashPool: pool, log: pino({ level: 'silent' }) });
+        // The gateway's own key (spool files are encrypted at rest).
+        const seal = spoolKey(path.join(tmp.dir, 'spool'));
+        const pool = new HashPool(1, seal);
+        const spool = new LevelSpool({ dir: path.join(tmp.dir, 'spool'), destinations: [], minFreeBytes: 0, maxBytes: 0, verifyOnStart: 'sha256', hashPool: pool, log: pino({ level: 'silent' }), seal });
         const report = await spool.open();
         try {
           expect(report.lost).toEqual([]);

@@ -12,6 +12,7 @@ import { datasetBytes, echoscu, startStorescp, storescu, type StorescuResult } f
 import { writeStudy } from '../helpers/dicom-builder.js';
 import { freePort, type GatewayProcess, nothingPending, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 import { type FaultResult, recordFault } from '../helpers/reliability.js';
+import { readSpoolFile } from '../helpers/spool-files.js';
 
 /**
  * Fault: the spool's file system fills up. The spool lives on a 48 MiB tmpfs mounted for the
@@ -110,7 +111,7 @@ async function spoolSnapshot(spoolDir: string, scratch: string): Promise<{ recor
 function verifySpool(spoolDir: string, snap: { records: SpoolRecord[]; files: string[] }): void {
   for (const r of snap.records) {
     const file = path.join(spoolDir, 'objects', `${r.id}.dcm`);
-    const bytes = readFileSync(file);
+    const bytes = readSpoolFile(file);
     expect(bytes.length, `size of spooled ${r.id}`).toBe(r.size);
     expect(createHash('sha256').update(bytes).digest('hex'), `SHA-256 of spooled ${r.id}`).toBe(r.sha256);
   }

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
+import { readSpoolFile } from './spool-files.js';
 import { freePort, run, type RunResult } from './processes.js';
 
 /**
@@ -121,9 +122,9 @@ export async function startStorescp(
   };
 }
 
-/** The data set bytes of a Part 10 file (everything after the File Meta group). */
+/** The data set bytes of a Part 10 file (everything after the File Meta group); a spool file is decrypted first. */
 export function datasetBytes(file: string | Buffer): Buffer {
-  const buf = typeof file === 'string' ? readFileSync(file) : file;
+  const buf = typeof file === 'string' ? readSpoolFile(file) : file;
   const h = readPart10Header(buf);
   if (!h) throw new Error('not a Part 10 file');
   return buf.subarray(h.datasetOffset);

@@ -8,6 +8,7 @@ import { PduType } from '../../src/dicom/pdu.js';
 import { datasetBytes, startStorescp, storescu, storescuArgsFor } from '../helpers/dcmtk.js';
 import { type GatewayProcess, startGateway, tempDir } from '../helpers/processes.js';
 import { associateRq, RawScu } from '../helpers/raw-scu.js';
+import { readSpoolFile } from '../helpers/spool-files.js';
 
 /**
  * Every file of the public corpus ($PACS_EDGE_CORPUS, set by .ci/run) through the real gateway:
@@ -45,7 +46,7 @@ describe.skipIf(!present)(`corpus: every file of ${CORPUS ?? '$PACS_EDGE_CORPUS 
     // Ids grow with arrival, so in sorted order a later version of a UID replaces an earlier one
     // (several corpus files share UIDs; storescp keeps the last one it received under a UID).
     for (const n of readdirSync(path.join(gw.spoolDir, 'objects')).filter((x) => x.endsWith('.dcm')).sort()) {
-      const b = readFileSync(path.join(gw.spoolDir, 'objects', n));
+      const b = readSpoolFile(path.join(gw.spoolDir, 'objects', n));
       const h = readPart10Header(b)!;
       map.set(`${h.sopInstanceUid}|${h.transferSyntaxUid}`, b.subarray(h.datasetOffset));
     }
@@ -80,7 +81,7 @@ describe.skipIf(!present)(`corpus: every file of ${CORPUS ?? '$PACS_EDGE_CORPUS 
         .sort((a, b) => statSync(path.join(ref.dir, b)).mtimeMs - statSync(path.join(ref.dir, a)).mtimeMs)[0];
       expect(refName, `storescp stored ${name}`).toBeDefined();
       const stored = await gw.waitForLog((l) => l.msg === 'stored' && l.sopInstanceUid === uid && gw.logs.indexOf(l) >= logMark, 5000);
-      const mineFile = readFileSync(path.join(gw.spoolDir, 'objects', `${stored.id as string}.dcm`));
+      const mineFile = readSpoolFile(path.join(gw.spoolDir, 'objects', `${stored.id as string}.dcm`));
       const refFile = readFileSync(path.join(ref.dir, refName!));
       const mineTs = readPart10Header(mineFile)!.transferSyntaxUid;
       if (mineTs !== readPart10Header(refFile)!.transferSyntaxUid) {

@@ -6,6 +6,7 @@ import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { storescu } from '../helpers/dcmtk.js';
 import { CT_IMAGE_STORAGE, ctElements, encodeDataset, ExplicitLE, part10, testUid, TS_UID } from '../helpers/dicom-builder.js';
 import { startGateway, tempDir } from '../helpers/processes.js';
+import { openSpoolFile } from '../helpers/spool-files.js';
 
 /**
  * A 1 GiB multi-frame object (2048 frames of 512×512×16 bit) through the real gateway with
@@ -28,16 +29,24 @@ function frameSource(): Buffer {
   return f;
 }
 
+/** SHA-256 of the data set of a Part 10 file or of a (sealed) spool file, streamed. */
 async function sha256OfDataset(file: string): Promise<string> {
-  const fd = openSync(file, 'r');
-  const head = Buffer.alloc(4096);
-  const { readSync } = await import('node:fs');
-  readSync(fd, head, 0, head.length, 0);
-  closeSync(fd);
-  const offset = readPart10Header(head)!.datasetOffset;
-  const h = createHash('sha256');
-  for await (const c of createReadStream(file, { start: offset, highWaterMark: 1 << 20 })) h.update(c as Buffer);
-  return h.digest('hex');
+  const f = await openSpoolFile(file);
+  try {
+    const head = Buffer.alloc(4096);
+    await f.read(head, 0);
+    const h = createHash('sha256');
+    const buf = Buffer.alloc(1 << 20);
+    for (let pos = readPart10Header(head)!.datasetOffset; pos < f.size; ) {
+      const n = await f.read(buf, pos);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      pos += n;
+    }
+    return h.digest('hex');
+  } finally {
+    f.close();
+  }
 }
 
 function vmHwmMb(pid: number): number {

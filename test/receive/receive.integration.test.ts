@@ -8,6 +8,7 @@ import { datasetBytes, echoscu, startStorescp, storescu } from '../helpers/dcmtk
 import { CT_IMAGE_STORAGE, ctElements, ctFile, encodeDataset, ExplicitLE, part10, testUid, TS_UID } from '../helpers/dicom-builder.js';
 import { CLI, type GatewayProcess, run, startGateway, tempDir } from '../helpers/processes.js';
 import { associateRq, RawScu } from '../helpers/raw-scu.js';
+import { readSpoolFile } from '../helpers/spool-files.js';
 
 /**
  * The real gateway process against DCMTK as the modality (and storescp as the reference of
@@ -96,7 +97,7 @@ describe('receive: gateway process with DCMTK as the modality', () => {
   });
 
   it('builds a File Meta that names the object, its syntax and the calling AE', async () => {
-    const stored = readFileSync(await storedFile(files.deflate!.uid));
+    const stored = readSpoolFile(await storedFile(files.deflate!.uid));
     const meta = stored.subarray(0, 400).toString('latin1');
     expect(meta.slice(128, 132)).toBe('DICM');
     expect(meta).toContain(TS_UID.deflate);

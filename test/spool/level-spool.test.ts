@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -33,6 +34,29 @@ spoolConformance({
     pool = undefined;
   },
 });
+
+// The same suite with encryption at rest, in both profiles: the sealed file format must keep every promise.
+for (const profile of ['aes-256-gcm', 'gm'] as const) {
+  const seal = { profile, kek: randomBytes(profile === 'gm' ? 48 : 32) };
+  let sealedPool: HashPool | undefined;
+  spoolConformance({
+    name: `LevelSpool, encrypted (${profile})`,
+    durable: true,
+    create: async (destinations, reuse) => {
+      if (!reuse || !tmp) tmp = tempDir();
+      sealedPool ??= new HashPool(2, seal);
+      const s = new LevelSpool({ dir: tmp.dir, destinations, minFreeBytes: 0, maxBytes: 0, verifyOnStart: 'sha256', hashPool: sealedPool, log, seal });
+      await s.open();
+      return s;
+    },
+    cleanup: async () => {
+      tmp?.cleanup();
+      tmp = undefined;
+      await sealedPool?.close();
+      sealedPool = undefined;
+    },
+  });
+}
 
 describe('LevelSpool recovery', () => {
   let t: { dir: string; cleanup: () => void };

@@ -1,0 +1,334 @@
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { PacsEdgeError } from '../errors.js';
+
+/**
+ * Encryption at rest of spooled objects: a "sealed" file, written as a stream and read at any
+ * position, with its own data key.
+ *
+ * Layout: a header, then the plaintext cut into segments of {@link SEGMENT_BYTES} (the last one
+ * shorter, possibly empty), each encrypted and authenticated on its own:
+ *
+ *     "PESE" | version 1 | profile | log2(segment size) | wrapped-key length | 12-byte nonce | wrapped data key
+ *     segment 0: ciphertext | tag      segment 1: …      last segment: ciphertext | tag (marked final)
+ *
+ * Each segment's authentication covers the whole header (so segments cannot move between files),
+ * its index (no reordering) and a final flag (no truncation, no appending): a flipped byte,
+ * a missing or extra segment is found before any of the segment's bytes are used. The data
+ * key is random per file and stored only wrapped by the key-encryption key (derived from the
+ * device key, kept outside the spool): deleting the file destroys its key.
+ *
+ * Profiles:
+ * - `aes-256-gcm`: AES-256-GCM segments (96-bit nonce = file nonce XOR segment index, 128-bit
+ *   tag); the data key wrapped with AES-256-GCM.
+ * - `gm` (GB/T 39786 commercial cryptography): SM4-CTR + HMAC-SM3, encrypt-then-MAC (256-bit
+ *   tag); the data key (SM4 key + HMAC key) wrapped the same way. OpenSSL (Node 20 and 24) has
+ *   `sm4-ctr` and `sm3` but not `sm4-gcm`, hence the composition.
+ *
+ * Pure functions and small classes on Buffers: used by the spool (main thread) and by the
+ * hash and codec workers, which read files themselves.
+ *
+ * @see NIST SP 800-38D (GCM), GB/T 32907 (SM4), GB/T 32905 (SM3), RFC 2104 (HMAC)
+ */
+export type SealProfile = 'aes-256-gcm' | 'gm';
+
+/** Key-encryption key material: 32 bytes for aes-256-gcm; 16 (SM4) + 32 (HMAC-SM3) for gm. */
+export interface SealKey {
+  profile: SealProfile;
+  kek: Buffer;
+}
+
+export const SEALED_MAGIC = Buffer.from('PESE', 'latin1');
+export const SEGMENT_BYTES = 64 * 1024;
+const VERSION = 1;
+const PROFILE_ID: Record<SealProfile, number> = { 'aes-256-gcm': 1, gm: 2 };
+const FIXED = 20; // magic 4, version 1, profile 1, log2 1, wrapped length 1, nonce 12
+const TAG: Record<SealProfile, number> = { 'aes-256-gcm': 16, gm: 32 };
+const DATA_KEY: Record<SealProfile, number> = { 'aes-256-gcm': 32, gm: 48 };
+const WRAPPED: Record<SealProfile, number> = { 'aes-256-gcm': 12 + 32 + 16, gm: 16 + 48 + 32 };
+
+export function sealedHeaderBytes(profile: SealProfile): number {
+  return FIXED + WRAPPED[profile];
+}
+
+/** The sealed file size of `plain` bytes (headers and tags included). */
+export function sealedSize(plain: number, profile: SealProfile): number {
+  const segments = Math.max(1, Math.ceil(plain / SEGMENT_BYTES));
+  return sealedHeaderBytes(profile) + plain + segments * TAG[profile];
+}
+
+/** True when the buffer starts like a sealed file. */
+export function isSealed(head: Buffer): boolean {
+  return head.length >= 4 && head.subarray(0, 4).equals(SEALED_MAGIC);
+}
+
+function corrupt(message: string): PacsEdgeError {
+  return new PacsEdgeError('SPOOL_CORRUPT', message, { retryable: false });
+}
+
+/** Split the gm KEK / data key into its SM4 and HMAC-SM3 parts. */
+const gmParts = (k: Buffer) => ({ enc: k.subarray(0, 16), mac: k.subarray(16, 48) });
+
+function wrap(key: SealKey, dataKey: Buffer, aad: Buffer): Buffer {
+  if (key.profile === 'aes-256-gcm') {
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', key.kek, iv);
+    c.setAAD(aad);
+    const ct = Buffer.concat([c.update(dataKey), c.final()]);
+    return Buffer.concat([iv, ct, c.getAuthTag()]);
+  }
+  const { enc, mac } = gmParts(key.kek);
+  const iv = randomBytes(16);
+  const c = createCipheriv('sm4-ctr', enc, iv);
+  const ct = Buffer.concat([c.update(dataKey), c.final()]);
+  const tag = createHmac('sm3', mac).update(aad).update(iv).update(ct).digest();
+  return Buffer.concat([iv, ct, tag]);
+}
+
+function unwrap(key: SealKey, wrapped: Buffer, aad: Buffer): Buffer {
+  if (key.profile === 'aes-256-gcm') {
+    const d = createDecipheriv('aes-256-gcm', key.kek, wrapped.subarray(0, 12));
+    d.setAAD(aad);
+    d.setAuthTag(wrapped.subarray(44, 60));
+    try {
+      return Buffer.concat([d.update(wrapped.subarray(12, 44)), d.final()]);
+    } catch {
+      throw corrupt('sealed file: its data key does not unwrap (damaged header, or another device key)');
+    }
+  }
+  const { enc, mac } = gmParts(key.kek);
+  const iv = wrapped.subarray(0, 16);
+  const ct = wrapped.subarray(16, 64);
+  const tag = createHmac('sm3', mac).update(aad).update(iv).update(ct).digest();
+  if (!timingSafeEqual(tag, wrapped.subarray(64, 96))) throw corrupt('sealed file: its data key does not unwrap (damaged header, or another device key)');
+  const d = createDecipheriv('sm4-ctr', enc, iv);
+  return Buffer.concat([d.update(ct), d.final()]);
+}
+
+/** What both directions need to know about one file. */
+class SegmentCipher {
+  constructor(
+    readonly profile: SealProfile,
+    private readonly dataKey: Buffer,
+    readonly header: Buffer,
+  ) {}
+
+  private get nonce(): Buffer {
+    return this.header.subarray(8, 20);
+  }
+
+  private aad(index: number, final: boolean): Buffer {
+    const tail = Buffer.alloc(5);
+    tail.writeUInt32BE(index, 0);
+    tail[4] = final ? 1 : 0;
+    return Buffer.concat([this.header, tail]);
+  }
+
+  private iv(index: number): Buffer {
+    if (this.profile === 'aes-256-gcm') {
+      const iv = Buffer.from(this.nonce);
+      iv.writeUInt32BE((iv.readUInt32BE(8) ^ index) >>> 0, 8);
+      return iv;
+    }
+    // SM4-CTR: nonce[0..8] | index | 32-bit block counter from 0 (a segment is 4096 blocks).
+    const iv = Buffer.alloc(16);
+    this.nonce.copy(iv, 0, 0, 8);
+    iv.writeUInt32BE(index, 8);
+    return iv;
+  }
+
+  seal(index: number, plain: Buffer, final: boolean): Buffer {
+    const aad = this.aad(index, final);
+    if (this.profile === 'aes-256-gcm') {
+      const c = createCipheriv('aes-256-gcm', this.dataKey, this.iv(index));
+      c.setAAD(aad);
+      const ct = Buffer.concat([c.update(plain), c.final()]);
+      return Buffer.concat([ct, c.getAuthTag()]);
+    }
+    const { enc, mac } = gmParts(this.dataKey);
+    const iv = this.iv(index);
+    const c = createCipheriv('sm4-ctr', enc, iv);
+    const ct = Buffer.concat([c.update(plain), c.final()]);
+    return Buffer.concat([ct, createHmac('sm3', mac).update(aad).update(ct).digest()]);
+  }
+
+  open(index: number, sealed: Buffer, final: boolean): Buffer {
+    const t = TAG[this.profile];
+    if (sealed.length < t) throw corrupt(`sealed file: segment ${index} is cut short`);
+    const ct = sealed.subarray(0, sealed.length - t);
+    const tag = sealed.subarray(sealed.length - t);
+    const aad = this.aad(index, final);
+    if (this.profile === 'aes-256-gcm') {
+      const d = createDecipheriv('aes-256-gcm', this.dataKey, this.iv(index));
+      d.setAAD(aad);
+      d.setAuthTag(tag);
+      try {
+        return Buffer.concat([d.update(ct), d.final()]);
+      } catch {
+        throw corrupt(`sealed file: segment ${index} fails its authentication (changed, moved or truncated)`);
+      }
+    }
+    const { enc, mac } = gmParts(this.dataKey);
+    if (!timingSafeEqual(createHmac('sm3', mac).update(aad).update(ct).digest(), tag)) {
+      throw corrupt(`sealed file: segment ${index} fails its authentication (changed, moved or truncated)`);
+    }
+    const d = createDecipheriv('sm4-ctr', enc, this.iv(index));
+    return Buffer.concat([d.update(ct), d.final()]);
+  }
+}
+
+/** Parse and check a header; returns the cipher of its file. */
+function openHeader(key: SealKey, head: Buffer): SegmentCipher {
+  if (!isSealed(head) || head.length < FIXED) throw corrupt('not a sealed spool file (no PESE header)');
+  if (head[4] !== VERSION) throw corrupt(`sealed file version ${head[4]} is not supported`);
+  const profile = (Object.keys(PROFILE_ID) as SealProfile[]).find((p) => PROFILE_ID[p] === head[5]);
+  if (!profile) throw corrupt(`sealed file profile ${head[5]} is unknown`);
+  if (profile !== key.profile) throw corrupt(`sealed file uses profile ${profile}, the spool is configured for ${key.profile}`);
+  if (head[6] !== Math.log2(SEGMENT_BYTES) || head[7] !== WRAPPED[profile]) throw corrupt('sealed file header has unexpected sizes');
+  const header = head.subarray(0, FIXED + WRAPPED[profile]);
+  if (header.length < FIXED + WRAPPED[profile]) throw corrupt('sealed file header is cut short');
+  const dataKey = unwrap(key, header.subarray(FIXED), header.subarray(0, FIXED));
+  return new SegmentCipher(profile, dataKey, Buffer.from(header));
+}
+
+/**
+ * Seals a stream: `push` plaintext as it comes, take back whole sealed segments; `final()` gives
+ * the last (final-marked) segment. The header is the first thing to write.
+ */
+export class Sealer {
+  readonly header: Buffer;
+  private readonly cipher: SegmentCipher;
+  private parts: Buffer[] = [];
+  private partBytes = 0;
+  private index = 0;
+  /** Plaintext bytes pushed so far. */
+  plainBytes = 0;
+
+  constructor(key: SealKey) {
+    const fixed = Buffer.alloc(FIXED);
+    SEALED_MAGIC.copy(fixed, 0);
+    fixed[4] = VERSION;
+    fixed[5] = PROFILE_ID[key.profile];
+    fixed[6] = Math.log2(SEGMENT_BYTES);
+    fixed[7] = WRAPPED[key.profile];
+    randomBytes(12).copy(fixed, 8);
+    const dataKey = randomBytes(DATA_KEY[key.profile]);
+    this.header = Buffer.concat([fixed, wrap(key, dataKey, fixed)]);
+    this.cipher = new SegmentCipher(key.profile, dataKey, this.header);
+  }
+
+  push(plain: Buffer): Buffer[] {
+    this.plainBytes += plain.length;
+    const out: Buffer[] = [];
+    let off = 0;
+    while (off < plain.length) {
+      // A full segment is sealed only once more bytes follow: the last one must carry the final flag.
+      if (this.partBytes === SEGMENT_BYTES) out.push(this.sealPart(false));
+      const take = Math.min(SEGMENT_BYTES - this.partBytes, plain.length - off);
+      this.parts.push(plain.subarray(off, off + take));
+      this.partBytes += take;
+      off += take;
+    }
+    return out;
+  }
+
+  /** The last segment (possibly empty), marked final. */
+  final(): Buffer {
+    return this.sealPart(true);
+  }
+
+  private sealPart(final: boolean): Buffer {
+    const plain = Buffer.concat(this.parts, this.partBytes);
+    this.parts = [];
+    this.partBytes = 0;
+    return this.cipher.seal(this.index++, plain, final);
+  }
+}
+
+/** Seal a whole buffer at once (the compression-at-rest rewriter). */
+export function sealBuffer(key: SealKey, plain: Buffer): Buffer {
+  const s = new Sealer(key);
+  return Buffer.concat([s.header, ...s.push(plain), s.final()]);
+}
+
+/** Open a whole sealed file held in memory (the workers). @throws PacsEdgeError SPOOL_CORRUPT */
+export function unsealBuffer(key: SealKey, file: Buffer): Buffer {
+  const cipher = openHeader(key, file);
+  const h = cipher.header.length;
+  const t = TAG[key.profile];
+  const out: Buffer[] = [];
+  const segments = segmentCount(file.length - h, t);
+  for (let i = 0; i < segments; i++) {
+    const start = h + i * (SEGMENT_BYTES + t);
+    const end = Math.min(file.length, start + SEGMENT_BYTES + t);
+    out.push(cipher.open(i, file.subarray(start, end), i === segments - 1));
+  }
+  return Buffer.concat(out);
+}
+
+/** Segments in `body` bytes of a sealed file (everything after the header). */
+function segmentCount(body: number, tag: number): number {
+  if (body < tag) throw corrupt('sealed file has no final segment');
+  return Math.floor(body / (SEGMENT_BYTES + tag)) + (body % (SEGMENT_BYTES + tag) === 0 ? 0 : 1);
+}
+
+/** The plaintext size of a sealed file of `fileSize` bytes. */
+export function plainSizeOf(fileSize: number, profile: SealProfile): number {
+  const body = fileSize - sealedHeaderBytes(profile);
+  return body - segmentCount(body, TAG[profile]) * TAG[profile];
+}
+
+/**
+ * Positional reads of a sealed file through a `pread`-like function: each read decrypts and
+ * authenticates the segments it covers (one segment is cached, so sequential reads decrypt each
+ * segment once).
+ */
+export class SealedReader {
+  private cached: { index: number; plain: Buffer } | undefined;
+  private constructor(
+    private readonly cipher: SegmentCipher,
+    private readonly fileSize: number,
+    private readonly pread: (buf: Buffer, position: number) => Promise<number>,
+    readonly size: number,
+  ) {}
+
+  static async open(key: SealKey, fileSize: number, pread: (buf: Buffer, position: number) => Promise<number>): Promise<SealedReader> {
+    const head = Buffer.alloc(sealedHeaderBytes(key.profile));
+    const n = await pread(head, 0);
+    const cipher = openHeader(key, head.subarray(0, n));
+    return new SealedReader(cipher, fileSize, pread, plainSizeOf(fileSize, key.profile));
+  }
+
+  /** Read up to `buf.length` plaintext bytes at `position`; resolves with the count (0 at the end). */
+  async read(buf: Buffer, position: number): Promise<number> {
+    let copied = 0;
+    while (copied < buf.length && position + copied < this.size) {
+      const at = position + copied;
+      const index = Math.floor(at / SEGMENT_BYTES);
+      const plain = await this.segment(index);
+      const off = at - index * SEGMENT_BYTES;
+      const n = plain.copy(buf, copied, off, Math.min(plain.length, off + buf.length - copied));
+      if (n === 0) break;
+      copied += n;
+    }
+    return copied;
+  }
+
+  private async segment(index: number): Promise<Buffer> {
+    if (this.cached?.index === index) return this.cached.plain;
+    const t = TAG[this.cipher.profile];
+    const h = this.cipher.header.length;
+    const start = h + index * (SEGMENT_BYTES + t);
+    const len = Math.min(SEGMENT_BYTES + t, this.fileSize - start);
+    const sealed = Buffer.alloc(len);
+    let got = 0;
+    while (got < len) {
+      const n = await this.pread(sealed.subarray(got), start + got);
+      if (n === 0) throw corrupt(`sealed file: segment ${index} is cut short`);
+      got += n;
+    }
+    const last = start + len >= this.fileSize;
+    const plain = this.cipher.open(index, sealed, last);
+    this.cached = { index, plain };
+    return plain;
+  }
+}
