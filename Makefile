@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 CONFIG ?= firmware-config/dev.yaml
 
-.PHONY: help install build typecheck run test test-unit deps deps-arm deps-bench bench chaos demo arm-smoke check-config clean
+.PHONY: help install build typecheck run test test-unit deps deps-arm deps-bench bench chaos demo arm-smoke check-config sbom clean
 
 help:
 	@echo "make run     install, build and start the gateway on $(CONFIG) (local spool, no server needed)"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench   receive, forward, codec and WAN benchmarks vs DCMTK and Orthanc -> docs/benchmarks.md"
 	@echo "make chaos   long crash-consistency run (SIGKILL at many points)"
 	@echo "make demo    modality (storescu) -> gateway -> PACS (storescp) with a sample study, in under a minute"
+	@echo "make sbom    regenerate docs/sbom.cdx.json (CycloneDX, production dependencies)"
 	@echo "make arm-smoke  the gateway on arm64 Node 24 under QEMU user-mode emulation, 50 instances to storescp (JPEG-LS)"
 
 node_modules/.installed: package.json package-lock.json
@@ -24,6 +25,13 @@ install: node_modules/.installed
 build: install
 	npx tsc -p tsconfig.json
 	@chmod +x dist/src/cli/main.js
+	@# Installation integrity (docs/hardening.md): SHA-256 of dist/, package*.json and the
+	@# production node_modules, checked by `run` before it opens anything (security.integrity).
+	node dist/src/cli/main.js manifest
+
+# CycloneDX SBOM of the production dependencies as installed from package-lock.json (npm ci).
+sbom: install
+	npm sbom --sbom-format cyclonedx --sbom-type application --omit dev > docs/sbom.cdx.json.tmp && mv docs/sbom.cdx.json.tmp docs/sbom.cdx.json
 
 run: build
 	node dist/src/cli/main.js run --config $(CONFIG)
@@ -36,8 +44,8 @@ check-config: build
 # OpenJPEG's opj_decompress is the independent HTJ2K decoder of the compression tests;
 # Mosquitto is the MQTT broker of the health tests.
 deps:
-	@{ command -v storescu && command -v storescp && command -v echoscu && command -v opj_decompress && [ -x /usr/sbin/Orthanc ] && [ -x /usr/sbin/mosquitto ]; } >/dev/null || \
-	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends dcmtk orthanc libopenjp2-tools mosquitto >/dev/null; }
+	@{ command -v storescu && command -v storescp && command -v echoscu && command -v opj_decompress && [ -x /usr/sbin/Orthanc ] && [ -x /usr/sbin/mosquitto ] && command -v rsyslogd && ls /usr/lib/*/rsyslog/lmnsd_gtls.so; } >/dev/null 2>&1 || \
+	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends dcmtk orthanc libopenjp2-tools mosquitto rsyslog rsyslog-gnutls >/dev/null; }
 
 # GDCM's gdcmconv decodes the corpus CR (lossless JPEG 2000) for the codec benchmark.
 deps-bench: deps

@@ -1,4 +1,6 @@
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { type AuditEvents, openAudit, type AuditHandle } from './audit/index.js';
 import type { GatewayConfig } from './config/types.js';
 import { configWarnings } from './config/validate.js';
 import { ControlServer } from './health/control-server.js';
@@ -17,6 +19,8 @@ import { DiskGuard } from './spool/disk-guard.js';
 import { LevelSpool } from './spool/level-spool.js';
 import type { RecoveryReport } from './spool/spool.js';
 import { HashPool } from './util/hash-pool.js';
+import { DeviceKey } from './security/device-key.js';
+import type { SealKey } from './spool/sealed-file.js';
 import { VERSION } from './version.js';
 
 /**
@@ -25,6 +29,11 @@ import { VERSION } from './version.js';
  * into a spool whose state is not yet known.
  */
 export class Gateway {
+  // ---- audit trail (src/audit, docs/audit.md) ----
+  /** The tamper-evident audit trail; `audit.events` is what receive/forward/spool code calls. */
+  audit: AuditHandle | undefined;
+  // ---- end audit trail ----
+
   private constructor(
     readonly config: GatewayConfig,
     readonly spool: LevelSpool,
@@ -44,7 +53,13 @@ export class Gateway {
   static async start(config: GatewayConfig, log: Logger): Promise<Gateway> {
     for (const w of configWarnings(config)) log.warn(w);
     await mkdir(config.spool.dir, { recursive: true, mode: 0o750 });
-    const hashPool = new HashPool(config.workers.threads);
+    // The audit trail first: everything after it can be audited. Its chain key, like the spool's,
+    // derives from the device key (spool.encryption.keyFile).
+    const audit = await openAudit(config, log);
+    await auditConfigurationChange(config, audit.events, log);
+    // Encryption at rest: the device key (outside the spool, made at the first start) wraps every object's data key.
+    const seal = spoolKey(config);
+    const hashPool = new HashPool(config.workers.threads, seal);
     const spool = new LevelSpool({
       dir: config.spool.dir,
       destinations: config.forward.map((f) => f.name),
@@ -54,6 +69,7 @@ export class Gateway {
       keepForwardedMs: config.spool.keepForwardedHours * 3_600_000,
       hashPool,
       log,
+      seal,
     });
     const recovery = await spool.open();
     const level = recovery.lost.length > 0 ? 'error' : recovery.discardedPartials > 0 || recovery.danglingQueueEntries > 0 ? 'warn' : 'info';
@@ -71,7 +87,7 @@ export class Gateway {
 
     const f = config.forwarding;
     // Started on first use: a gateway that forwards only uncompressed never starts a codec worker.
-    const codecPool = new CodecPool({ workers: config.compress.workers });
+    const codecPool = new CodecPool({ workers: config.compress.workers, seal });
     const codecs = { pool: codecPool, verify: config.compress.verify, maxObjectBytes: config.compress.maxObjectBytes };
     // Alarms go to whatever health reporting starts later (MQTT events).
     const alertSinks: ((a: { destination: string; id: string; sopInstanceUid: string }) => void)[] = [];
@@ -87,6 +103,7 @@ export class Gateway {
           codecs,
           alerts,
           commitments,
+          audit: audit.events,
           commitBatch: f.commitBatch,
           commitTimeoutMs: f.commitTimeoutSeconds * 1000,
           settings: {
@@ -132,6 +149,7 @@ export class Gateway {
       config: config.receive,
       spool,
       log,
+      audit: audit.events,
       commitment: {
         peers: config.forward.filter((d) => d.commit).map((d) => ({ aeTitle: d.aeTitle, host: d.host })),
         onAction: (req) =>
@@ -165,6 +183,8 @@ export class Gateway {
         port: config.receive.plain ? config.receive.port : null,
         tlsPort: config.receive.tls?.port ?? null,
         ...dicom.stats.snapshot(),
+        blocked: dicom.guard.list().map((b) => ({ address: b.address, rejections: b.rejections, until: new Date(b.until).toISOString() })),
+        refusedBlocked: dicom.refusedBlocked,
       },
       spool: {
         dir: config.spool.dir,
@@ -189,8 +209,16 @@ export class Gateway {
         },
         'POST /dead-letters/purge': async (body) => {
           const { destination, ids } = deadLetterRequest(body);
+          const letters = (await spool.listDeadLetters(destination)).filter((d) => !ids || ids.includes(d.id));
           const purged = await spool.purgeDeadLetters(destination, ids);
           log.warn({ destination, purged, ids }, 'dead letters purged: the destination will never get them (operator request)');
+          // 110105: one message per study, from the spool's records (the dead letters name UIDs only).
+          const byStudy = new Map<string, number>();
+          for (const d of letters) {
+            const study = (await spool.find(d.sopInstanceUid))?.studyInstanceUid ?? '';
+            byStudy.set(study, (byStudy.get(study) ?? 0) + 1);
+          }
+          for (const [studyUid, count] of byStudy) audit.events.purged({ studyUid, count, reason: `dead letters of ${destination} purged by an operator` });
           return { purged };
         },
         '/status': statusDoc,
@@ -203,10 +231,11 @@ export class Gateway {
     if (config.receive.plain) {
       // MLPS 2.0 §8.1.2.2 asks for encrypted transport; plain DICOM is allowed only by configuration, and said so every time.
       log.warn({ port: listeners.find((l) => l.kind === 'plain')?.port }, 'SECURITY ALERT: plain DICOM listener (no TLS) is open: images cross the network unencrypted');
+      audit.events.securityAlert({ type: 'network-configuration', detail: `plain DICOM listener (no TLS) on port ${config.receive.port}`, failure: false });
     }
     for (const fw of forwarders) fw.start();
     const healthDoc = healthSource({ statusDoc, startedAt });
-    const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log, forwarders, spool, alertSinks }) : undefined;
+    const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log, forwarders, spool, alertSinks, onBlocked: (fn) => dicom.onBlocked(fn) }) : undefined;
     const metrics = config.health.metrics ? await serveMetrics({ ...config.health.metrics, health: healthDoc, log }) : undefined;
     const health = {
       stop: async () => {
@@ -226,7 +255,12 @@ export class Gateway {
       },
       'gateway listening',
     );
-    return new Gateway(config, spool, dicom, forwarders, control, hashPool, codecPool, atRest, health, log, recovery, address, commitmentScp);
+    const gateway = new Gateway(config, spool, dicom, forwarders, control, hashPool, codecPool, atRest, health, log, recovery, address, commitmentScp);
+    // ---- audit trail ----
+    gateway.audit = audit;
+    audit.events.started();
+    // ---- end audit trail ----
+    return gateway;
   }
 
   async stop(graceMs = 10_000): Promise<void> {
@@ -240,8 +274,49 @@ export class Gateway {
     await this.spool.close();
     await this.hashPool.close();
     await this.codecPool.close();
+    // ---- audit trail ----
+    this.audit?.events.stopped();
+    await this.audit?.stop();
+    // ---- end audit trail ----
     this.log.info('gateway stopped');
   }
+}
+
+/**
+ * A configuration that differs from the one of the last start is a configuration change
+ * (110113 / 110131, or 110129 when a security setting changed): the gateway is configured by
+ * file, so the start after an edit is where the change shows. The fingerprint of the validated
+ * configuration is kept beside the audit trail.
+ */
+async function auditConfigurationChange(config: GatewayConfig, events: AuditEvents, log: Logger): Promise<void> {
+  const { createHash } = await import('node:crypto');
+  const { readFile, writeFile, rename } = await import('node:fs/promises');
+  const part = (x: unknown) => createHash('sha256').update(JSON.stringify(x)).digest('hex');
+  const now = { all: part(config), security: part([config.receive.tls, config.receive.plain, config.receive.callers, config.receive.blocking, config.spool.encryption, config.audit, config.forward.map((f) => f.tls)]) };
+  const file = path.join(config.audit.dir, 'config.fingerprint');
+  const before = await readFile(file, 'utf8').then((t) => JSON.parse(t) as typeof now, () => undefined);
+  if (before && before.all !== now.all) {
+    const security = before.security !== now.security;
+    events.configChanged({ what: security ? 'configuration changed since the last start, including security settings' : 'configuration changed since the last start', security });
+    log.warn({ security }, 'configuration changed since the last start (audited)');
+  }
+  if (!before || before.all !== now.all) {
+    await writeFile(`${file}.tmp`, JSON.stringify(now), { mode: 0o600 });
+    await rename(`${file}.tmp`, file);
+  }
+}
+
+/**
+ * The key-encryption key of the spool, derived from the device key (`spool.encryption.keyFile`);
+ * undefined when encryption at rest is off.
+ */
+function spoolKey(config: GatewayConfig): SealKey | undefined {
+  const e = config.spool.encryption;
+  if (e.profile === 'none') return undefined;
+  const device = DeviceKey.loadOrCreate(e.keyFile);
+  return e.profile === 'gm'
+    ? { profile: 'gm', kek: Buffer.concat([device.derive('spool-kek-sm4', 16), device.derive('spool-kek-sm3', 32)]) }
+    : { profile: 'aes-256-gcm', kek: device.derive('spool-kek', 32) };
 }
 
 /** Validate the body of a dead-letter request from the control socket. */

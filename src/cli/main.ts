@@ -1,10 +1,14 @@
 #!/usr/bin/env node
+import path from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { configWarnings } from '../config/validate.js';
 import { ConfigError } from '../errors.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { VERSION } from '../version.js';
+import { auditCommand } from '../audit/cli.js';
+import { INTEGRITY_EXIT_CODE, installRoot, integrityFailures, MANIFEST_PATH, verifyInstallation, writeManifest } from '../security/integrity.js';
+import { backupCommand, restoreCommand } from './backup.js';
 import { deadLetterCommand } from './dead-letter.js';
 import { statusCommand } from './status.js';
 
@@ -18,6 +22,17 @@ usage:
   pacs-edge dead-letter  list|retry|purge --config FILE [--destination NAME] [--id ID ...] [--yes] [--json]
                                             objects a destination refused for good: list them, queue them again,
                                             or give up on them (purge needs --yes and is logged)
+  pacs-edge audit verify --config FILE [--json]
+                                            check the audit trail's HMAC chain; exit 0 intact, 3 not intact
+                                            (the reading is itself audited: 110101 Audit Log Used)
+  pacs-edge backup       --config FILE --out FILE.peb --passphrase-file FILE [--force]
+                                            one encrypted file (scrypt + AES-256-GCM): configuration and profiles,
+                                            device key, TLS/MQTT credential files, audit trail head
+  pacs-edge restore      --in FILE.peb --passphrase-file FILE --root DIR [--force]
+                                            write them back under DIR at their original paths (--root / in place)
+  pacs-edge manifest     [--root DIR] [--check]
+                                            write DIR/dist/MANIFEST.sha256 (SHA-256 of dist/, package*.json, production
+                                            node_modules; DIR: this installation), or --check it (exit 0 intact, 4 not)
   pacs-edge --version`;
 
 function option(args: string[], name: string): string | undefined {
@@ -37,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return cmd ? 0 : 2;
   }
+  if (cmd === 'manifest') return manifestCommand(option(args, '--root'), args.includes('--check'));
+  if (cmd === 'restore') return restoreCommand(args, (name) => option(args, name));
   const file = option(args, '--config') ?? process.env.PACS_EDGE_CONFIG;
   if (!file) {
     console.error(`pacs-edge ${cmd}: --config FILE is required\n\n${USAGE}`);
@@ -58,6 +75,10 @@ async function main(argv: string[]): Promise<number> {
       return statusCommand(loadConfig(file), args.includes('--json'), watchInterval(args));
     case 'dead-letter':
       return deadLetterCommand(loadConfig(file), args, (name) => option(args, name));
+    case 'backup':
+      return backupCommand(file, args, (name) => option(args, name));
+    case 'audit':
+      return auditCommand(loadConfig(file), args);
     case 'run':
       return run(file);
     default:
@@ -75,6 +96,20 @@ async function run(file: string): Promise<number> {
     return 1;
   }
   const log = createLogger({ level: config.log.level, deviceId: config.device.id });
+  // Installation integrity (可信验证) before anything opens: not the spool, not a port.
+  if (config.security.integrity !== 'off') {
+    const report = verifyInstallation(installRoot());
+    const failures = integrityFailures(report);
+    const enforce = config.security.integrity === 'enforce';
+    for (const f of failures.slice(0, 20)) log[enforce ? 'error' : 'warn']({ mode: config.security.integrity }, `SECURITY ALERT: installation integrity check failed: ${f}`);
+    if (failures.length > 20) log[enforce ? 'error' : 'warn']({ mode: config.security.integrity, more: failures.length - 20 }, `SECURITY ALERT: installation integrity check failed: ${failures.length - 20} more file(s)`);
+    if (failures.length === 0) log.info({ files: report.checked, ms: Math.round(report.ms) }, 'installation integrity verified');
+    else if (enforce) {
+      log.fatal({ failures: failures.length, exitCode: INTEGRITY_EXIT_CODE }, 'gateway refused to start: installation integrity check failed (security.integrity: enforce)');
+      await new Promise((r) => setTimeout(r, 50));
+      return INTEGRITY_EXIT_CODE;
+    }
+  }
   // Handlers go in before anything starts: a SIGTERM that arrives while the spool is being
   // recovered must still mean "stop cleanly", not the default "die".
   let stopRequested: string | undefined;
@@ -120,6 +155,20 @@ main(process.argv.slice(2)).then(
     process.exitCode = 1;
   },
 );
+
+/** `pacs-edge manifest [--root DIR] [--check]`: write or check DIR/dist/MANIFEST.sha256. */
+function manifestCommand(root: string | undefined, check: boolean): number {
+  const dir = root ? path.resolve(root) : installRoot();
+  if (check) {
+    const failures = integrityFailures(verifyInstallation(dir));
+    for (const f of failures) console.error(`SECURITY ALERT: installation integrity check failed: ${f}`);
+    if (failures.length === 0) console.log(`${path.join(dir, MANIFEST_PATH)}: installation intact`);
+    return failures.length === 0 ? 0 : INTEGRITY_EXIT_CODE;
+  }
+  const m = writeManifest(dir);
+  console.log(`${m.file}: ${m.files} files, ${(m.bytes / 1e6).toFixed(1)} MB, hashed in ${Math.round(m.ms)} ms`);
+  return 0;
+}
 
 /** `--watch` (2 s) or `--watch N`: the refresh period of the live status view. */
 function watchInterval(args: string[]): number | undefined {

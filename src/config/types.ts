@@ -75,6 +75,8 @@ export interface GatewayConfig {
     transferSyntaxes: 'all' | string[];
     /** Larger data sets are refused (their bytes are read and dropped, nothing is stored). */
     maxObjectBytes: number;
+    /** An address refused `rejections` times within `windowSeconds` is blocked for `blockSeconds` (src/receive/caller-guard.ts). */
+    blocking: { rejections: number; windowSeconds: number; blockSeconds: number; exempt: string[] };
     /** Storage Commitment SCP towards the modalities. */
     commitment: {
       /** Off: the SOP class is not accepted. */
@@ -129,6 +131,15 @@ export interface GatewayConfig {
     /** Prometheus /metrics: off unless `port` is set; host 127.0.0.1 unless configured otherwise. */
     metrics?: { host: string; port: number } | undefined;
   };
+  /** Platform security (MLPS 2.0 level 3, 安全计算环境). */
+  security: {
+    /**
+     * Installation integrity (可信验证): at `run`, every file listed in dist/MANIFEST.sha256 is
+     * hashed before anything opens. `enforce`: a mismatch or a missing manifest stops the start
+     * (exit code 4); `warn` (default): the same Security Alert, and the gateway starts; `off`.
+     */
+    integrity: 'enforce' | 'warn' | 'off';
+  };
   /** Codec workers for transfer syntax conversion before forwarding. */
   compress: {
     /** Worker threads (default: cores − 1, at least 1). */
@@ -138,4 +149,30 @@ export interface GatewayConfig {
     /** Larger objects are sent as stored, never converted in memory (default 256 MiB). */
     maxObjectBytes: number;
   };
+  /**
+   * The tamper-evident DICOM audit trail (docs/audit.md). Key names (`dir`, `retentionDays`,
+   * `maxBytes`, `syslog.host|port|ca|cert|key`) are read by scripts outside the project.
+   */
+  audit: {
+    /** Day files, head, syslog cursor (default `<dirname(spool.dir)>/audit`). */
+    dir: string;
+    /** Day files older than this are deleted, the deletion audited (default 180; below 180 warns). */
+    retentionDays: number;
+    /** Size budget: alarm at 80 %, Security Alert at 100 %; records are never dropped (default 1 GiB). */
+    maxBytes: number;
+    /** Forward every record to a syslog server over TLS (RFC 5425). */
+    syslog?: AuditSyslogConfig | undefined;
+  };
+}
+
+/** `audit.syslog`: RFC 5425 (syslog over TLS 1.2+) server; files are resolved against the config file. */
+export interface AuditSyslogConfig {
+  host: string;
+  /** Default 6514 (RFC 5425). */
+  port: number;
+  /** CA file the server certificate must chain to (default: the system CAs). */
+  ca?: string | undefined;
+  /** Client certificate and key files, for servers that authenticate clients (x509). */
+  cert?: string | undefined;
+  key?: string | undefined;
 }

@@ -14,7 +14,7 @@ import type { CallerConfig, ForwardConfig, GatewayConfig } from './types.js';
  */
 export function validateConfig(doc: unknown, opts: { baseDir: string; file?: string }): GatewayConfig {
   const v = new Validator();
-  const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'forwarding', 'compress', 'health', 'log', 'control', 'workers']);
+  const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'forwarding', 'compress', 'health', 'log', 'control', 'workers', 'audit', 'security']);
   const fwd = v.object(root.forwarding ?? {}, 'forwarding', [
     'connectTimeoutSeconds', 'acseTimeoutSeconds', 'responseTimeoutSeconds', 'retryBaseSeconds', 'retryMaxSeconds', 'idleReleaseSeconds', 'maxAttempts', 'batch', 'maxPduLength',
     'commitBatch', 'commitTimeoutSeconds',
@@ -22,8 +22,9 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const device = v.object(root.device, 'device', ['id']);
   const receive = v.object(root.receive, 'receive', [
     'aeTitle', 'host', 'port', 'callers', 'maxAssociations', 'maxPduLength', 'artimTimeoutSeconds', 'idleTimeoutSeconds',
-    'unknownSopClasses', 'transferSyntaxes', 'maxObjectBytes', 'commitment', 'tls', 'plain',
+    'unknownSopClasses', 'transferSyntaxes', 'maxObjectBytes', 'commitment', 'tls', 'plain', 'blocking',
   ]);
+  const blocking = v.object(receive.blocking ?? {}, 'receive.blocking', ['rejections', 'windowSeconds', 'blockSeconds', 'exempt']);
   const receiveTls = receive.tls === undefined ? undefined : v.object(receive.tls, 'receive.tls', ['port', 'cert', 'key', 'ca', 'requireClientCert']);
   const file = (x: unknown, p: string, required = false) => ((f) => (f ? path.resolve(opts.baseDir, f) : undefined))(v.string(x, p, { required }));
   const commitment = v.object(receive.commitment ?? {}, 'receive.commitment', ['enabled', 'report', 'timeoutSeconds']);
@@ -33,6 +34,9 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const control = v.object(root.control ?? {}, 'control', ['socket']);
   const workers = v.object(root.workers ?? {}, 'workers', ['threads']);
   const compress = v.object(root.compress ?? {}, 'compress', ['workers', 'verify', 'maxObjectBytes']);
+  const security = v.object(root.security ?? {}, 'security', ['integrity']);
+  const audit = v.object(root.audit ?? {}, 'audit', ['dir', 'retentionDays', 'maxBytes', 'syslog']);
+  const auditSyslog = audit.syslog === undefined ? undefined : v.object(audit.syslog, 'audit.syslog', ['host', 'port', 'ca', 'cert', 'key']);
   const health = v.object(root.health ?? {}, 'health', ['mqtt', 'metrics']);
   const metrics = health.metrics === undefined ? undefined : v.object(health.metrics, 'health.metrics', ['host', 'port']);
   const mqtt = health.mqtt === undefined ? undefined : v.object(health.mqtt, 'health.mqtt', ['url', 'topicPrefix', 'intervalSeconds', 'clientId', 'username', 'passwordFile', 'tls', 'protocolVersion', 'commands']);
@@ -114,6 +118,16 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       unknownSopClasses: v.oneOf(receive.unknownSopClasses, 'receive.unknownSopClasses', ['reject', 'accept']) ?? 'reject',
       transferSyntaxes,
       maxObjectBytes: v.bytes(receive.maxObjectBytes, 'receive.maxObjectBytes') ?? 4 * 1024 ** 3,
+      blocking: {
+        rejections: v.int(blocking.rejections, 'receive.blocking.rejections', { min: 1, max: 100_000 }) ?? 20,
+        windowSeconds: v.number(blocking.windowSeconds, 'receive.blocking.windowSeconds', { min: 1, max: 86400 }) ?? 60,
+        blockSeconds: v.number(blocking.blockSeconds, 'receive.blocking.blockSeconds', { min: 0, max: 30 * 86400 }) ?? 600,
+        exempt: blocking.exempt === undefined ? ['127.0.0.1', '::1'] : v.array(blocking.exempt, 'receive.blocking.exempt').map((x, i) => {
+          const a = v.string(x, `receive.blocking.exempt[${i}]`, { required: true }) ?? '';
+          if (a && isIP(a) === 0) v.problem(`receive.blocking.exempt[${i}]`, `"${a}" is not an IP address`);
+          return a;
+        }),
+      },
       commitment: {
         enabled: v.boolean(commitment.enabled, 'receive.commitment.enabled') ?? true,
         report: v.oneOf(commitment.report, 'receive.commitment.report', ['spooled', 'forwarded'] as const) ?? 'spooled',
@@ -174,10 +188,28 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
           }
         : undefined,
     },
+    security: {
+      integrity: v.oneOf(security.integrity, 'security.integrity', ['enforce', 'warn', 'off'] as const) ?? 'warn',
+    },
     compress: {
       workers: v.int(compress.workers, 'compress.workers', { min: 1, max: 64 }) ?? Math.max(1, availableParallelism() - 1),
       verify: v.boolean(compress.verify, 'compress.verify') ?? true,
       maxObjectBytes: v.bytes(compress.maxObjectBytes, 'compress.maxObjectBytes') ?? 256 * 1024 ** 2,
+    },
+    audit: {
+      // Beside the spool by default (<dirname(spool.dir)>/audit), resolved like spool.dir.
+      dir: path.resolve(opts.baseDir, v.string(audit.dir, 'audit.dir') ?? path.join(path.dirname(resolvedSpool || path.resolve(opts.baseDir, 'spool')), 'audit')),
+      retentionDays: v.int(audit.retentionDays, 'audit.retentionDays', { min: 1, max: 36500 }) ?? 180,
+      maxBytes: v.bytes(audit.maxBytes, 'audit.maxBytes') ?? 1024 ** 3,
+      syslog: auditSyslog
+        ? {
+            host: v.string(auditSyslog.host, 'audit.syslog.host', { required: true }) ?? '',
+            port: v.int(auditSyslog.port, 'audit.syslog.port', { min: 1, max: 65535 }) ?? 6514,
+            ...Object.fromEntries(
+              (['ca', 'cert', 'key'] as const).map((k) => [k, ((f) => (f ? path.resolve(opts.baseDir, f) : undefined))(v.string(auditSyslog[k], `audit.syslog.${k}`))]),
+            ),
+          }
+        : undefined,
     },
   };
 
@@ -189,6 +221,9 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   if (!config.receive.plain && !rt) v.problem('receive.plain', 'false leaves no listener: configure receive.tls');
   if (rt && config.receive.plain && rt.port === config.receive.port) v.problem('receive.tls.port', `the same as receive.port (${rt.port})`);
   if (resolvedSpool && isInside(config.spool.encryption.keyFile, resolvedSpool)) v.problem('spool.encryption.keyFile', 'must not be inside spool.dir (the key must not travel with the data it protects)');
+  if (config.audit.syslog && (config.audit.syslog.cert === undefined) !== (config.audit.syslog.key === undefined)) {
+    v.problem('audit.syslog', 'cert and key go together (client certificate and its private key)');
+  }
   if (callers.length === 0) v.problem('receive.callers', 'at least one caller is required (use aeTitle "*" only for development)');
   if (v.problems.length) throw new ConfigError(v.problems, opts.file);
   return config;
@@ -206,7 +241,10 @@ export function configWarnings(c: GatewayConfig): string[] {
   const mh = c.health.metrics?.host;
   if (mh && !['127.0.0.1', '::1', 'localhost'].includes(mh)) out.push(`health.metrics.host is ${mh}: /metrics (no authentication) is reachable from the network`);
   if (c.spool.encryption.profile === 'none') out.push('spool.encryption.profile is none: spooled images are stored unencrypted');
+  if (c.security.integrity === 'off') out.push('security.integrity is off: the installation is not checked against dist/MANIFEST.sha256 at start');
   if (!c.compress.verify) out.push('compress.verify is off: compressed frames are sent without being decoded and compared first');
+  if (c.audit.retentionDays < 180) out.push(`audit.retentionDays is ${c.audit.retentionDays}: below the 180 days 等级保护 (MLPS 2.0) asks for; tests and labs only`);
+  if (c.audit.maxBytes > 0 && c.audit.maxBytes < 16 * 1024 * 1024) out.push('audit.maxBytes is below 16 MiB: the audit budget alarm will fire early and often');
   if (c.spool.minFreeBytes < 64 * 1024 * 1024) out.push('spool.minFreeBytes is below 64 MiB: the disk may fill before the gateway refuses objects');
   return out;
 }

@@ -11,6 +11,7 @@ import { type CompressionStats, discard, MAX_PAIRS, ObjectSender } from './objec
 import { outcomeOfError, type Outcome } from './outcome.js';
 import { type CommitStats, type CommitmentRegistry, CommitTracker } from './commitment.js';
 import { ScuAssociation } from './scu.js';
+import type { AuditEvents } from '../audit/index.js';
 import { tlsClientOptions } from '../security/tls.js';
 import type { ConnectionOptions } from 'node:tls';
 
@@ -89,6 +90,8 @@ export class DestinationForwarder {
       /** Where Storage Commitment transactions are registered (needed when `commit` is set). */
       commitments?: CommitmentRegistry | undefined;
       commitTimeoutMs?: number | undefined;
+      /** The audit trail: transfers to this destination, per batch, study and SOP class. */
+      audit?: AuditEvents | undefined;
       commitBatch?: number | undefined;
     },
   ) {
@@ -304,6 +307,7 @@ export class DestinationForwarder {
             }
             continue; // claim again, now with an association
           }
+          this.auditBegin(claims);
           // The next object's file is opened while this one is on the wire.
           let next: Promise<ObjectReader> | undefined = this.open(claims[0]!);
           for (let i = 0; i < claims.length; i++) {
@@ -332,11 +336,39 @@ export class DestinationForwarder {
           }
         } finally {
           idleSince = Date.now();
+          this.auditFlush();
         }
       }
     } finally {
       Object.assign(state, { assoc, proposed, idleSince });
     }
+  }
+
+  /** Delivered (or given up) in the current batch, by "study|SOP class|failure". */
+  private readonly batchAudit = new Map<string, number>();
+
+  /** 110102 Begin Transferring: once per study of the batch. */
+  private auditBegin(claims: Claim[]): void {
+    const a = this.deps.audit;
+    if (!a) return;
+    const byStudy = new Map<string, number>();
+    for (const c of claims) byStudy.set(c.record.studyInstanceUid ?? '', (byStudy.get(c.record.studyInstanceUid ?? '') ?? 0) + 1);
+    for (const [studyUid, count] of byStudy) a.beginTransfer({ destination: this.dest.name, aeTitle: this.dest.aeTitle, address: this.dest.host, studyUid, count });
+  }
+
+  private auditNote(c: Claim, failed?: string): void {
+    if (!this.deps.audit) return;
+    const k = `${c.record.studyInstanceUid ?? ''}|${c.record.sopClassUid}|${failed ?? ''}`;
+    this.batchAudit.set(k, (this.batchAudit.get(k) ?? 0) + 1);
+  }
+
+  /** 110104 Instances Transferred (action R), one per study, SOP class and outcome of the batch. */
+  private auditFlush(): void {
+    for (const [k, count] of this.batchAudit) {
+      const [studyUid = '', sopClassUid = '', failed] = k.split('|');
+      this.deps.audit?.instancesForwarded({ destination: this.dest.name, aeTitle: this.dest.aeTitle, address: this.dest.host, studyUid, sopClassUid, count, ...(failed ? { failed } : {}) });
+    }
+    this.batchAudit.clear();
   }
 
   /** Start reading (and verifying) a claimed object; errors surface when it is awaited. */
@@ -354,6 +386,7 @@ export class DestinationForwarder {
       // With Storage Commitment the object stays (claimed) until the destination commits it.
       if (this.commits) this.commits.add(c);
       else await this.deps.spool.ack(this.dest.name, id);
+      this.auditNote(c);
       this.backoff.success();
       this.counts.sent++;
       this.counts.sentBytes += o.bytes ?? size;
@@ -368,6 +401,7 @@ export class DestinationForwarder {
     if (o.kind === 'dead-letter') {
       await this.deps.spool.deadLetter(this.dest.name, id, withPeerComment(o), o.status);
       this.counts.deadLettered++;
+      this.auditNote(c, o.reason.startsWith('corrupt:') ? 'spooled copy corrupt' : 'refused by the destination');
       if (o.reason.startsWith('corrupt:')) {
         // Not the destination's doing: the spool's copy is damaged (disk, card). Raise the alarm.
         log.error({ sopInstanceUid, id, reason: o.reason }, 'spooled object is corrupt: dead-lettered, nothing of it was completed at the destination');

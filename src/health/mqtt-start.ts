@@ -108,6 +108,8 @@ export function startMqttHealth(
     spool: Pick<Spool, 'retryDeadLetters'>;
     /** Where alarms raised elsewhere (a corrupt spooled object) are handed in. */
     alertSinks?: ((a: { destination: string; id: string; sopInstanceUid: string }) => void)[];
+    /** Addresses blocked after repeated refused associations (src/receive/caller-guard.ts). */
+    onBlocked?: (fn: (b: { address: string; rejections: number; since: number; until: number }) => void) => void;
   },
 ): { stop: () => Promise<void> } {
   const health = deps.health;
@@ -121,6 +123,7 @@ export function startMqttHealth(
   });
   const watch = new EventWatch((e) => mqtt.event(e));
   deps.alertSinks?.push((a) => mqtt.event({ type: 'object-corrupt', destination: a.destination, sopInstanceUid: a.sopInstanceUid }));
+  deps.onBlocked?.((b) => mqtt.event({ type: 'address-blocked', address: b.address, rejections: b.rejections, blockedUntil: new Date(b.until).toISOString() }));
   deps.stats.onRejected((r) => mqtt.event({ type: 'association-rejected', callingAeTitle: r.callingAeTitle, calledAeTitle: r.calledAeTitle, address: r.address, reason: r.why }));
   mqtt.start();
   const r = deps.recovery;

@@ -26,6 +26,7 @@ import {
 } from '../dicom/pdu.js';
 import { type PduHandler, PduReader } from '../dicom/pdu-reader.js';
 import type { RejectedAssociation } from './stats.js';
+import type { AuditEvents } from '../audit/index.js';
 import { type StoreOutcome, StoreReception, toOutcome } from './store-reception.js';
 import type { ReceiveStats } from './stats.js';
 
@@ -80,6 +81,8 @@ export class Association implements PduHandler {
   private reception: { ctx: number; store?: StoreReception; buffer?: { parts: Buffer[]; bytes: number }; done: (override?: StoreOutcome) => void } | undefined;
 
   private readonly counts = { stored: 0, failed: 0, bytes: 0, echoes: 0 };
+  /** Stored objects by "study|SOP class", for one audit message each (PS3.15 A.5.3.5). */
+  private readonly storedByStudy = new Map<string, number>();
   private readonly startedAt = Date.now();
 
   constructor(
@@ -93,6 +96,8 @@ export class Association implements PduHandler {
       /** False when the server is at receive.maxAssociations: the request gets a transient reject. */
       admitted: boolean;
       commitment?: CommitmentServices | undefined;
+      /** The audit trail: what this association stored, per study and SOP class, when it ends. */
+      audit?: AuditEvents | undefined;
     },
   ) {
     this.reader = new PduReader(this, { maxPDataLength: Math.max(deps.config.maxPduLength, 1024 * 1024) * 2, maxControlPduLength: MAX_CONTROL_PDU });
@@ -212,6 +217,7 @@ export class Association implements PduHandler {
         calledAeTitle: rq.calledAeTitle,
         address: remote,
         why: 'receive.maxAssociations reached',
+        transient: true,
       });
     }
     this.contexts = decision.accepted;
@@ -426,6 +432,10 @@ export class Association implements PduHandler {
     if (category(o.status) === 'success') {
       this.counts.stored++;
       this.counts.bytes += o.record?.size ?? 0;
+      if (this.deps.audit && o.record) {
+        const k = `${o.record.studyInstanceUid ?? ''}|${o.record.sopClassUid}`;
+        this.storedByStudy.set(k, (this.storedByStudy.get(k) ?? 0) + 1);
+      }
       this.deps.stats.stored(o.record?.size ?? 0);
       this.log.debug({ ...fields, id: o.record?.id, size: o.record?.size }, 'stored');
     } else {
@@ -500,6 +510,12 @@ export class Association implements PduHandler {
     }
     // Not by phase: a protocol error sets 'closed' before the socket closes, and the
     // association must still leave activeAssociations.
+    const address = normalizeAddress(this.socket.remoteAddress ?? '?');
+    for (const [k, count] of this.storedByStudy) {
+      const [studyUid = '', sopClassUid = ''] = k.split('|');
+      this.deps.audit?.instancesReceived({ callingAe: this.callingAe, address, studyUid, sopClassUid, count });
+    }
+    this.storedByStudy.clear();
     if (this.counted) {
       this.counted = false;
       this.deps.stats.associationClosed();

@@ -4,7 +4,9 @@ import type { GatewayConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { tlsServerOptions } from '../security/tls.js';
 import type { Spool } from '../spool/spool.js';
+import type { AuditEvents } from '../audit/index.js';
 import { Association, type CommitmentServices } from './association.js';
+import { type BlockedAddress, CallerGuard } from './caller-guard.js';
 import { normalizeAddress } from './negotiation.js';
 import { ReceiveStats } from './stats.js';
 
@@ -30,11 +32,31 @@ export class DicomServer {
   private readonly sockets = new Set<net.Socket>();
   private seq = 0;
   private readonly tlsFailureSinks: ((f: TlsFailure) => void)[] = [];
+  private readonly blockSinks: ((b: BlockedAddress) => void)[] = [];
+  readonly guard: CallerGuard;
+  /** Connections closed on arrival because their address is blocked. */
+  refusedBlocked = 0;
 
   constructor(
-    private readonly deps: { config: GatewayConfig['receive']; spool: Spool; log: Logger; commitment?: CommitmentServices | undefined },
+    private readonly deps: {
+      config: GatewayConfig['receive'];
+      spool: Spool;
+      log: Logger;
+      commitment?: CommitmentServices | undefined;
+      audit?: AuditEvents | undefined;
+    },
   ) {
     const c = deps.config;
+    this.guard = new CallerGuard(c.blocking);
+    // Who failed to associate: audited, and counted towards a block of the address.
+    this.stats.onRejected((r) => {
+      deps.audit?.associationRejected({ callingAe: r.callingAeTitle, calledAe: r.calledAeTitle, address: r.address, reason: r.why });
+      if (!r.transient) this.countRejection(r.address, r.why);
+    });
+    this.onTlsFailure((f) => {
+      deps.audit?.nodeAuthFailure({ address: f.address, reason: `TLS handshake failed: ${f.reason}` });
+      this.countRejection(f.address, `TLS handshake failed: ${f.reason}`);
+    });
     if (c.plain) {
       this.servers.push({ kind: 'plain', port: c.port, server: net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.onConnection(socket, false)) });
     }
@@ -46,8 +68,32 @@ export class DicomServer {
         this.deps.log.warn({ remote: f.address, reason: f.reason, detail: err.message }, 'TLS handshake failed: connection refused');
         for (const fn of this.tlsFailureSinks) fn(f);
       });
+      // A blocked address does not even get a handshake.
+      server.on('connection', (socket: net.Socket) => {
+        if (this.guard.blocked(socket.remoteAddress ?? '')) {
+          this.refusedBlocked++;
+          socket.destroy();
+        }
+      });
       this.servers.push({ kind: 'tls', port: c.tls.port, server });
     }
+  }
+
+  /** Called when an address gets blocked (for the MQTT alarm). */
+  onBlocked(fn: (b: BlockedAddress) => void): void {
+    this.blockSinks.push(fn);
+  }
+
+  private countRejection(address: string, why: string): void {
+    const b = this.guard.rejected(address);
+    if (!b) return;
+    const seconds = this.deps.config.blocking.blockSeconds;
+    this.deps.log.error(
+      { remote: b.address, rejections: b.rejections, windowSeconds: this.deps.config.blocking.windowSeconds, blockSeconds: seconds, lastReason: why },
+      `SECURITY ALERT: ${b.address} blocked for ${seconds} s after ${b.rejections} refused associations`,
+    );
+    this.deps.audit?.securityAlert({ type: 'node-authentication', detail: `address ${b.address} blocked for ${seconds} s after ${b.rejections} refused associations within ${this.deps.config.blocking.windowSeconds} s` });
+    for (const fn of this.blockSinks) fn(b);
   }
 
   /** Called for every failed TLS handshake (node authentication failure). */
@@ -82,6 +128,12 @@ export class DicomServer {
   }
 
   private onConnection(socket: net.Socket, secure: boolean): void {
+    if (this.guard.blocked(socket.remoteAddress ?? '')) {
+      // Closed before any PDU is read: a blocked peer costs one accept and nothing else.
+      this.refusedBlocked++;
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
     const id = ++this.seq;
     // Sockets still negotiating count too: otherwise a burst could overshoot the limit.
@@ -94,6 +146,6 @@ export class DicomServer {
       { assoc: id, remote: normalizeAddress(socket.remoteAddress ?? '?'), admitted, tls: secure ? (socket as tls.TLSSocket).getProtocol() : undefined, peerCert: peer?.subject?.CN },
       'connection',
     );
-    new Association(socket, { id, config: this.deps.config, spool: this.deps.spool, log: this.deps.log, stats: this.stats, admitted, commitment: this.deps.commitment });
+    new Association(socket, { id, config: this.deps.config, spool: this.deps.spool, log: this.deps.log, stats: this.stats, admitted, commitment: this.deps.commitment, audit: this.deps.audit });
   }
 }

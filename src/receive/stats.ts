@@ -6,6 +6,8 @@ export interface RejectedAssociation {
   calledAeTitle: string;
   address: string;
   why: string;
+  /** A transient refusal (the gateway is busy): not the caller's fault, never counted against it. */
+  transient?: boolean | undefined;
 }
 
 /** Receive-side counters for `pacs-edge status` and (later) MQTT health. Counts only, no identifiers. */

@@ -74,6 +74,7 @@ describe('loadConfig: a valid minimal file gets the defaults', () => {
         transferSyntaxes: 'all',
         maxObjectBytes: 4 * 1024 ** 3,
         commitment: { enabled: true, report: 'spooled', timeoutSeconds: 3600 },
+        blocking: { rejections: 20, windowSeconds: 60, blockSeconds: 600, exempt: ['127.0.0.1', '::1'] },
       },
       spool: {
         dir: spoolDir,
@@ -102,7 +103,9 @@ describe('loadConfig: a valid minimal file gets the defaults', () => {
       control: { socket: path.join(spoolDir, 'control.sock') },
       workers: { threads: 2 },
       health: {},
+      security: { integrity: 'warn' },
       compress: { workers: Math.max(1, availableParallelism() - 1), verify: true, maxObjectBytes: 256 * 1024 ** 2 },
+      audit: { dir: path.join(tmp.dir, 'audit'), retentionDays: 180, maxBytes: 1024 ** 3, syslog: undefined },
     });
     expect(configWarnings(c)).toEqual([]);
   });
@@ -539,5 +542,32 @@ describe('receive.tls and the plain listener', () => {
     expect(() => validate(doc({ receive: { aeTitle: 'PACS_EDGE', callers: [{ aeTitle: 'CT01' }], tls: { ...tls, ca: undefined } } }))).toThrow(/receive\.tls\.ca: required/);
     expect(() => validate(doc({ receive: { aeTitle: 'PACS_EDGE', callers: [{ aeTitle: 'CT01' }], plain: false } }))).toThrow(/receive\.plain/);
     expect(() => validate(doc({ receive: { aeTitle: 'PACS_EDGE', port: 2762, callers: [{ aeTitle: 'CT01' }], tls } }))).toThrow(/receive\.tls\.port: the same as receive\.port/);
+  });
+});
+
+describe('audit', () => {
+  it('defaults beside the spool; every key kept; files resolved against the config directory', () => {
+    const c = validate(doc());
+    expect(c.audit).toEqual({ dir: '/var/lib/audit', retentionDays: 180, maxBytes: 1024 ** 3, syslog: undefined });
+    const full = validate(doc({ audit: { dir: 'trail', retentionDays: 365, maxBytes: '2GiB', syslog: { host: 'siem.example', ca: 'ca.pem', cert: 'c.pem', key: 'c.key' } } }));
+    expect(full.audit).toEqual({
+      dir: '/etc/pacs-edge/trail',
+      retentionDays: 365,
+      maxBytes: 2 * 1024 ** 3,
+      syslog: { host: 'siem.example', port: 6514, ca: '/etc/pacs-edge/ca.pem', cert: '/etc/pacs-edge/c.pem', key: '/etc/pacs-edge/c.key' },
+    });
+    expect(configWarnings(full).filter((w) => w.startsWith('audit'))).toEqual([]);
+  });
+
+  it('unknown keys, a lone cert, a bad port are errors; a short retention is allowed with a warning', () => {
+    const problems = problemsOf(() => validate(doc({ audit: { retention: 10, syslog: { host: 'x', port: 0, cert: 'c.pem', tls: true } } })));
+    expect(problems.some((p) => p.startsWith('audit.retention: unknown key'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('audit.syslog.tls: unknown key'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('audit.syslog.port'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('audit.syslog: cert and key go together'))).toBe(true);
+    expect(problemsOf(() => validate(doc({ audit: { syslog: {} } })))).toContain('audit.syslog.host: required');
+    const short = validate(doc({ audit: { retentionDays: 7 } }));
+    expect(short.audit.retentionDays).toBe(7);
+    expect(configWarnings(short).some((w) => w.startsWith('audit.retentionDays is 7'))).toBe(true);
   });
 });

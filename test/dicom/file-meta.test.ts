@@ -157,3 +157,20 @@ describe('cross-check with dicom-parser (independent implementation)', () => {
     }
   });
 });
+
+describe('preamble (CVE-2019-11687: DICOM/PE polyglots)', () => {
+  it('every built header starts with exactly 128 zero bytes followed by "DICM", whatever the input', () => {
+    for (const ts of Object.values(TS_UID)) {
+      for (const [uid, ae] of [
+        [ODD_INSTANCE, 'MZ'],
+        [EVEN_INSTANCE, undefined],
+      ] as const) {
+        const h = buildPart10Header({ sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: uid, transferSyntaxUid: ts, sourceAeTitle: ae });
+        expect(h.subarray(0, 128).equals(Buffer.alloc(128)), `preamble for ${ts}`).toBe(true);
+        expect(h.subarray(128, 132).toString('latin1')).toBe('DICM');
+        // No "MZ" (PE), "\x7fELF" or "#!" at the start: nothing an OS would execute.
+        expect(h.subarray(0, 2).toString('latin1')).not.toBe('MZ');
+      }
+    }
+  });
+});

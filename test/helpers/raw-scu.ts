@@ -61,9 +61,10 @@ export class RawScu {
     socket.on('error', () => undefined);
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<RawScu> {
+  /** `localAddress`: another loopback source (127.0.0.2 …), to look like a second machine. */
+  static connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawScu> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ port, host }, () => resolve(new RawScu(s)));
+      const s = net.connect({ port, host, ...(localAddress ? { localAddress } : {}) }, () => resolve(new RawScu(s)));
       s.once('error', reject);
     });
   }

@@ -1,0 +1,332 @@
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, chmodSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { HEAD_FILE } from '../audit/chain.js';
+import { loadConfig } from '../config/load.js';
+import type { GatewayConfig } from '../config/types.js';
+import { ConfigError } from '../errors.js';
+import { DeviceKey } from '../security/device-key.js';
+import { VERSION } from '../version.js';
+
+/**
+ * `pacs-edge backup` / `pacs-edge restore` (数据备份恢复, GB/T 22239-2019 §8.1.4.9): one
+ * encrypted file with what a replacement device needs to take over — the configuration and the
+ * profiles it extends, the device key (the root of the spool and audit keys), the TLS and MQTT
+ * credential files the configuration names, and the audit trail's head. Not the spool (images)
+ * and not the audit day files: those are data, not configuration.
+ *
+ * File format, version 1 (all of it authenticated; nothing but the format and the crypto
+ * parameters is readable without the passphrase):
+ *
+ *   offset  size
+ *        0    16  magic "PACS-EDGE-BACKUP"
+ *       16     1  format version (1)
+ *       17     1  KDF (1 = scrypt)
+ *       18     1  scrypt log2(N) (15)
+ *       19     1  scrypt r (8)
+ *       20     1  scrypt p (1)
+ *       21     3  zero
+ *       24    16  salt
+ *       40    12  AES-GCM nonce
+ *       52    16  passphrase check: HMAC-SHA256(check key, bytes 0..51), first 16 bytes
+ *       68     n  AES-256-GCM ciphertext of the JSON payload (additional data: bytes 0..67)
+ *     68+n    16  GCM tag
+ *
+ * scrypt(passphrase, salt, 64 bytes): bytes 0..31 are the AES key, 32..63 the check key. The
+ * check value only tells a wrong passphrase from a damaged file; the GCM tag is what protects
+ * the content.
+ */
+export const BACKUP_MAGIC = Buffer.from('PACS-EDGE-BACKUP', 'latin1');
+export const BACKUP_VERSION = 1;
+const HEADER_BYTES = 68;
+const TAG_BYTES = 16;
+const SCRYPT = { logN: 15, r: 8, p: 1 };
+const MIN_PASSPHRASE = 12;
+
+export type BackupRole = 'config' | 'profile' | 'device-key' | 'tls-cert' | 'tls-key' | 'tls-ca' | 'mqtt-password' | 'audit-head';
+
+export interface BackupEntry {
+  /** Absolute path on the device the backup was taken on. */
+  path: string;
+  role: BackupRole;
+  /** 0o600 for keys and secrets, 0o640 otherwise. */
+  mode: number;
+  data: Buffer;
+}
+
+interface Payload {
+  format: 'pacs-edge-backup';
+  version: number;
+  createdAt: string;
+  pacsEdgeVersion: string;
+  deviceId: string;
+  config: string;
+  files: { path: string; role: BackupRole; mode: number; sha256: string; data: string }[];
+}
+
+export class BackupError extends Error {
+  constructor(
+    readonly code: 'NOT_A_BACKUP' | 'UNSUPPORTED_VERSION' | 'WRONG_PASSPHRASE' | 'TAMPERED' | 'EXISTS' | 'INVALID',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BackupError';
+  }
+}
+
+const SECRET_ROLES: ReadonlySet<BackupRole> = new Set(['device-key', 'tls-key', 'mqtt-password']);
+
+/** The configuration file and every file it `extends`, in that order (absolute paths). */
+export function configChain(file: string): string[] {
+  const out: string[] = [];
+  let current = path.resolve(file);
+  while (!out.includes(current)) {
+    out.push(current);
+    const doc = parse(readFileSync(current, 'utf8')) as { extends?: unknown } | null;
+    if (!doc || typeof doc.extends !== 'string') break;
+    current = path.resolve(path.dirname(current), doc.extends);
+  }
+  return out;
+}
+
+/** What a backup of `configFile` holds, read from disk now; `notes` say what was left out and why. */
+export function collectBackup(configFile: string): { config: GatewayConfig; entries: BackupEntry[]; notes: string[] } {
+  const config = loadConfig(configFile);
+  const entries: BackupEntry[] = [];
+  const notes: string[] = [];
+  const seen = new Set<string>();
+  const add = (file: string | undefined, role: BackupRole, what: string): void => {
+    if (!file || seen.has(file)) return;
+    seen.add(file);
+    let data: Buffer;
+    try {
+      data = readFileSync(file);
+    } catch (err) {
+      throw new BackupError('INVALID', `cannot read ${what} ${file}: ${(err as Error).message}`);
+    }
+    entries.push({ path: file, role, mode: SECRET_ROLES.has(role) ? 0o600 : 0o640, data });
+  };
+  const chain = configChain(configFile);
+  chain.forEach((f, i) => add(f, i === 0 ? 'config' : 'profile', i === 0 ? 'configuration' : 'profile'));
+
+  const keyFile = config.spool.encryption.keyFile;
+  if (existsSync(keyFile)) {
+    // Through DeviceKey.load: a key file of the wrong size is refused here, not found out at restore.
+    const key = DeviceKey.load(keyFile).exportForBackup();
+    seen.add(keyFile);
+    entries.push({ path: keyFile, role: 'device-key', mode: 0o600, data: key });
+  } else {
+    notes.push(`device key ${keyFile} does not exist yet (the gateway makes it at its first start): not included`);
+  }
+
+  const tls = (t: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined, where: string) => {
+    if (!t) return;
+    add(t.cert, 'tls-cert', `${where}.cert`);
+    add(t.key, 'tls-key', `${where}.key`);
+    add(t.ca, 'tls-ca', `${where}.ca`);
+  };
+  tls(config.receive.tls, 'receive.tls');
+  config.forward.forEach((f, i) => tls(f.tls, `forward[${i}].tls`));
+  tls(config.health.mqtt?.tls, 'health.mqtt.tls');
+  add(config.health.mqtt?.passwordFile, 'mqtt-password', 'health.mqtt.passwordFile');
+
+  // The audit section (src/audit/) may be absent from older configurations' types: read it loosely.
+  const audit = (config as unknown as { audit?: { dir: string; syslog?: { ca?: string; cert?: string; key?: string } } }).audit;
+  if (audit) {
+    tls(audit.syslog, 'audit.syslog');
+    const head = path.join(audit.dir, HEAD_FILE);
+    if (existsSync(head)) add(head, 'audit-head', 'audit trail head');
+    else notes.push(`audit trail head ${head} does not exist yet: not included`);
+  }
+  return { config, entries, notes };
+}
+
+/** Encrypt a backup payload under a passphrase (format in the module comment). */
+export function sealBackup(payload: Buffer, passphrase: string): Buffer {
+  const header = Buffer.alloc(HEADER_BYTES);
+  BACKUP_MAGIC.copy(header, 0);
+  header[16] = BACKUP_VERSION;
+  header[17] = 1;
+  header[18] = SCRYPT.logN;
+  header[19] = SCRYPT.r;
+  header[20] = SCRYPT.p;
+  randomBytes(16).copy(header, 24);
+  randomBytes(12).copy(header, 40);
+  const { encKey, checkKey } = deriveKeys(passphrase, header);
+  createHmac('sha256', checkKey).update(header.subarray(0, 52)).digest().copy(header, 52, 0, 16);
+  const cipher = createCipheriv('aes-256-gcm', encKey, header.subarray(40, 52));
+  cipher.setAAD(header);
+  const body = Buffer.concat([cipher.update(payload), cipher.final()]);
+  return Buffer.concat([header, body, cipher.getAuthTag()]);
+}
+
+/** Decrypt and authenticate a backup file; throws {@link BackupError} with a clear reason. */
+export function openBackup(file: Buffer, passphrase: string): Buffer {
+  if (file.length < HEADER_BYTES + TAG_BYTES || !file.subarray(0, 16).equals(BACKUP_MAGIC)) {
+    throw new BackupError('NOT_A_BACKUP', 'not a pacs-edge backup file');
+  }
+  const header = file.subarray(0, HEADER_BYTES);
+  if (header[16] !== BACKUP_VERSION || header[17] !== 1) {
+    throw new BackupError('UNSUPPORTED_VERSION', `backup format version ${header[16]} (KDF ${header[17]}) is not supported by pacs-edge ${VERSION} (it reads version ${BACKUP_VERSION})`);
+  }
+  if (header[18]! < 10 || header[18]! > 20 || header[19]! < 1 || header[19]! > 32 || header[20]! < 1 || header[20]! > 16) {
+    throw new BackupError('TAMPERED', 'backup file is damaged or has been tampered with (KDF parameters out of range)');
+  }
+  const { encKey, checkKey } = deriveKeys(passphrase, header);
+  const check = createHmac('sha256', checkKey).update(header.subarray(0, 52)).digest().subarray(0, 16);
+  if (!timingSafeEqual(check, header.subarray(52, 68))) throw new BackupError('WRONG_PASSPHRASE', 'wrong passphrase for this backup (or its header is damaged)');
+  const decipher = createDecipheriv('aes-256-gcm', encKey, header.subarray(40, 52));
+  decipher.setAAD(header);
+  decipher.setAuthTag(file.subarray(file.length - TAG_BYTES));
+  try {
+    return Buffer.concat([decipher.update(file.subarray(HEADER_BYTES, file.length - TAG_BYTES)), decipher.final()]);
+  } catch {
+    throw new BackupError('TAMPERED', 'backup file is damaged or has been tampered with (AES-GCM authentication failed): nothing restored');
+  }
+}
+
+function deriveKeys(passphrase: string, header: Buffer): { encKey: Buffer; checkKey: Buffer } {
+  const N = 2 ** header[18]!;
+  const r = header[19]!;
+  const p = header[20]!;
+  const k = scryptSync(Buffer.from(passphrase, 'utf8'), header.subarray(24, 40), 64, { N, r, p, maxmem: 256 * N * r * p + 1024 * 1024 });
+  return { encKey: k.subarray(0, 32), checkKey: k.subarray(32, 64) };
+}
+
+/** The passphrase file's content without its trailing line break(s). */
+export function readPassphrase(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new BackupError('INVALID', `cannot read the passphrase file ${file}: ${(err as Error).message}`);
+  }
+  const pass = text.replace(/[\r\n]+$/, '');
+  if (pass.length === 0) throw new BackupError('INVALID', `the passphrase file ${file} is empty`);
+  return pass;
+}
+
+function encodePayload(config: GatewayConfig, configFile: string, entries: BackupEntry[]): Buffer {
+  const payload: Payload = {
+    format: 'pacs-edge-backup',
+    version: BACKUP_VERSION,
+    createdAt: new Date().toISOString(),
+    pacsEdgeVersion: VERSION,
+    deviceId: config.device.id,
+    config: path.resolve(configFile),
+    files: entries.map((e) => ({ path: e.path, role: e.role, mode: e.mode, sha256: createHash('sha256').update(e.data).digest('hex'), data: e.data.toString('base64') })),
+  };
+  return Buffer.from(JSON.stringify(payload), 'utf8');
+}
+
+function decodePayload(bytes: Buffer): { config: string; deviceId: string; createdAt: string; entries: BackupEntry[] } {
+  let p: Payload;
+  try {
+    p = JSON.parse(bytes.toString('utf8')) as Payload;
+  } catch {
+    throw new BackupError('INVALID', 'backup payload is not readable');
+  }
+  if (p.format !== 'pacs-edge-backup' || !Array.isArray(p.files)) throw new BackupError('INVALID', 'backup payload is not a pacs-edge backup');
+  const entries = p.files.map((f): BackupEntry => {
+    // Authenticated, so written by pacs-edge; still, a path must be absolute and plain.
+    if (typeof f.path !== 'string' || !path.isAbsolute(f.path) || path.normalize(f.path) !== f.path || f.path.split('/').includes('..')) {
+      throw new BackupError('INVALID', `backup names an unusable path ${JSON.stringify(f.path)}`);
+    }
+    const data = Buffer.from(f.data, 'base64');
+    if (createHash('sha256').update(data).digest('hex') !== f.sha256) throw new BackupError('INVALID', `backup copy of ${f.path} does not match its SHA-256`);
+    return { path: f.path, role: f.role, mode: SECRET_ROLES.has(f.role) ? 0o600 : 0o640, data };
+  });
+  return { config: p.config, deviceId: p.deviceId, createdAt: p.createdAt, entries };
+}
+
+/** Write `data` to `file` durably (temporary file, fsync, rename, directory fsync). */
+function writeDurably(file: string, data: Buffer, mode: number): void {
+  const tmp = `${file}.restore-${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw err;
+  }
+  closeSync(fd);
+  chmodSync(tmp, mode); // the umask may have taken bits away; set exactly what is meant
+  renameSync(tmp, file);
+  const dir = openSync(path.dirname(file), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+}
+
+/** `pacs-edge backup --config FILE --out FILE.peb --passphrase-file P [--force]` */
+export function backupCommand(configFile: string, args: string[], option: (name: string) => string | undefined): number {
+  const out = option('--out');
+  const passFile = option('--passphrase-file');
+  if (!out || !passFile) {
+    console.error('pacs-edge backup: --out FILE.peb and --passphrase-file FILE are required');
+    return 2;
+  }
+  try {
+    const pass = readPassphrase(passFile);
+    if (pass.length < MIN_PASSPHRASE) throw new BackupError('INVALID', `the passphrase must be at least ${MIN_PASSPHRASE} characters (it protects the device key)`);
+    if (existsSync(out) && !args.includes('--force')) throw new BackupError('EXISTS', `${out} exists; use --force to replace it`);
+    const { config, entries, notes } = collectBackup(configFile);
+    // audit: configuration/key export (the main session records this as an audit event)
+    const sealed = sealBackup(encodePayload(config, configFile, entries), pass);
+    mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+    writeDurably(path.resolve(out), sealed, 0o600);
+    for (const e of entries) console.log(`  ${e.role.padEnd(13)} ${e.path} (${e.data.length} bytes)`);
+    for (const n of notes) console.log(`  note: ${n}`);
+    console.log(`${out}: backup of device ${config.device.id}, ${entries.length} file(s)${entries.some((e) => e.role === 'device-key') ? ', device key included' : ', no device key'}`);
+    return 0;
+  } catch (err) {
+    console.error(`pacs-edge backup: ${err instanceof ConfigError ? err.message : (err as Error).message}`);
+    return 1;
+  }
+}
+
+/** `pacs-edge restore --in FILE.peb --passphrase-file P --root DIR [--force]` */
+export function restoreCommand(args: string[], option: (name: string) => string | undefined): number {
+  const input = option('--in');
+  const passFile = option('--passphrase-file');
+  const root = option('--root');
+  if (!input || !passFile || !root) {
+    console.error('pacs-edge restore: --in FILE.peb, --passphrase-file FILE and --root DIR are required (--root / restores in place)');
+    return 2;
+  }
+  try {
+    const pass = readPassphrase(passFile);
+    let sealed: Buffer;
+    try {
+      sealed = readFileSync(input);
+    } catch (err) {
+      throw new BackupError('INVALID', `cannot read ${input}: ${(err as Error).message}`);
+    }
+    // Everything is decrypted, authenticated and checked before the first file is written.
+    const backup = decodePayload(openBackup(sealed, pass));
+    const absRoot = path.resolve(root);
+    const targets = backup.entries.map((e) => ({ ...e, target: path.join(absRoot, e.path) }));
+    const existing = targets.filter((t) => existsSync(t.target));
+    if (existing.length > 0 && !args.includes('--force')) {
+      throw new BackupError('EXISTS', `refusing to overwrite ${existing.map((t) => t.target).join(', ')}: use --force`);
+    }
+    // audit: configuration/key export (restore writes the configuration and the device key back)
+    for (const t of targets) {
+      mkdirSync(path.dirname(t.target), { recursive: true, mode: t.role === 'device-key' ? 0o700 : 0o750 });
+      writeDurably(t.target, t.data, t.mode);
+      console.log(`  ${t.role.padEnd(13)} ${t.target} (mode ${t.mode.toString(8)})`);
+    }
+    const configTarget = path.join(absRoot, backup.config);
+    console.log(`${input}: restored ${targets.length} file(s) of device ${backup.deviceId} (backup of ${backup.createdAt}) under ${absRoot}`);
+    console.log(`check it with: pacs-edge check-config --config ${configTarget}`);
+    return 0;
+  } catch (err) {
+    console.error(`pacs-edge restore: ${(err as Error).message}`);
+    return 1;
+  }
+}
