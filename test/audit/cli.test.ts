@@ -106,7 +106,10 @@ describe('pacs-edge audit verify', () => {
     await gw.waitForLog((l) => l.msg === 'gateway listening', 20_000);
     expect(await gw.stop()).toBe(0);
     const recs = logLines(path.join(base, 'audit')).map((l) => parseRecord(l)!);
-    expect(recs.map((x) => /csd-code="(11012[01])"/.exec(x.xml)?.[1])).toEqual(['110120', '110121']);
+    // Application Activity: start, then stop (other records between them, e.g. the plain-listener Security Alert).
+    const activity = recs.filter((x) => /<EventID csd-code="110100"/.test(x.xml));
+    expect(activity.map((x) => /csd-code="(11012[01])"/.exec(x.xml)?.[1])).toEqual(['110120', '110121']);
+    expect(recs.some((x) => /csd-code="110113"[\s\S]*csd-code="110128"/.test(x.xml))).toBe(true);
     const r = await verify(gw.configFile);
     expect(r.code, r.stdout + r.stderr).toBe(0);
   }, 60_000);
