@@ -50,13 +50,15 @@ export class Gateway {
     private readonly commitmentScp: CommitmentScp | undefined,
   ) {}
 
-  static async start(config: GatewayConfig, log: Logger): Promise<Gateway> {
+  /** `integrityAlerts`: installation files that failed the start-up check (security.integrity: warn), for the audit trail. */
+  static async start(config: GatewayConfig, log: Logger, opts: { integrityAlerts?: readonly string[] } = {}): Promise<Gateway> {
     for (const w of configWarnings(config)) log.warn(w);
     await mkdir(config.spool.dir, { recursive: true, mode: 0o750 });
     // The audit trail first: everything after it can be audited. Its chain key, like the spool's,
     // derives from the device key (spool.encryption.keyFile).
     const audit = await openAudit(config, log);
     await auditConfigurationChange(config, audit.events, log);
+    for (const f of (opts.integrityAlerts ?? []).slice(0, 20)) audit.events.securityAlert({ type: 'software-configuration', detail: `installation integrity check failed: ${f}` });
     // Encryption at rest: the device key (outside the spool, made at the first start) wraps every object's data key.
     const seal = spoolKey(config);
     const hashPool = new HashPool(config.workers.threads, seal);

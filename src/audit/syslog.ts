@@ -1,3 +1,4 @@
+import { TLS_MIN_VERSION, TLS12_CIPHERS } from '../security/tls.js';
 import { closeSync, fsyncSync, openSync, readFileSync } from 'node:fs';
 import { open, readFile, rename } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -195,7 +196,9 @@ export class SyslogForwarder {
       const socket = tls.connect({
         host: o.host,
         port: o.port,
-        minVersion: 'TLSv1.2',
+        // The same BCP 195 profile as DICOM TLS (src/security/tls.ts).
+        minVersion: TLS_MIN_VERSION,
+        ciphers: TLS12_CIPHERS,
         rejectUnauthorized: true,
         ...(isIP(o.host) ? {} : { servername: o.host }),
         ...(o.ca ? { ca: readFileSync(o.ca) } : {}),

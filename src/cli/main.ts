@@ -7,6 +7,7 @@ import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { VERSION } from '../version.js';
 import { auditCommand } from '../audit/cli.js';
+import { openAudit } from '../audit/index.js';
 import { INTEGRITY_EXIT_CODE, installRoot, integrityFailures, MANIFEST_PATH, verifyInstallation, writeManifest } from '../security/integrity.js';
 import { backupCommand, restoreCommand } from './backup.js';
 import { deadLetterCommand } from './dead-letter.js';
@@ -97,6 +98,7 @@ async function run(file: string): Promise<number> {
   }
   const log = createLogger({ level: config.log.level, deviceId: config.device.id });
   // Installation integrity (可信验证) before anything opens: not the spool, not a port.
+  let integrityAlerts: string[] = [];
   if (config.security.integrity !== 'off') {
     const report = verifyInstallation(installRoot());
     const failures = integrityFailures(report);
@@ -104,7 +106,16 @@ async function run(file: string): Promise<number> {
     for (const f of failures.slice(0, 20)) log[enforce ? 'error' : 'warn']({ mode: config.security.integrity }, `SECURITY ALERT: installation integrity check failed: ${f}`);
     if (failures.length > 20) log[enforce ? 'error' : 'warn']({ mode: config.security.integrity, more: failures.length - 20 }, `SECURITY ALERT: installation integrity check failed: ${failures.length - 20} more file(s)`);
     if (failures.length === 0) log.info({ files: report.checked, ms: Math.round(report.ms) }, 'installation integrity verified');
-    else if (enforce) {
+    integrityAlerts = failures;
+    if (failures.length > 0 && enforce) {
+      // The refusal goes into the audit trail too (only the trail opens; nothing else runs).
+      try {
+        const audit = await openAudit(config, log);
+        for (const f of failures.slice(0, 20)) audit.events.securityAlert({ type: 'software-configuration', detail: `installation integrity check failed: ${f}; start refused` });
+        await audit.stop();
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'could not record the integrity failure in the audit trail');
+      }
       log.fatal({ failures: failures.length, exitCode: INTEGRITY_EXIT_CODE }, 'gateway refused to start: installation integrity check failed (security.integrity: enforce)');
       await new Promise((r) => setTimeout(r, 50));
       return INTEGRITY_EXIT_CODE;
@@ -121,7 +132,7 @@ async function run(file: string): Promise<number> {
 
   let gateway: Gateway;
   try {
-    gateway = await Gateway.start(config, log);
+    gateway = await Gateway.start(config, log, { integrityAlerts });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { cause?: { message?: string } };
     log.fatal({ err: e.message, code: e.code, cause: e.cause?.message }, 'gateway failed to start');

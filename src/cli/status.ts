@@ -59,6 +59,8 @@ export function renderStatus(s: Record<string, unknown>): string {
       `receive   ${r.aeTitle} on ${listenText(r)}  associations ${r.activeAssociations} active  stored ${r.objectsStored} (${bytes(Number(r.bytesStored))})  refused ${r.objectsFailed}  last ${r.lastStoredAt ?? 'never'}`,
     );
   }
+  const blocked = (r?.blocked as { address: string; rejections: number; until: string }[] | undefined) ?? [];
+  for (const b of blocked) lines.push(`          BLOCKED ${b.address} until ${clock(b.until)} after ${b.rejections} refused associations`);
   lines.push(`spool     ${spool.dir}  ${spool.objects} objects  ${bytes(spool.bytes)}${spool.freeBytes !== undefined ? `  free ${bytes(spool.freeBytes)}` : ''}`);
   const z = (s.spool as { compressAtRest?: AtRestStats }).compressAtRest;
   if (z) {

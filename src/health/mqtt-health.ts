@@ -1,3 +1,4 @@
+import { TLS_MIN_VERSION, TLS12_CIPHERS } from '../security/tls.js';
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { MqttConfig } from '../config/types.js';
@@ -133,6 +134,11 @@ export class MqttHealth {
     };
     if (this.cfg.username) o.username = this.cfg.username;
     if (this.cfg.passwordFile) o.password = readFileSync(this.cfg.passwordFile, 'utf8').trim();
+    if (this.cfg.url.startsWith('mqtts:')) {
+      // The same BCP 195 profile as DICOM TLS (src/security/tls.ts): TLS 1.2+, ECDHE + AEAD only.
+      // mqtt.js hands its options to tls.connect as they are; its types do not list these two.
+      Object.assign(o, { minVersion: TLS_MIN_VERSION, ciphers: TLS12_CIPHERS });
+    }
     if (this.cfg.tls?.ca) o.ca = readFileSync(this.cfg.tls.ca);
     if (this.cfg.tls?.cert) o.cert = readFileSync(this.cfg.tls.cert);
     if (this.cfg.tls?.key) o.key = readFileSync(this.cfg.tls.key);

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { GatewayConfig } from '../config/types.js';
 import { CommandField, decodeCommand, encodeResponse } from '../dicom/command.js';
 import { VERIFICATION_SOP_CLASS } from '../dicom/sop-classes.js';
@@ -43,7 +44,8 @@ const MAX_BUFFERED_DATASET = 16 * 1024 * 1024;
  * @see PS3.4 Annex J.3
  */
 export interface CommitmentServices {
-  onAction(req: { callingAeTitle: string; remoteAddress: string; explicitVr: boolean; dataset: Buffer }): Promise<StoreOutcome>;
+  /** `secure`: the request came over DICOM TLS (the report then goes over TLS too). */
+  onAction(req: { callingAeTitle: string; remoteAddress: string; explicitVr: boolean; dataset: Buffer; secure: boolean }): Promise<StoreOutcome>;
   onEventReport(req: { callingAeTitle: string; explicitVr: boolean; dataset: Buffer; eventTypeId: number | undefined }): Promise<StoreOutcome>;
   /** Destinations that may associate to report (forward[].commit). */
   peers: readonly CommitPeer[];
@@ -362,7 +364,7 @@ export class Association implements PduHandler {
         const dataset = Buffer.concat(buffer.parts, buffer.bytes);
         finish(
           action
-            ? services.onAction({ callingAeTitle: this.callingAe, remoteAddress, explicitVr, dataset })
+            ? services.onAction({ callingAeTitle: this.callingAe, remoteAddress, explicitVr, dataset, secure: this.socket instanceof TLSSocket })
             : services.onEventReport({ callingAeTitle: this.callingAe, explicitVr, dataset, eventTypeId: typeId }),
         );
       },

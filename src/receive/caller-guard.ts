@@ -8,7 +8,7 @@ import { normalizeAddress } from './negotiation.js';
  * or AE-title-scanning peer does not. Loopback (127.0.0.1, ::1) is exempt by default: a peer
  * there is already on the box, and the gateway's own tools use it.
  *
- * @see GB/T 22239-2019 §8.1.4.1 (身份鉴别: 登录失败处理), §8.1.3.5 (入侵防范)
+ * @see GB/T 22239-2019 §8.1.4.1 (身份鉴别: 登录失败处理), §8.1.4.4 (入侵防范)
  */
 export interface CallerGuardSettings {
   rejections: number;

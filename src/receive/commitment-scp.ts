@@ -14,6 +14,7 @@ import {
 import { TS } from '../dicom/transfer-syntaxes.js';
 import { DicomParseError } from '../errors.js';
 import { ScuAssociation } from '../forward/scu.js';
+import { tlsClientOptions } from '../security/tls.js';
 import type { Logger } from '../log.js';
 import type { Spool } from '../spool/spool.js';
 import { normalizeAddress } from './negotiation.js';
@@ -69,7 +70,7 @@ export class CommitmentScp {
   }
 
   /** The N-ACTION: check it, answer, and settle it in the background. */
-  async onAction(req: { callingAeTitle: string; remoteAddress: string; explicitVr: boolean; dataset: Buffer }): Promise<StoreOutcome> {
+  async onAction(req: { callingAeTitle: string; remoteAddress: string; explicitVr: boolean; dataset: Buffer; secure: boolean }): Promise<StoreOutcome> {
     const log = this.deps.log.child({ callingAe: req.callingAeTitle });
     let request: CommitmentResult;
     try {
@@ -91,7 +92,7 @@ export class CommitmentScp {
     this.counts.requests++;
     this.pending++;
     log.info({ transactionUid: request.transactionUid, objects: request.committed.length, report: this.deps.config.commitment.report }, 'storage commitment requested by modality');
-    const to = { aeTitle: req.callingAeTitle, host: normalizeAddress(req.remoteAddress), port };
+    const to = { aeTitle: req.callingAeTitle, host: normalizeAddress(req.remoteAddress), port, secure: req.secure };
     void this.settle(request.transactionUid, request.committed, to, log)
       .catch((err: unknown) => log.error({ err: (err as Error).message, transactionUid: request.transactionUid }, 'storage commitment: internal error'))
       .finally(() => this.pending--);
@@ -102,7 +103,7 @@ export class CommitmentScp {
    * A destination's N-EVENT-REPORT arriving here is handled by the forwarder's registry; this
    * class only answers modalities.
    */
-  private async settle(transactionUid: string, refs: SopRef[], to: { aeTitle: string; host: string; port: number }, log: Logger): Promise<void> {
+  private async settle(transactionUid: string, refs: SopRef[], to: ReportTarget, log: Logger): Promise<void> {
     const deadline = Date.now() + this.deps.config.commitment.timeoutSeconds * 1000;
     const committed: SopRef[] = [];
     const failed: FailedRef[] = [];
@@ -140,7 +141,7 @@ export class CommitmentScp {
   }
 
   /** N-EVENT-REPORT on a new association to the modality, retried while it does not answer. */
-  private async report(result: CommitmentResult, to: { aeTitle: string; host: string; port: number }, log: Logger): Promise<void> {
+  private async report(result: CommitmentResult, to: ReportTarget, log: Logger): Promise<void> {
     const fields = { transactionUid: result.transactionUid, committed: result.committed.length, failed: result.failed.length };
     for (let attempt = 0; ; attempt++) {
       try {
@@ -162,9 +163,12 @@ export class CommitmentScp {
     }
   }
 
-  private async sendReport(result: CommitmentResult, to: { aeTitle: string; host: string; port: number }): Promise<number> {
+  private async sendReport(result: CommitmentResult, to: ReportTarget): Promise<number> {
     const s = this.deps.settings;
+    const t = this.deps.config.tls;
     const a = await ScuAssociation.open({
+      // A request that came over TLS is answered over TLS, with the gateway's own certificate.
+      tls: to.secure && t ? tlsClientOptions({ cert: t.cert, key: t.key, ca: t.ca, host: to.host }) : undefined,
       host: to.host,
       port: to.port,
       callingAeTitle: this.deps.config.aeTitle,
@@ -191,6 +195,14 @@ export class CommitmentScp {
       await a.release().catch(() => a.abort());
     }
   }
+}
+
+/** Where a report goes: the requesting modality, over TLS when it asked over TLS. */
+interface ReportTarget {
+  aeTitle: string;
+  host: string;
+  port: number;
+  secure: boolean;
 }
 
 /** The port to report to: that of the first receive.callers entry this caller matches that has one. */

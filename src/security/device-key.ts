@@ -8,8 +8,9 @@ import { PacsEdgeError } from '../errors.js';
  * the first start. Every other key is derived from it (HKDF-SHA256 with a purpose label), so a
  * backup of this one file and the configuration restores them all.
  *
- * Purposes in use: `spool-kek` (wraps the per-object data keys), `audit-chain` (HMAC of the
- * audit trail), `backup` (the encrypted backup file).
+ * Purposes in use: `spool-kek` (aes-256-gcm) or `spool-kek-sm4` + `spool-kek-sm3` (gm), which
+ * wrap the per-object data keys, and `audit-chain` (HMAC of the audit trail). Backups are
+ * encrypted under a passphrase instead (they must open on a box without this key).
  *
  * @see GB/T 22239-2019 §8.1.4.8 (数据保密性), RFC 5869 (HKDF)
  */

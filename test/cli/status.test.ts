@@ -46,6 +46,20 @@ describe('pacs-edge status: compression line', () => {
     expect(out).toMatch(/pacs .*\n {2}storage commitment: 40 committed, 1 not committed .*waiting for a report 2 in 1 transaction\(s\), to be asked 1/);
     expect(out).toContain('commitment requests from modalities: 2 (1 open), 1 reported; instances 7 committed, 0 failed');
   });
+
+  it('shows blocked addresses under receive', () => {
+    const out = renderStatus({
+      device: 'edge-1',
+      running: true,
+      pid: 1,
+      uptimeSeconds: 5,
+      receive: { aeTitle: 'EDGE', host: '0.0.0.0', port: null, tlsPort: 2762, activeAssociations: 0, objectsStored: 0, bytesStored: 0, objectsFailed: 0, blocked: [{ address: '10.0.0.9', rejections: 20, until: '2026-11-26T10:00:00.000Z' }] },
+      spool: { dir: '/s', objects: 0, bytes: 0 },
+      destinations: [],
+    });
+    expect(out).toMatch(/receive {3}EDGE on 0\.0\.0\.0 TLS 2762 /);
+    expect(out).toMatch(/BLOCKED 10\.0\.0\.9 until .* after 20 refused associations/);
+  });
 });
 
 describe('pacs-edge status --watch', () => {

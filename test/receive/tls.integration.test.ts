@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,29 @@ import { freePort, type GatewayProcess, nothingPending, run, startGateway, tempD
  * as the modality, storescp `+tls` as the PACS. The gateway listens on TLS only (no plain port),
  * requires a client certificate signed by its CA, and forwards over TLS with its own certificate.
  */
+/** TCP ports the process listens on: its socket inodes matched against /proc/net/tcp{,6} LISTEN rows. */
+function listeningTcpPorts(pid: number): number[] {
+  const inodes = new Set(
+    readdirSync(`/proc/${pid}/fd`)
+      .map((fd) => {
+        try {
+          return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+        } catch {
+          return undefined;
+        }
+      })
+      .filter((x): x is string => x !== undefined),
+  );
+  const ports = new Set<number>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[3] === '0A' && inodes.has(f[9]!)) ports.add(parseInt(f[1]!.split(':')[1]!, 16));
+    }
+  }
+  return [...ports].sort((a, b) => a - b);
+}
+
 describe('DICOM TLS: TLS-only SCP and TLS SCU', () => {
   const tmp = tempDir('pacs-edge-tls-');
   let certs: ReturnType<typeof makeCertificates>;
@@ -100,6 +123,10 @@ describe('DICOM TLS: TLS-only SCP and TLS SCU', () => {
     const ok = await sClient(['-tls1_2']);
     expect(ok.stdout).toMatch(/Cipher is ECDHE-RSA-AES(128|256)-GCM-SHA(256|384)/);
   }, 60_000);
+
+  it('listens on nothing but the configured TLS port (plus its Unix control socket)', () => {
+    expect(listeningTcpPorts(gw.proc.pid!)).toEqual([tlsPort]);
+  });
 
   it('opens no plain DICOM port when only receive.tls is configured', async () => {
     const refused = await new Promise<boolean>((resolve) => {

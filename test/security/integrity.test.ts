@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -133,6 +133,14 @@ describe('installation integrity (copied gateway)', () => {
       expect(alerts(gw.logs).map((l) => l.msg)).toEqual([`SECURITY ALERT: installation integrity check failed: ${target} changed`]);
       expect(gw.logs.some((l) => l.level === 'fatal' && /refused to start/.test(l.msg))).toBe(true);
       expect(existsSync(path.join(dir, 'spool')), 'the spool was never opened').toBe(false);
+      // …and the refusal is in the audit trail (a Security Alert, 110113).
+      const auditDir = path.join(dir, 'audit');
+      const trail = readdirSync(auditDir)
+        .filter((n) => n.endsWith('.log'))
+        .map((n) => readFileSync(path.join(auditDir, n), 'utf8'))
+        .join('');
+      expect(trail).toContain('110113');
+      expect(trail).toContain(`installation integrity check failed: ${target} changed; start refused`);
     });
 
     it('warn: logs the same Security Alert and starts', async () => {
