@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync, fsyncSync, openSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -82,6 +82,19 @@ export function writeManifest(root: string): { file: string; files: number; byte
   return { file, files: files.length, bytes, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
 }
 
+/** SHA-256 of a file read through `buf`. */
+function hashFile(file: string, buf: Buffer): string {
+  const h = createHash('sha256');
+  const fd = openSync(file, 'r');
+  try {
+    let n: number;
+    while ((n = readSync(fd, buf, 0, buf.length, null)) > 0) h.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
 /** Check the installation at `root` against its manifest. Synchronous: it runs before anything else starts. */
 export function verifyInstallation(root: string): IntegrityReport {
   const t0 = process.hrtime.bigint();
@@ -96,16 +109,19 @@ export function verifyInstallation(root: string): IntegrityReport {
   }
   const expected = parseManifest(text);
   const present = new Set(manifestScope(root));
+  // One reused buffer: hashing ~40 MB of installation must not leave ~40 MB of garbage behind
+  // in a process whose memory is capped (MemoryMax) and watched (the 1 GiB object test).
+  const buf = Buffer.allocUnsafe(1 << 20);
   for (const [file, hash] of expected) {
-    let data: Buffer;
+    let digest: string;
     try {
-      data = readFileSync(path.join(root, file));
+      digest = hashFile(path.join(root, file), buf);
     } catch {
       report.missing.push(file);
       continue;
     }
     report.checked++;
-    if (sha256(data) !== hash) report.changed.push(file);
+    if (digest !== hash) report.changed.push(file);
   }
   for (const f of present) if (!expected.has(f)) report.added.push(f);
   report.ok = report.changed.length === 0 && report.missing.length === 0 && report.added.length === 0;

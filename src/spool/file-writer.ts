@@ -80,7 +80,7 @@ export class FileObjectWriter {
    */
   async finish<T>(steps: { syncDir: () => Promise<void>; index: (file: { size: number; sha256: string }) => Promise<T> }): Promise<T> {
     this.finished = true;
-    if (this.sealer && !this.error) this.enqueue(this.sealer.final());
+    if (this.sealer && !this.error) for (const b of this.sealer.final()) this.enqueue(b);
     while (this.writing || this.pendingBytes > 0) {
       if (this.writing) await this.writing;
       else this.flush();

@@ -18,7 +18,7 @@ describe.each(keys)('sealed spool files ($profile)', (key) => {
     const s = new Sealer(key);
     const parts = [s.header];
     for (let off = 0; off < n; off += 7919) parts.push(...s.push(plain.subarray(off, off + 7919)));
-    parts.push(s.final());
+    parts.push(...s.final());
     const file = Buffer.concat(parts);
     expect(file.length).toBe(sealedSize(n, key.profile));
     expect(plainSizeOf(file.length, key.profile)).toBe(n);
