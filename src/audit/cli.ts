@@ -9,6 +9,7 @@ import { createLogger } from '../log.js';
 import { DeviceKey } from '../security/device-key.js';
 import { INBOX_DIR } from './chain.js';
 import { auditKeyFile } from './index.js';
+import type { SecurityAlertType } from './messages.js';
 import { AuditTrail } from './trail.js';
 import { describe, verifyTrail, type VerifyReport } from './verify.js';
 
@@ -55,7 +56,7 @@ export async function auditCommand(config: GatewayConfig, args: string[]): Promi
   return report.ok ? 0 : EXIT_NOT_INTACT;
 }
 
-function safeUser(): string {
+export function safeUser(): string {
   try {
     return userInfo().username;
   } catch {
@@ -65,6 +66,19 @@ function safeUser(): string {
 
 /** Append 110101 Audit Log Used: to the trail when it is free, else via the running gateway's inbox. */
 async function recordRead(config: GatewayConfig, key: DeviceKey, by: string, outcome: string | undefined): Promise<string> {
+  return recordOffline(config, key, { kind: 'audit-log-read', by, ...(outcome ? { outcome } : {}) });
+}
+
+/** An event recorded by a command (not the gateway): `audit-log-read`, or a `security-alert`. */
+export type OfflineEvent =
+  | { kind: 'audit-log-read'; by: string; outcome?: string }
+  | { kind: 'security-alert'; type: SecurityAlertType; detail: string; failure: boolean };
+
+/**
+ * Record what a command did (read the log, export the keys in a backup): straight into the
+ * trail when no gateway holds it, else through the running gateway's inbox.
+ */
+export async function recordOffline(config: GatewayConfig, key: DeviceKey, event: OfflineEvent): Promise<string> {
   // stderr: stdout carries the report (--json).
   const log = createLogger({ level: 'warn', deviceId: config.device.id, destination: pino.destination({ dest: 2, sync: true }) });
   let trail: AuditTrail;
@@ -82,11 +96,11 @@ async function recordRead(config: GatewayConfig, key: DeviceKey, by: string, out
     const inbox = path.join(config.audit.dir, INBOX_DIR);
     await mkdir(inbox, { recursive: true });
     const name = `${Date.now()}-${process.pid}-${randomBytes(4).toString('hex')}`;
-    await writeFile(path.join(inbox, `${name}.tmp`), JSON.stringify({ kind: 'audit-log-read', by, ...(outcome ? { outcome } : {}) }));
+    await writeFile(path.join(inbox, `${name}.tmp`), JSON.stringify(event));
     await rename(path.join(inbox, `${name}.tmp`), path.join(inbox, `${name}.json`));
     return 'handed to the running gateway';
   }
-  const seq = trail.record({ kind: 'audit-log-read', by, logUri: trail.uri, outcome });
+  const seq = trail.record(event.kind === 'audit-log-read' ? { kind: 'audit-log-read', by: event.by, logUri: trail.uri, outcome: event.outcome } : event);
   await trail.stop();
   return seq === undefined ? 'not recorded (see the log)' : `seq ${seq}`;
 }

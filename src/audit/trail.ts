@@ -21,7 +21,7 @@ import {
   recordHmac,
   type Head,
 } from './chain.js';
-import { buildAuditMessage, type AuditEvent, type AuditSource } from './messages.js';
+import { buildAuditMessage, type AuditEvent, type AuditSource, SECURITY_ALERT_TYPES, type SecurityAlertType } from './messages.js';
 
 export type AuditAlarm =
   /** A record could not be made durable (it stays queued and is retried). */
@@ -437,12 +437,14 @@ export class AuditTrail {
     for (const n of names) {
       const full = path.join(dir, n);
       try {
-        const o = JSON.parse(await readFile(full, 'utf8')) as { kind?: unknown; by?: unknown; outcome?: unknown };
+        const o = JSON.parse(await readFile(full, 'utf8')) as { kind?: unknown; by?: unknown; outcome?: unknown; type?: unknown; detail?: unknown; failure?: unknown };
         const str = (x: unknown) => (typeof x === 'string' && x.length > 0 && x.length <= 512 ? x : undefined);
         if (o.kind === 'audit-log-read' && str(o.by)) {
           this.record({ kind: 'audit-log-read', by: str(o.by)!, logUri: this.uri, outcome: str(o.outcome) });
+        } else if (o.kind === 'security-alert' && typeof o.type === 'string' && o.type in SECURITY_ALERT_TYPES && str(o.detail)) {
+          this.record({ kind: 'security-alert', type: o.type as SecurityAlertType, detail: str(o.detail)!, failure: o.failure === true });
         } else {
-          this.o.log.warn({ file: n }, 'audit inbox: ignored an entry that is not an audit-log-read event');
+          this.o.log.warn({ file: n }, 'audit inbox: ignored an entry that is neither an audit-log-read nor a security-alert event');
         }
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;

@@ -1,3 +1,4 @@
+import { recordOffline, safeUser } from '../audit/cli.js';
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, chmodSync } from 'node:fs';
 import path from 'node:path';
@@ -264,7 +265,7 @@ function writeDurably(file: string, data: Buffer, mode: number): void {
 }
 
 /** `pacs-edge backup --config FILE --out FILE.peb --passphrase-file P [--force]` */
-export function backupCommand(configFile: string, args: string[], option: (name: string) => string | undefined): number {
+export async function backupCommand(configFile: string, args: string[], option: (name: string) => string | undefined): Promise<number> {
   const out = option('--out');
   const passFile = option('--passphrase-file');
   if (!out || !passFile) {
@@ -276,13 +277,23 @@ export function backupCommand(configFile: string, args: string[], option: (name:
     if (pass.length < MIN_PASSPHRASE) throw new BackupError('INVALID', `the passphrase must be at least ${MIN_PASSPHRASE} characters (it protects the device key)`);
     if (existsSync(out) && !args.includes('--force')) throw new BackupError('EXISTS', `${out} exists; use --force to replace it`);
     const { config, entries, notes } = collectBackup(configFile);
-    // audit: configuration/key export (the main session records this as an audit event)
     const sealed = sealBackup(encodePayload(config, configFile, entries), pass);
     mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
     writeDurably(path.resolve(out), sealed, 0o600);
     for (const e of entries) console.log(`  ${e.role.padEnd(13)} ${e.path} (${e.data.length} bytes)`);
     for (const n of notes) console.log(`  note: ${n}`);
     console.log(`${out}: backup of device ${config.device.id}, ${entries.length} file(s)${entries.some((e) => e.role === 'device-key') ? ', device key included' : ', no device key'}`);
+    // The keys left the box (encrypted): a Security Alert, Use of Restricted Function (110132), not a failure.
+    const keyEntry = entries.find((e) => e.role === 'device-key');
+    if (keyEntry && existsSync(config.audit.dir)) {
+      const recorded = await recordOffline(config, DeviceKey.load(config.spool.encryption.keyFile), {
+        kind: 'security-alert',
+        type: 'use-of-restricted-function',
+        detail: `backup of the configuration and the device key written to ${path.resolve(out)} by ${safeUser()}`,
+        failure: false,
+      });
+      console.log(`audit: ${recorded}`);
+    }
     return 0;
   } catch (err) {
     console.error(`pacs-edge backup: ${err instanceof ConfigError ? err.message : (err as Error).message}`);
