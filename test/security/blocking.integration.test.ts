@@ -1,10 +1,11 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PduType } from '../../src/dicom/pdu.js';
 import { echoscu } from '../helpers/dcmtk.js';
 import { associateRq, RawScu } from '../helpers/raw-scu.js';
 import { startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { record, startMosquitto } from '../helpers/mosquitto.js';
 
 /**
  * Access control under attack (MLPS 2.0 §8.1.4.1 登录失败处理): unknown AE titles are refused
@@ -30,13 +31,20 @@ async function attempt(port: number, callingAe: string): Promise<'rejected' | 'a
 describe('caller allowlist under repeated attempts', () => {
   it('refuses unknown AE titles (audited), blocks the address after 5 in a minute, keeps serving others, unblocks later', async () => {
     const tmp = tempDir('pacs-edge-block-');
+    mkdirSync(path.join(tmp.dir, 'mqtt'));
+    const broker = await startMosquitto(path.join(tmp.dir, 'mqtt'));
+    const events = await record(broker.url, 'pacs-edge/edge-block/events');
     const gw = await startGateway({
       dir: tmp.dir,
       receive: { callers: [{ aeTitle: 'CT01' }], blocking: { rejections: 5, windowSeconds: 60, blockSeconds: 3 } },
+      config: { device: { id: 'edge-block' }, health: { mqtt: { url: broker.url, intervalSeconds: 1 } } },
     });
     try {
       for (let i = 0; i < 5; i++) expect(await attempt(gw.port, `GUESS${i}`)).toBe('rejected');
       await gw.waitForLog((l) => l.level === 'error' && /^SECURITY ALERT: 127\.0\.0\.2 blocked for 3 s after 5 refused associations/.test(l.msg));
+      // The field engineer's alarm: an MQTT event naming the address.
+      const ev = await waitFor(() => events.messages.find((m) => m.text.includes('"address-blocked"')), { what: 'the address-blocked event' });
+      expect(JSON.parse(ev.text)).toMatchObject({ type: 'address-blocked', address: '127.0.0.2', rejections: 5, device: 'edge-block' });
       // Blocked: closed before any PDU, even with a good AE title.
       expect(await attempt(gw.port, 'CT01')).toBe('closed');
       // A known caller from another address is served meanwhile.
@@ -50,6 +58,8 @@ describe('caller allowlist under repeated attempts', () => {
       await waitFor(async () => (await attempt(gw.port, 'CT01')) === 'accepted' || undefined, { what: 'the block to end', timeoutMs: 10_000, intervalMs: 500 });
     } finally {
       await gw.stop();
+      await events.close();
+      await broker.stop();
     }
     // The audit trail holds each refusal and the block (PS3.15 A.5.3.11 Security Alert).
     const auditDir = path.join(tmp.dir, 'audit');
