@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { type AuditEvents, openAudit, type AuditHandle } from './audit/index.js';
@@ -60,7 +61,7 @@ export class Gateway {
     await auditConfigurationChange(config, audit.events, log);
     for (const f of (opts.integrityAlerts ?? []).slice(0, 20)) audit.events.securityAlert({ type: 'software-configuration', detail: `installation integrity check failed: ${f}` });
     // Encryption at rest: the device key (outside the spool, made at the first start) wraps every object's data key.
-    const seal = spoolKey(config);
+    const { key: seal, sealNew } = spoolKey(config);
     const hashPool = new HashPool(config.workers.threads, seal);
     const spool = new LevelSpool({
       dir: config.spool.dir,
@@ -72,6 +73,7 @@ export class Gateway {
       hashPool,
       log,
       seal,
+      sealNew,
     });
     const recovery = await spool.open();
     const level = recovery.lost.length > 0 ? 'error' : recovery.discardedPartials > 0 || recovery.danglingQueueEntries > 0 ? 'warn' : 'info';
@@ -312,13 +314,15 @@ async function auditConfigurationChange(config: GatewayConfig, events: AuditEven
  * The key-encryption key of the spool, derived from the device key (`spool.encryption.keyFile`);
  * undefined when encryption at rest is off.
  */
-function spoolKey(config: GatewayConfig): SealKey | undefined {
+function spoolKey(config: GatewayConfig): { key: SealKey | undefined; sealNew: boolean } {
   const e = config.spool.encryption;
-  if (e.profile === 'none') return undefined;
+  // With encryption off, an existing device key still opens what was sealed before.
+  if (e.profile === 'none' && !existsSync(e.keyFile)) return { key: undefined, sealNew: false };
   const device = DeviceKey.loadOrCreate(e.keyFile);
-  return e.profile === 'gm'
-    ? { profile: 'gm', kek: Buffer.concat([device.derive('spool-kek-sm4', 16), device.derive('spool-kek-sm3', 32)]) }
-    : { profile: 'aes-256-gcm', kek: device.derive('spool-kek', 32) };
+  const keks = { 'aes-256-gcm': device.derive('spool-kek', 32), gm: Buffer.concat([device.derive('spool-kek-sm4', 16), device.derive('spool-kek-sm3', 32)]) };
+  const profile = e.profile === 'gm' ? 'gm' : 'aes-256-gcm';
+  // Both profiles' keys open files: changing the profile never strands an object sealed under the other.
+  return { key: { profile, kek: keks[profile], others: keks }, sealNew: e.profile !== 'none' };
 }
 
 /** Validate the body of a dead-letter request from the control socket. */

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import type { SealKey } from '../spool/sealed-file.js';
+import { transferableKey } from '../util/hash-pool.js';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Compression } from './transcode.js';
@@ -106,7 +107,7 @@ export class CodecPool {
   private spawn(): Worker | undefined {
     if (this.closed || this.all.size >= this.opts.workers) return undefined;
     const seal = this.opts.seal;
-    const w = new Worker(fileURLToPath(workerUrl()), { workerData: { seal: seal ? { profile: seal.profile, kek: new Uint8Array(seal.kek) } : undefined } });
+    const w = new Worker(fileURLToPath(workerUrl()), { workerData: { seal: seal ? transferableKey(seal) : undefined } });
     w.unref();
     w.on('message', (m: JobReply) => {
       const r = this.running.get(w);

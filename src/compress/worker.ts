@@ -12,8 +12,9 @@ import type { JobRequest, JobReply } from './pool.js';
 import { isSealed, type SealKey, unsealBuffer } from '../spool/sealed-file.js';
 
 /** The spool key (encryption at rest), handed over when the pool starts the worker. */
-const seal: SealKey | undefined = (workerData as { seal?: { profile: SealKey['profile']; kek: Uint8Array } } | null)?.seal
-  ? { profile: (workerData as { seal: { profile: SealKey['profile'] } }).seal.profile, kek: Buffer.from((workerData as { seal: { kek: Uint8Array } }).seal.kek) }
+const sealData = (workerData as { seal?: { profile: SealKey['profile']; kek: Uint8Array; others?: Record<string, Uint8Array> } } | null)?.seal;
+const seal: SealKey | undefined = sealData
+  ? { profile: sealData.profile, kek: Buffer.from(sealData.kek), others: Object.fromEntries(Object.entries(sealData.others ?? {}).map(([p, k]) => [p, Buffer.from(k)])) }
   : undefined;
 
 /**

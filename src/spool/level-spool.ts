@@ -77,6 +77,11 @@ export class LevelSpool implements Spool {
       log: Logger;
       /** Encryption at rest: every new object file is sealed with this key (src/spool/sealed-file.ts). */
       seal?: SealKey | undefined;
+      /**
+       * False: new files are written plain (spool.encryption.profile none), while `seal` still
+       * opens the files sealed before encryption was turned off.
+       */
+      sealNew?: boolean | undefined;
     },
   ) {
     this.db = new Level<string, string>(path.join(opts.dir, 'index'), { valueEncoding: 'utf8' });
@@ -153,7 +158,7 @@ export class LevelSpool implements Spool {
     const id = formatId(this.nextId++);
     const filePath = this.filePath(id);
     const fd = await openFd(filePath, 'wx');
-    const file = new FileObjectWriter(fd, filePath, header, this.opts.seal ? new Sealer(this.opts.seal) : undefined);
+    const file = new FileObjectWriter(fd, filePath, header, this.sealing ? new Sealer(this.sealing) : undefined);
     return {
       write: (chunk) => file.write(chunk),
       onDrain: (fn) => file.onDrain(fn),
@@ -285,6 +290,11 @@ export class LevelSpool implements Spool {
     return path.join(this.objectsDir, `${id}.dcm`);
   }
 
+  /** The key new files are sealed with, if they are. */
+  private get sealing(): SealKey | undefined {
+    return this.opts.sealNew === false ? undefined : this.opts.seal;
+  }
+
   /** Objects whose file is being replaced; queues wait at them (see {@link QueueState.lease}). */
   private readonly rewriting = new Set<string>();
 
@@ -334,7 +344,7 @@ export class LevelSpool implements Spool {
     try {
       const fd = await openFd(tmp, 'w');
       // Sealed under a fresh data key of its own, like every spool file.
-      const onDisk = this.opts.seal ? sealBuffer(this.opts.seal, bytes) : bytes;
+      const onDisk = this.sealing ? sealBuffer(this.sealing, bytes) : bytes;
       try {
         let off = 0;
         while (off < onDisk.length) off += await writeFd(fd, onDisk.subarray(off), off);

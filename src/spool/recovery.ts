@@ -146,7 +146,8 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
     }
     const bad = (reason: string) => (confirmed ? lose(id, record.sopInstanceUid, reason) : unconfirmed(id, record, size, reason));
     if (size === undefined) bad('object file is missing');
-    else if (size !== record.size && !(opts.seal && size === sealedSize(record.size, opts.seal.profile))) bad(`object file is ${size} bytes, expected ${record.size}`);
+    // Plain, or sealed under either profile (the profile may have changed since it was written).
+    else if (size !== record.size && !(opts.seal && (size === sealedSize(record.size, 'aes-256-gcm') || size === sealedSize(record.size, 'gm')))) bad(`object file is ${size} bytes, expected ${record.size}`);
     else if (opts.verifyOnStart === 'sha256' || !confirmed) {
       const hash = opts.hashPool.hashFile(filePath(id));
       hash.catch(() => undefined);

@@ -31,10 +31,16 @@ import { PacsEdgeError } from '../errors.js';
  */
 export type SealProfile = 'aes-256-gcm' | 'gm';
 
-/** Key-encryption key material: 32 bytes for aes-256-gcm; 16 (SM4) + 32 (HMAC-SM3) for gm. */
+/**
+ * Key-encryption key material: 32 bytes for aes-256-gcm; 16 (SM4) + 32 (HMAC-SM3) for gm.
+ * New files are sealed with `profile`/`kek`; `others` opens files sealed under the other
+ * profile (written before `spool.encryption.profile` was changed), so a change never strands
+ * an object.
+ */
 export interface SealKey {
   profile: SealProfile;
   kek: Buffer;
+  others?: Partial<Record<SealProfile, Buffer>> | undefined;
 }
 
 export const SEALED_MAGIC = Buffer.from('PESE', 'latin1');
@@ -187,11 +193,12 @@ function openHeader(key: SealKey, head: Buffer): SegmentCipher {
   if (head[4] !== VERSION) throw corrupt(`sealed file version ${head[4]} is not supported`);
   const profile = (Object.keys(PROFILE_ID) as SealProfile[]).find((p) => PROFILE_ID[p] === head[5]);
   if (!profile) throw corrupt(`sealed file profile ${head[5]} is unknown`);
-  if (profile !== key.profile) throw corrupt(`sealed file uses profile ${profile}, the spool is configured for ${key.profile}`);
+  const kek = profile === key.profile ? key.kek : key.others?.[profile];
+  if (!kek) throw corrupt(`sealed file uses profile ${profile}, and no key for it is at hand`);
   if (head[6] !== Math.log2(SEGMENT_BYTES) || head[7] !== WRAPPED[profile]) throw corrupt('sealed file header has unexpected sizes');
   const header = head.subarray(0, FIXED + WRAPPED[profile]);
   if (header.length < FIXED + WRAPPED[profile]) throw corrupt('sealed file header is cut short');
-  const dataKey = unwrap(key, header.subarray(FIXED), header.subarray(0, FIXED));
+  const dataKey = unwrap({ profile, kek }, header.subarray(FIXED), header.subarray(0, FIXED));
   return new SegmentCipher(profile, dataKey, Buffer.from(header));
 }
 
@@ -261,7 +268,7 @@ export function sealBuffer(key: SealKey, plain: Buffer): Buffer {
 export function unsealBuffer(key: SealKey, file: Buffer): Buffer {
   const cipher = openHeader(key, file);
   const h = cipher.header.length;
-  const t = TAG[key.profile];
+  const t = TAG[cipher.profile];
   const out: Buffer[] = [];
   const segments = segmentCount(file.length - h, t);
   for (let i = 0; i < segments; i++) {
@@ -299,10 +306,11 @@ export class SealedReader {
   ) {}
 
   static async open(key: SealKey, fileSize: number, pread: (buf: Buffer, position: number) => Promise<number>): Promise<SealedReader> {
-    const head = Buffer.alloc(sealedHeaderBytes(key.profile));
+    // The header of the longest profile: the file's own may be either.
+    const head = Buffer.alloc(Math.max(sealedHeaderBytes('aes-256-gcm'), sealedHeaderBytes('gm')));
     const n = await pread(head, 0);
     const cipher = openHeader(key, head.subarray(0, n));
-    return new SealedReader(cipher, fileSize, pread, plainSizeOf(fileSize, key.profile));
+    return new SealedReader(cipher, fileSize, pread, plainSizeOf(fileSize, cipher.profile));
   }
 
   /** Read up to `buf.length` plaintext bytes at `position`; resolves with the count (0 at the end). */

@@ -29,7 +29,9 @@ parentPort.on('message', async ({ id, path }) => {
     if (isSealed) {
       if (!workerData.seal) throw Object.assign(new Error('encrypted spool file, but no spool key'), { code: 'SPOOL_CORRUPT' });
       sealed ??= await import(workerData.sealedModule);
-      const key = { profile: workerData.seal.profile, kek: Buffer.from(workerData.seal.kek) };
+      const others = {};
+      for (const [p, k] of Object.entries(workerData.seal.others || {})) others[p] = Buffer.from(k);
+      const key = { profile: workerData.seal.profile, kek: Buffer.from(workerData.seal.kek), others };
       const r = await sealed.SealedReader.open(key, fs.fstatSync(fd).size, async (b, p) => fs.readSync(fd, b, 0, b.length, p));
       while ((n = await r.read(buf, size)) > 0) { h.update(buf.subarray(0, n)); size += n; }
     } else {
@@ -43,6 +45,11 @@ parentPort.on('message', async ({ id, path }) => {
   }
 });
 `;
+
+/** A SealKey as worker data (plain typed arrays cross the thread boundary). */
+export function transferableKey(k: SealKey): { profile: SealKey['profile']; kek: Uint8Array; others: Record<string, Uint8Array> } {
+  return { profile: k.profile, kek: new Uint8Array(k.kek), others: Object.fromEntries(Object.entries(k.others ?? {}).map(([p, b]) => [p, new Uint8Array(b)])) };
+}
 
 /** The compiled sealed-file module the eval'd worker imports (the build's, also under the test runner). */
 function sealedModuleUrl(): string {
@@ -99,7 +106,7 @@ export class HashPool {
     if (this.all.length >= this.threads) return undefined;
     const w = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { sealedModule: sealedModuleUrl(), seal: this.seal ? { profile: this.seal.profile, kek: new Uint8Array(this.seal.kek) } : undefined },
+      workerData: { sealedModule: sealedModuleUrl(), seal: this.seal ? transferableKey(this.seal) : undefined },
     });
     w.unref();
     w.on('message', (m: { id: number; sha256?: string; size?: number; error?: string; code?: string }) => {

@@ -58,3 +58,16 @@ describe.each(keys)('sealed spool files ($profile)', (key) => {
     expect(() => unsealBuffer(wrongKey, file)).toThrow(/does not unwrap/);
   });
 });
+
+describe('sealed spool files after a change of spool.encryption.profile', () => {
+  it('open with the key of the profile they were sealed under, held in `others`', () => {
+    const aes = randomBytes(32);
+    const gm = randomBytes(48);
+    const plain = randomBytes(SEGMENT_BYTES + 5);
+    const old = sealBuffer({ profile: 'aes-256-gcm', kek: aes }, plain);
+    // The spool now seals with gm; the file from before still opens, and only with its own key.
+    expect(unsealBuffer({ profile: 'gm', kek: gm, others: { 'aes-256-gcm': aes } }, old).equals(plain)).toBe(true);
+    expect(() => unsealBuffer({ profile: 'gm', kek: gm }, old)).toThrow(/no key for it/);
+    expect(() => unsealBuffer({ profile: 'gm', kek: gm, others: { 'aes-256-gcm': randomBytes(32) } }, old)).toThrow(/does not unwrap/);
+  });
+});
