@@ -58,6 +58,7 @@ export class Gateway {
     // The audit trail first: everything after it can be audited. Its chain key, like the spool's,
     // derives from the device key (spool.encryption.keyFile).
     const audit = await openAudit(config, log);
+    await checkAuditAnchor(config, audit, log);
     await auditConfigurationChange(config, audit.events, log);
     for (const f of (opts.integrityAlerts ?? []).slice(0, 20)) audit.events.securityAlert({ type: 'software-configuration', detail: `installation integrity check failed: ${f}` });
     // Encryption at rest: the device key (outside the spool, made at the first start) wraps every object's data key.
@@ -278,12 +279,40 @@ export class Gateway {
     await this.spool.close();
     await this.hashPool.close();
     await this.codecPool.close();
-    // ---- audit trail ----
-    this.audit?.events.stopped();
-    await this.audit?.stop();
-    // ---- end audit trail ----
+    if (this.audit) {
+      this.audit.events.stopped();
+      await this.audit.stop();
+      await writeAuditAnchor(this.config, this.audit).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not write the audit anchor'));
+    }
     this.log.info('gateway stopped');
   }
+}
+
+/**
+ * The audit trail's own record of how far it got lives in its directory; a deleted directory
+ * starts a fresh chain that verifies. So the spool keeps an anchor too (`audit.anchor`: the
+ * last sequence number of the previous run, written at every start and stop): a trail that
+ * restarts below it has lost records, and says so in a Security Alert in the new chain.
+ */
+async function checkAuditAnchor(config: GatewayConfig, audit: AuditHandle, log: Logger): Promise<void> {
+  const { readFile } = await import('node:fs/promises');
+  const file = path.join(config.spool.dir, 'audit.anchor');
+  const before = await readFile(file, 'utf8').then((t) => Number(JSON.parse(t).seq), () => undefined);
+  const now = audit.trail.lastSeq;
+  if (before !== undefined && Number.isFinite(before) && now < before) {
+    const detail = `the audit trail restarts at seq ${now}, but the previous run reached seq ${before}: its records were deleted`;
+    log.error({ auditSeq: now, anchorSeq: before }, `SECURITY ALERT: ${detail}`);
+    audit.events.securityAlert({ type: 'audit-chain-broken', detail });
+  }
+  await writeAuditAnchor(config, audit);
+}
+
+/** Remember where the audit chain stands (see {@link checkAuditAnchor}). */
+async function writeAuditAnchor(config: GatewayConfig, audit: AuditHandle): Promise<void> {
+  const { writeFile, rename } = await import('node:fs/promises');
+  const file = path.join(config.spool.dir, 'audit.anchor');
+  await writeFile(`${file}.tmp`, JSON.stringify({ seq: audit.trail.lastSeq, at: new Date().toISOString() }), { mode: 0o600 });
+  await rename(`${file}.tmp`, file);
 }
 
 /**

@@ -66,3 +66,23 @@ describe('audit trail of receive, forward, configuration change and restart', ()
     }
   }, 90_000);
 });
+
+describe('audit trail deleted while the gateway was stopped', () => {
+  it('the next start says so in a Security Alert of the new chain (the spool keeps an anchor)', async () => {
+    const tmp = tempDir('pacs-edge-audit-anchor-');
+    const { rmSync } = await import('node:fs');
+    try {
+      const port = await freePort();
+      const first = await startGateway({ dir: tmp.dir, port });
+      expect(await first.stop()).toBe(0);
+      rmSync(path.join(tmp.dir, 'audit'), { recursive: true });
+      const again = await startGateway({ dir: tmp.dir, port });
+      await again.waitForLog((l) => l.level === 'error' && /^SECURITY ALERT: the audit trail restarts at seq \d+, but the previous run reached seq \d+/.test(l.msg));
+      expect(await again.stop()).toBe(0);
+      const records = trail(path.join(tmp.dir, 'audit'));
+      expect(count(records, /AUDIT-CHAIN/)).toBe(1);
+    } finally {
+      tmp.cleanup();
+    }
+  }, 60_000);
+});
