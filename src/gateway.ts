@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import { type AuditEvents, openAudit, type AuditHandle } from './audit/index.js';
+import { openAudit, type AuditHandle } from './audit/index.js';
+import { auditConfigurationChange, checkAuditAnchor, writeAuditAnchor } from './audit/start-checks.js';
 import type { GatewayConfig } from './config/types.js';
 import { configWarnings } from './config/validate.js';
 import { ControlServer } from './health/control-server.js';
@@ -20,8 +19,7 @@ import { DiskGuard } from './spool/disk-guard.js';
 import { LevelSpool } from './spool/level-spool.js';
 import type { RecoveryReport } from './spool/spool.js';
 import { HashPool } from './util/hash-pool.js';
-import { DeviceKey } from './security/device-key.js';
-import type { SealKey } from './spool/sealed-file.js';
+import { spoolKey } from './security/spool-key.js';
 import { VERSION } from './version.js';
 
 /**
@@ -286,72 +284,6 @@ export class Gateway {
     }
     this.log.info('gateway stopped');
   }
-}
-
-/**
- * The audit trail's own record of how far it got lives in its directory; a deleted directory
- * starts a fresh chain that verifies. So the spool keeps an anchor too (`audit.anchor`: the
- * last sequence number of the previous run, written at every start and stop): a trail that
- * restarts below it has lost records, and says so in a Security Alert in the new chain.
- */
-async function checkAuditAnchor(config: GatewayConfig, audit: AuditHandle, log: Logger): Promise<void> {
-  const { readFile } = await import('node:fs/promises');
-  const file = path.join(config.spool.dir, 'audit.anchor');
-  const before = await readFile(file, 'utf8').then((t) => Number(JSON.parse(t).seq), () => undefined);
-  const now = audit.trail.lastSeq;
-  if (before !== undefined && Number.isFinite(before) && now < before) {
-    const detail = `the audit trail restarts at seq ${now}, but the previous run reached seq ${before}: its records were deleted`;
-    log.error({ auditSeq: now, anchorSeq: before }, `SECURITY ALERT: ${detail}`);
-    audit.events.securityAlert({ type: 'audit-chain-broken', detail });
-  }
-  await writeAuditAnchor(config, audit);
-}
-
-/** Remember where the audit chain stands (see {@link checkAuditAnchor}). */
-async function writeAuditAnchor(config: GatewayConfig, audit: AuditHandle): Promise<void> {
-  const { writeFile, rename } = await import('node:fs/promises');
-  const file = path.join(config.spool.dir, 'audit.anchor');
-  await writeFile(`${file}.tmp`, JSON.stringify({ seq: audit.trail.lastSeq, at: new Date().toISOString() }), { mode: 0o600 });
-  await rename(`${file}.tmp`, file);
-}
-
-/**
- * A configuration that differs from the one of the last start is a configuration change
- * (110113 / 110131, or 110129 when a security setting changed): the gateway is configured by
- * file, so the start after an edit is where the change shows. The fingerprint of the validated
- * configuration is kept beside the audit trail.
- */
-async function auditConfigurationChange(config: GatewayConfig, events: AuditEvents, log: Logger): Promise<void> {
-  const { createHash } = await import('node:crypto');
-  const { readFile, writeFile, rename } = await import('node:fs/promises');
-  const part = (x: unknown) => createHash('sha256').update(JSON.stringify(x)).digest('hex');
-  const now = { all: part(config), security: part([config.receive.tls, config.receive.plain, config.receive.callers, config.receive.blocking, config.spool.encryption, config.audit, config.forward.map((f) => f.tls)]) };
-  const file = path.join(config.audit.dir, 'config.fingerprint');
-  const before = await readFile(file, 'utf8').then((t) => JSON.parse(t) as typeof now, () => undefined);
-  if (before && before.all !== now.all) {
-    const security = before.security !== now.security;
-    events.configChanged({ what: security ? 'configuration changed since the last start, including security settings' : 'configuration changed since the last start', security });
-    log.warn({ security }, 'configuration changed since the last start (audited)');
-  }
-  if (!before || before.all !== now.all) {
-    await writeFile(`${file}.tmp`, JSON.stringify(now), { mode: 0o600 });
-    await rename(`${file}.tmp`, file);
-  }
-}
-
-/**
- * The key-encryption key of the spool, derived from the device key (`spool.encryption.keyFile`);
- * undefined when encryption at rest is off.
- */
-function spoolKey(config: GatewayConfig): { key: SealKey | undefined; sealNew: boolean } {
-  const e = config.spool.encryption;
-  // With encryption off, an existing device key still opens what was sealed before.
-  if (e.profile === 'none' && !existsSync(e.keyFile)) return { key: undefined, sealNew: false };
-  const device = DeviceKey.loadOrCreate(e.keyFile);
-  const keks = { 'aes-256-gcm': device.derive('spool-kek', 32), gm: Buffer.concat([device.derive('spool-kek-sm4', 16), device.derive('spool-kek-sm3', 32)]) };
-  const profile = e.profile === 'gm' ? 'gm' : 'aes-256-gcm';
-  // Both profiles' keys open files: changing the profile never strands an object sealed under the other.
-  return { key: { profile, kek: keks[profile], others: keks }, sealNew: e.profile !== 'none' };
 }
 
 /** Validate the body of a dead-letter request from the control socket. */

@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { DeviceKey } from '../../src/security/device-key.js';
+import { sealKeyOf } from '../../src/security/spool-key.js';
 import { isSealed, SealedReader, type SealKey, unsealBuffer } from '../../src/spool/sealed-file.js';
 
 /**
@@ -22,10 +23,7 @@ export function spoolKeyFor(file: string, keyFile?: string): SealKey {
 
 /** The spool key a gateway with the default `spool.encryption.keyFile` uses for `spoolDir` (as src/gateway.ts derives it). */
 export function spoolKey(spoolDir: string, profile: SealKey['profile'] = 'aes-256-gcm', keyFile?: string): SealKey {
-  const device = DeviceKey.load(keyFile ?? path.join(path.dirname(spoolDir), 'keys', 'device.key'));
-  return profile === 'gm'
-    ? { profile: 'gm', kek: Buffer.concat([device.derive('spool-kek-sm4', 16), device.derive('spool-kek-sm3', 32)]) }
-    : { profile: 'aes-256-gcm', kek: device.derive('spool-kek', 32) };
+  return sealKeyOf(DeviceKey.load(keyFile ?? path.join(path.dirname(spoolDir), 'keys', 'device.key')), profile);
 }
 
 /** The Part 10 bytes a spooled object holds (decrypted when sealed). */

@@ -3,6 +3,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceKey } from '../../src/security/device-key.js';
+import { sealKeyOf } from '../../src/security/spool-key.js';
 import { LevelSpool } from '../../src/spool/level-spool.js';
 import { isSealed, type SealKey } from '../../src/spool/sealed-file.js';
 import { HashPool } from '../../src/util/hash-pool.js';
@@ -58,7 +59,7 @@ describe('preamble of stored and forwarded objects', () => {
       // Through the spool's reader (spool files may be encrypted on disk), as the forwarder reads them.
       const keyFile = path.join(tmp.dir, 'state', 'keys', 'device.key');
       // The same key the gateway uses for spool.encryption.profile aes-256-gcm (the default; src/gateway.ts spoolKey).
-      const seal: SealKey | undefined = existsSync(keyFile) ? { profile: 'aes-256-gcm', kek: DeviceKey.load(keyFile).derive('spool-kek', 32) } : undefined;
+      const seal: SealKey | undefined = existsSync(keyFile) ? sealKeyOf(DeviceKey.load(keyFile), 'aes-256-gcm') : undefined;
       const pool = new HashPool(1, seal);
       const spool = new LevelSpool({ dir: spoolDir, destinations: ['pacs'], minFreeBytes: 0, maxBytes: 0, verifyOnStart: 'size', hashPool: pool, log: pino({ level: 'silent' }), seal });
       await spool.open();
