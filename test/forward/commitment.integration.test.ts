@@ -101,9 +101,11 @@ describe.skipIf(!ORTHANC)('storage commitment: gateway → Orthanc (SCU), Orthan
     expect(result.Success).toHaveLength(4);
     expect(result.Failures).toHaveLength(1);
     expect(result.Failures[0]).toMatchObject({ SOPClassUID: CT_IMAGE_STORAGE, SOPInstanceUID: unknown.SOPInstanceUID, FailureReason: 0x0112 });
+    // Orthanc shows the result as soon as it has read the report; the gateway counts it once
+    // Orthanc's N-EVENT-REPORT-RSP is back, a moment later.
+    await gw.waitForLog((l) => l.msg === 'storage commitment reported to modality' && l.committed === 4 && l.failed === 1);
     const s = await statusOf(gw);
     expect(s.commitment).toMatchObject({ requests: 1, reported: 1, committed: 4, failed: 1 });
-    await gw.waitForLog((l) => l.msg === 'storage commitment reported to modality' && l.committed === 4 && l.failed === 1);
   }, 60_000);
 
   it('with report: forwarded, reports only once the objects reached the PACS', async () => {
