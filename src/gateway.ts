@@ -11,7 +11,6 @@ import { serveMetrics } from './health/metrics.js';
 import { healthSource, startMqttHealth } from './health/mqtt-start.js';
 import { CommitmentRegistry } from './forward/commitment.js';
 import { DestinationForwarder } from './forward/destination.js';
-import { decodeCommitment } from './dicom/storage-commitment.js';
 import { Status } from './dicom/status.js';
 import { CommitmentScp } from './receive/commitment-scp.js';
 import { DicomServer } from './receive/server.js';
@@ -157,19 +156,10 @@ export class Gateway {
         peers: config.forward.filter((d) => d.commit).map((d) => ({ aeTitle: d.aeTitle, host: d.host })),
         onAction: (req) =>
           commitmentScp ? commitmentScp.onAction(req) : Promise.resolve({ status: Status.SopClassNotSupported.code, comment: 'storage commitment is disabled' }),
-        onEventReport: async (req) => {
-          let result;
-          try {
-            result = decodeCommitment(req.dataset, { explicitVr: req.explicitVr });
-          } catch (err) {
-            log.warn({ callingAe: req.callingAeTitle, err: (err as Error).message }, 'unreadable storage commitment report');
-            return { status: Status.InvalidArgumentValue.code, comment: 'unreadable storage commitment report' };
-          }
-          if (!(await commitments.report(result))) {
-            log.info({ callingAe: req.callingAeTitle, transactionUid: result.transactionUid }, 'storage commitment report for a transaction no longer open: ignored');
-          }
-          return { status: Status.Success.code };
-        },
+        onEventReport: async (req) =>
+          (await commitments.receive(req.dataset, req.explicitVr, log.child({ callingAe: req.callingAeTitle }))) === 'settled'
+            ? { status: Status.Success.code }
+            : { status: Status.InvalidArgumentValue.code, comment: 'unreadable storage commitment report' },
       },
     });
     const guard = new DiskGuard(config.spool.dir, config.spool);

@@ -1,7 +1,6 @@
-import { TLS_MIN_VERSION, TLS12_CIPHERS } from '../security/tls.js';
-import { closeSync, fsyncSync, openSync, readFileSync } from 'node:fs';
+import { tlsClientOptions } from '../security/tls.js';
+import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { open, readFile, rename } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { Logger } from '../log.js';
@@ -193,18 +192,8 @@ export class SyslogForwarder {
   private connect(): Promise<tls.TLSSocket> {
     return new Promise((resolve, reject) => {
       const o = this.o;
-      const socket = tls.connect({
-        host: o.host,
-        port: o.port,
-        // The same BCP 195 profile as DICOM TLS (src/security/tls.ts).
-        minVersion: TLS_MIN_VERSION,
-        ciphers: TLS12_CIPHERS,
-        rejectUnauthorized: true,
-        ...(isIP(o.host) ? {} : { servername: o.host }),
-        ...(o.ca ? { ca: readFileSync(o.ca) } : {}),
-        ...(o.cert ? { cert: readFileSync(o.cert) } : {}),
-        ...(o.key ? { key: readFileSync(o.key) } : {}),
-      });
+      // The same BCP 195 profile as DICOM TLS, the server's certificate always verified.
+      const socket = tls.connect({ ...tlsClientOptions({ ca: o.ca, cert: o.cert, key: o.key, host: o.host }), host: o.host, port: o.port });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new Error(`no TLS connection within ${o.connectTimeoutMs ?? 10_000} ms`));

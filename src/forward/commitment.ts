@@ -76,6 +76,24 @@ export class CommitmentRegistry {
     this.byUid.delete(uid);
   }
 
+  /**
+   * An N-EVENT-REPORT data set from a destination, on whatever association it came: read it and
+   * settle its transaction. 'unreadable' when it cannot be read (the caller answers with a
+   * failure status); a report on a transaction no longer open is logged and otherwise ignored.
+   */
+  async receive(dataset: Buffer | undefined, explicitVr: boolean, log: Logger): Promise<'settled' | 'unreadable'> {
+    let result: CommitmentResult;
+    try {
+      if (!dataset) throw new Error('N-EVENT-REPORT without a data set');
+      result = decodeCommitment(dataset, { explicitVr });
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'unreadable storage commitment report');
+      return 'unreadable';
+    }
+    if (!(await this.report(result))) log.info({ transactionUid: result.transactionUid }, 'storage commitment report for a transaction no longer open: ignored');
+    return 'settled';
+  }
+
   /** A report from a destination; false when no open transaction has this UID (already settled, or before a restart). */
   async report(result: CommitmentResult): Promise<boolean> {
     const t = this.byUid.get(result.transactionUid);
@@ -231,15 +249,7 @@ export class CommitTracker {
       a.respond(ctx, encodeResponse({ commandField: rspField, messageIdBeingRespondedTo: messageId, status: Status.UnrecognizedOperation.code }));
       return;
     }
-    let status: number = Status.Success.code;
-    try {
-      if (!dataset) throw new Error('N-EVENT-REPORT without a data set');
-      const result = decodeCommitment(dataset, { explicitVr });
-      if (!(await this.deps.registry.report(result))) log.info({ transactionUid: result.transactionUid }, 'storage commitment report for a transaction no longer open: ignored');
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'unreadable storage commitment report');
-      status = Status.ProcessingFailure.code;
-    }
+    const status = (await this.deps.registry.receive(dataset, explicitVr, log)) === 'settled' ? Status.Success.code : Status.ProcessingFailure.code;
     a.respond(
       ctx,
       encodeResponse({

@@ -30,32 +30,29 @@ export interface TlsFiles {
 
 const read = (f: string | undefined): Buffer | undefined => (f ? readFileSync(f) : undefined);
 
+/** What both ends share: the certificate files and the BCP 195 profile. */
+function profile(files: TlsFiles): { cert?: Buffer | undefined; key?: Buffer | undefined; ca?: Buffer; minVersion: typeof TLS_MIN_VERSION; ciphers: string } {
+  const ca = read(files.ca);
+  return { cert: read(files.cert), key: read(files.key), ...(ca ? { ca } : {}), minVersion: TLS_MIN_VERSION, ciphers: TLS12_CIPHERS };
+}
+
 /** Options of a TLS listener (the DICOM TLS SCP). */
 export function tlsServerOptions(files: TlsFiles & { requireClientCert: boolean }): TlsOptions {
-  const ca = read(files.ca);
+  const p = profile(files);
   return {
-    cert: read(files.cert),
-    key: read(files.key),
-    ...(ca ? { ca } : {}),
-    minVersion: TLS_MIN_VERSION,
-    ciphers: TLS12_CIPHERS,
+    ...p,
     honorCipherOrder: true,
     // Ask for a certificate whenever there is a CA to check it against; refuse the
     // handshake without a valid one only when required.
-    requestCert: files.requireClientCert || ca !== undefined,
+    requestCert: files.requireClientCert || p.ca !== undefined,
     rejectUnauthorized: files.requireClientCert,
   };
 }
 
 /** Options of a TLS client (FORWARD-SCU, syslog). The server certificate is always verified. */
 export function tlsClientOptions(files: TlsFiles & { host: string }): ConnectionOptions {
-  const ca = read(files.ca);
   return {
-    cert: read(files.cert),
-    key: read(files.key),
-    ...(ca ? { ca } : {}),
-    minVersion: TLS_MIN_VERSION,
-    ciphers: TLS12_CIPHERS,
+    ...profile(files),
     rejectUnauthorized: true,
     // SNI only for names (RFC 6066 forbids IP literals there).
     ...(/^[\d.]+$|:/.test(files.host) ? {} : { servername: files.host }),

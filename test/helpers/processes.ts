@@ -47,31 +47,16 @@ export interface GatewayProcess {
   exited: Promise<number | null>;
 }
 
-/** Start the real gateway (`node dist/src/cli/main.js run`) with a generated configuration. */
-export async function startGateway(opts: {
-  dir: string;
-  config?: Record<string, unknown>;
-  receive?: Record<string, unknown>;
-  spool?: Record<string, unknown>;
-  env?: Record<string, string>;
-  port?: number;
-}): Promise<GatewayProcess> {
-  const port = opts.port ?? (await freePort());
-  const spoolDir = path.join(opts.dir, 'spool');
-  const config = {
-    device: { id: 'edge-test' },
-    receive: { aeTitle: 'PACS_EDGE', host: '127.0.0.1', port, callers: [{ aeTitle: '*' }], ...opts.receive },
-    spool: { dir: spoolDir, minFreeBytes: '64MiB', ...opts.spool },
-    forward: [],
-    log: { level: 'debug' },
-    ...opts.config,
-  };
-  const configFile = path.join(opts.dir, `gateway-${port}.yaml`);
-  writeFileSync(configFile, stringify(config));
-  const proc = spawn(process.execPath, [CLI, 'run', '--config', configFile], {
-    env: { ...process.env, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/**
+ * Follow a gateway process's JSON log lines (stdout and stderr): the lines so far, its raw
+ * output, its exit, and a wait for a line that fails early when the process exits first.
+ */
+export function watchGateway(proc: ChildProcess): {
+  logs: LogLine[];
+  output: () => string;
+  exited: Promise<number | null>;
+  waitForLog: (pred: (l: LogLine) => boolean, timeoutMs?: number) => Promise<LogLine>;
+} {
   const logs: LogLine[] = [];
   let raw = '';
   const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
@@ -118,6 +103,35 @@ export async function startGateway(opts: {
       });
     });
   };
+  return { logs, output: () => raw, exited, waitForLog };
+}
+
+/** Start the real gateway (`node dist/src/cli/main.js run`) with a generated configuration. */
+export async function startGateway(opts: {
+  dir: string;
+  config?: Record<string, unknown>;
+  receive?: Record<string, unknown>;
+  spool?: Record<string, unknown>;
+  env?: Record<string, string>;
+  port?: number;
+}): Promise<GatewayProcess> {
+  const port = opts.port ?? (await freePort());
+  const spoolDir = path.join(opts.dir, 'spool');
+  const config = {
+    device: { id: 'edge-test' },
+    receive: { aeTitle: 'PACS_EDGE', host: '127.0.0.1', port, callers: [{ aeTitle: '*' }], ...opts.receive },
+    spool: { dir: spoolDir, minFreeBytes: '64MiB', ...opts.spool },
+    forward: [],
+    log: { level: 'debug' },
+    ...opts.config,
+  };
+  const configFile = path.join(opts.dir, `gateway-${port}.yaml`);
+  writeFileSync(configFile, stringify(config));
+  const proc = spawn(process.execPath, [CLI, 'run', '--config', configFile], {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const { logs, output, exited, waitForLog } = watchGateway(proc);
   await waitForLog((l) => l.msg === 'gateway listening');
   return {
     port,
@@ -125,7 +139,7 @@ export async function startGateway(opts: {
     configFile,
     proc,
     logs,
-    output: () => raw,
+    output,
     waitForLog,
     exited,
     stop: async () => {

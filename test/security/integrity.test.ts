@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { integrityFailures, MANIFEST_PATH, verifyInstallation, writeManifest } from '../../src/security/integrity.js';
-import { freePort, ROOT, run, tempDir, type LogLine } from '../helpers/processes.js';
+import { freePort, ROOT, run, tempDir, type LogLine, watchGateway } from '../helpers/processes.js';
 
 /**
  * Installation integrity (可信验证): a copy of the built gateway (dist/, package*.json, and the
@@ -23,47 +23,20 @@ function startCopy(root: string, dir: string, mode: 'enforce' | 'warn', port: nu
   const configFile = path.join(dir, `gateway-${mode}.yaml`);
   writeFileSync(configFile, stringify(config));
   const proc = spawn(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: LogLine[] = [];
-  let raw = '';
-  let buf = '';
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const onText = (t: string) => {
-    raw += t;
-    buf += t;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        logs.push(JSON.parse(line) as LogLine);
-      } catch {
-        /* not JSON */
-      }
-    }
-  };
-  proc.stdout.setEncoding('utf8').on('data', onText);
-  proc.stderr.setEncoding('utf8').on('data', onText);
+  const { logs, output, exited, waitForLog } = watchGateway(proc);
   /** Resolves when the gateway listens ('listening') or exits ('exited'), whichever comes first; at most 30 s. */
-  const settled = new Promise<'listening' | 'exited'>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`gateway neither listened nor exited; output:\n${raw.slice(-2000)}`)), 30_000);
-    const poll = setInterval(() => {
-      if (logs.some((l) => l.msg === 'gateway listening')) {
-        clearInterval(poll);
-        clearTimeout(t);
-        resolve('listening');
-      }
-    }, 50);
-    void exited.then(() => {
-      clearInterval(poll);
-      clearTimeout(t);
-      resolve(logs.some((l) => l.msg === 'gateway listening') ? 'listening' : 'exited');
-    });
-  });
+  const settled = waitForLog((l) => l.msg === 'gateway listening', 30_000).then(
+    () => 'listening' as const,
+    (err: unknown) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return 'exited' as const;
+      throw err;
+    },
+  );
   return {
     logs,
     exited,
     settled,
-    output: () => raw,
+    output,
     stop: async () => {
       if (proc.exitCode === null) proc.kill('SIGTERM');
       return exited;
