@@ -5,12 +5,12 @@ import { isDiskFull, PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CoalescedDirSync } from '../util/coalesced-fsync.js';
 import { crashpoint } from '../util/crashpoint.js';
-import { closeFd, fstatFd, fsyncFd, openFd, readFd, writeFd } from '../util/fd.js';
+import { closeFd, fsyncFd, openFd, readFd, writeFd } from '../util/fd.js';
 import type { HashPool } from '../util/hash-pool.js';
 import { DiskGuard } from './disk-guard.js';
 import { recoverSpool } from './recovery.js';
 import { FileObjectWriter } from './file-writer.js';
-import { isSealed, SealedReader, sealBuffer, Sealer, type SealKey } from './sealed-file.js';
+import { isSealed, SEALED_HEAD_BYTES, SealedReader, sealBuffer, Sealer, type SealKey } from './sealed-file.js';
 import { QueueState } from './queues.js';
 import { formatId, openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
 import { type Claim, type DeadLetter, HANDED_OVER_KEEP_MS, type ObjectInfo, type ObjectReader, type ObjectWriter, type RecoveryReport, type Spool, type SpoolRecord, type SpoolRewriter, type SpoolStats } from './spool.js';
@@ -262,15 +262,14 @@ export class LevelSpool implements Spool {
     }
     const fd = await openFd(file, 'r');
     try {
-      const head = Buffer.alloc(4);
-      await readFd(fd, head, 0);
-      if (isSealed(head)) {
+      // One read tells plain from sealed and holds a sealed file's header.
+      const head = Buffer.alloc(SEALED_HEAD_BYTES);
+      const n = await readFd(fd, head, 0);
+      if (isSealed(head.subarray(0, n))) {
         // Encrypted: every read decrypts and authenticates the segments it covers, so a changed
         // byte is found before any of its segment is used (and the SHA-256 still covers it all).
         if (!this.opts.seal) throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${id} is encrypted, but the spool has no key`, { retryable: false });
-        const st = await fstatFd(fd);
-        const sealed = await SealedReader.open(this.opts.seal, st.size, (buf, position) => readFd(fd, buf, position));
-        if (sealed.size !== record.size) throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${id} holds ${sealed.size} bytes, expected ${record.size}`, { retryable: false });
+        const sealed = SealedReader.fromHead(this.opts.seal, head.subarray(0, n), record.size, (buf, position) => readFd(fd, buf, position));
         return { size: record.size, sha256: record.sha256, verified: opts.verify !== 'caller', read: (buf, position) => sealed.read(buf, position), close: () => closeFd(fd) };
       }
     } catch (err) {

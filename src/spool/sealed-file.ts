@@ -56,6 +56,9 @@ export function sealedHeaderBytes(profile: SealProfile): number {
   return FIXED + WRAPPED[profile];
 }
 
+/** Enough of a file's start to hold the header of either profile. */
+export const SEALED_HEAD_BYTES = FIXED + Math.max(WRAPPED['aes-256-gcm'], WRAPPED.gm);
+
 /** The sealed file size of `plain` bytes (headers and tags included). */
 export function sealedSize(plain: number, profile: SealProfile): number {
   const segments = Math.max(1, Math.ceil(plain / SEGMENT_BYTES));
@@ -172,18 +175,22 @@ class SegmentCipher {
       const d = createDecipheriv('aes-256-gcm', this.dataKey, this.iv(index));
       d.setAAD(aad);
       d.setAuthTag(tag);
+      const plain = d.update(ct);
       try {
-        return Buffer.concat([d.update(ct), d.final()]);
+        d.final(); // GCM holds nothing back; final() checks the tag
       } catch {
         throw corrupt(`sealed file: segment ${index} fails its authentication (changed, moved or truncated)`);
       }
+      return plain;
     }
     const { enc, mac } = gmParts(this.dataKey);
     if (!timingSafeEqual(createHmac('sm3', mac).update(aad).update(ct).digest(), tag)) {
       throw corrupt(`sealed file: segment ${index} fails its authentication (changed, moved or truncated)`);
     }
     const d = createDecipheriv('sm4-ctr', enc, this.iv(index));
-    return Buffer.concat([d.update(ct), d.final()]);
+    const plain = d.update(ct); // CTR holds nothing back
+    d.final();
+    return plain;
   }
 }
 
@@ -307,43 +314,59 @@ export class SealedReader {
 
   static async open(key: SealKey, fileSize: number, pread: (buf: Buffer, position: number) => Promise<number>): Promise<SealedReader> {
     // The header of the longest profile: the file's own may be either.
-    const head = Buffer.alloc(Math.max(sealedHeaderBytes('aes-256-gcm'), sealedHeaderBytes('gm')));
+    const head = Buffer.alloc(SEALED_HEAD_BYTES);
     const n = await pread(head, 0);
     const cipher = openHeader(key, head.subarray(0, n));
     return new SealedReader(cipher, fileSize, pread, plainSizeOf(fileSize, cipher.profile));
   }
 
-  /** Read up to `buf.length` plaintext bytes at `position`; resolves with the count (0 at the end). */
-  async read(buf: Buffer, position: number): Promise<number> {
-    let copied = 0;
-    while (copied < buf.length && position + copied < this.size) {
-      const at = position + copied;
-      const index = Math.floor(at / SEGMENT_BYTES);
-      const plain = await this.segment(index);
-      const off = at - index * SEGMENT_BYTES;
-      const n = plain.copy(buf, copied, off, Math.min(plain.length, off + buf.length - copied));
-      if (n === 0) break;
-      copied += n;
-    }
-    return copied;
+  /**
+   * Open from a header already read (at least {@link SEALED_HEAD_BYTES} of the file, or all of a
+   * shorter one), for a file whose plaintext size is known: no size lookup, no second read. A
+   * file shorter than that size fails when its missing segment is read.
+   */
+  static fromHead(key: SealKey, head: Buffer, plainSize: number, pread: (buf: Buffer, position: number) => Promise<number>): SealedReader {
+    const cipher = openHeader(key, head);
+    return new SealedReader(cipher, sealedSize(plainSize, cipher.profile), pread, plainSize);
   }
 
-  private async segment(index: number): Promise<Buffer> {
-    if (this.cached?.index === index) return this.cached.plain;
-    const t = TAG[this.cipher.profile];
+  /**
+   * Read up to `buf.length` plaintext bytes at `position`; resolves with the count (0 at the
+   * end). The sealed segments the range needs come in one read (a forwarder asks for 1 MiB: one
+   * read, not sixteen trips to the thread pool), then are opened one by one.
+   */
+  async read(buf: Buffer, position: number): Promise<number> {
+    if (position >= this.size || buf.length === 0) return 0;
+    const end = Math.min(this.size, position + buf.length);
+    const first = Math.floor(position / SEGMENT_BYTES);
+    const last = Math.floor((end - 1) / SEGMENT_BYTES);
+    const stride = SEGMENT_BYTES + TAG[this.cipher.profile];
     const h = this.cipher.header.length;
-    const start = h + index * (SEGMENT_BYTES + t);
-    const len = Math.min(SEGMENT_BYTES + t, this.fileSize - start);
-    const sealed = Buffer.alloc(len);
-    let got = 0;
-    while (got < len) {
-      const n = await this.pread(sealed.subarray(got), start + got);
-      if (n === 0) throw corrupt(`sealed file: segment ${index} is cut short`);
-      got += n;
+    // A sequential reader's first segment may be the one cached at the end of its last read.
+    const from = this.cached?.index === first ? first + 1 : first;
+    let span: Buffer | undefined;
+    if (from <= last) {
+      const start = h + from * stride;
+      span = Buffer.allocUnsafe(Math.min(this.fileSize, h + (last + 1) * stride) - start);
+      for (let got = 0; got < span.length; ) {
+        const n = await this.pread(span.subarray(got), start + got);
+        if (n === 0) throw corrupt(`sealed file: segment ${from + Math.floor(got / stride)} is cut short`);
+        got += n;
+      }
     }
-    const last = start + len >= this.fileSize;
-    const plain = this.cipher.open(index, sealed, last);
-    this.cached = { index, plain };
-    return plain;
+    let copied = 0;
+    for (let index = first; index <= last; index++) {
+      let plain: Buffer;
+      if (this.cached?.index === index) plain = this.cached.plain;
+      else {
+        const off = (index - from) * stride;
+        const sealed = span!.subarray(off, Math.min(span!.length, off + stride));
+        plain = this.cipher.open(index, sealed, h + index * stride + sealed.length >= this.fileSize);
+        this.cached = { index, plain };
+      }
+      const segStart = index * SEGMENT_BYTES;
+      copied += plain.copy(buf, copied, Math.max(position, segStart) - segStart, Math.min(end, segStart + plain.length) - segStart);
+    }
+    return copied;
   }
 }
