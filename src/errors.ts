@@ -76,3 +76,12 @@ export function isDiskFull(err: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * A listener could not open its address (in use, not permitted, no such address): the gateway
+ * must say which one and stop at once, never hang half-started.
+ */
+export function listenError(err: NodeJS.ErrnoException, what: string, host: string, port: number): PacsEdgeError {
+  const why = err.code === 'EADDRINUSE' ? 'the address is already in use (another gateway or program listens there)' : err.code === 'EACCES' ? 'permission denied (a port below 1024 needs CAP_NET_BIND_SERVICE)' : err.code === 'EADDRNOTAVAIL' ? 'no such address on this host' : err.message;
+  return new PacsEdgeError('LISTEN_FAILED', `${what} cannot listen on ${host}:${port}: ${why}`, { cause: err, retryable: false, details: { host, port, code: err.code } });
+}

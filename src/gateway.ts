@@ -3,7 +3,7 @@ import { openAudit, type AuditHandle } from './audit/index.js';
 import { auditConfigurationChange, checkAuditAnchor, writeAuditAnchor } from './audit/start-checks.js';
 import type { GatewayConfig } from './config/types.js';
 import { configWarnings } from './config/validate.js';
-import { ControlServer } from './health/control-server.js';
+import { ControlServer, controlGet } from './health/control-server.js';
 import type { Logger } from './log.js';
 import { AtRestCompressor } from './compress/at-rest.js';
 import { CodecPool } from './compress/pool.js';
@@ -15,10 +15,14 @@ import { Status } from './dicom/status.js';
 import { CommitmentScp } from './receive/commitment-scp.js';
 import { DicomServer } from './receive/server.js';
 import { DiskGuard } from './spool/disk-guard.js';
-import { LevelSpool } from './spool/level-spool.js';
+import type { LevelSpool } from './spool/level-spool.js';
+import { openSpool } from './spool/open.js';
+import { operatorRequest, purgeDeadLetters, retryDeadLetters, type OperatorAuditRecord } from './spool/operator.js';
 import type { RecoveryReport } from './spool/spool.js';
-import { HashPool } from './util/hash-pool.js';
-import { spoolKey } from './security/spool-key.js';
+import type { DeviceKey } from './security/device-key.js';
+import { deviceKeyFor } from './security/spool-key.js';
+import { checkDeviceKeyFits } from './security/key-check.js';
+import { PacsEdgeError } from './errors.js';
 import { VERSION } from './version.js';
 
 /**
@@ -38,7 +42,8 @@ export class Gateway {
     readonly dicom: DicomServer,
     private readonly forwarders: DestinationForwarder[],
     private readonly control: ControlServer,
-    private readonly hashPool: HashPool,
+    /** Closes the spool, its hash workers and its lock (src/spool/open.ts). */
+    private readonly closeSpool: () => Promise<void>,
     private readonly codecPool: CodecPool,
     private readonly atRest: AtRestCompressor | undefined,
     private readonly health: { stop: () => Promise<void> } | undefined,
@@ -48,48 +53,64 @@ export class Gateway {
     private readonly commitmentScp: CommitmentScp | undefined,
   ) {}
 
-  /** `integrityAlerts`: installation files that failed the start-up check (security.integrity: warn), for the audit trail. */
-  static async start(config: GatewayConfig, log: Logger, opts: { integrityAlerts?: readonly string[] } = {}): Promise<Gateway> {
+  /**
+   * Build, wire and start every part, in order: audit trail, spool (recovered), control socket,
+   * DICOM listeners, forwarders, health. When a part fails (a taken port, a locked spool, a
+   * wrong key), the parts already started are stopped in reverse order before the error is
+   * thrown, so a failed start leaves no lock, socket or listener behind and the process can exit.
+   *
+   * `integrityAlerts`: installation files that failed the start-up check (security.integrity: warn), for the audit trail.
+   * `signal`: a stop asked for while starting (SIGTERM during recovery) ends a wait for a lock.
+   */
+  static async start(config: GatewayConfig, log: Logger, opts: { integrityAlerts?: readonly string[]; signal?: AbortSignal } = {}): Promise<Gateway> {
+    const undo: { what: string; fn: (err: Error) => Promise<void> }[] = [];
+    try {
+      return await Gateway.build(config, log, opts, undo);
+    } catch (err) {
+      for (const u of undo.reverse()) await u.fn(err as Error).catch((e: unknown) => log.warn({ part: u.what, err: (e as Error).message }, 'could not stop a part after a failed start'));
+      throw err;
+    }
+  }
+
+  private static async build(
+    config: GatewayConfig,
+    log: Logger,
+    opts: { integrityAlerts?: readonly string[]; signal?: AbortSignal },
+    undo: { what: string; fn: (err: Error) => Promise<void> }[],
+  ): Promise<Gateway> {
     for (const w of configWarnings(config)) log.warn(w);
     await mkdir(config.spool.dir, { recursive: true, mode: 0o750 });
-    // The audit trail first: everything after it can be audited. Its chain key, like the spool's,
-    // derives from the device key (spool.encryption.keyFile).
-    const audit = await openAudit(config, log);
+    // A gateway already answering on this control socket owns the spool and the trail: say so at once.
+    if ((await controlGet(config.control.socket, '/status', 1000).catch(() => undefined)) !== undefined) {
+      throw new PacsEdgeError('GATEWAY_RUNNING', `a gateway is already running with this configuration (it answers on ${config.control.socket})`, { retryable: false });
+    }
+    // The device key roots the audit chain and the spool's encryption; it is made at the first
+    // start only, never over data sealed or chained with another (src/security/spool-key.ts).
+    const deviceKey = deviceKeyFor(config, { create: true });
+    // …and a key that does not fit the data here stops the start before anything is opened with it.
+    await checkDeviceKeyFits(config, deviceKey);
+    // The audit trail first: everything after it can be audited.
+    const audit = await openAuditWaiting(config, log, deviceKey, opts.signal);
+    undo.push({
+      what: 'audit trail',
+      fn: async (err) => {
+        // The refusal is itself a fact for the auditor (a wrong key, a taken port).
+        audit.events.securityAlert({ type: 'software-configuration', detail: `gateway start refused: ${err.message}`.slice(0, 1000) });
+        await audit.stop();
+      },
+    });
     await checkAuditAnchor(config, audit, log);
     await auditConfigurationChange(config, audit.events, log);
     for (const f of (opts.integrityAlerts ?? []).slice(0, 20)) audit.events.securityAlert({ type: 'software-configuration', detail: `installation integrity check failed: ${f}` });
-    // Encryption at rest: the device key (outside the spool, made at the first start) wraps every object's data key.
-    const { key: seal, sealNew } = spoolKey(config);
-    const hashPool = new HashPool(config.workers.threads, seal);
-    const spool = new LevelSpool({
-      dir: config.spool.dir,
-      destinations: config.forward.map((f) => f.name),
-      minFreeBytes: config.spool.minFreeBytes,
-      maxBytes: config.spool.maxBytes,
-      verifyOnStart: config.spool.verifyOnStart,
-      keepForwardedMs: config.spool.keepForwardedHours * 3_600_000,
-      hashPool,
-      log,
-      seal,
-      sealNew,
-    });
-    const recovery = await spool.open();
-    const level = recovery.lost.length > 0 ? 'error' : recovery.discardedPartials > 0 || recovery.danglingQueueEntries > 0 ? 'warn' : 'info';
-    log[level](
-      {
-        recovered: recovery.recovered,
-        recoveredBytes: recovery.recoveredBytes,
-        discardedPartials: recovery.discardedPartials,
-        discardedBytes: recovery.discardedBytes,
-        lost: recovery.lost.length,
-        danglingQueueEntries: recovery.danglingQueueEntries,
-      },
-      'spool recovered',
-    );
+    const opened = await openSpool(config, { access: 'gateway', log, deviceKey, command: 'pacs-edge run', signal: opts.signal });
+    undo.push({ what: 'spool', fn: () => opened.close() });
+    const { spool, seal, recovery } = opened;
+    logRecovery(log, recovery, config);
 
     const f = config.forwarding;
     // Started on first use: a gateway that forwards only uncompressed never starts a codec worker.
     const codecPool = new CodecPool({ workers: config.compress.workers, seal });
+    undo.push({ what: 'codec workers', fn: () => codecPool.close() });
     const codecs = { pool: codecPool, verify: config.compress.verify, maxObjectBytes: config.compress.maxObjectBytes };
     // Alarms go to whatever health reporting starts later (MQTT events).
     const alertSinks: ((a: { destination: string; id: string; sopInstanceUid: string }) => void)[] = [];
@@ -133,6 +154,7 @@ export class Gateway {
         })
       : undefined;
     if (atRest) {
+      undo.push({ what: 'compression at rest', fn: () => atRest.stop() });
       spool.rewriter.onStored((r) => atRest.offer(r));
       // What an earlier run left uncompressed (stopped, crashed, or compression turned on since).
       void (async () => {
@@ -147,6 +169,7 @@ export class Gateway {
           settings: { connectTimeoutMs: f.connectTimeoutSeconds * 1000, acseTimeoutMs: f.acseTimeoutSeconds * 1000, dimseTimeoutMs: f.responseTimeoutSeconds * 1000, maxPduLength: f.maxPduLength },
         })
       : undefined;
+    if (commitmentScp) undo.push({ what: 'storage commitment SCP', fn: async () => commitmentScp.stop() });
     const dicom = new DicomServer({
       config: config.receive,
       spool,
@@ -190,35 +213,20 @@ export class Gateway {
       codecs: { workers: config.compress.workers, busy: codecPool.busy, queued: codecPool.queued },
       ...(commitmentScp ? { commitment: commitmentScp.stats() } : {}),
     });
+    const record = (r: OperatorAuditRecord) => (r.kind === 'purged' ? audit.events.purged(r) : audit.events.requeued(r));
     const control = new ControlServer(
       config.control.socket,
       {
         'GET /dead-letters': () => spool.listDeadLetters(),
-        'POST /dead-letters/retry': async (body) => {
-          const { destination, ids } = deadLetterRequest(body);
-          const retried = await spool.retryDeadLetters(destination, ids);
-          log.info({ destination, retried, ids }, 'dead letters put back in the queue (operator request)');
-          return { retried };
-        },
-        'POST /dead-letters/purge': async (body) => {
-          const { destination, ids } = deadLetterRequest(body);
-          const letters = (await spool.listDeadLetters(destination)).filter((d) => !ids || ids.includes(d.id));
-          const purged = await spool.purgeDeadLetters(destination, ids);
-          log.warn({ destination, purged, ids }, 'dead letters purged: the destination will never get them (operator request)');
-          // 110105: one message per study, from the spool's records (the dead letters name UIDs only).
-          const byStudy = new Map<string, number>();
-          for (const d of letters) {
-            const study = (await spool.find(d.sopInstanceUid))?.studyInstanceUid ?? '';
-            byStudy.set(study, (byStudy.get(study) ?? 0) + 1);
-          }
-          for (const [studyUid, count] of byStudy) audit.events.purged({ studyUid, count, reason: `dead letters of ${destination} purged by an operator` });
-          return { purged };
-        },
+        'POST /dead-letters/retry': (body) => retryDeadLetters(spool, operatorRequest(body), { log, record, how: 'through the running gateway' }),
+        'POST /dead-letters/purge': (body) => purgeDeadLetters(spool, operatorRequest(body), { log, record, how: 'through the running gateway' }),
         '/status': statusDoc,
       },
       log,
     );
     await control.listen();
+    undo.push({ what: 'control socket', fn: () => control.close() });
+    undo.push({ what: 'DICOM listeners', fn: () => dicom.close(0) });
     const listeners = await dicom.listen();
     const address = listeners[0]!;
     if (config.receive.plain) {
@@ -226,10 +234,13 @@ export class Gateway {
       log.warn({ port: listeners.find((l) => l.kind === 'plain')?.port }, 'SECURITY ALERT: plain DICOM listener (no TLS) is open: images cross the network unencrypted');
       audit.events.securityAlert({ type: 'network-configuration', detail: `plain DICOM listener (no TLS) on port ${config.receive.port}`, failure: false });
     }
+    // Listeners that cannot open stop the start before anything is sent.
+    const metrics = config.health.metrics ? await serveMetrics({ ...config.health.metrics, health: healthSource({ statusDoc, startedAt }), log }) : undefined;
+    if (metrics) undo.push({ what: 'metrics', fn: () => metrics.close() });
     for (const fw of forwarders) fw.start();
+    undo.push({ what: 'forwarders', fn: async () => void (await Promise.all(forwarders.map((x) => x.stop()))) });
     const healthDoc = healthSource({ statusDoc, startedAt });
-    const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log, forwarders, spool, alertSinks, onBlocked: (fn) => dicom.onBlocked(fn) }) : undefined;
-    const metrics = config.health.metrics ? await serveMetrics({ ...config.health.metrics, health: healthDoc, log }) : undefined;
+    const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log, forwarders, spool, record, alertSinks, onBlocked: (fn) => dicom.onBlocked(fn) }) : undefined;
     const health = {
       stop: async () => {
         await metrics?.close();
@@ -245,10 +256,11 @@ export class Gateway {
         ...Object.fromEntries(listeners.map((l) => [`${l.kind}Port`, l.port])),
         spool: config.spool.dir,
         destinations: forwarders.map((x) => x.name),
+        unreadable: recovery.unreadable.length,
       },
       'gateway listening',
     );
-    const gateway = new Gateway(config, spool, dicom, forwarders, control, hashPool, codecPool, atRest, health, log, recovery, address, commitmentScp);
+    const gateway = new Gateway(config, spool, dicom, forwarders, control, opened.close, codecPool, atRest, health, log, recovery, address, commitmentScp);
     // ---- audit trail ----
     gateway.audit = audit;
     audit.events.started();
@@ -264,8 +276,7 @@ export class Gateway {
     await this.atRest?.stop();
     await this.control.close();
     await this.health?.stop();
-    await this.spool.close();
-    await this.hashPool.close();
+    await this.closeSpool();
     await this.codecPool.close();
     if (this.audit) {
       this.audit.events.stopped();
@@ -276,10 +287,42 @@ export class Gateway {
   }
 }
 
-/** Validate the body of a dead-letter request from the control socket. */
-function deadLetterRequest(body: unknown): { destination: string; ids?: string[] } {
-  const b = body as { destination?: unknown; ids?: unknown } | undefined;
-  if (!b || typeof b.destination !== 'string') throw new Error('destination is required');
-  if (b.ids !== undefined && (!Array.isArray(b.ids) || !b.ids.every((i) => typeof i === 'string'))) throw new Error('ids must be a list of strings');
-  return b.ids ? { destination: b.destination, ids: b.ids as string[] } : { destination: b.destination };
+/** The spool's recovery, said once at start: an error when anything could not be vouched for. */
+function logRecovery(log: Logger, recovery: RecoveryReport, config: GatewayConfig): void {
+  const level = recovery.lost.length > 0 || recovery.unreadable.length > 0 ? 'error' : recovery.discardedPartials > 0 || recovery.danglingQueueEntries > 0 ? 'warn' : 'info';
+  log[level](
+    {
+      recovered: recovery.recovered,
+      recoveredBytes: recovery.recoveredBytes,
+      discardedPartials: recovery.discardedPartials,
+      discardedBytes: recovery.discardedBytes,
+      lost: recovery.lost.length,
+      unreadable: recovery.unreadable.length,
+      danglingQueueEntries: recovery.danglingQueueEntries,
+    },
+    'spool recovered',
+  );
+  if (recovery.unreadable.length > 0) {
+    log.error(
+      { unreadable: recovery.unreadable.length, keyFile: config.spool.encryption.keyFile, first: recovery.unreadable[0]?.reason },
+      'some spooled objects cannot be opened with this device key: they stay in the spool, unsent, until a start with the key they were sealed with',
+    );
+  }
+}
+
+/**
+ * Open the audit trail; a command may hold it for a moment (`audit verify`, a dead-letter
+ * retry on a stopped gateway), so a held trail is waited for, up to 10 s.
+ */
+async function openAuditWaiting(config: GatewayConfig, log: Logger, key: DeviceKey, signal?: AbortSignal): Promise<AuditHandle> {
+  const deadline = Date.now() + 10_000;
+  for (let told = false; ; told = true) {
+    try {
+      return await openAudit(config, log, { key });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'AUDIT_LOCKED' || Date.now() > deadline || signal?.aborted) throw err;
+      if (!told) log.warn({ err: (err as Error).message }, 'the audit trail is held by another process; waiting for it');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }

@@ -5,8 +5,10 @@ import { userInfo } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import type { GatewayConfig } from '../config/types.js';
+import { controlGet } from '../health/control-server.js';
 import { createLogger } from '../log.js';
 import { DeviceKey } from '../security/device-key.js';
+import { checkDeviceKeyFits } from '../security/key-check.js';
 import { INBOX_DIR } from './chain.js';
 import { auditKeyFile } from './index.js';
 import type { SecurityAlertType } from './messages.js';
@@ -22,13 +24,7 @@ export const EXIT_NOT_INTACT = 3;
  * through the running gateway's inbox. Exit 0 intact, 3 not intact, 1 cannot check (no key,
  * unreadable directory), 2 usage.
  */
-export async function auditCommand(config: GatewayConfig, args: string[]): Promise<number> {
-  const action = args.find((a) => !a.startsWith('-') && a !== args[args.indexOf('--config') + 1]);
-  if (action !== 'verify') {
-    console.error(`pacs-edge audit: unknown or missing action${action ? ` "${action}"` : ''} (usage: pacs-edge audit verify --config FILE [--json])`);
-    return 2;
-  }
-  const json = args.includes('--json');
+export async function auditCommand(config: GatewayConfig, json: boolean): Promise<number> {
   const dir = config.audit.dir;
   const keyFile = auditKeyFile(config);
   let key: DeviceKey;
@@ -72,35 +68,62 @@ async function recordRead(config: GatewayConfig, key: DeviceKey, by: string, out
 /** An event recorded by a command (not the gateway): `audit-log-read`, or a `security-alert`. */
 export type OfflineEvent =
   | { kind: 'audit-log-read'; by: string; outcome?: string }
-  | { kind: 'security-alert'; type: SecurityAlertType; detail: string; failure: boolean };
+  | { kind: 'security-alert'; type: SecurityAlertType; detail: string; failure: boolean }
+  | { kind: 'purged' | 'instances-requeued'; by: string; studyUid: string; count: number; reason: string };
 
 /**
  * Record what a command did (read the log, export the keys in a backup): straight into the
  * trail when no gateway holds it, else through the running gateway's inbox.
  */
-export async function recordOffline(config: GatewayConfig, key: DeviceKey, event: OfflineEvent): Promise<string> {
+export async function recordOffline(config: GatewayConfig, key: DeviceKey, event: OfflineEvent | readonly OfflineEvent[]): Promise<string> {
+  const events = Array.isArray(event) ? (event as readonly OfflineEvent[]) : [event as OfflineEvent];
+  if (events.length === 0) return 'nothing to record';
+  // Records chained under a key the trail rejects would break it for the right key: append nothing.
+  try {
+    await checkDeviceKeyFits(config, key, { audit: true, spool: false });
+  } catch (err) {
+    return `not recorded: ${(err as Error).message}`;
+  }
   // stderr: stdout carries the report (--json).
   const log = createLogger({ level: 'warn', deviceId: config.device.id, destination: pino.destination({ dest: 2, sync: true }) });
-  let trail: AuditTrail;
-  try {
-    trail = await AuditTrail.open({
-      dir: config.audit.dir,
-      retentionDays: config.audit.retentionDays,
-      maxBytes: config.audit.maxBytes,
-      key,
-      log,
-      source: { deviceId: config.device.id, aeTitle: config.receive.aeTitle, host: config.receive.host, pid: process.pid },
-    });
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'AUDIT_LOCKED') return `not recorded: ${(err as Error).message}`;
-    const inbox = path.join(config.audit.dir, INBOX_DIR);
-    await mkdir(inbox, { recursive: true });
-    const name = `${Date.now()}-${process.pid}-${randomBytes(4).toString('hex')}`;
-    await writeFile(path.join(inbox, `${name}.tmp`), JSON.stringify(event));
-    await rename(path.join(inbox, `${name}.tmp`), path.join(inbox, `${name}.json`));
-    return 'handed to the running gateway';
+  let trail: AuditTrail | undefined;
+  // Another command may hold the trail for a moment; a running gateway holds it for good.
+  for (let waited = 0; !trail; waited += 200) {
+    try {
+      trail = await AuditTrail.open({
+        dir: config.audit.dir,
+        retentionDays: config.audit.retentionDays,
+        maxBytes: config.audit.maxBytes,
+        key,
+        log,
+        source: { deviceId: config.device.id, aeTitle: config.receive.aeTitle, host: config.receive.host, pid: process.pid },
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'AUDIT_LOCKED') return `not recorded: ${(err as Error).message}`;
+      if (waited < 3000 && !(await gatewayAnswers(config))) {
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      const inbox = path.join(config.audit.dir, INBOX_DIR);
+      await mkdir(inbox, { recursive: true });
+      for (const e of events) {
+        const name = `${Date.now()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+        await writeFile(path.join(inbox, `${name}.tmp`), JSON.stringify(e));
+        await rename(path.join(inbox, `${name}.tmp`), path.join(inbox, `${name}.json`));
+      }
+      return 'handed to the running gateway';
+    }
   }
-  const seq = trail.record(event.kind === 'audit-log-read' ? { kind: 'audit-log-read', by: event.by, logUri: trail.uri, outcome: event.outcome } : event);
+  const seqs: number[] = [];
+  for (const e of events) {
+    const seq = trail.record(e.kind === 'audit-log-read' ? { kind: 'audit-log-read', by: e.by, logUri: trail.uri, outcome: e.outcome } : e);
+    if (seq !== undefined) seqs.push(seq);
+  }
   await trail.stop();
-  return seq === undefined ? 'not recorded (see the log)' : `seq ${seq}`;
+  return seqs.length === 0 ? 'not recorded (see the log)' : seqs.length === 1 ? `seq ${seqs[0]}` : `seq ${seqs[0]}–${seqs[seqs.length - 1]}`;
+}
+
+/** True when a gateway answers on the control socket (it holds the trail for as long as it runs). */
+async function gatewayAnswers(config: GatewayConfig): Promise<boolean> {
+  return (await controlGet(config.control.socket, '/status', 1000).catch(() => undefined)) !== undefined;
 }

@@ -63,9 +63,14 @@ export class AuditEvents {
     this.trail?.record({ kind: 'instances-forwarded', ...e });
   }
 
-  /** 110105 DICOM Study Deleted: objects of a study removed from the spool (purge, eviction, dead-letter purge). */
-  purged(e: { studyUid: string; count: number; reason: string; sopClassUid?: string }): void {
+  /** 110105 DICOM Study Deleted: objects of a study removed from the spool (purge, eviction, dead-letter purge; `by` an operator). */
+  purged(e: { studyUid: string; count: number; reason: string; sopClassUid?: string; by?: string }): void {
     this.trail?.record({ kind: 'purged', ...e });
+  }
+
+  /** 110103 DICOM Instances Accessed (U): an operator put objects of a study back in a queue. */
+  requeued(e: { studyUid: string; count: number; reason: string; by: string }): void {
+    this.trail?.record({ kind: 'instances-requeued', ...e });
   }
 
   /** 110113 Security Alert / 110131 Software Configuration (110129 Security Configuration with `security: true`). */

@@ -54,7 +54,8 @@ export type AuditEvent =
   | { kind: 'instances-received'; callingAe: string; address: string; studyUid: string; sopClassUid: string; count: number }
   | { kind: 'begin-transfer'; destination: string; aeTitle: string; address: string; studyUid: string; count: number }
   | { kind: 'instances-forwarded'; destination: string; aeTitle: string; address: string; studyUid: string; sopClassUid: string; count: number; failed?: string | undefined }
-  | { kind: 'purged'; studyUid: string; count: number; reason: string; sopClassUid?: string | undefined }
+  | { kind: 'purged'; studyUid: string; count: number; reason: string; sopClassUid?: string | undefined; by?: string | undefined }
+  | { kind: 'instances-requeued'; studyUid: string; count: number; reason: string; by: string }
   | { kind: 'config-changed'; what: string; security?: boolean | undefined }
   | { kind: 'audit-log-read'; by: string; logUri: string; outcome?: string | undefined }
   | { kind: 'audit-log-deleted'; file: string; logUri: string; reason: string }
@@ -72,6 +73,7 @@ export const EVENT_IDS = {
   applicationActivity: dcm('110100', 'Application Activity'),
   auditLogUsed: dcm('110101', 'Audit Log Used'),
   beginTransferring: dcm('110102', 'Begin Transferring DICOM Instances'),
+  instancesAccessed: dcm('110103', 'DICOM Instances Accessed'),
   instancesTransferred: dcm('110104', 'DICOM Instances Transferred'),
   studyDeleted: dcm('110105', 'DICOM Study Deleted'),
   securityAlert: dcm('110113', 'Security Alert'),
@@ -297,9 +299,27 @@ export function beginTransfer(src: AuditSource, at: Date, e: { destination: stri
   );
 }
 
-/** 110105 DICOM Study Deleted, action D: the gateway removed the objects from its spool (the reason is the description). */
-export function purged(src: AuditSource, at: Date, e: { studyUid: string; count: number; reason: string; sopClassUid?: string | undefined }): string {
-  return message(src, at, { id: EVENT_IDS.studyDeleted, action: 'D', outcome: '0', outcomeText: e.reason }, [gateway(src, true)], [study(e.studyUid, e.count, e.sopClassUid)]);
+/**
+ * 110105 DICOM Study Deleted, action D: the gateway removed the objects from its spool (the
+ * reason is the description). `by`: the operator who asked (then the requestor, the gateway
+ * the performer), absent when the gateway did it on its own.
+ */
+export function purged(src: AuditSource, at: Date, e: { studyUid: string; count: number; reason: string; sopClassUid?: string | undefined; by?: string | undefined }): string {
+  const who = e.by ? [operator(e.by), gateway(src, false)] : [gateway(src, true)];
+  return message(src, at, { id: EVENT_IDS.studyDeleted, action: 'D', outcome: '0', outcomeText: e.reason }, who, [study(e.studyUid, e.count, e.sopClassUid)]);
+}
+
+/**
+ * 110103 DICOM Instances Accessed, action U: an operator (`by`) changed the spooled objects'
+ * state — dead letters put back in a destination's queue. The study is the object.
+ */
+export function instancesRequeued(src: AuditSource, at: Date, e: { studyUid: string; count: number; reason: string; by: string }): string {
+  return message(src, at, { id: EVENT_IDS.instancesAccessed, action: 'U', outcome: '0', outcomeText: e.reason }, [operator(e.by), gateway(src, false)], [study(e.studyUid, e.count)]);
+}
+
+/** A person at the device (account name from the operating system), as requestor. */
+function operator(by: string): string {
+  return participant({ userId: by, idType: dcm('113871', 'Person ID'), requestor: true, userType: '1' });
 }
 
 /**
@@ -395,6 +415,8 @@ export function buildAuditMessage(src: AuditSource, event: AuditEvent, at: Date 
       return instancesForwarded(src, at, event);
     case 'purged':
       return purged(src, at, event);
+    case 'instances-requeued':
+      return instancesRequeued(src, at, event);
     case 'config-changed':
       return configChanged(src, at, event);
     case 'audit-log-read':

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -437,14 +437,19 @@ export class AuditTrail {
     for (const n of names) {
       const full = path.join(dir, n);
       try {
-        const o = JSON.parse(await readFile(full, 'utf8')) as { kind?: unknown; by?: unknown; outcome?: unknown; type?: unknown; detail?: unknown; failure?: unknown };
+        const o = JSON.parse(await readFile(full, 'utf8')) as { kind?: unknown; by?: unknown; outcome?: unknown; type?: unknown; detail?: unknown; failure?: unknown; studyUid?: unknown; count?: unknown; reason?: unknown };
         const str = (x: unknown) => (typeof x === 'string' && x.length > 0 && x.length <= 512 ? x : undefined);
-        if (o.kind === 'audit-log-read' && str(o.by)) {
+        const uid = (x: unknown) => (typeof x === 'string' && /^[0-9.]{0,64}$/.test(x) ? x : undefined);
+        const count = Number.isInteger(o.count) && (o.count as number) >= 0 ? (o.count as number) : undefined;
+        if ((o.kind === 'purged' || o.kind === 'instances-requeued') && str(o.by) && uid(o.studyUid) !== undefined && count !== undefined && str(o.reason)) {
+          // An operator's change to the queue, made by a command while the trail was held by another.
+          this.record({ kind: o.kind, by: str(o.by)!, studyUid: uid(o.studyUid)!, count, reason: str(o.reason)! });
+        } else if (o.kind === 'audit-log-read' && str(o.by)) {
           this.record({ kind: 'audit-log-read', by: str(o.by)!, logUri: this.uri, outcome: str(o.outcome) });
         } else if (o.kind === 'security-alert' && typeof o.type === 'string' && o.type in SECURITY_ALERT_TYPES && str(o.detail)) {
           this.record({ kind: 'security-alert', type: o.type as SecurityAlertType, detail: str(o.detail)!, failure: o.failure === true });
         } else {
-          this.o.log.warn({ file: n }, 'audit inbox: ignored an entry that is neither an audit-log-read nor a security-alert event');
+          this.o.log.warn({ file: n }, 'audit inbox: ignored an entry that is not an event a command may hand in');
         }
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
@@ -495,7 +500,7 @@ export async function acquireLock(dir: string): Promise<void> {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid) && mayHoldTrail(pid)) {
       throw new PacsEdgeError('AUDIT_LOCKED', `the audit trail in ${dir} is open in process ${pid}`, { details: { pid } });
     }
     await unlink(file).catch(() => {});
@@ -507,6 +512,23 @@ async function releaseLock(dir: string): Promise<void> {
   const file = path.join(dir, LOCK_FILE);
   const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
   if (pid === process.pid) await unlink(file).catch(() => {});
+}
+
+/**
+ * Whether the process with this pid can be the lock's holder: a Node process (gateway, command or
+ * test). After a power loss the lock file survives, and at the next boot its pid may well belong
+ * to some other daemon: a lock that could never be taken again would keep the gateway from ever
+ * starting. Where /proc cannot tell, the pid is taken at its word.
+ */
+function mayHoldTrail(pid: number): boolean {
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+  } catch {
+    return true;
+  }
+  const argv0 = cmdline.split('\0')[0] ?? '';
+  return /node|pacs-edge/i.test(path.basename(argv0)) || cmdline.includes('pacs-edge');
 }
 
 function alive(pid: number): boolean {

@@ -9,6 +9,10 @@ import type { GatewayConfig } from '../config/types.js';
 import { ConfigError } from '../errors.js';
 import { DeviceKey } from '../security/device-key.js';
 import { VERSION } from '../version.js';
+import { controlGet } from '../health/control-server.js';
+import { sealKeyOf } from '../security/spool-key.js';
+import { holdSpoolLock, sealedFilesOpenedBy } from '../spool/open.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
 
 /**
  * `pacs-edge backup` / `pacs-edge restore` (数据备份恢复, GB/T 22239-2019 §8.1.4.9): one
@@ -301,14 +305,20 @@ export async function backupCommand(configFile: string, args: string[], option: 
   }
 }
 
-/** `pacs-edge restore --in FILE.peb --passphrase-file P --root DIR [--force]` */
-export function restoreCommand(args: string[], option: (name: string) => string | undefined): number {
+/**
+ * `pacs-edge restore --in FILE.peb --passphrase-file P --root DIR [--force]`. When the
+ * configuration it would replace exists, the gateway it belongs to must be stopped (its control
+ * socket does not answer), the spool's lock is held while files are written, and a device key
+ * that would leave queued objects unreadable is refused: restore never strands an acknowledged
+ * object. Audited (110113 Security Alert, Security Configuration) with the operator's account.
+ */
+export async function restoreCommand(args: string[], option: (name: string) => string | undefined): Promise<number> {
   const input = option('--in');
   const passFile = option('--passphrase-file');
   const root = option('--root');
   if (!input || !passFile || !root) {
     console.error('pacs-edge restore: --in FILE.peb, --passphrase-file FILE and --root DIR are required (--root / restores in place)');
-    return 2;
+    return EXIT.usage;
   }
   try {
     const pass = readPassphrase(passFile);
@@ -326,18 +336,73 @@ export function restoreCommand(args: string[], option: (name: string) => string 
     if (existing.length > 0 && !args.includes('--force')) {
       throw new BackupError('EXISTS', `refusing to overwrite ${existing.map((t) => t.target).join(', ')}: use --force`);
     }
-    // audit: configuration/key export (restore writes the configuration and the device key back)
-    for (const t of targets) {
-      mkdirSync(path.dirname(t.target), { recursive: true, mode: t.role === 'device-key' ? 0o700 : 0o750 });
-      writeDurably(t.target, t.data, t.mode);
-      console.log(`  ${t.role.padEnd(13)} ${t.target} (mode ${t.mode.toString(8)})`);
-    }
     const configTarget = path.join(absRoot, backup.config);
+    // The gateway of the configuration being replaced, if there is one here.
+    let current: GatewayConfig | undefined;
+    try {
+      if (existsSync(configTarget)) current = loadConfig(configTarget);
+    } catch {
+      current = undefined;
+    }
+    const write = async () => {
+      if (current) await refuseStrandingKey(current, targets);
+      for (const t of targets) {
+        mkdirSync(path.dirname(t.target), { recursive: true, mode: t.role === 'device-key' ? 0o700 : 0o750 });
+        writeDurably(t.target, t.data, t.mode);
+        console.log(`  ${t.role.padEnd(13)} ${t.target} (mode ${t.mode.toString(8)})`);
+      }
+    };
+    if (current) {
+      if ((await controlGet(current.control.socket, '/status', 2000).catch(() => undefined)) !== undefined) {
+        console.error(`pacs-edge restore: the gateway of ${configTarget} is running (it answers on ${current.control.socket}): stop it first (systemctl stop pacs-edge). Nothing was restored.`);
+        return EXIT.spoolBusy;
+      }
+      await holdSpoolLock(current, write);
+    } else await write();
     console.log(`${input}: restored ${targets.length} file(s) of device ${backup.deviceId} (backup of ${backup.createdAt}) under ${absRoot}`);
     console.log(`check it with: pacs-edge check-config --config ${configTarget}`);
-    return 0;
+    console.log(`audit: ${await auditRestore(configTarget, input, backup.createdAt)}`);
+    return EXIT.ok;
   } catch (err) {
     console.error(`pacs-edge restore: ${(err as Error).message}`);
-    return 1;
+    return err instanceof BackupError ? EXIT.failed : exitCodeFor(err);
+  }
+}
+
+/**
+ * A backup's device key replaces the one on the box only if every queued object the current
+ * key opens is opened by the new one too (restoring the key of this very box, or putting back a
+ * lost key, passes; another box's key over a full spool does not).
+ */
+async function refuseStrandingKey(current: GatewayConfig, targets: readonly (BackupEntry & { target: string })[]): Promise<void> {
+  const entry = targets.find((t) => t.role === 'device-key');
+  if (!entry) return;
+  const profile = current.spool.encryption.profile === 'gm' ? 'gm' : 'aes-256-gcm';
+  const keyFile = current.spool.encryption.keyFile;
+  const now = existsSync(keyFile) ? sealKeyOf(DeviceKey.load(keyFile), profile) : undefined;
+  const next = sealKeyOf(DeviceKey.fromBytes(entry.data, entry.target), profile);
+  const { opened } = await sealedFilesOpenedBy(current, { now, next });
+  const stranded = [...opened.now!].filter((n) => !opened.next!.has(n));
+  if (stranded.length > 0) {
+    throw new BackupError(
+      'INVALID',
+      `the backup's device key is not the one in ${keyFile}, and ${stranded.length} queued object(s) in ${current.spool.dir} are sealed with the current key: restoring it would make them unreadable. Let them be delivered first (pacs-edge status: 0 pending), or restore with --root into another directory. Nothing was restored.`,
+    );
+  }
+}
+
+/** Record the restore in the restored box's audit trail (when there is one). */
+async function auditRestore(configFile: string, input: string, createdAt: string): Promise<string> {
+  try {
+    const config = loadConfig(configFile);
+    if (!existsSync(config.audit.dir) || !existsSync(config.spool.encryption.keyFile)) return 'no audit trail here yet: nothing recorded';
+    return await recordOffline(config, DeviceKey.load(config.spool.encryption.keyFile), {
+      kind: 'security-alert',
+      type: 'security-configuration',
+      detail: `configuration and keys restored from the backup ${path.resolve(input)} (made ${createdAt}) by ${safeUser()}`,
+      failure: false,
+    });
+  } catch (err) {
+    return `not recorded: ${(err as Error).message}`;
   }
 }

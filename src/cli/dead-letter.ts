@@ -1,42 +1,42 @@
 import pino from 'pino';
+import { recordOffline, safeUser } from '../audit/cli.js';
 import type { GatewayConfig } from '../config/types.js';
 import { controlRequest } from '../health/control-server.js';
 import { createLogger } from '../log.js';
-import { LevelSpool } from '../spool/level-spool.js';
+import { checkDeviceKeyFits } from '../security/key-check.js';
+import { deviceKeyFor } from '../security/spool-key.js';
+import { openSpool, readSpool } from '../spool/open.js';
+import { purgeDeadLetters, retryDeadLetters, type OperatorAuditRecord, type OperatorRequest } from '../spool/operator.js';
 import type { DeadLetter } from '../spool/spool.js';
-import { HashPool } from '../util/hash-pool.js';
+import { EXIT } from './exit-codes.js';
 
 /**
- * `pacs-edge dead-letter list|retry|purge`: through the running gateway's control socket, or
- * on the spool directly when the gateway is stopped. Purge is irreversible for that
- * destination, so it needs `--yes`, and it is logged either way.
+ * `pacs-edge dead-letter list|retry|purge`. While the gateway runs, through its control socket
+ * (it owns the spool). When it is stopped: `list` reads the index read-only; `retry` and
+ * `purge` open the spool for `admin` access — its lock, the device key and the gateway's own
+ * recovery — so they can do nothing the gateway would not (src/spool/open.ts). Retry and purge
+ * are logged and audited either way, with the operator's account; purge needs `--yes`.
  */
-export async function deadLetterCommand(config: GatewayConfig, args: string[], option: (name: string) => string | undefined): Promise<number> {
-  const [action] = args;
+export async function deadLetterCommand(config: GatewayConfig, action: 'list' | 'retry' | 'purge', args: string[], option: (name: string) => string | undefined): Promise<number> {
   const destination = option('--destination');
   const ids = args.flatMap((a, i) => (args[i - 1] === '--id' ? [a] : []));
   const json = args.includes('--json');
-  if (action !== 'list' && action !== 'retry' && action !== 'purge') {
-    console.error('usage: pacs-edge dead-letter list|retry|purge --config FILE [--destination NAME] [--id ID ...] [--yes] [--json]');
-    return 2;
-  }
   if (destination !== undefined && !config.forward.some((f) => f.name === destination)) {
     console.error(`pacs-edge dead-letter: no destination "${destination}" in the configuration`);
-    return 2;
+    return EXIT.usage;
   }
   if (action !== 'list' && !destination) {
     console.error(`pacs-edge dead-letter ${action}: --destination NAME is required`);
-    return 2;
+    return EXIT.usage;
   }
   if (action === 'purge' && !args.includes('--yes')) {
     console.error('pacs-edge dead-letter purge: the destination will never receive these objects; repeat with --yes to confirm');
-    return 2;
+    return EXIT.usage;
   }
-  const body = ids.length ? { destination, ids } : { destination };
 
   if (action === 'list') {
-    let list = (await controlRequest(config.control.socket, 'GET', '/dead-letters', undefined).catch(() => undefined)) as DeadLetter[] | undefined;
-    list ??= await offline(config, (spool) => spool.listDeadLetters());
+    let list = (await controlRequest(config.control.socket, 'GET', '/dead-letters', undefined)) as DeadLetter[] | undefined;
+    list ??= await readSpool(config, (view) => view.listDeadLetters());
     if (destination) list = list.filter((d) => d.destination === destination);
     if (json) console.log(JSON.stringify(list, null, 2));
     else if (list.length === 0) console.log('no dead letters');
@@ -46,47 +46,41 @@ export async function deadLetterCommand(config: GatewayConfig, args: string[], o
         console.log(`${d.destination.padEnd(14)} ${d.id}  ${new Date(d.at).toISOString()}  ${status}  ${d.sopInstanceUid}  ${d.reason}`);
       }
     }
-    return 0;
+    return EXIT.ok;
   }
 
+  const req: OperatorRequest = { destination: destination!, ...(ids.length ? { ids } : {}), by: safeUser() };
   const path = action === 'retry' ? '/dead-letters/retry' : '/dead-letters/purge';
-  let result = (await controlRequest(config.control.socket, 'POST', path, body)) as { retried?: number; purged?: number } | undefined;
+  let result = (await controlRequest(config.control.socket, 'POST', path, req)) as { retried?: number; purged?: number } | undefined;
+  let audited = 'recorded by the running gateway';
   if (!result) {
-    const log = createLogger({ level: config.log.level, deviceId: config.device.id, destination: pino.destination({ dest: 1, sync: true }) });
-    result = await offline(config, async (spool) => {
-      if (action === 'retry') {
-        const retried = await spool.retryDeadLetters(destination!, ids.length ? ids : undefined);
-        log.info({ destination, retried, ids }, 'dead letters put back in the queue (operator request, gateway stopped)');
-        return { retried };
-      }
-      const purged = await spool.purgeDeadLetters(destination!, ids.length ? ids : undefined);
-      log.warn({ destination, purged, ids }, 'dead letters purged: the destination will never get them (operator request, gateway stopped)');
-      return { purged };
-    });
+    const offline = await changeStopped(config, action, req);
+    if (typeof offline === 'number') return offline;
+    ({ result, audited } = offline);
   }
-  if (json) console.log(JSON.stringify(result));
-  else console.log(action === 'retry' ? `${result.retried ?? 0} object(s) queued again for ${destination}` : `${result.purged ?? 0} dead letter(s) purged for ${destination}`);
-  return 0;
+  if (json) console.log(JSON.stringify({ ...result, audit: audited }));
+  else {
+    console.log(action === 'retry' ? `${result.retried ?? 0} object(s) queued again for ${destination}` : `${result.purged ?? 0} dead letter(s) purged for ${destination}`);
+    console.log(`audit: ${audited}`);
+  }
+  return EXIT.ok;
 }
 
-/** Open the spool of a stopped gateway for one operation. */
-async function offline<T>(config: GatewayConfig, fn: (spool: LevelSpool) => Promise<T>): Promise<T> {
-  const hashPool = new HashPool(1);
-  const spool = new LevelSpool({
-    dir: config.spool.dir,
-    destinations: config.forward.map((f) => f.name),
-    minFreeBytes: 0,
-    maxBytes: 0,
-    verifyOnStart: 'size',
-    keepForwardedMs: config.spool.keepForwardedHours * 3_600_000,
-    hashPool,
-    log: pino({ level: 'silent' }),
-  });
-  await spool.open();
+/** Retry or purge on a stopped gateway's spool: the lock, the key and the full recovery, then the audit records. */
+async function changeStopped(config: GatewayConfig, action: 'retry' | 'purge', req: OperatorRequest): Promise<{ result: { retried?: number; purged?: number }; audited: string } | number> {
+  // Log lines go to stderr: stdout is the command's answer (--json).
+  const log = createLogger({ level: 'info', deviceId: config.device.id, destination: pino.destination({ dest: 2, sync: true }) });
+  const deviceKey = deviceKeyFor(config, { create: false });
+  await checkDeviceKeyFits(config, deviceKey);
+  const opened = await openSpool(config, { access: 'admin', log, deviceKey, command: `pacs-edge dead-letter ${action}` });
+  const records: OperatorAuditRecord[] = [];
+  const deps = { log, record: (r: OperatorAuditRecord) => records.push(r), how: 'gateway stopped' };
+  let result: { retried?: number; purged?: number };
   try {
-    return await fn(spool);
+    result = action === 'retry' ? await retryDeadLetters(opened.spool, req, deps) : await purgeDeadLetters(opened.spool, req, deps);
   } finally {
-    await spool.close();
-    await hashPool.close();
+    await opened.close();
   }
+  const audited = await recordOffline(config, deviceKey, records);
+  return { result, audited };
 }

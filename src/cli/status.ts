@@ -1,13 +1,15 @@
 import type { GatewayConfig } from '../config/types.js';
 import { controlGet } from '../health/control-server.js';
-import { readSpoolOffline } from '../spool/offline-stats.js';
+import { readSpool } from '../spool/open.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
 import type { AtRestStats } from '../compress/at-rest.js';
 import type { CompressionStats, DestinationStatus } from '../forward/destination.js';
 import type { DestinationStats } from '../spool/spool.js';
 
 /**
  * `pacs-edge status`: ask the running gateway over its control socket; when none answers,
- * read the spool index directly (read-only).
+ * read the spool index (read-only, no recovery, opened only for the moment of the reading, so
+ * a gateway starting meanwhile is never kept from its spool).
  */
 export async function statusCommand(config: GatewayConfig, json: boolean, watchSeconds?: number): Promise<number> {
   if (watchSeconds === undefined || json) return statusOnce(config, json);
@@ -33,20 +35,20 @@ async function statusOnce(config: GatewayConfig, json: boolean): Promise<number>
   let status = (await controlGet(config.control.socket, '/status').catch(() => undefined)) as Record<string, unknown> | undefined;
   if (!status) {
     try {
-      const spool = await readSpoolOffline(config.spool.dir, config.forward.map((f) => f.name));
-      status = { device: config.device.id, running: false, spool: { dir: config.spool.dir, objects: spool.objects, bytes: spool.bytes }, destinations: spool.destinations };
+      const spool = await readSpool(config, async (view) => view.stats());
+      status = { device: config.device.id, running: false, spool: { dir: config.spool.dir, objects: spool.objects, bytes: spool.bytes, unreadable: spool.unreadable ?? 0 }, destinations: spool.destinations };
     } catch (err) {
       const msg = (err as Error).message;
       console.error(`pacs-edge status: the gateway does not answer on ${config.control.socket} and the spool cannot be read: ${msg}`);
-      return 1;
+      return exitCodeFor(err);
     }
   }
   if (json) {
     console.log(JSON.stringify(status, null, 2));
-    return 0;
+    return EXIT.ok;
   }
   console.log(renderStatus(status));
-  return 0;
+  return EXIT.ok;
 }
 
 export function renderStatus(s: Record<string, unknown>): string {
@@ -62,6 +64,11 @@ export function renderStatus(s: Record<string, unknown>): string {
   const blocked = (r?.blocked as { address: string; rejections: number; until: string }[] | undefined) ?? [];
   for (const b of blocked) lines.push(`          BLOCKED ${b.address} until ${clock(b.until)} after ${b.rejections} refused associations`);
   lines.push(`spool     ${spool.dir}  ${spool.objects} objects  ${bytes(spool.bytes)}${spool.freeBytes !== undefined ? `  free ${bytes(spool.freeBytes)}` : ''}`);
+  const unreadable = (s.spool as { unreadable?: number }).unreadable ?? 0;
+  if (unreadable > 0) {
+    lines.push(`          UNREADABLE ${unreadable} object(s): their files cannot be opened with this device key (wrong or missing key?).`);
+    lines.push('          They are kept, unsent, and go out after a start with the key they were sealed with (see the log: "cannot be opened").');
+  }
   const z = (s.spool as { compressAtRest?: AtRestStats }).compressAtRest;
   if (z) {
     const ratio = z.bytesOut > 0 ? `${(z.bytesIn / z.bytesOut).toFixed(2)}:1, ${bytes(z.bytesIn - z.bytesOut)} saved` : 'no ratio yet';

@@ -309,7 +309,7 @@ export class CommitTracker {
   private async retryOrGiveUp(c: Claim, reason: string): Promise<void> {
     if (c.attempts + 1 >= this.deps.settings.maxAttempts) {
       await this.deps.spool.deadLetter(this.dest.name, c.record.id, `gave up after ${c.attempts + 1} attempts: ${reason}`);
-      this.deps.log.warn({ destination: this.dest.name, sopInstanceUid: c.record.sopInstanceUid, id: c.record.id, reason }, 'object dead-lettered: the destination did not commit it');
+      this.deps.log.error({ destination: this.dest.name, sopInstanceUid: c.record.sopInstanceUid, id: c.record.id, reason }, 'object dead-lettered: the destination did not commit it');
       return;
     }
     await this.deps.spool.nack(this.dest.name, c.record.id, reason);

@@ -408,7 +408,7 @@ export class DestinationForwarder {
         this.deps.alerts?.corrupt({ destination: this.dest.name, id, sopInstanceUid });
         return false;
       }
-      log.warn({ sopInstanceUid, id, status: o.status === undefined ? undefined : `0x${hex4(o.status)}`, reason: o.reason }, 'object dead-lettered: the destination refused it permanently');
+      log.error({ sopInstanceUid, id, status: o.status === undefined ? undefined : `0x${hex4(o.status)}`, reason: o.reason }, 'object dead-lettered: the destination refused it permanently');
       return false;
     }
     // Transient. An object the destination keeps refusing with a status must not block the queue forever.
@@ -416,7 +416,7 @@ export class DestinationForwarder {
       const reason = `gave up after ${c.attempts + 1} attempts: ${o.reason}`;
       await this.deps.spool.deadLetter(this.dest.name, id, withPeerComment({ ...o, reason }), o.status);
       this.counts.deadLettered++;
-      log.warn({ sopInstanceUid, id, reason }, 'object dead-lettered: transient refusals did not stop');
+      log.error({ sopInstanceUid, id, reason }, 'object dead-lettered: transient refusals did not stop');
       return false;
     }
     // Only a refusal by status counts against the object; a lost connection or a timeout is the

@@ -1,5 +1,7 @@
 import { chmod, unlink } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
+import { PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 /**
@@ -40,10 +42,14 @@ export class ControlServer {
   }
 
   async listen(): Promise<void> {
-    // A socket file left by a killed gateway would make listen() fail with EADDRINUSE.
+    // A socket file left by a killed gateway would make listen() fail with EADDRINUSE; but one
+    // that a live gateway answers on is not ours to take: that gateway would lose its commands.
+    if (await answers(this.socketPath)) {
+      throw new PacsEdgeError('CONTROL_SOCKET_IN_USE', `another gateway answers on the control socket ${this.socketPath}: stop it first, or give this one its own control.socket`, { retryable: false });
+    }
     await unlink(this.socketPath).catch(() => undefined);
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      this.server.once('error', (err: NodeJS.ErrnoException) => reject(new PacsEdgeError('LISTEN_FAILED', `control socket ${this.socketPath} cannot listen: ${err.message}`, { cause: err, retryable: false })));
       this.server.listen({ path: this.socketPath, readableAll: false, writableAll: false }, () => resolve());
     });
     // Owner and group (operators in the service's group) may ask; nobody else.
@@ -51,9 +57,25 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
+    const listening = this.server.listening;
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    await unlink(this.socketPath).catch(() => undefined);
+    // Only the socket this server made: a refused listen() must not remove another gateway's.
+    if (listening) await unlink(this.socketPath).catch(() => undefined);
   }
+}
+
+/** Whether something accepts connections on the Unix socket (within a second). */
+function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect({ path: socketPath });
+    const done = (v: boolean) => {
+      c.destroy();
+      resolve(v);
+    };
+    c.setTimeout(1000, () => done(false));
+    c.once('connect', () => done(true));
+    c.once('error', () => done(false));
+  });
 }
 
 /** GET (or POST with a JSON body) on a control socket; undefined when nothing listens there. */

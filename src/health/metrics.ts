@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { Logger } from '../log.js';
+import { listenError } from '../errors.js';
 
 /**
  * Prometheus text exposition (format 0.0.4) of the same figures as the MQTT `health` message,
@@ -98,7 +99,7 @@ export async function serveMetrics(opts: { host: string; port: number; health: (
       .catch((err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`));
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, 'metrics listener (health.metrics.port)', opts.host, opts.port)));
     server.listen(opts.port, opts.host, () => resolve());
   });
   const port = (server.address() as { port: number }).port;

@@ -3,6 +3,7 @@ import type { GatewayConfig, MqttConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { DestinationForwarder } from '../forward/destination.js';
 import type { ReceiveStats } from '../receive/stats.js';
+import { retryDeadLetters, type OperatorAuditRecord } from '../spool/operator.js';
 import type { RecoveryReport, Spool } from '../spool/spool.js';
 import { VERSION } from '../version.js';
 import { EventWatch } from './event-watch.js';
@@ -21,7 +22,7 @@ type StatusDoc = Record<string, unknown> & {
  * from state changes (every second), refused associations and the start-up recovery.
  */
 /** The MQTT commands (`health.mqtt.commands: true`). */
-function commandHandlers(deps: { startedAt: number; forwarders: readonly DestinationForwarder[]; spool: Pick<Spool, 'retryDeadLetters'>; log: Logger }): Record<string, (args: Record<string, unknown>) => Promise<unknown>> {
+function commandHandlers(deps: { startedAt: number; forwarders: readonly DestinationForwarder[]; spool: Pick<Spool, 'retryDeadLetters' | 'listDeadLetters' | 'find'>; log: Logger; record: (r: OperatorAuditRecord) => void; by: string }): Record<string, (args: Record<string, unknown>) => Promise<unknown>> {
   const destination = (args: Record<string, unknown>): DestinationForwarder => {
     if (typeof args.destination !== 'string') throw new Error('"destination" (a forward[] name) is required');
     const f = deps.forwarders.find((x) => x.name === args.destination);
@@ -39,8 +40,8 @@ function commandHandlers(deps: { startedAt: number; forwarders: readonly Destina
       const f = destination(args);
       const ids = args.ids === undefined ? undefined : Array.isArray(args.ids) && args.ids.every((i) => typeof i === 'string') ? (args.ids as string[]) : undefined;
       if (args.ids !== undefined && !ids) throw new Error('"ids" must be a list of strings');
-      const retried = await deps.spool.retryDeadLetters(f.name, ids);
-      deps.log.info({ destination: f.name, retried }, 'dead letters put back in the queue (MQTT command)');
+      // The same operation, log line and audit record as `pacs-edge dead-letter retry` (src/spool/operator.ts).
+      const { retried } = await retryDeadLetters(deps.spool, { destination: f.name, ids, by: deps.by }, { log: deps.log, record: deps.record, how: 'MQTT command' });
       return { destination: f.name, retried };
     },
     'pause-forward': async (args) => {
@@ -105,7 +106,9 @@ export function startMqttHealth(
     recovery: RecoveryReport;
     log: Logger;
     forwarders: readonly DestinationForwarder[];
-    spool: Pick<Spool, 'retryDeadLetters'>;
+    spool: Pick<Spool, 'retryDeadLetters' | 'listDeadLetters' | 'find'>;
+    /** Audit records of operator changes made by MQTT commands. */
+    record: (r: OperatorAuditRecord) => void;
     /** Where alarms raised elsewhere (a corrupt spooled object) are handed in. */
     alertSinks?: ((a: { destination: string; id: string; sopInstanceUid: string }) => void)[];
     /** Addresses blocked after repeated refused associations (src/receive/caller-guard.ts). */
@@ -119,7 +122,8 @@ export function startMqttHealth(
     startedAt: new Date(deps.startedAt),
     health,
     log: deps.log,
-    commands: cfg.commands ? commandHandlers(deps) : undefined,
+    // The broker account (or client id) is who an MQTT command is audited as.
+    commands: cfg.commands ? commandHandlers({ ...deps, by: `MQTT ${cfg.username ?? cfg.clientId}` }) : undefined,
   });
   const watch = new EventWatch((e) => mqtt.event(e));
   deps.alertSinks?.push((a) => mqtt.event({ type: 'object-corrupt', destination: a.destination, sopInstanceUid: a.sopInstanceUid }));
@@ -127,7 +131,9 @@ export function startMqttHealth(
   deps.stats.onRejected((r) => mqtt.event({ type: 'association-rejected', callingAeTitle: r.callingAeTitle, calledAeTitle: r.calledAeTitle, address: r.address, reason: r.why }));
   mqtt.start();
   const r = deps.recovery;
-  mqtt.event({ type: 'recovery', recovered: r.recovered, lost: r.lost.length, discardedPartials: r.discardedPartials, danglingQueueEntries: r.danglingQueueEntries });
+  mqtt.event({ type: 'recovery', recovered: r.recovered, lost: r.lost.length, unreadable: r.unreadable.length, discardedPartials: r.discardedPartials, danglingQueueEntries: r.danglingQueueEntries });
+  // Objects kept but not sent because their files cannot be opened (a wrong or missing device key): an alarm, not a figure.
+  if (r.unreadable.length > 0) mqtt.event({ type: 'spool-unreadable', objects: r.unreadable.length, reason: r.unreadable[0]!.reason, keyFile: config.spool.encryption.keyFile });
   const look = () =>
     deps
       .statusDoc()

@@ -2,6 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { GatewayConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
+import { listenError } from '../errors.js';
 import { tlsServerOptions } from '../security/tls.js';
 import type { Spool } from '../spool/spool.js';
 import type { AuditEvents } from '../audit/index.js';
@@ -106,9 +107,10 @@ export class DicomServer {
     const out: { kind: 'plain' | 'tls'; host: string; port: number }[] = [];
     for (const s of this.servers) {
       const a = await new Promise<net.AddressInfo>((resolve, reject) => {
-        s.server.once('error', reject);
+        const failed = (err: NodeJS.ErrnoException) => reject(listenError(err, s.kind === 'tls' ? 'DICOM TLS listener (receive.tls.port)' : 'DICOM listener (receive.port)', this.deps.config.host, s.port));
+        s.server.once('error', failed);
         s.server.listen({ host: this.deps.config.host, port: s.port, backlog: 128 }, () => {
-          s.server.off('error', reject);
+          s.server.off('error', failed);
           s.server.on('error', (err) => this.deps.log.error({ err: err.message, listener: s.kind }, 'DICOM listener error'));
           resolve(s.server.address() as net.AddressInfo);
         });

@@ -69,6 +69,14 @@ export class DeviceKey {
     return new DeviceKey(key, file);
   }
 
+  /** A key held in memory (a backup being restored), checked like a key file. */
+  static fromBytes(key: Buffer, file: string): DeviceKey {
+    if (key.length !== DEVICE_KEY_BYTES) {
+      throw new PacsEdgeError('KEY_FILE_INVALID', `device key for ${file} holds ${key.length} bytes, not ${DEVICE_KEY_BYTES}`, { retryable: false });
+    }
+    return new DeviceKey(Buffer.from(key), file);
+  }
+
   /** A key for one purpose, derived with HKDF-SHA256 (the device key itself is never used directly). */
   derive(purpose: string, bytes = 32): Buffer {
     return Buffer.from(hkdfSync('sha256', this.key, Buffer.alloc(0), Buffer.from(`pacs-edge ${purpose}`, 'utf8'), bytes));

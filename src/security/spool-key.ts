@@ -1,5 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import type { GatewayConfig } from '../config/types.js';
+import { PacsEdgeError } from '../errors.js';
 import type { SealKey, SealProfile } from '../spool/sealed-file.js';
 import { DeviceKey } from './device-key.js';
 
@@ -18,13 +20,56 @@ export function sealKeyOf(device: DeviceKey, profile: SealProfile): SealKey {
 }
 
 /**
- * The spool's key from `spool.encryption` (the device key is made at the first start).
- * `sealNew` false: profile none — new files are written plain, but an existing device key still
- * opens what was sealed before, so turning encryption off never strands an object.
+ * The spool's key under `spool.encryption` from the device key. `sealNew` false: profile none —
+ * new files are written plain, but the device key still opens what was sealed before, so turning
+ * encryption off never strands an object.
  */
-export function spoolKey(config: GatewayConfig): { key: SealKey | undefined; sealNew: boolean } {
-  const e = config.spool.encryption;
-  if (e.profile === 'none' && !existsSync(e.keyFile)) return { key: undefined, sealNew: false };
-  const device = DeviceKey.loadOrCreate(e.keyFile);
-  return { key: sealKeyOf(device, e.profile === 'gm' ? 'gm' : 'aes-256-gcm'), sealNew: e.profile !== 'none' };
+export function spoolKey(config: GatewayConfig, device: DeviceKey | undefined): { key: SealKey | undefined; sealNew: boolean } {
+  const profile = config.spool.encryption.profile;
+  if (!device) return { key: undefined, sealNew: false };
+  return { key: sealKeyOf(device, profile === 'gm' ? 'gm' : 'aes-256-gcm'), sealNew: profile !== 'none' };
+}
+
+/**
+ * What on this box was made with the device key: spooled object files (sealed under it) and
+ * audit day files (chained with it). Empty on a box where the gateway has never run.
+ */
+export function dataMadeWithDeviceKey(config: GatewayConfig): string[] {
+  const out: string[] = [];
+  const objects = path.join(config.spool.dir, 'objects');
+  const count = (dir: string, re: RegExp) => {
+    try {
+      return readdirSync(dir).filter((n) => re.test(n)).length;
+    } catch {
+      return 0;
+    }
+  };
+  const n = count(objects, /^\d{16}\.dcm$/);
+  if (n > 0) out.push(`${n} spooled object file(s) in ${objects}`);
+  const days = count(config.audit.dir, /^audit-\d{8}\.log$/);
+  if (days > 0) out.push(`an audit trail of ${days} day file(s) in ${config.audit.dir}`);
+  return out;
+}
+
+/**
+ * The device key of `spool.encryption.keyFile`. It is made only at the very first start
+ * (`create`), never over data made with another one: a new key would make every sealed object
+ * and the whole audit chain unreadable, so a missing key with data present is a refusal that
+ * names the file.
+ *
+ * @throws PacsEdgeError DEVICE_KEY_MISSING (nothing is created), KEY_FILE_INVALID / KEY_FILE_MODE
+ */
+export function deviceKeyFor(config: GatewayConfig, opts: { create: boolean }): DeviceKey {
+  const file = config.spool.encryption.keyFile;
+  if (existsSync(file)) return DeviceKey.load(file);
+  const data = dataMadeWithDeviceKey(config);
+  if (data.length > 0) {
+    throw new PacsEdgeError(
+      'DEVICE_KEY_MISSING',
+      `the device key ${file} is missing, but ${data.join(' and ')} were made with it: put the key file back (pacs-edge restore from a backup) and start again. A new key would make them unreadable, so none was made and nothing was changed.`,
+      { retryable: false, details: { keyFile: file } },
+    );
+  }
+  if (!opts.create) throw new PacsEdgeError('DEVICE_KEY_MISSING', `there is no device key ${file} yet: the gateway has not started here`, { retryable: false, details: { keyFile: file } });
+  return DeviceKey.loadOrCreate(file);
 }

@@ -41,6 +41,12 @@ import { type Claim, type DeadLetter, HANDED_OVER_KEEP_MS, type ObjectInfo, type
  *   d!<dest>!<id>     dead letter for dest (JSON)
  *   u!<sopInstanceUid> id of the newest object with that UID
  *   c!<id>            the object's data was durable before it was acknowledged
+ *   x!<id>            its file could not be opened at the last start (quarantined, see recovery.ts)
+ *   z!<id>            a file replacement under way (compression at rest)
+ *   h!<sopInstanceUid> when every destination confirmed it (Storage Commitment)
+ *
+ * Construct it only through `openSpool` (src/spool/open.ts): it knows the key, the lock and
+ * the access a caller may have. test/spool/construction.test.ts holds every other module to that.
  */
 export class LevelSpool implements Spool {
   private readonly db: Level<string, string>;
@@ -57,6 +63,8 @@ export class LevelSpool implements Spool {
   private readonly listeners: ((destination: string) => void)[] = [];
   /** Delivered objects kept for keepForwardedMs: id → forwardedAt, oldest first. */
   private readonly kept = new Map<string, number>();
+  /** Objects whose file could not be opened at start-up: kept, queued in the index, never handed out this run. */
+  private quarantined = new Map<string, string>();
   /** Objects removed from the index whose files wait for that removal to be durable. */
   private unlinkAfterSync: string[] = [];
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -82,6 +90,8 @@ export class LevelSpool implements Spool {
        * opens the files sealed before encryption was turned off.
        */
       sealNew?: boolean | undefined;
+      /** The device key file, named when recovery refuses a spool it cannot open. */
+      keyFile?: string | undefined;
     },
   ) {
     this.db = new Level<string, string>(path.join(opts.dir, 'index'), { valueEncoding: 'utf8' });
@@ -301,7 +311,7 @@ export class LevelSpool implements Spool {
     filePath: (id) => this.filePath(id),
     reserve: async (id) => {
       const r = await this.getRecord(id);
-      if (!r || r.pending.length === 0) return 'gone';
+      if (!r || r.pending.length === 0 || this.quarantined.has(id)) return 'gone';
       if (this.rewriting.has(id) || this.queues.leasedAnywhere(id)) return 'busy';
       this.rewriting.add(id);
       return r;
@@ -319,9 +329,9 @@ export class LevelSpool implements Spool {
   private readonly storedListeners: ((r: SpoolRecord) => void)[] = [];
 
   private async *allRecords(): AsyncIterable<SpoolRecord> {
-    for await (const [, raw] of this.db.iterator({ gte: 'o!', lt: 'o!\xff' })) {
+    for await (const [key, raw] of this.db.iterator({ gte: 'o!', lt: 'o!\xff' })) {
       const r = openRecord(raw);
-      if (r) yield r;
+      if (r && !this.quarantined.has(key.slice(2))) yield r;
     }
   }
 
@@ -551,7 +561,7 @@ export class LevelSpool implements Spool {
   }
 
   stats(): SpoolStats {
-    return { objects: this.objectCount, bytes: this.objectBytes, destinations: this.queues.stats(Date.now()) };
+    return { objects: this.objectCount, bytes: this.objectBytes, unreadable: this.quarantined.size, destinations: this.queues.stats(Date.now()) };
   }
 
   /** Every record, oldest first (for status and tests). */
@@ -600,8 +610,10 @@ export class LevelSpool implements Spool {
       hashPool: this.opts.hashPool,
       log: this.opts.log,
       seal: this.opts.seal,
+      keyFile: this.opts.keyFile,
     });
     this.queues = r.queues;
+    this.quarantined = r.quarantined;
     for (const [id, at] of r.kept) this.kept.set(id, at);
     this.objectCount = r.objectCount;
     this.objectBytes = r.objectBytes;

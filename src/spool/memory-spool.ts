@@ -24,7 +24,7 @@ export class MemorySpool implements Spool {
   }
 
   async open(): Promise<RecoveryReport> {
-    return { recovered: 0, recoveredBytes: 0, discardedPartials: 0, discardedBytes: 0, lost: [], danglingQueueEntries: 0 };
+    return { recovered: 0, recoveredBytes: 0, discardedPartials: 0, discardedBytes: 0, lost: [], unreadable: [], danglingQueueEntries: 0 };
   }
 
   async close(): Promise<void> {}

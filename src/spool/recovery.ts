@@ -1,27 +1,39 @@
-import { mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Level } from 'level';
+import { PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HashPool } from '../util/hash-pool.js';
-import { sealedSize, type SealKey } from './sealed-file.js';
+import { closeFd, openFd, readFd } from '../util/fd.js';
+import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, sealedSize, type SealKey, type SealProfile } from './sealed-file.js';
 import { QueueState } from './queues.js';
 import { openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
-import type { RecoveryReport, SpoolRecord } from './spool.js';
+import type { DeadLetter, RecoveryReport, SpoolRecord } from './spool.js';
 
 /**
  * Start-up recovery of a {@link LevelSpool}: rebuild the in-memory state from the index and the
- * object files, remove what a crash left half-done, and report every acknowledged object that
- * cannot be vouched for.
+ * object files, undo what a crash left half-done, and account for every acknowledged object.
  *
- * - `.part` files (earlier versions) and `.dcm` files with no index entry: never acknowledged,
- *   deleted and counted as discarded partials.
- * - Indexed objects: the file must exist with the recorded size (and SHA-256 with
- *   `verifyOnStart: sha256`). Objects without their durable marker (the last few before a
- *   crash) are always hashed: a failure there means the data never reached the disk before a
- *   power loss — never acknowledged, discarded with a warning. With the marker, a failure is an
- *   acknowledged object lost: reported, logged as an error, what is left moved to `lost/`.
- * - Queue entries pointing to nothing, markers of removed objects and stale UID index entries
- *   are deleted; intact objects without a marker get one.
+ * The rule it keeps: **only what was provably never acknowledged is discarded, and nothing is
+ * discarded because it cannot be read.** Success is answered only after the object's file, its
+ * directory entry and its index batch are all durable (see LevelSpool), so:
+ *
+ * - `.part` files (earlier versions) and `.dcm` files with no index entry were never
+ *   acknowledged: deleted, counted as discarded partials, logged with their ids.
+ * - An indexed object without its durable marker whose file is missing, of the wrong size or
+ *   fails its SHA-256 never became durable before a crash, so it was never acknowledged:
+ *   discarded with a warning.
+ * - An indexed object *with* its marker whose file is missing or damaged was acknowledged: it is
+ *   kept with its index entry and file, and dead-lettered for every destination still owed it
+ *   (reason `corrupt: …`, an error-level log line each), where `pacs-edge dead-letter` shows it.
+ * - A file that cannot be opened — sealed and no key, a key that does not unwrap its data key,
+ *   an unknown format — is never judged: it stays where it is, queued in the index, and is
+ *   *quarantined* for this run (not handed to a forwarder, counted in status, logged at error
+ *   level, `x!<id>`). The next start looks again, so the right key brings it back.
+ *
+ * Before anything is changed, the whole spool is surveyed read-only. When the spool holds
+ * sealed files and the key opens none of them, recovery refuses (nothing on disk changes):
+ * that is a missing or wrong key, not damage.
  */
 export interface RecoveryInput {
   db: Level<string, string>;
@@ -31,8 +43,10 @@ export interface RecoveryInput {
   verifyOnStart: 'size' | 'sha256';
   hashPool: HashPool;
   log: Logger;
-  /** The spool key: an encrypted file is its sealed size on disk. */
+  /** The spool key (undefined: no device key, only plain files can be read). */
   seal?: SealKey | undefined;
+  /** The device key file, named when recovery refuses because of it. */
+  keyFile?: string | undefined;
 }
 
 export interface RecoveryResult {
@@ -40,24 +54,121 @@ export interface RecoveryResult {
   queues: QueueState;
   /** Delivered objects kept by keepForwardedHours: id → forwardedAt, oldest first. */
   kept: Map<string, number>;
+  /** Objects whose file cannot be opened this run: id → reason (not in `queues`). */
+  quarantined: Map<string, string>;
   objectCount: number;
   objectBytes: number;
   maxId: number;
 }
 
+type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+export type HeaderProblem = NonNullable<ReturnType<typeof sealedHeaderProblem>>;
+
+/** One indexed object as the survey found it. */
+interface Entry {
+  id: string;
+  raw: string;
+  record: SpoolRecord | undefined;
+  /** Size of its `.dcm` file; undefined when there is none. */
+  fileSize: number | undefined;
+  confirmed: boolean;
+  /** How the file starts: plain, sealed under a profile, or unreadable (why). */
+  head: { sealed: SealProfile | undefined; problem: HeaderProblem | undefined } | undefined;
+}
+
+const PROFILE_BY_ID: Record<number, SealProfile> = { 1: 'aes-256-gcm', 2: 'gm' };
+
+/** Read the first bytes of a file: enough for either profile's sealed header. */
+async function readHead(file: string): Promise<Buffer> {
+  const fd = await openFd(file, 'r');
+  try {
+    const head = Buffer.alloc(SEALED_HEAD_BYTES);
+    const n = await readFd(fd, head, 0);
+    return head.subarray(0, n);
+  } finally {
+    await closeFd(fd).catch(() => undefined);
+  }
+}
+
+/** Run `fn` over `items`, `width` at a time (file reads at start-up: bounded, not one by one). */
+async function eachLimited<T>(items: readonly T[], width: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(width, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(lanes);
+}
+
+/** The read-only first pass: files, index records, markers and every file's header. */
+async function survey(opts: RecoveryInput): Promise<{ files: Map<string, { size: number; part: boolean }>; entries: Entry[]; maxId: number }> {
+  const files = new Map<string, { size: number; part: boolean }>();
+  let maxId = 0;
+  for (const name of await readdir(opts.objectsDir)) {
+    const m = /^(\d{16})\.(dcm|part)$/.exec(name);
+    if (!m) continue;
+    maxId = Math.max(maxId, Number(m[1]));
+    const size = (await stat(path.join(opts.objectsDir, name))).size;
+    files.set(m[2] === 'part' ? `${m[1]}.part` : m[1]!, { size, part: m[2] === 'part' });
+  }
+  const markers = new Set<string>();
+  for await (const key of opts.db.keys({ gte: 'c!', lt: 'c!\xff' })) markers.add(key.slice(2));
+  const entries: Entry[] = [];
+  for await (const [key, raw] of opts.db.iterator({ gte: 'o!', lt: 'o!\xff' })) {
+    const id = key.slice(2);
+    maxId = Math.max(maxId, Number(id));
+    entries.push({ id, raw, record: openRecord(raw), fileSize: files.get(id)?.size, confirmed: markers.has(id), head: undefined });
+  }
+  await eachLimited(
+    entries.filter((e) => e.fileSize !== undefined),
+    16,
+    async (e) => {
+      const head = await readHead(path.join(opts.objectsDir, `${e.id}.dcm`));
+      e.head = { sealed: isSealed(head) ? PROFILE_BY_ID[head[5] ?? 0] : undefined, problem: sealedHeaderProblem(opts.seal, head) };
+    },
+  );
+  return { files, entries, maxId };
+}
+
+/** Refuse to touch a spool whose sealed files this key cannot open at all. */
+function refuseUnlessReadable(opts: RecoveryInput, entries: readonly Entry[]): void {
+  const sealed = entries.filter((e) => e.fileSize !== undefined && e.head && isSealedHead(e.head));
+  const opened = sealed.filter((e) => !e.head!.problem);
+  if (sealed.length > 0 && opened.length === 0) throw spoolKeyRefusal(sealed[0]!.head!.problem!, sealed.length, opts.dir, opts.keyFile ?? 'spool.encryption.keyFile');
+}
+
+/** The refusal for a spool none of whose sealed files a key opens; it names the key file and says nothing was changed. */
+export function spoolKeyRefusal(first: HeaderProblem, sealed: number, dir: string, keyFile: string): PacsEdgeError {
+  const code = first.kind === 'no-key' ? 'SPOOL_KEY_MISSING' : first.kind === 'format' ? 'SPOOL_FORMAT_UNKNOWN' : 'SPOOL_KEY_MISMATCH';
+  const message =
+    first.kind === 'no-key'
+      ? `the spool ${dir} holds ${sealed} encrypted object(s) and there is no device key (${keyFile}): put back the key they were sealed with (pacs-edge restore from a backup) and start again. Nothing was changed.`
+      : first.kind === 'format'
+        ? `the spool ${dir} holds ${sealed} object(s) in a format this release cannot read (${first.message}): run the release that wrote them. Nothing was changed.`
+        : `the device key ${keyFile} opens none of the ${sealed} encrypted object(s) in ${dir} (${first.message}): it is not the key they were sealed with. Put back the right key file (pacs-edge restore from a backup) and start again. Nothing was changed.`;
+  return new PacsEdgeError(code, message, { retryable: false, details: { keyFile, spool: dir, sealed } });
+}
+
+const isSealedHead = (h: NonNullable<Entry['head']>) => h.sealed !== undefined || h.problem !== undefined;
+
 /**
  * Finish or undo the file replacements a crash interrupted (compression at rest, see
  * LevelSpool.replaceFile): the file holding the intent's bytes means the rename happened and
  * the record is brought up to date; otherwise the old file is still in place and the intent
- * and its `.z` file are dropped. Stray `.z` files (a crash before the intent) go too.
+ * and its `.z` file are dropped. Stray `.z` files (a crash before the intent) go too. An
+ * intent whose file cannot be opened (key) is left for a start that can.
  */
-async function finishRewrites(opts: RecoveryInput): Promise<{ finished: number; undone: number }> {
+async function finishRewrites(opts: RecoveryInput, unreadable: ReadonlySet<string>): Promise<void> {
   const { db } = opts;
-  const ops: ({ type: 'put'; key: string; value: string } | { type: 'del'; key: string })[] = [];
+  const ops: Op[] = [];
   let finished = 0;
   let undone = 0;
+  const waiting = new Set<string>();
   for await (const [key, raw] of db.iterator({ gte: 'z!', lt: 'z!\xff' })) {
     const id = key.slice(2);
+    if (unreadable.has(id)) {
+      waiting.add(id);
+      continue;
+    }
     ops.push({ type: 'del', key });
     const intent = JSON.parse(raw) as { size: number; sha256: string; transferSyntaxUid: string };
     const recRaw = await db.get(`o!${id}`);
@@ -69,129 +180,184 @@ async function finishRewrites(opts: RecoveryInput): Promise<{ finished: number; 
     } else undone++;
   }
   if (ops.length) await db.batch(ops, { sync: true });
-  for (const name of await readdir(opts.objectsDir)) if (/^\d{16}\.z$/.test(name)) await unlink(path.join(opts.objectsDir, name)).catch(() => undefined);
+  for (const name of await readdir(opts.objectsDir)) {
+    const m = /^(\d{16})\.z$/.exec(name);
+    if (m && !waiting.has(m[1]!)) await unlink(path.join(opts.objectsDir, name)).catch(() => undefined);
+  }
   if (finished || undone) opts.log.info({ finished, undone }, 'interrupted compressions at rest completed or undone');
-  return { finished, undone };
 }
 
 export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult> {
   const { db, log } = opts;
-  await finishRewrites(opts);
+  // 1. Look at everything before changing anything.
+  let s = await survey(opts);
+  refuseUnlessReadable(opts, s.entries);
+  const unreadableIds = new Set(s.entries.filter((e) => e.head?.problem).map((e) => e.id));
+  // 2. Interrupted replacements change records: finish them, then look again at what they touched.
+  if (await hasIntents(db)) {
+    await finishRewrites(opts, unreadableIds);
+    s = await survey(opts);
+  }
+  const { files, entries } = s;
   const filePath = (id: string) => path.join(opts.objectsDir, `${id}.dcm`);
-  const report: RecoveryReport = { recovered: 0, recoveredBytes: 0, discardedPartials: 0, discardedBytes: 0, lost: [], danglingQueueEntries: 0 };
-  const files = new Map<string, number>();
-  let maxId = 0;
+  const report: RecoveryReport = { recovered: 0, recoveredBytes: 0, discardedPartials: 0, discardedBytes: 0, lost: [], unreadable: [], danglingQueueEntries: 0 };
+  const ops: Op[] = [];
+  const live = new Map<string, SpoolRecord>();
+  const quarantined = new Map<string, string>();
+  const damaged = new Set<string>();
+  const kept: [string, number][] = [];
+  const discard = new Set<string>();
+  const removedUids: [string, string][] = [];
+  const destinations = new Set(opts.destinations);
+  /** Dead-letter keys: those in the index, and those this recovery adds. */
+  const deadKeys = new Set<string>();
+  for await (const key of db.keys({ gte: 'd!', lt: 'd!\xff' })) deadKeys.add(key);
   let objectCount = 0;
   let objectBytes = 0;
-  for (const name of await readdir(opts.objectsDir)) {
-    const m = /^(\d{16})\.(dcm|part)$/.exec(name);
-    if (!m) continue;
-    maxId = Math.max(maxId, Number(m[1]));
-    const full = path.join(opts.objectsDir, name);
-    const size = (await stat(full)).size;
-    if (m[2] === 'part') {
-      await unlink(full);
-      report.discardedPartials++;
-      report.discardedBytes += size;
-    } else files.set(m[1]!, size);
-  }
+  const now = Date.now();
 
-  const markers = new Set<string>();
-  for await (const key of db.keys({ gte: 'c!', lt: 'c!\xff' })) markers.add(key.slice(2));
-
-  const destinations = new Set(opts.destinations);
-  const live = new Map<string, SpoolRecord>();
-  const kept: [string, number][] = [];
-  const deletes: string[] = [];
-  const puts: string[] = [];
-  const quarantine: string[] = [];
-  const removedUids: [string, string][] = [];
-  const lose = (id: string, sopInstanceUid: string | undefined, reason: string) => {
-    report.lost.push({ id, sopInstanceUid: sopInstanceUid ?? '(unknown)', reason });
-    quarantine.push(id);
-    log.error({ id, sopInstanceUid, reason }, 'acknowledged object lost from the spool');
-    deletes.push(`o!${id}`, `c!${id}`);
-    if (sopInstanceUid) removedUids.push([sopInstanceUid, id]);
+  const count = (size: number) => {
+    objectCount++;
+    objectBytes += size;
   };
   /** Indexed, but its data never became durable before the crash: it was never acknowledged. */
-  const unconfirmed = (id: string, record: SpoolRecord, size: number | undefined, reason: string) => {
-    files.set(id, size ?? 0); // deleted (and counted) below with the unindexed files
-    deletes.push(`o!${id}`);
-    removedUids.push([record.sopInstanceUid, id]);
-    log.warn({ id, sopInstanceUid: record.sopInstanceUid, reason }, 'unacknowledged object discarded: a crash came before its data was durable');
+  const unconfirmed = (e: Entry, reason: string) => {
+    discard.add(e.id);
+    ops.push({ type: 'del', key: `o!${e.id}` });
+    if (e.record) removedUids.push([e.record.sopInstanceUid, e.id]);
+    log.error({ id: e.id, sopInstanceUid: e.record?.sopInstanceUid, reason }, 'unacknowledged object discarded: a crash came before its data was durable');
   };
-  const keep = (id: string, record: SpoolRecord, confirmed: boolean) => {
-    live.set(id, record);
-    if (record.forwardedAt !== undefined && record.pending.length === 0) kept.push([id, record.forwardedAt]);
-    if (!confirmed) puts.push(`c!${id}`);
+  /** The file cannot be opened: keep everything, hand it to nobody this run, look again next start. */
+  const quarantine = (e: Entry, reason: string) => {
+    quarantined.set(e.id, reason);
+    report.unreadable.push({ id: e.id, sopInstanceUid: e.record?.sopInstanceUid ?? '(unknown)', reason });
+    ops.push({ type: 'put', key: `x!${e.id}`, value: JSON.stringify({ reason, at: now }) });
+    log.error({ id: e.id, sopInstanceUid: e.record?.sopInstanceUid, reason }, 'spooled object cannot be opened: kept in the spool and queued, but not sent until a start can open it');
+    count(e.record?.size ?? e.fileSize ?? 0);
+  };
+  /** Acknowledged, and its file is missing or damaged: kept as a dead letter for each destination still owed it. */
+  const corrupt = (e: Entry & { record: SpoolRecord }, reason: string) => {
+    const r = e.record;
+    if (r.pending.length === 0) {
+      // Already delivered everywhere (kept by keepForwardedHours): nobody is owed it.
+      ops.push({ type: 'del', key: `o!${e.id}` }, { type: 'del', key: `c!${e.id}` });
+      removedUids.push([r.sopInstanceUid, e.id]);
+      log.warn({ id: e.id, sopInstanceUid: r.sopInstanceUid, reason }, 'a delivered object kept in the spool is damaged: removed');
+      return;
+    }
+    damaged.add(e.id);
+    report.lost.push({ id: e.id, sopInstanceUid: r.sopInstanceUid, reason });
+    for (const d of r.pending) {
+      // Already a dead letter there (the destination refused it earlier): it stays one.
+      if (deadKeys.has(`d!${d}!${e.id}`)) continue;
+      deadKeys.add(`d!${d}!${e.id}`);
+      const dl: DeadLetter = { id: e.id, destination: d, sopInstanceUid: r.sopInstanceUid, sopClassUid: r.sopClassUid, reason: `corrupt: ${reason} (found at start-up)`, at: now };
+      ops.push({ type: 'del', key: `q!${d}!${e.id}` }, { type: 'put', key: `d!${d}!${e.id}`, value: JSON.stringify(dl) });
+      destinations.add(d);
+    }
+    log.error({ id: e.id, sopInstanceUid: r.sopInstanceUid, destinations: r.pending, reason }, 'acknowledged object damaged in the spool: moved from the queue to the dead letters (kept with its index entry for inspection)');
+    count(r.size);
+  };
+  const keep = (e: Entry & { record: SpoolRecord }, markDurable: boolean) => {
+    const r = e.record;
+    live.set(e.id, r);
+    if (r.forwardedAt !== undefined && r.pending.length === 0) kept.push([e.id, r.forwardedAt]);
+    if (markDurable && !e.confirmed) ops.push({ type: 'put', key: `c!${e.id}`, value: '' });
     report.recovered++;
-    report.recoveredBytes += record.size;
-    objectCount++;
-    objectBytes += record.size;
-    for (const d of record.pending) destinations.add(d);
+    report.recoveredBytes += r.size;
+    count(r.size);
+    for (const d of r.pending) destinations.add(d);
   };
-  // Files are hashed on the worker pool, all threads at once: every file without a durable
-  // marker, and all of them with verifyOnStart: sha256.
-  const hashing: { id: string; record: SpoolRecord; size: number; confirmed: boolean; hash: Promise<{ sha256: string }> }[] = [];
-  for await (const [key, raw] of db.iterator({ gte: 'o!', lt: 'o!\xff' })) {
-    const id = key.slice(2);
-    maxId = Math.max(maxId, Number(id));
-    const record = openRecord(raw);
-    const size = files.get(id);
-    files.delete(id);
-    const confirmed = markers.delete(id);
-    if (!record) {
-      lose(id, undefined, 'index record fails its checksum');
+
+  // 3. Judge each indexed object; hash where needed, on the worker pool, all threads at once.
+  const hashing: { e: Entry & { record: SpoolRecord }; hash: Promise<{ sha256: string; size: number } | { error: PacsEdgeError | Error }> }[] = [];
+  for (const e of entries) {
+    if (!e.record) {
+      // A damaged index entry: which destinations it owes is unknown, so nothing of it is touched.
+      quarantine(e, 'index record fails its checksum');
       continue;
     }
-    const bad = (reason: string) => (confirmed ? lose(id, record.sopInstanceUid, reason) : unconfirmed(id, record, size, reason));
-    if (size === undefined) bad('object file is missing');
-    // Plain, or sealed under either profile (the profile may have changed since it was written).
-    else if (size !== record.size && !(opts.seal && (size === sealedSize(record.size, 'aes-256-gcm') || size === sealedSize(record.size, 'gm')))) bad(`object file is ${size} bytes, expected ${record.size}`);
-    else if (opts.verifyOnStart === 'sha256' || !confirmed) {
-      const hash = opts.hashPool.hashFile(filePath(id));
-      hash.catch(() => undefined);
-      hashing.push({ id, record, size, confirmed, hash });
-    } else keep(id, record, true);
+    const withRecord = e as Entry & { record: SpoolRecord };
+    const bad = (reason: string) => (e.confirmed ? corrupt(withRecord, reason) : unconfirmed(e, reason));
+    if (e.fileSize === undefined) {
+      bad('object file is missing');
+      continue;
+    }
+    if (e.head?.problem) {
+      quarantine(e, e.head.problem.message);
+      continue;
+    }
+    const expected = e.head?.sealed ? sealedSize(e.record.size, e.head.sealed) : e.record.size;
+    if (e.fileSize !== expected) bad(`object file is ${e.fileSize} bytes, expected ${expected}`);
+    else if (opts.verifyOnStart === 'sha256' || !e.confirmed) {
+      const hash = opts.hashPool.hashFile(filePath(e.id)).catch((error: Error) => ({ error }));
+      hashing.push({ e: withRecord, hash });
+    } else keep(withRecord, false);
   }
-  for (const h of hashing) {
-    const sha = await h.hash.then((r) => r.sha256, () => undefined);
-    if (sha === h.record.sha256) keep(h.id, h.record, h.confirmed);
-    else if (h.confirmed) lose(h.id, h.record.sopInstanceUid, 'object file fails its SHA-256 check');
-    else unconfirmed(h.id, h.record, h.size, 'object file fails its SHA-256 check');
+  for (const { e, hash } of hashing) {
+    const h = await hash;
+    if ('error' in h) {
+      // Damage found by the segment authentication is a verdict; any other failure (the pool,
+      // the file system) is not: the object stays, and is checked again when it is sent.
+      if ((h.error as PacsEdgeError).code === 'SPOOL_CORRUPT') (e.confirmed ? corrupt(e, h.error.message) : unconfirmed(e, h.error.message));
+      else {
+        log.warn({ id: e.id, err: h.error.message }, 'could not verify a spooled object at start-up; it stays queued and is checked when sent');
+        keep(e, false);
+      }
+    } else if (h.sha256 === e.record.sha256) keep(e, true);
+    else if (e.confirmed) corrupt(e, 'object file fails its SHA-256 check');
+    else unconfirmed(e, 'object file fails its SHA-256 check');
   }
-  for (const id of markers) deletes.push(`c!${id}`); // markers of objects no longer indexed
-  for (const [uid, id] of removedUids) if ((await db.get(`u!${uid}`)) === id) deletes.push(`u!${uid}`);
-  // What is left of a lost object goes to lost/ for inspection, out of the queues' way.
-  if (quarantine.length) await mkdir(path.join(opts.dir, 'lost'), { recursive: true });
-  for (const id of quarantine) await rename(filePath(id), path.join(opts.dir, 'lost', `${id}.dcm`)).catch(() => undefined);
+  const indexed = new Set(entries.map((e) => e.id));
+  for await (const key of db.keys({ gte: 'c!', lt: 'c!\xff' })) if (!indexed.has(key.slice(2)) || discard.has(key.slice(2))) ops.push({ type: 'del', key });
+  for await (const key of db.keys({ gte: 'x!', lt: 'x!\xff' })) if (!quarantined.has(key.slice(2))) ops.push({ type: 'del', key });
+  for (const [uid, id] of removedUids) if ((await db.get(`u!${uid}`)) === id) ops.push({ type: 'del', key: `u!${uid}` });
 
-  // .dcm files with no index entry: written (maybe fully) but never indexed, so never acknowledged.
-  for (const [id, size] of files) {
-    await unlink(filePath(id)).catch(() => undefined);
-    report.discardedPartials++;
-    report.discardedBytes += size;
-  }
-
+  // 4. Queues: the index's entries for what is live; those of quarantined objects stay in the
+  // index (they are sent once a start can open them); entries pointing to nothing go.
   const queues = new QueueState([...destinations]);
   for await (const key of db.keys({ gte: 'q!', lt: 'q!\xff' })) {
     const [, dest, id] = key.split('!') as [string, string, string];
     const r = live.get(id);
-    if (!r) {
-      deletes.push(key);
+    if (r) queues.enqueue(dest, id, { size: r.size, receivedAt: r.receivedAt });
+    else if (!quarantined.has(id) && !damaged.has(id)) {
+      ops.push({ type: 'del', key });
       report.danglingQueueEntries++;
-      continue;
     }
-    queues.enqueue(dest, id, { size: r.size, receivedAt: r.receivedAt });
   }
-  for await (const key of db.keys({ gte: 'd!', lt: 'd!\xff' })) queues.addDeadLetters(key.split('!')[1]!, 1);
-  for (const d of queues.stats(Date.now())) {
+  for (const key of deadKeys) queues.addDeadLetters(key.split('!')[1]!, 1);
+  for (const d of queues.stats(now)) {
     if (!opts.destinations.includes(d.name) && d.pending > 0) {
       log.warn({ destination: d.name, pending: d.pending }, 'objects are still owed to a destination that is no longer configured; they stay in the spool until it is configured again');
     }
   }
-  if (deletes.length || puts.length) {
-    await db.batch([...deletes.map((key) => ({ type: 'del' as const, key })), ...puts.map((key) => ({ type: 'put' as const, key, value: '' }))], { sync: true });
+  if (ops.length) await db.batch(dedupe(ops), { sync: true });
+
+  // 5. Files no index entry vouches for (and only those) go, now that the index is durable.
+  const unindexed: string[] = [];
+  for (const [name, f] of files) {
+    const id = f.part ? name.slice(0, -'.part'.length) : name;
+    if (!f.part && indexed.has(id) && !discard.has(id)) continue;
+    await unlink(path.join(opts.objectsDir, f.part ? `${id}.part` : `${id}.dcm`)).catch(() => undefined);
+    report.discardedPartials++;
+    report.discardedBytes += f.size;
+    unindexed.push(id);
   }
-  return { report, queues, kept: new Map(kept.sort((a, b) => a[1] - b[1])), objectCount, objectBytes, maxId };
+  if (unindexed.length) log.warn({ ids: unindexed.slice(0, 20), more: Math.max(0, unindexed.length - 20) }, 'partial receptions removed: files of objects that were never acknowledged');
+  return { report, queues, kept: new Map(kept.sort((a, b) => a[1] - b[1])), quarantined, objectCount, objectBytes, maxId: s.maxId };
+}
+
+async function hasIntents(db: Level<string, string>): Promise<boolean> {
+  for await (const key of db.keys({ gte: 'z!', lt: 'z!\xff', limit: 1 })) if (key) return true;
+  return false;
+}
+
+/** The last operation on a key wins (a batch must not both put and delete one key). */
+function dedupe(ops: Op[]): Op[] {
+  const last = new Map<string, Op>();
+  for (const o of ops) {
+    last.delete(o.key);
+    last.set(o.key, o);
+  }
+  return [...last.values()];
 }

@@ -210,6 +210,33 @@ function openHeader(key: SealKey, head: Buffer): SegmentCipher {
 }
 
 /**
+ * Why a file's header cannot be opened with `key`, without reading or changing anything else:
+ * `undefined` when it can (or the file is plain). Recovery asks this of every spooled file
+ * before it decides anything, so that a missing or wrong device key is told apart from damage
+ * and never mistaken for it.
+ *
+ * - `no-key`: the file is sealed and no key is at hand;
+ * - `key`: the data key does not unwrap under this key (another device key, or a damaged header:
+ *   the two cannot be told apart from one file, which is why recovery looks at all of them);
+ * - `format`: an unknown version, profile or layout (a newer release wrote it).
+ */
+export function sealedHeaderProblem(key: SealKey | undefined, head: Buffer): { kind: 'no-key' | 'key' | 'format'; message: string } | undefined {
+  if (!isSealed(head)) return undefined;
+  if (head.length < FIXED) return { kind: 'format', message: 'sealed file header is cut short' };
+  if (head[4] !== VERSION) return { kind: 'format', message: `sealed file version ${head[4]} is not supported by this release` };
+  const profile = (Object.keys(PROFILE_ID) as SealProfile[]).find((p) => PROFILE_ID[p] === head[5]);
+  if (!profile) return { kind: 'format', message: `sealed file profile ${head[5]} is unknown to this release` };
+  if (head[6] !== Math.log2(SEGMENT_BYTES) || head[7] !== WRAPPED[profile] || head.length < FIXED + WRAPPED[profile]) return { kind: 'format', message: 'sealed file header has unexpected sizes' };
+  if (!key) return { kind: 'no-key', message: 'sealed file, and no device key is at hand' };
+  try {
+    openHeader(key, head);
+    return undefined;
+  } catch (err) {
+    return { kind: 'key', message: (err as Error).message };
+  }
+}
+
+/**
  * Seals a stream: `push` plaintext as it comes, take back whole sealed segments; `final()` gives
  * the last (final-marked) segment. The header is the first thing to write.
  */

@@ -95,6 +95,8 @@ export interface DestinationStats {
 export interface SpoolStats {
   objects: number;
   bytes: number;
+  /** Objects kept but not sent because their file cannot be opened (see {@link RecoveryReport.unreadable}). */
+  unreadable?: number | undefined;
   destinations: DestinationStats[];
 }
 
@@ -106,8 +108,18 @@ export interface RecoveryReport {
   /** Files without a committed index entry (partial receptions, never acknowledged): removed. */
   discardedPartials: number;
   discardedBytes: number;
-  /** Index entries whose file is missing or fails its size/checksum check: acknowledged objects that are lost. */
+  /**
+   * Acknowledged objects whose file is missing or fails its size/checksum check: they cannot be
+   * delivered as received. Kept with their index entry (and file, if any) as dead letters
+   * (`corrupt: …`) for every destination still owed them, never deleted by recovery.
+   */
   lost: { id: string; sopInstanceUid: string; reason: string }[];
+  /**
+   * Objects whose file cannot be opened this run (no key, another key, unknown format, damaged
+   * index entry): left untouched and queued in the index, not handed to any destination until a
+   * start can open them.
+   */
+  unreadable: { id: string; sopInstanceUid: string; reason: string }[];
   /** Queue entries pointing to no object, removed. */
   danglingQueueEntries: number;
 }

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -253,27 +254,51 @@ describe('AuditTrail', () => {
     expect(await verifyTrail(dir, chainKey)).toMatchObject({ ok: true, records: 2 });
   });
 
-  it('one writer per directory: a live owner keeps the lock, a dead one loses it', async () => {
+  it('one writer per directory: a live owner keeps the lock; a dead one, or a pid now used by another program, loses it', async () => {
     const b = base();
     mkdirSync(path.join(b, 'audit'), { recursive: true });
-    writeFileSync(path.join(b, 'audit', 'audit.lock'), '1\n'); // pid 1 is alive
-    await expect(openTrail(b)).rejects.toMatchObject({ code: 'AUDIT_LOCKED' });
+    // A live Node process (a gateway or a command) holds it.
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+    try {
+      writeFileSync(path.join(b, 'audit', 'audit.lock'), `${holder.pid}\n`);
+      await expect(openTrail(b)).rejects.toMatchObject({ code: 'AUDIT_LOCKED' });
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    // After a power loss the lock file survives, and at the next boot its pid may belong to
+    // another program: that is no holder (the gateway would otherwise never start again).
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      writeFileSync(path.join(b, 'audit', 'audit.lock'), `${other.pid}\n`);
+      const { trail } = await openTrail(b);
+      await trail.stop();
+    } finally {
+      other.kill('SIGKILL');
+    }
     writeFileSync(path.join(b, 'audit', 'audit.lock'), '999999999\n');
     const { trail } = await openTrail(b);
     await trail.stop();
   });
 
-  it('records events dropped in the inbox by the CLI (only audit-log-read)', async () => {
+  it('records the events a command may hand in through the inbox, and nothing else', async () => {
     const b = base();
     const { trail, dir } = await openTrail(b);
     writeFileSync(path.join(dir, 'inbox', '1-a.json'), JSON.stringify({ kind: 'audit-log-read', by: 'auditor' }));
+    // An operator's change without the operator, or any other kind, is not taken.
     writeFileSync(path.join(dir, 'inbox', '2-b.json'), JSON.stringify({ kind: 'purged', studyUid: '1.2', count: 1, reason: 'x' }));
+    writeFileSync(path.join(dir, 'inbox', '3-c.json'), JSON.stringify({ kind: 'application-stop' }));
+    writeFileSync(path.join(dir, 'inbox', '4-d.json'), JSON.stringify({ kind: 'purged', studyUid: '1.2.3', count: 2, reason: 'dead letters of pacs purged by an operator', by: 'alice' }));
+    writeFileSync(path.join(dir, 'inbox', '5-e.json'), JSON.stringify({ kind: 'instances-requeued', studyUid: '1.2.3', count: 1, reason: 'dead letters queued again', by: 'bob' }));
     await new Promise((r) => setTimeout(r, 1300));
     await trail.stop();
     const [file] = readdirSync(dir).filter((x) => x.endsWith('.log'));
     const recs = lines(path.join(dir, file!));
-    expect(recs).toHaveLength(1);
+    expect(recs).toHaveLength(3);
     expect(recs[0]).toContain('110101');
+    expect(recs[1]).toContain('110105');
+    expect(recs[1]).toContain('UserID=\\"alice\\"');
+    expect(recs[2]).toContain('110103');
+    expect(recs[2]).toContain('UserID=\\"bob\\"');
     expect(readdirSync(path.join(dir, 'inbox'))).toEqual([]);
   });
 });

@@ -106,15 +106,16 @@ export function watchGateway(proc: ChildProcess): {
   return { logs, output: () => raw, exited, waitForLog };
 }
 
-/** Start the real gateway (`node dist/src/cli/main.js run`) with a generated configuration. */
-export async function startGateway(opts: {
+export interface GatewayConfigOptions {
   dir: string;
   config?: Record<string, unknown>;
   receive?: Record<string, unknown>;
   spool?: Record<string, unknown>;
-  env?: Record<string, string>;
   port?: number;
-}): Promise<GatewayProcess> {
+}
+
+/** Write a gateway configuration for a test (loopback, any caller, spool under `dir`); returns where it is and what it says. */
+export async function writeGatewayConfig(opts: GatewayConfigOptions): Promise<{ configFile: string; port: number; spoolDir: string }> {
   const port = opts.port ?? (await freePort());
   const spoolDir = path.join(opts.dir, 'spool');
   const config = {
@@ -127,6 +128,20 @@ export async function startGateway(opts: {
   };
   const configFile = path.join(opts.dir, `gateway-${port}.yaml`);
   writeFileSync(configFile, stringify(config));
+  return { configFile, port, spoolDir };
+}
+
+/** Start the real gateway (`node dist/src/cli/main.js run`) with a generated configuration. */
+export async function startGateway(opts: GatewayConfigOptions & { env?: Record<string, string> }): Promise<GatewayProcess> {
+  const { configFile, port, spoolDir } = await writeGatewayConfig(opts);
+  return runGateway(configFile, { port, spoolDir, ...(opts.env ? { env: opts.env } : {}) });
+}
+
+/**
+ * Start the real gateway (`node dist/src/cli/main.js run`) on an existing configuration file and
+ * wait until it listens. `port` and `spoolDir` are what that file configures (for the caller).
+ */
+export async function runGateway(configFile: string, opts: { port: number; spoolDir: string; env?: Record<string, string> }): Promise<GatewayProcess> {
   const proc = spawn(process.execPath, [CLI, 'run', '--config', configFile], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -134,8 +149,8 @@ export async function startGateway(opts: {
   const { logs, output, exited, waitForLog } = watchGateway(proc);
   await waitForLog((l) => l.msg === 'gateway listening');
   return {
-    port,
-    spoolDir,
+    port: opts.port,
+    spoolDir: opts.spoolDir,
     configFile,
     proc,
     logs,

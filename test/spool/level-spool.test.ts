@@ -1,10 +1,11 @@
-import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LevelSpool } from '../../src/spool/level-spool.js';
-import { readSpoolOffline } from '../../src/spool/offline-stats.js';
+import type { GatewayConfig } from '../../src/config/types.js';
+import { readSpool } from '../../src/spool/open.js';
 import { HashPool } from '../../src/util/hash-pool.js';
 import { tempDir } from '../helpers/processes.js';
 import { put, spoolConformance } from './conformance.js';
@@ -88,7 +89,7 @@ describe('LevelSpool recovery', () => {
     await s2.close();
   });
 
-  it('reports an acknowledged object whose file is missing or truncated as lost, and unqueues it', async () => {
+  it('an acknowledged object whose file is missing or truncated is reported, dead-lettered as corrupt and kept: never deleted or moved', async () => {
     const s = make(t.dir, ['pacs']);
     await s.open();
     const a = await put(s, '2.1', 'a'.repeat(100));
@@ -109,11 +110,24 @@ describe('LevelSpool recovery', () => {
       ['2.3', 'object file is missing'],
     ]);
     expect(await s2.claim('pacs', 10)).toEqual([]);
-    expect(report.danglingQueueEntries).toBe(3);
-    // What remains of lost objects is kept aside for inspection, not deleted and not re-queued.
-    expect(readdirSync(path.join(t.dir, 'lost')).sort()).toEqual([`${a.id}.dcm`, `${b.id}.dcm`]);
-    expect(readdirSync(objects())).toEqual([]);
+    expect(report.danglingQueueEntries).toBe(0);
+    // Out of the queue, into the dead letters, where an operator sees them (and can purge them).
+    const dead = await s2.listDeadLetters('pacs');
+    expect(dead.map((d) => d.sopInstanceUid)).toEqual(['2.1', '2.2', '2.3']);
+    expect(dead.every((d) => d.reason.startsWith('corrupt: '))).toBe(true);
+    expect(s2.stats().destinations[0]).toMatchObject({ pending: 0, deadLetter: 3 });
+    // What remains of them stays where it was, with its index entry, for inspection.
+    expect(readdirSync(objects()).sort()).toEqual([`${a.id}.dcm`, `${b.id}.dcm`]);
+    expect(existsSync(path.join(t.dir, 'lost'))).toBe(false);
+    expect(await s2.find('2.1')).toMatchObject({ id: a.id });
     await s2.close();
+    // The next start finds the same and changes nothing: no double dead letters.
+    const s3 = make(t.dir, ['pacs']);
+    const again = await s3.open();
+    expect(again.lost).toHaveLength(3);
+    expect(await s3.listDeadLetters('pacs')).toHaveLength(3);
+    expect(s3.stats().destinations[0]).toMatchObject({ pending: 0, deadLetter: 3 });
+    await s3.close();
   });
 
   it('an indexed object without its durable marker (power loss mid-commit) is verified: kept when intact, discarded as unacknowledged when not', async () => {
@@ -213,7 +227,8 @@ describe('LevelSpool recovery', () => {
     await s.deadLetter('archive', a.id, 'rejected', 0xa900);
     const live = s.stats();
     await s.close();
-    const offline = await readSpoolOffline(t.dir, ['pacs', 'archive']);
+    const config = { spool: { dir: t.dir }, forward: [{ name: 'pacs' }, { name: 'archive' }] } as unknown as GatewayConfig;
+    const offline = await readSpool(config, async (v) => v.stats());
     expect(offline.objects).toBe(live.objects);
     expect(offline.bytes).toBe(live.bytes);
     for (const d of live.destinations) {

@@ -1,0 +1,44 @@
+import { PacsEdgeError } from '../errors.js';
+
+/**
+ * Exit codes of every `pacs-edge` command, documented in README ("Exit codes") and used by the
+ * systemd unit (`RestartPreventExitStatus=`): a restart cannot fix a wrong key or a tampered
+ * installation, so the unit stays down and says why instead of looping.
+ */
+export const EXIT = {
+  ok: 0,
+  /** Failed: the message says why (a taken port, an unreadable file, a refused request). */
+  failed: 1,
+  /** Usage: an unknown command or option, a missing argument. */
+  usage: 2,
+  /** `audit verify`: the audit trail is not intact. */
+  auditNotIntact: 3,
+  /** The installation failed its integrity check (security.integrity: enforce). */
+  integrity: 4,
+  /** The device key is missing, or opens none of the spool's sealed objects: nothing was changed. */
+  spoolKey: 5,
+  /** The spool is in use by another process (a gateway starting or stopping, another command), or its index is missing. */
+  spoolBusy: 6,
+} as const;
+
+/** The exit code for an error that ended a command or a start. */
+export function exitCodeFor(err: unknown): number {
+  if (!(err instanceof PacsEdgeError)) return EXIT.failed;
+  switch (err.code) {
+    case 'DEVICE_KEY_MISSING':
+    case 'DEVICE_KEY_MISMATCH':
+    case 'SPOOL_KEY_MISSING':
+    case 'SPOOL_KEY_MISMATCH':
+    case 'SPOOL_FORMAT_UNKNOWN':
+    case 'KEY_FILE_INVALID':
+    case 'KEY_FILE_MODE':
+      return EXIT.spoolKey;
+    case 'SPOOL_LOCKED':
+    case 'SPOOL_INDEX_MISSING':
+    case 'GATEWAY_RUNNING':
+    case 'AUDIT_LOCKED':
+      return EXIT.spoolBusy;
+    default:
+      return EXIT.failed;
+  }
+}

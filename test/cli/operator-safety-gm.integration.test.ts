@@ -1,0 +1,4 @@
+import { operatorSafetySuite } from './operator-safety.js';
+
+// Issue 12: every CLI command, stopped and running, with spool.encryption.profile gm (test/cli/operator-safety.ts).
+operatorSafetySuite('gm');
