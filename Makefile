@@ -5,11 +5,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 CONFIG ?= firmware-config/dev.yaml
 
-.PHONY: help install build typecheck run test test-unit deps deps-arm deps-bench bench chaos demo arm-smoke check-config sbom clean
+.PHONY: help install build typecheck run test test-unit deps deps-arm deps-bench bench chaos reliability demo arm-smoke check-config sbom clean
 
 help:
 	@echo "make run     install, build and start the gateway on $(CONFIG) (local spool, no server needed)"
-	@echo "make test    install what the tests need (DCMTK), build, run the whole suite"
+	@echo "make test    install what the tests need (DCMTK, Orthanc, …), build, run the whole suite (fault report -> .tmp/reliability.md)"
+	@echo "make reliability  the fault suites (test/faults, test/crash, every test that records a fault row) -> docs/reliability.md"
 	@echo "make bench   receive, forward, codec and WAN benchmarks vs DCMTK and Orthanc -> docs/benchmarks.md"
 	@echo "make chaos   long crash-consistency run (SIGKILL at many points)"
 	@echo "make demo    modality (storescu) -> gateway -> PACS (storescp) with a sample study, in under a minute"
@@ -51,10 +52,39 @@ deps:
 deps-bench: deps
 	@command -v gdcmconv >/dev/null || { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends libgdcm-tools >/dev/null; }
 
-# The fault tests write their rows into docs/reliability.md (test/reliability-report.ts).
+# The public DICOM corpus of the corpus tests (test/helpers/corpus.ts): $PACS_EDGE_CORPUS, or
+# ../shared/corpus/public when it exists and the variable is unset. Without it those tests are
+# skipped; with CI set they fail instead.
+CORPUS_DEFAULT := $(abspath $(CURDIR)/../shared/corpus/public)
+ifeq ($(strip $(PACS_EDGE_CORPUS)),)
+ifneq ($(wildcard $(CORPUS_DEFAULT)/.),)
+export PACS_EDGE_CORPUS := $(CORPUS_DEFAULT)
+endif
+endif
+
+# One line: which corpus the corpus tests read, or why they are skipped (fail, with CI set).
+define corpus_line
+n=0; [ -n "$$PACS_EDGE_CORPUS" ] && [ -d "$$PACS_EDGE_CORPUS" ] && n=$$(find "$$PACS_EDGE_CORPUS" -maxdepth 1 -name '*.dcm' | wc -l); \
+case "$$CI" in ''|0|false|False|FALSE) outcome='are skipped';; *) outcome='fail (CI is set)';; esac; \
+if [ "$$n" -gt 0 ]; then echo "corpus: $$PACS_EDGE_CORPUS ($$n files)"; \
+elif [ -z "$$PACS_EDGE_CORPUS" ]; then echo "corpus: not found (PACS_EDGE_CORPUS unset and ../shared/corpus/public absent): the corpus tests $$outcome"; \
+elif [ -d "$$PACS_EDGE_CORPUS" ]; then echo "corpus: not found (PACS_EDGE_CORPUS=$$PACS_EDGE_CORPUS: no .dcm file in it): the corpus tests $$outcome"; \
+else echo "corpus: not found (PACS_EDGE_CORPUS=$$PACS_EDGE_CORPUS: no such directory): the corpus tests $$outcome"; fi
+endef
+
+# The fault tests' rows go to .tmp/reliability.md (git-ignored): `make test` leaves the working
+# tree clean. `make reliability` writes docs/reliability.md (test/reliability-report.ts).
 test: deps build
 	npx tsc -p tsconfig.test.json
-	PACS_EDGE_RELIABILITY_OUT=$(CURDIR)/docs/reliability.md npx vitest run
+	@$(corpus_line)
+	PACS_EDGE_RELIABILITY_RUN='make test' PACS_EDGE_RELIABILITY_OUT=$(CURDIR)/.tmp/reliability.md npx vitest run
+
+# The fault suites, and every other test that records a fault row (recordFault), into
+# docs/reliability.md; written only when every row lost 0 objects.
+RELIABILITY_TESTS = test/faults test/crash $(sort $(filter-out test/faults/% test/crash/%,$(shell grep -rl --include='*.test.ts' recordFault test)))
+reliability: deps build
+	npx tsc -p tsconfig.test.json
+	PACS_EDGE_RELIABILITY_RUN='make reliability' PACS_EDGE_RELIABILITY_OUT=$(CURDIR)/docs/reliability.md npx vitest run $(RELIABILITY_TESTS)
 
 test-unit: build
 	npx vitest run test/dicom test/config test/spool test/receive/unit

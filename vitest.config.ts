@@ -9,7 +9,7 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     reporters: ['default'],
-    // Clears, then gathers, the rows of docs/reliability.md (test/helpers/reliability.ts).
+    // Gathers the fault rows of the run into the reliability report (test/reliability-report.ts).
     globalSetup: ['test/reliability-report.ts'],
   },
 });

@@ -133,8 +133,11 @@ async function main(): Promise<number> {
     const atPacs = datasets(pacsDir);
     let identical = 0;
     for (const [uid, sentBytes] of datasets(refDir)) if (atPacs.get(uid)?.equals(sentBytes)) identical++;
-    const status = spawnSync(process.execPath, [cli, 'status', '--config', config], { encoding: 'utf8' }).stdout;
-    console.log(status);
+    // The gateway's own view at the end (`pacs-edge status`); a status that cannot be read is a
+    // failure of the demo, not an empty line.
+    const status = spawnSync(process.execPath, [cli, 'status', '--config', config], { encoding: 'utf8' });
+    if (status.status !== 0 || !status.stdout.trim()) throw new Error(`pacs-edge status failed (exit ${status.status}): ${(status.stderr || status.stdout).slice(-500)}`);
+    console.log(status.stdout);
     say(`end to end: ${files.length} images modality → gateway → PACS in ${total.toFixed(2)} s; ${identical}/${files.length} data sets byte-identical at the PACS`);
     return identical === files.length ? 0 : 1;
   } finally {

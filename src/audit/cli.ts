@@ -5,6 +5,7 @@ import { userInfo } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import type { GatewayConfig } from '../config/types.js';
+import { actAsStateOwner } from '../security/state-owner.js';
 import { controlGet } from '../health/control-server.js';
 import { createLogger } from '../log.js';
 import { DeviceKey } from '../security/device-key.js';
@@ -25,6 +26,8 @@ export const EXIT_NOT_INTACT = 3;
  * unreadable directory), 2 usage.
  */
 export async function auditCommand(config: GatewayConfig, json: boolean): Promise<number> {
+  // The reading is appended to the trail: as the trail's owner, even under sudo.
+  actAsStateOwner(config);
   const dir = config.audit.dir;
   const keyFile = auditKeyFile(config);
   let key: DeviceKey;

@@ -1,6 +1,6 @@
 import { recordOffline, safeUser } from '../audit/cli.js';
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, chmodSync } from 'node:fs';
+import { closeSync, existsSync, fchownSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { HEAD_FILE } from '../audit/chain.js';
@@ -13,6 +13,7 @@ import { controlGet } from '../health/control-server.js';
 import { sealKeyOf } from '../security/spool-key.js';
 import { holdSpoolLock, sealedFilesOpenedBy } from '../spool/open.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
+import { actAsStateOwner } from '../security/state-owner.js';
 
 /**
  * `pacs-edge backup` / `pacs-edge restore` (数据备份恢复, GB/T 22239-2019 §8.1.4.9): one
@@ -245,12 +246,18 @@ function decodePayload(bytes: Buffer): { config: string; deviceId: string; creat
   return { config: p.config, deviceId: p.deviceId, createdAt: p.createdAt, entries };
 }
 
-/** Write `data` to `file` durably (temporary file, fsync, rename, directory fsync). */
+/**
+ * Write `data` to `file` durably (temporary file, fsync, rename, directory fsync). Run as root
+ * into a directory another user owns (the service's key directory), the file is given to that
+ * owner: a device key only root can read would keep the gateway from starting.
+ */
 function writeDurably(file: string, data: Buffer, mode: number): void {
   const tmp = `${file}.restore-${process.pid}.tmp`;
   const fd = openSync(tmp, 'w', mode);
   try {
     writeSync(fd, data);
+    const dir = statSync(path.dirname(file));
+    if (process.getuid?.() === 0 && dir.uid !== 0) fchownSync(fd, dir.uid, dir.gid);
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
@@ -290,7 +297,10 @@ export async function backupCommand(configFile: string, args: string[], option: 
     // The keys left the box (encrypted): a Security Alert, Use of Restricted Function (110132), not a failure.
     const keyEntry = entries.find((e) => e.role === 'device-key');
     if (keyEntry && existsSync(config.audit.dir)) {
-      const recorded = await recordOffline(config, DeviceKey.load(config.spool.encryption.keyFile), {
+      const key = DeviceKey.load(config.spool.encryption.keyFile);
+      // The backup is written; the audit record is appended as the trail's owner (state-owner.ts).
+      actAsStateOwner(config);
+      const recorded = await recordOffline(config, key, {
         kind: 'security-alert',
         type: 'use-of-restricted-function',
         detail: `backup of the configuration and the device key written to ${path.resolve(out)} by ${safeUser()}`,
@@ -396,7 +406,9 @@ async function auditRestore(configFile: string, input: string, createdAt: string
   try {
     const config = loadConfig(configFile);
     if (!existsSync(config.audit.dir) || !existsSync(config.spool.encryption.keyFile)) return 'no audit trail here yet: nothing recorded';
-    return await recordOffline(config, DeviceKey.load(config.spool.encryption.keyFile), {
+    const key = DeviceKey.load(config.spool.encryption.keyFile);
+    actAsStateOwner(config);
+    return await recordOffline(config, key, {
       kind: 'security-alert',
       type: 'security-configuration',
       detail: `configuration and keys restored from the backup ${path.resolve(input)} (made ${createdAt}) by ${safeUser()}`,

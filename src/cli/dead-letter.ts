@@ -9,6 +9,7 @@ import { openSpool, readSpool } from '../spool/open.js';
 import { purgeDeadLetters, retryDeadLetters, type OperatorAuditRecord, type OperatorRequest } from '../spool/operator.js';
 import type { DeadLetter } from '../spool/spool.js';
 import { EXIT } from './exit-codes.js';
+import { actAsStateOwner } from '../security/state-owner.js';
 
 /**
  * `pacs-edge dead-letter list|retry|purge`. While the gateway runs, through its control socket
@@ -18,6 +19,8 @@ import { EXIT } from './exit-codes.js';
  * are logged and audited either way, with the operator's account; purge needs `--yes`.
  */
 export async function deadLetterCommand(config: GatewayConfig, action: 'list' | 'retry' | 'purge', args: string[], option: (name: string) => string | undefined): Promise<number> {
+  // Whatever it opens or writes stays the service user's, even under sudo (state-owner.ts).
+  actAsStateOwner(config);
   const destination = option('--destination');
   const ids = args.flatMap((a, i) => (args[i - 1] === '--id' ? [a] : []));
   const json = args.includes('--json');

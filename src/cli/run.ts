@@ -6,6 +6,7 @@ import { createLogger } from '../log.js';
 import { deviceKeyFor } from '../security/spool-key.js';
 import { INTEGRITY_EXIT_CODE, installRoot, integrityFailures, verifyInstallation } from '../security/integrity.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
+import { actAsStateOwner } from '../security/state-owner.js';
 
 /**
  * `pacs-edge run`: the gateway in the foreground until SIGTERM/SIGINT. A start that fails (a
@@ -21,6 +22,8 @@ export async function runCommand(file: string): Promise<number> {
     console.error(err instanceof ConfigError ? err.message : (err as Error).message);
     return EXIT.failed;
   }
+  // Started by root on a box whose state is the service user's: run as that user (state-owner.ts).
+  actAsStateOwner(config);
   const log = createLogger({ level: config.log.level, deviceId: config.device.id });
   // Installation integrity (可信验证) before anything opens: not the spool, not a port.
   let integrityAlerts: string[] = [];

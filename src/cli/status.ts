@@ -2,6 +2,7 @@ import type { GatewayConfig } from '../config/types.js';
 import { controlGet } from '../health/control-server.js';
 import { readSpool } from '../spool/open.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
+import { actAsStateOwner } from '../security/state-owner.js';
 import type { AtRestStats } from '../compress/at-rest.js';
 import type { CompressionStats, DestinationStatus } from '../forward/destination.js';
 import type { DestinationStats } from '../spool/spool.js';
@@ -12,6 +13,7 @@ import type { DestinationStats } from '../spool/spool.js';
  * a gateway starting meanwhile is never kept from its spool).
  */
 export async function statusCommand(config: GatewayConfig, json: boolean, watchSeconds?: number): Promise<number> {
+  actAsStateOwner(config);
   if (watchSeconds === undefined || json) return statusOnce(config, json);
   // --watch: redraw the live view until Ctrl-C (the screen is cleared each time, as `watch` does).
   for (;;) {

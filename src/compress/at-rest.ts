@@ -18,7 +18,11 @@ export interface AtRestStats {
   /** Delivered (or removed) before its turn came: nothing to compress. */
   deliveredFirst: number;
   errors: number;
-  /** Objects waiting for their turn. */
+  /**
+   * Objects owed to a destination that wait for their turn (or are being compressed). An object
+   * delivered everywhere (or purged) before its turn stops counting at once, not when its turn
+   * comes (the spool says so: SpoolRewriter.onGone).
+   */
   backlog: number;
 }
 
@@ -34,10 +38,15 @@ export interface AtRestStats {
  *   if that gives back the received data set byte for byte, so a destination that wants the
  *   original syntax gets the very bytes the modality sent (see syntax-plan.ts).
  * - The spool does the replacement crash-safely (LevelSpool.replaceFile).
+ * - The backlog counts only objects some destination still waits for: when the spool reports
+ *   an object gone (delivered everywhere, or its last dead letter purged; `onGone`), its entry
+ *   is dropped at once, also when `spool.keepForwardedHours` keeps its file.
  */
 export class AtRestCompressor {
   private readonly queue: { id: string; due: number; tries: number }[] = [];
   private running = false;
+  /** The object `drain` is working on (taken off the queue). */
+  private current: string | undefined;
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly s: Omit<AtRestStats, 'backlog'> = { compressed: 0, bytesIn: 0, bytesOut: 0, passedThrough: 0, deliveredFirst: 0, errors: 0 };
@@ -58,7 +67,9 @@ export class AtRestCompressor {
        */
       receiving?: () => boolean;
     },
-  ) {}
+  ) {
+    deps.rewriter.onGone((id) => this.gone(id));
+  }
 
   /** A newly spooled (or recovered) object; only uncompressed (Explicit or Implicit VR LE) objects qualify. */
   offer(r: SpoolRecord): void {
@@ -68,7 +79,16 @@ export class AtRestCompressor {
   }
 
   stats(): AtRestStats {
-    return { ...this.s, backlog: this.queue.length + (this.running ? 1 : 0) };
+    return { ...this.s, backlog: this.queue.length + (this.current !== undefined ? 1 : 0) };
+  }
+
+  /** The spool owes the object to nobody any more: drop its entry (counted once, as delivered first). */
+  private gone(id: string): void {
+    const i = this.queue.findIndex((q) => q.id === id);
+    if (i >= 0) {
+      this.queue.splice(i, 1);
+      this.s.deliveredFirst++;
+    }
   }
 
   async stop(): Promise<void> {
@@ -98,13 +118,16 @@ export class AtRestCompressor {
           break;
         }
         const item = this.queue.shift()!;
+        this.current = item.id;
         await this.one(item).catch((err: unknown) => {
           this.s.errors++;
           this.deps.log.warn({ id: item.id, err: (err as Error).message }, 'compression at rest failed; the object stays as received');
         });
+        this.current = undefined;
       }
     } finally {
       this.running = false;
+      this.current = undefined;
       this.schedule();
     }
   }

@@ -323,10 +323,12 @@ export class LevelSpool implements Spool {
     },
     replace: (record, bytes, ts) => this.replaceFile(record, bytes, ts),
     onStored: (fn) => this.storedListeners.push(fn),
+    onGone: (fn) => this.goneListeners.push(fn),
     records: () => this.allRecords(),
   };
 
   private readonly storedListeners: ((r: SpoolRecord) => void)[] = [];
+  private readonly goneListeners: ((id: string) => void)[] = [];
 
   private async *allRecords(): AsyncIterable<SpoolRecord> {
     for await (const [key, raw] of this.db.iterator({ gte: 'o!', lt: 'o!\xff' })) {
@@ -422,6 +424,8 @@ export class LevelSpool implements Spool {
       this.remember({ ...record, pending });
       return;
     }
+    // Owed to nobody now: nothing waits for it any more (compression at rest drops it).
+    for (const fn of this.goneListeners) fn(id);
     // Remembered for Storage Commitment requests that come after the object has gone.
     const handed = delivered ? [{ type: 'put' as const, key: `h!${record.sopInstanceUid}`, value: String(Date.now()) }] : [];
     if ((this.opts.keepForwardedMs ?? 0) > 0) {

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
@@ -272,7 +272,18 @@ export async function holdSpoolLock<T>(config: GatewayConfig, fn: () => Promise<
     return await fn();
   } finally {
     await db.close();
+    // Opening LevelDB writes files (its log, manifest): run as root (restore writes /etc), they
+    // go back to the index's owner, or the service could not open its own index.
+    giveBackToOwner(indexDir);
   }
+}
+
+/** As root, give every file of `dir` its directory's owner (when that is another user). */
+function giveBackToOwner(dir: string): void {
+  if (process.getuid?.() !== 0) return;
+  const owner = statSync(dir);
+  if (owner.uid === 0) return;
+  for (const n of readdirSync(dir)) chownSync(path.join(dir, n), owner.uid, owner.gid);
 }
 
 /**

@@ -190,6 +190,11 @@ export interface SpoolRewriter {
   filePath(id: string): string;
   /** Called with every newly stored object. */
   onStored(fn: (r: SpoolRecord) => void): void;
+  /**
+   * Called when an object is owed to no destination any more (delivered everywhere, or its last
+   * dead letter purged): there is nothing left to compress, whether or not its file is kept.
+   */
+  onGone(fn: (id: string) => void): void;
   /** Every object in the spool, oldest first. */
   records(): AsyncIterable<SpoolRecord>;
 }

@@ -9,6 +9,7 @@ import { ctFile } from '../helpers/dicom-builder.js';
 import { canonicalSamples, differingAttributes } from '../helpers/pixel-compare.js';
 import { IMAGE_MATRIX, imageFile } from '../helpers/image-fixtures.js';
 import { freePort, nothingPending, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { associateRq, RawScu } from '../helpers/raw-scu.js';
 import { readSpoolFile } from '../helpers/spool-files.js';
 
 /**
@@ -45,6 +46,7 @@ interface AtRest {
   bytesIn: number;
   bytesOut: number;
   passedThrough: number;
+  deliveredFirst: number;
   backlog: number;
 }
 
@@ -104,6 +106,35 @@ describe('compression at rest', () => {
         await pacs.stop();
       }
     } finally {
+      await s.gw.stop();
+    }
+  });
+
+  it('objects the PACS confirmed before their turn leave the backlog with the spool, without a pass', async () => {
+    const s = await scenario('delivered-first');
+    // A modality stays connected (an open association), so the compressor's pass keeps waiting,
+    // as it did in `make demo` (status read ~1 s after the study: "backlog 50" next to "0 objects").
+    const held = await RawScu.connect(s.gw.port);
+    try {
+      held.write(associateRq({ callingAe: 'HELD', contexts: [{ id: 1, abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: ['1.2.840.10008.1.2'] }] }));
+      expect((await held.next())?.type).toBe(0x02); // A-ASSOCIATE-AC
+      const pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort, syntaxes: [] });
+      try {
+        expect((await storescu({ port: s.gw.port, files: s.files })).acked).toHaveLength(s.files.length);
+        await waitFor(() => nothingPending(s.gw.spoolDir), { what: 'all objects confirmed by the PACS', timeoutMs: 30_000 });
+        // Nothing is owed to the PACS any more: neither is anything waiting for compression, at
+        // once (the spool tells the compressor), while the pass is still waiting.
+        const z = await atRest(s.gw.spoolDir);
+        expect(z.backlog, 'backlog 0 as soon as every object was delivered').toBe(0);
+        expect(z).toMatchObject({ compressed: 0, passedThrough: 0, deliveredFirst: s.files.length });
+        const st = (await controlGet(path.join(s.gw.spoolDir, 'control.sock'), '/status')) as { spool: { objects: number }; receive: { activeAssociations: number } };
+        expect(st.spool.objects).toBe(0);
+        expect(st.receive.activeAssociations).toBe(1); // still held: no pass could have run
+      } finally {
+        await pacs.stop();
+      }
+    } finally {
+      held.close();
       await s.gw.stop();
     }
   });

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import charlsFactory from '@cornerstonejs/codec-charls/wasmjs';
 import openjphFactory from '@cornerstonejs/codec-openjph';
@@ -10,6 +10,7 @@ import { buildPart10Header, readPart10Header } from '../../src/dicom/file-meta.j
 import { imagePixel, isNotCompressible } from '../../src/dicom/image-pixel.js';
 import { Tag } from '../../src/dicom/tags.js';
 import { TS } from '../../src/dicom/transfer-syntaxes.js';
+import { corpusDir } from '../helpers/corpus.js';
 import { datasetBytes } from '../helpers/dcmtk.js';
 import { canonicalSamples, differingAttributes } from '../helpers/pixel-compare.js';
 import { run, tempDir } from '../helpers/processes.js';
@@ -20,8 +21,7 @@ import { run, tempDir } from '../helpers/processes.js';
  * (Deflate), OpenJPEG opj_decompress (HTJ2K, single-component images). JPEG-LS over the corpus
  * is checked end to end through storescp and dcmdjpls in corpus-compress.integration.test.ts.
  */
-const CORPUS = process.env.PACS_EDGE_CORPUS;
-const present = !!CORPUS && existsSync(CORPUS);
+const CORPUS = corpusDir();
 const tmp = tempDir();
 let codecs: Codecs;
 const images: { name: string; dataset: Buffer; sopClassUid: string; sopInstanceUid: string }[] = [];
@@ -30,7 +30,7 @@ beforeAll(async () => {
   const charls = await charlsFactory();
   const openjph = await openjphFactory({ print: () => undefined, printErr: () => undefined });
   codecs = { charls: () => charls, openjph: () => openjph };
-  if (!present) return;
+  if (!CORPUS) return;
   for (const name of readdirSync(CORPUS!).filter((n) => n.endsWith('.dcm')).sort()) {
     const bytes = readFileSync(path.join(CORPUS!, name));
     const h = readPart10Header(bytes);
@@ -64,7 +64,7 @@ function part10(img: (typeof images)[number], ts: string, dataset: Buffer): stri
   return file;
 }
 
-describe.skipIf(!present)('corpus images through the gateway encoders, checked by independent decoders', () => {
+describe.skipIf(!CORPUS)('corpus images through the gateway encoders, checked by independent decoders', () => {
   it('RLE: dcmdrle gives back every pixel and attribute', async () => {
     let checked = 0;
     for (const img of images) {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrthanc, type Receiver } from '../../bench/receivers.js';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { TS } from '../../src/dicom/transfer-syntaxes.js';
+import { corpusDir } from '../helpers/corpus.js';
 import { datasetBytes, startStorescp, storescu, storescuArgsFor } from '../helpers/dcmtk.js';
 import { canonicalSamples, differingAttributes } from '../helpers/pixel-compare.js';
 import { CLI, type GatewayProcess, nothingPending, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
@@ -14,8 +15,8 @@ import { CLI, type GatewayProcess, nothingPending, run, startGateway, tempDir, w
  * preferring JPEG-LS (every compressed object decoded again by DCMTK's dcmdjpls and compared
  * with what storescu sent), and to Orthanc (which must decode what it got: its preview works).
  */
-const CORPUS = process.env.PACS_EDGE_CORPUS;
-const present = !!CORPUS && existsSync(CORPUS) && existsSync('/usr/sbin/Orthanc');
+const CORPUS = corpusDir();
+const present = !!CORPUS && existsSync('/usr/sbin/Orthanc');
 
 /** A file decoded by a DCMTK tool; its data set. */
 async function dcmtkDecode(tool: string, file: string): Promise<Buffer> {

@@ -4,6 +4,7 @@ import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrthanc, type Receiver } from '../../bench/receivers.js';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
+import { corpusDir } from '../helpers/corpus.js';
 import { datasetBytes, startStorescp, storescu, storescuArgsFor } from '../helpers/dcmtk.js';
 import { CLI, type GatewayProcess, nothingPending, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
@@ -13,8 +14,8 @@ import { CLI, type GatewayProcess, nothingPending, run, startGateway, tempDir, w
  * sent" is captured by a second storescp receiving the same file straight from storescu: the
  * PACS must hold exactly that data set, byte for byte.
  */
-const CORPUS = process.env.PACS_EDGE_CORPUS;
-const present = !!CORPUS && existsSync(CORPUS) && existsSync('/usr/sbin/Orthanc');
+const CORPUS = corpusDir();
+const present = !!CORPUS && existsSync('/usr/sbin/Orthanc');
 
 describe.skipIf(!present)('forward: every corpus file storescu can send, modality → gateway → storescp and Orthanc', () => {
   const tmp = tempDir();

@@ -1,6 +1,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { inject } from 'vitest';
 import { ROOT } from './processes.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** This run's directory of fault rows (test/reliability-report.ts). */
+    reliabilityRows?: string;
+  }
+}
 
 /**
  * One row of `docs/reliability.md`: what a fault test injected and what it measured.
@@ -28,10 +36,15 @@ export interface FaultResult {
   notes: string;
 }
 
-/** Where the rows of this run are written (cleared by the global setup). */
+/**
+ * Where the rows are written: one directory per run (`<pid of the vitest run>`), made by the
+ * global setup, so that two runs in the same checkout at once do not clear each other's rows.
+ */
 export const RELIABILITY_DIR = path.join(ROOT, '.tmp', 'reliability');
 
 export function recordFault(r: FaultResult): void {
-  mkdirSync(RELIABILITY_DIR, { recursive: true });
-  writeFileSync(path.join(RELIABILITY_DIR, `${r.key}.json`), JSON.stringify(r, null, 2));
+  // Without the global setup (another configuration), the shared directory.
+  const dir = inject('reliabilityRows') ?? RELIABILITY_DIR;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, `${r.key}.json`), JSON.stringify(r, null, 2));
 }

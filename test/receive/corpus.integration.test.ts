@@ -1,34 +1,35 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { Status } from '../../src/dicom/status.js';
 import { PduType } from '../../src/dicom/pdu.js';
+import { corpusDir } from '../helpers/corpus.js';
 import { datasetBytes, startStorescp, storescu, storescuArgsFor } from '../helpers/dcmtk.js';
 import { type GatewayProcess, startGateway, tempDir } from '../helpers/processes.js';
 import { associateRq, RawScu } from '../helpers/raw-scu.js';
 import { readSpoolFile } from '../helpers/spool-files.js';
 
 /**
- * Every file of the public corpus ($PACS_EDGE_CORPUS, set by .ci/run) through the real gateway:
+ * Every file of the public corpus ($PACS_EDGE_CORPUS, set by `make test`) through the real gateway:
  *  - with DCMTK storescu, compared byte for byte with what DCMTK storescp (+B) stored of the
  *    same send: the gateway keeps exactly what the modality put on the wire;
  *  - with the raw SCU, which sends each file's data set bytes untouched in its own transfer
  *    syntax (including syntaxes DCMTK 3.6.7 cannot propose, such as HTJ2K): stored == file.
- * Skipped, with a note, when the corpus is not there (a fresh clone without shared/).
+ * Skipped, with a note, when the corpus is not there (a fresh clone without shared/); with CI
+ * set, that fails instead (test/helpers/corpus.ts).
  */
-const CORPUS = process.env.PACS_EDGE_CORPUS;
-const present = !!CORPUS && existsSync(CORPUS);
+const CORPUS = corpusDir();
 /** Files that are truncated on purpose: the gateway must refuse them with 0xC001. */
 const TRUNCATED = new Set(['emri_small_jpeg_2k_lossless_too_short.dcm']);
 
-describe.skipIf(!present)(`corpus: every file of ${CORPUS ?? '$PACS_EDGE_CORPUS (not set)'}`, () => {
+describe.skipIf(!CORPUS)(`corpus: every file of ${CORPUS ?? '$PACS_EDGE_CORPUS (not found)'}`, () => {
   const tmp = tempDir();
   const ref = tempDir();
   let gw: GatewayProcess;
   let scp: Awaited<ReturnType<typeof startStorescp>>;
-  const files = present ? readdirSync(CORPUS!).filter((n) => n.endsWith('.dcm')).sort() : [];
+  const files = CORPUS ? readdirSync(CORPUS!).filter((n) => n.endsWith('.dcm')).sort() : [];
 
   beforeAll(async () => {
     gw = await startGateway({ dir: tmp.dir });
