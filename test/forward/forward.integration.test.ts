@@ -228,7 +228,7 @@ describe('forward: modality → gateway → PACS', () => {
       const study = writeStudy(tmp.dir, 3, { rows: 256, cols: 256 });
       expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(3);
       // Bit rot in the middle object's pixel data while the PACS is down.
-      const stored = gw.logs.find((l) => l.msg === 'stored' && l.sopInstanceUid === study[1]!.uid)!;
+      const stored = await gw.waitForLog((l) => l.msg === 'stored' && l.sopInstanceUid === study[1]!.uid);
       const file = path.join(gw.spoolDir, 'objects', `${stored.id as string}.dcm`);
       const bytes = readFileSync(file);
       bytes.writeUInt8(bytes.readUInt8(bytes.length - 100) ^ 0x10, bytes.length - 100);

@@ -325,7 +325,7 @@ describe('health over MQTT (real Mosquitto)', () => {
     try {
       const study = writeStudy(subdir('corrupt-study'), 3, { rows: 128, cols: 128 });
       expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(3);
-      const stored = gw.logs.find((l) => l.msg === 'stored' && l.sopInstanceUid === study[1]!.uid)!;
+      const stored = await gw.waitForLog((l) => l.msg === 'stored' && l.sopInstanceUid === study[1]!.uid);
       const file = path.join(gw.spoolDir, 'objects', `${stored.id as string}.dcm`);
       const bytes = readFileSync(file);
       bytes.writeUInt8(bytes.readUInt8(bytes.length - 64) ^ 0x01, bytes.length - 64);

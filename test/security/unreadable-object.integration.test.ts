@@ -49,7 +49,8 @@ describe('an object the device key cannot open', () => {
     try {
       const study = writeStudy(t.dir, 4);
       expect((await storescu({ port, files: study.map((s) => s.file) })).acked).toHaveLength(4);
-      const victim = gw.logs.find((l) => l.msg === 'stored' && l.sopInstanceUid === study[2]!.uid)!.id as string;
+      // The log line may reach us a moment after storescu has its answer.
+      const victim = (await gw.waitForLog((l) => l.msg === 'stored' && l.sopInstanceUid === study[2]!.uid)).id as string;
       expect(await gw.stop()).toBe(0);
       const file = path.join(spoolDir, 'objects', `${victim}.dcm`);
       const original = readFileSync(file);
@@ -67,6 +68,8 @@ describe('an object the device key cannot open', () => {
       // The other three go; the unreadable one waits, in place.
       await waitFor(() => readdirSync(pacsDir).filter((n) => n.endsWith('.dcm')).length === 3 || undefined, { what: '3 at the PACS' });
       await waitFor(async () => (JSON.parse((await run(process.execPath, [CLI, 'status', '--config', configFile, '--json'])).stdout) as { destinations: { pending: number }[] }).destinations[0]!.pending === 0 || undefined, { what: 'the readable ones delivered' });
+      // Delivered objects' files go once their removal is durable (within a second); the unreadable one stays.
+      await waitFor(() => readdirSync(path.join(spoolDir, 'objects')).length === 1 || undefined, { what: 'the delivered files removed', timeoutMs: 5000 }).catch(() => undefined);
       expect(readdirSync(path.join(spoolDir, 'objects'))).toEqual([`${victim}.dcm`]);
       expect(await gw.stop()).toBe(0);
 
