@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 CONFIG ?= firmware-config/dev.yaml
 
-.PHONY: help install build typecheck run test test-unit deps deps-arm deps-bench bench chaos reliability demo arm-smoke check-config sbom clean
+.PHONY: help install build typecheck run test test-unit deps deps-arm deps-bench bench chaos reliability demo arm-smoke check-config sbom package clean
 
 help:
 	@echo "make run     install, build and start the gateway on $(CONFIG) (local spool, no server needed)"
@@ -16,6 +16,7 @@ help:
 	@echo "make demo    modality (storescu) -> gateway -> PACS (storescp) with a sample study, in under a minute"
 	@echo "make sbom    regenerate docs/sbom.cdx.json (CycloneDX, production dependencies)"
 	@echo "make arm-smoke  the gateway on arm64 Node 24 under QEMU user-mode emulation, 50 instances to storescp (JPEG-LS)"
+	@echo "make package [VERSION=x.y.z] [REPO_KEY=gpg-key]  Debian packages (arm64, amd64) with their own Node 24 -> build/pkg/ (docs/deployment.md)"
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -112,5 +113,11 @@ arm-smoke: deps build deps-arm
 chaos: deps build
 	PACS_EDGE_CHAOS=1 PACS_EDGE_CHAOS_OUT=$(CURDIR)/docs/chaos.md PACS_EDGE_RELIABILITY_OUT=$(CURDIR)/docs/reliability-chaos.md npx vitest run test/crash test/faults
 
+# Self-contained Debian packages, reproducible (scripts/package.sh, docs/deployment.md):
+# build/pkg/pacs-edge_<version>_{amd64,arm64}.deb; VERSION overrides package.json's version;
+# ARCHES="amd64" builds one; REPO_KEY=<gpg key id> also writes a signed flat apt repository.
+package: build
+	VERSION='$(VERSION)' ARCHES='$(or $(ARCHES),amd64 arm64)' REPO_KEY='$(REPO_KEY)' bash scripts/package.sh
+
 clean:
-	rm -rf dist var .tmp
+	rm -rf dist var .tmp build

@@ -16,7 +16,8 @@ import { CommitmentScp } from './receive/commitment-scp.js';
 import { DicomServer } from './receive/server.js';
 import { DiskGuard } from './spool/disk-guard.js';
 import type { LevelSpool } from './spool/level-spool.js';
-import { openSpool } from './spool/open.js';
+import { checkSpoolFormat, openSpool } from './spool/open.js';
+import { AUDIT_FORMAT, auditFormatOf } from './audit/chain.js';
 import { operatorRequest, purgeDeadLetters, retryDeadLetters, type OperatorAuditRecord } from './spool/operator.js';
 import type { RecoveryReport } from './spool/spool.js';
 import type { DeviceKey } from './security/device-key.js';
@@ -89,6 +90,12 @@ export class Gateway {
     const deviceKey = deviceKeyFor(config, { create: true });
     // …and a key that does not fit the data here stops the start before anything is opened with it.
     await checkDeviceKeyFits(config, deviceKey);
+    // A spool or an audit trail written by a newer release (a downgrade too far): exit 7, nothing changed.
+    await checkSpoolFormat(config);
+    const auditFormat = await auditFormatOf(config.audit.dir);
+    if (auditFormat !== undefined && auditFormat > AUDIT_FORMAT) {
+      throw new PacsEdgeError('AUDIT_FORMAT_NEWER', `the audit trail in ${config.audit.dir} is in format ${auditFormat}; pacs-edge ${VERSION} writes format ${AUDIT_FORMAT}: install the release that wrote it, or a newer one. Nothing was changed.`, { retryable: false });
+    }
     // The audit trail first: everything after it can be audited.
     const audit = await openAuditWaiting(config, log, deviceKey, opts.signal);
     undo.push({

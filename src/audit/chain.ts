@@ -117,7 +117,24 @@ export async function readHead(dir: string, key: Buffer): Promise<HeadState> {
   }
 }
 
-export const headText = (key: Buffer, h: Head): string => `${JSON.stringify({ ...h, mac: headMac(key, h) })}\n`;
+/**
+ * The audit trail's format version, written into head.json (`format`). A release that finds a
+ * higher one refuses to start (exit code 7) rather than append records a newer layout does not
+ * expect. Absent: format 1 (written before the version was recorded).
+ */
+export const AUDIT_FORMAT = 1;
+
+export const headText = (key: Buffer, h: Head): string => `${JSON.stringify({ ...h, mac: headMac(key, h), format: AUDIT_FORMAT })}\n`;
+
+/** The format of the trail in `dir` (1 when its head has none); undefined without a readable head. */
+export async function auditFormatOf(dir: string): Promise<number | undefined> {
+  try {
+    const o = JSON.parse(await readFile(path.join(dir, HEAD_FILE), 'utf8')) as { format?: unknown };
+    return typeof o.format === 'number' ? o.format : 1;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Complete lines of a file (those ending in LF), with the byte offset after each; `rest` is a torn tail. */
 export async function readLines(file: string, from = 0): Promise<{ lines: { text: string; end: number }[]; rest: number; size: number }> {

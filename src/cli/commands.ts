@@ -1,10 +1,11 @@
 import { auditCommand } from '../audit/cli.js';
 import { loadConfig } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
-import { configWarnings } from '../config/validate.js';
 import { ConfigError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { backupCommand, restoreCommand } from './backup.js';
+import { checkConfigCommand } from './check-config.js';
+import { initCommand, INIT_USAGE } from './init.js';
 import { deadLetterCommand } from './dead-letter.js';
 import { EXIT } from './exit-codes.js';
 import { manifestCommand } from './manifest.js';
@@ -56,16 +57,18 @@ export const COMMANDS: readonly Command[] = [
   {
     name: 'check-config',
     usage: '--config FILE',
-    summary: 'validate a configuration; exit 0 when valid, 1 when not',
+    summary: 'validate a configuration and every file it names (present, readable by the service user, parses; certificates\' days left); exit 0 when valid, 1 when not',
     spool: 'none',
     needsConfig: true,
-    run: async (a) => {
-      const config = a.config();
-      for (const w of configWarnings(config)) console.error(`warning: ${w}`);
-      const r = config.receive;
-      console.log(`${a.configFile}: valid (device ${config.device.id}, AE ${r.aeTitle} on ${r.host}${r.plain ? `:${r.port}` : ''}${r.tls ? ` (TLS ${r.tls.port})` : ''}, ${config.forward.length} destination(s))`);
-      return EXIT.ok;
-    },
+    run: async (a) => checkConfigCommand(a.configFile),
+  },
+  {
+    name: 'init',
+    usage: INIT_USAGE,
+    summary: 'write a validated configuration (default /etc/pacs-edge/gateway.yaml) from a board profile and these answers, then check it',
+    spool: 'none',
+    needsConfig: false,
+    run: async (a) => initCommand(a.option),
   },
   {
     name: 'status',
@@ -149,7 +152,7 @@ export const COMMANDS: readonly Command[] = [
 export function usageText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   const lines = COMMANDS.map((c) => `  pacs-edge ${c.name.padEnd(width)}  ${c.usage}\n  ${' '.repeat(width + 12)}${c.summary}`);
-  return `pacs-edge ${VERSION} — DICOM edge gateway\n\nusage:\n${lines.join('\n')}\n\nexit codes: 0 ok, 1 failed, 2 usage, 3 audit trail not intact, 4 installation integrity, 5 device key missing or wrong, 6 spool in use`;
+  return `pacs-edge ${VERSION} — DICOM edge gateway\n\nusage:\n${lines.join('\n')}\n\nexit codes: 0 ok, 1 failed, 2 usage, 3 audit trail not intact, 4 installation integrity, 5 device key missing or wrong, 6 spool in use, 7 spool or audit trail of a newer release`;
 }
 
 const ALIASES: Record<string, string> = { '--version': 'version', '-v': 'version', '--help': 'help', '-h': 'help' };

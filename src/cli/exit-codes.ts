@@ -19,6 +19,8 @@ export const EXIT = {
   spoolKey: 5,
   /** The spool is in use by another process (a gateway starting or stopping, another command), or its index is missing. */
   spoolBusy: 6,
+  /** The spool or the audit trail was written by a newer release (a downgrade too far): nothing was changed. */
+  formatNewer: 7,
 } as const;
 
 /** The exit code for an error that ended a command or a start. */
@@ -33,6 +35,9 @@ export function exitCodeFor(err: unknown): number {
     case 'KEY_FILE_INVALID':
     case 'KEY_FILE_MODE':
       return EXIT.spoolKey;
+    case 'SPOOL_FORMAT_NEWER':
+    case 'AUDIT_FORMAT_NEWER':
+      return EXIT.formatNewer;
     case 'SPOOL_LOCKED':
     case 'SPOOL_INDEX_MISSING':
     case 'GATEWAY_RUNNING':

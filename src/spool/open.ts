@@ -9,6 +9,7 @@ import type { DeviceKey } from '../security/device-key.js';
 import { spoolKey } from '../security/spool-key.js';
 import { HashPool } from '../util/hash-pool.js';
 import { LevelSpool } from './level-spool.js';
+import { refuseNewerFormat } from './format.js';
 import { openRecord } from './record-codec.js';
 import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, type SealKey } from './sealed-file.js';
 import { closeFd, openFd, readFd } from '../util/fd.js';
@@ -186,6 +187,7 @@ export async function readSpool<T>(config: GatewayConfig, fn: (view: SpoolView) 
   const db = new Level<string, string>(indexDir, { valueEncoding: 'utf8', createIfMissing: false });
   await withLockWait(dir, opts.lockWaitMs ?? 3000, () => db.open());
   try {
+    await refuseNewerFormat(db, dir);
     const stats = await offlineStats(db, destinations);
     return await fn({
       stats: () => stats,
@@ -314,4 +316,14 @@ export async function sealedFilesOpenedBy(config: GatewayConfig, candidates: Rec
     for (const [name, key] of Object.entries(candidates)) if (key && !sealedHeaderProblem(key, head)) opened[name]!.add(n);
   }
   return { sealed, opened };
+}
+
+/**
+ * Refuse a spool written by a newer release before anything else opens (the audit trail
+ * included): a downgrade too far stops with exit code 7 and changes nothing.
+ *
+ * @throws PacsEdgeError SPOOL_FORMAT_NEWER, SPOOL_LOCKED
+ */
+export async function checkSpoolFormat(config: GatewayConfig): Promise<void> {
+  await readSpool(config, async () => undefined);
 }

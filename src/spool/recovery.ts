@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import type { HashPool } from '../util/hash-pool.js';
 import { closeFd, openFd, readFd } from '../util/fd.js';
 import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, sealedSize, type SealKey, type SealProfile } from './sealed-file.js';
+import { migrate, refuseNewerFormat } from './format.js';
 import { QueueState } from './queues.js';
 import { openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
 import type { DeadLetter, RecoveryReport, SpoolRecord } from './spool.js';
@@ -189,9 +190,13 @@ async function finishRewrites(opts: RecoveryInput, unreadable: ReadonlySet<strin
 
 export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult> {
   const { db, log } = opts;
+  // 0. A spool written by a newer release is not ours to touch.
+  const format = await refuseNewerFormat(db, opts.dir);
   // 1. Look at everything before changing anything.
   let s = await survey(opts);
   refuseUnlessReadable(opts, s.entries);
+  // An older format is brought up to date first (crash-safe steps, src/spool/format.ts).
+  await migrate(db, log, format);
   const unreadableIds = new Set(s.entries.filter((e) => e.head?.problem).map((e) => e.id));
   // 2. Interrupted replacements change records: finish them, then look again at what they touched.
   if (await hasIntents(db)) {

@@ -16,7 +16,8 @@ export type CrashpointName =
   | 'before-response'
   | 'after-response'
   | 'rewrite-after-intent'
-  | 'rewrite-after-rename';
+  | 'rewrite-after-rename'
+  | 'migrate-step';
 
 export function crashpoint(name: CrashpointName): void {
   if (name !== target) return;

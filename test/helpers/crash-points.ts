@@ -18,6 +18,7 @@ const DESCRIBE: Record<CrashpointName, (n: number) => string> = {
   'after-response': (n) => `just after the C-STORE-RSP of object ${n}`,
   'rewrite-after-intent': (n) => `compression at rest of object ${n}: after its intent, before the rename`,
   'rewrite-after-rename': (n) => `compression at rest of object ${n}: after the rename, before the record update`,
+  'migrate-step': (n) => `spool format migration step ${n}: after its start is recorded, before it runs`,
 };
 
 /** Crash points at the named instants (on the given object) and external kills at the given times. */

@@ -1,0 +1,113 @@
+import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { loadConfig } from '../config/load.js';
+import { ConfigError } from '../errors.js';
+import { installRoot } from '../security/integrity.js';
+import { checkConfigCommand } from './check-config.js';
+import { EXIT } from './exit-codes.js';
+
+/**
+ * `pacs-edge init`: a box set up with one command. Writes a validated configuration (default
+ * /etc/pacs-edge/gateway.yaml) from a board profile and a few answers, keeps the file it
+ * replaces as `<file>.previous`, then runs `check-config` on it.
+ */
+export const INIT_USAGE =
+  '--device-id ID --ae-title AE --modality-ae AE [--modality-host ADDR] [--modality-port N] --pacs-ae AE --pacs-host HOST --pacs-port N ' +
+  '[--compression jpeg-ls|htj2k|rle|deflate|none] [--profile NAME|FILE] [--host ADDR] [--port N] [--mqtt-url URL] [--spool DIR] [--config FILE]';
+
+const PROFILE_DIRS = ['/usr/share/pacs-edge/profiles', path.join(installRoot(), 'firmware-config', 'profiles')];
+
+/** The profile file for a name (`arm64-4c-2g`) or a path. */
+export function profileFile(profile: string): string {
+  if (profile.includes('/') || profile.endsWith('.yaml')) return path.resolve(profile);
+  for (const dir of PROFILE_DIRS) {
+    const f = path.join(dir, `${profile}.yaml`);
+    if (existsSync(f)) return f;
+  }
+  throw new ConfigError([`--profile: no board profile "${profile}" in ${PROFILE_DIRS.join(' or ')}`]);
+}
+
+export function initCommand(option: (name: string) => string | undefined): number {
+  const out = path.resolve(option('--config') ?? process.env.PACS_EDGE_CONFIG ?? '/etc/pacs-edge/gateway.yaml');
+  const need = ['--device-id', '--ae-title', '--modality-ae', '--pacs-ae', '--pacs-host', '--pacs-port'];
+  const missing = need.filter((n) => !option(n));
+  if (missing.length) {
+    console.error(`pacs-edge init: ${missing.join(', ')} required\nusage: pacs-edge init ${INIT_USAGE}`);
+    return EXIT.usage;
+  }
+  const num = (n: string, v: string | undefined) => (v === undefined ? undefined : /^\d+$/.test(v) ? Number(v) : v);
+  const doc: Record<string, unknown> = {
+    extends: profileFile(option('--profile') ?? 'arm64-4c-2g'),
+    device: { id: option('--device-id') },
+    receive: {
+      aeTitle: option('--ae-title'),
+      ...(option('--host') ? { host: option('--host') } : {}),
+      port: num('--port', option('--port')) ?? 11112,
+      callers: [
+        {
+          aeTitle: option('--modality-ae'),
+          ...(option('--modality-host') ? { host: option('--modality-host') } : {}),
+          ...(option('--modality-port') ? { port: num('--modality-port', option('--modality-port')) } : {}),
+        },
+      ],
+    },
+    spool: { dir: path.resolve(option('--spool') ?? '/var/lib/pacs-edge/spool') },
+    forward: [
+      {
+        name: 'pacs',
+        aeTitle: option('--pacs-ae'),
+        host: option('--pacs-host'),
+        port: num('--pacs-port', option('--pacs-port')),
+        ...(option('--compression') ? { compression: option('--compression') } : {}),
+      },
+    ],
+    ...(option('--mqtt-url') ? { health: { mqtt: { url: option('--mqtt-url') } } } : {}),
+  };
+  const text =
+    `# Written by \`pacs-edge init\` on ${new Date().toISOString()}. Every key: README.md, "Configuration reference";\n` +
+    `# check it after an edit with: pacs-edge check-config --config ${out}\n` +
+    stringify(doc);
+  // Validated (with the profile it extends) before it replaces anything.
+  const tmp = `${out}.init-${process.pid}.tmp`;
+  writeDurable(tmp, text);
+  try {
+    loadConfig(tmp);
+  } catch (err) {
+    unlinkSync(tmp);
+    console.error(`pacs-edge init: ${err instanceof ConfigError ? err.message.replace(tmp, out) : (err as Error).message}\nnothing was written`);
+    return EXIT.failed;
+  }
+  if (existsSync(out)) {
+    // The file it replaces keeps its owner and mode (root:pacs-edge 0640 from the package), and stays as .previous.
+    const st = statSync(out);
+    copyFileSync(out, `${out}.previous`);
+    chownSync(tmp, st.uid, st.gid);
+    chmodSync(tmp, st.mode & 0o777);
+  }
+  renameSync(tmp, out);
+  syncDir(path.dirname(out));
+  console.log(`${out}: written${existsSync(`${out}.previous`) ? ` (the previous file is ${out}.previous)` : ''}`);
+  const code = checkConfigCommand(out);
+  if (code === EXIT.ok) console.log(`next: systemctl enable --now pacs-edge   (or: pacs-edge run --config ${out})`);
+  return code;
+}
+
+function writeDurable(file: string, text: string): void {
+  const fd = openSync(file, 'w', 0o640);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
