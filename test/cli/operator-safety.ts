@@ -7,7 +7,7 @@ import { COMMANDS } from '../../src/cli/commands.js';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { datasetBytes, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
-import { CLI, freePort, type GatewayProcess, run, type RunResult, runGateway, tempDir, waitFor, watchGateway, writeGatewayConfig } from '../helpers/processes.js';
+import { CLI, freePort, type GatewayProcess, ROOT, run, type RunResult, runGateway, tempDir, waitFor, watchGateway, writeGatewayConfig } from '../helpers/processes.js';
 import { recordFault } from '../helpers/reliability.js';
 
 /**
@@ -98,6 +98,13 @@ export const CASES: Record<string, (w: World, phase: Phase) => Promise<void>> = 
     expect((await status(w)).running, 'the first gateway still answers').toBe(true);
   },
   'check-config': async (w) => ok(await cli(w, ['check-config', '--config', w.configFile]), 'check-config'),
+  init: async (w, phase) => {
+    // A new configuration for this spool, written beside the one in use (never over it here).
+    const out = path.join(w.dir, `init-${phase}.yaml`);
+    const r = await cli(w, ['init', '--config', out, '--profile', path.join(ROOT, 'firmware-config/profiles/arm64-4c-2g.yaml'), '--device-id', 'edge-init', '--ae-title', 'EDGE_INIT', '--host', '127.0.0.1', '--port', String(w.port), '--modality-ae', 'STORESCU', '--modality-host', '127.0.0.1', '--pacs-ae', 'PACS', '--pacs-host', '127.0.0.1', '--pacs-port', String(w.pacsPort), '--spool', w.spoolDir]);
+    ok(r, 'init');
+    expect(r.stdout).toContain(`${out}: valid`);
+  },
   status: async (w, phase) => {
     const text = await cli(w, ['status', '--config', w.configFile]);
     ok(text, 'status');
