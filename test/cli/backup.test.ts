@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { openBackup, sealBackup } from '../../src/cli/backup.js';
 import { loadConfig } from '../../src/config/load.js';
 import { DeviceKey } from '../../src/security/device-key.js';
+import { makeCertificates } from '../helpers/certificates.js';
 import { CLI, run, tempDir } from '../helpers/processes.js';
 
 /**
@@ -53,13 +53,15 @@ describe('pacs-edge backup / restore', () => {
 
   beforeAll(async () => {
     put(path.join(etc, 'profiles/board.yaml'), stringify({ receive: { maxAssociations: 4 }, workers: { threads: 2 }, security: { integrity: 'enforce' } }));
-    put(path.join(etc, 'tls/server.pem'), `-----BEGIN CERTIFICATE-----\n${randomBytes(300).toString('base64')}\n-----END CERTIFICATE-----\n`);
-    put(path.join(etc, 'tls/server.key'), `-----BEGIN PRIVATE KEY-----\n${randomBytes(120).toString('base64')}\n-----END PRIVATE KEY-----\n`, true);
-    put(path.join(etc, 'tls/ca.pem'), `-----BEGIN CERTIFICATE-----\n${randomBytes(300).toString('base64')}\n-----END CERTIFICATE-----\n`);
-    put(path.join(etc, 'tls/pacs-client.pem'), randomBytes(500));
-    put(path.join(etc, 'tls/pacs-client.key'), randomBytes(200), true);
+    // Real certificates and keys: check-config parses them (test/helpers/certificates.ts, openssl).
+    const certs = makeCertificates(mkdirSync(path.join(tmp.dir, 'certs'), { recursive: true })!, 'PACS_EDGE');
+    put(path.join(etc, 'tls/server.pem'), readFileSync(certs.server.cert));
+    put(path.join(etc, 'tls/server.key'), readFileSync(certs.server.key), true);
+    put(path.join(etc, 'tls/ca.pem'), readFileSync(certs.ca));
+    put(path.join(etc, 'tls/pacs-client.pem'), readFileSync(certs.client.cert));
+    put(path.join(etc, 'tls/pacs-client.key'), readFileSync(certs.client.key), true);
     put(path.join(etc, 'mqtt.pass'), 's3cret-mqtt\n', true);
-    put(path.join(etc, 'syslog-ca.pem'), randomBytes(400));
+    put(path.join(etc, 'syslog-ca.pem'), readFileSync(certs.ca));
     put(path.join(state, 'audit/head.json'), JSON.stringify({ seq: 42, hmac: 'ab'.repeat(32) }));
     const config = {
       extends: 'profiles/board.yaml',
