@@ -18,11 +18,14 @@ import { DiskGuard } from './spool/disk-guard.js';
 import type { LevelSpool } from './spool/level-spool.js';
 import { checkSpoolFormat, openSpool } from './spool/open.js';
 import { AUDIT_FORMAT, auditFormatOf } from './audit/chain.js';
-import { operatorRequest, purgeDeadLetters, retryDeadLetters, type OperatorAuditRecord } from './spool/operator.js';
+import { operatorRequest, purgeDeadLetters, resendRequest, resendStudy, retryDeadLetters, type OperatorAuditRecord } from './spool/operator.js';
+import { answerStudies, parseStudyQuery, studyJson } from './spool/studies.js';
+import { StudyEvents } from './health/study-events.js';
 import type { RecoveryReport } from './spool/spool.js';
 import type { DeviceKey } from './security/device-key.js';
 import { deviceKeyFor } from './security/spool-key.js';
 import { checkDeviceKeyFits } from './security/key-check.js';
+import { accessionHash, accessionKey } from './security/accession.js';
 import { PacsEdgeError } from './errors.js';
 import { VERSION } from './version.js';
 
@@ -90,6 +93,7 @@ export class Gateway {
     const deviceKey = deviceKeyFor(config, { create: true });
     // …and a key that does not fit the data here stops the start before anything is opened with it.
     await checkDeviceKeyFits(config, deviceKey);
+    const accKey = accessionKey(deviceKey);
     // A spool or an audit trail written by a newer release (a downgrade too far): exit 7, nothing changed.
     await checkSpoolFormat(config);
     const auditFormat = await auditFormatOf(config.audit.dir);
@@ -182,6 +186,7 @@ export class Gateway {
       spool,
       log,
       audit: audit.events,
+      accessionKey: accKey,
       commitment: {
         peers: config.forward.filter((d) => d.commit).map((d) => ({ aeTitle: d.aeTitle, host: d.host })),
         onAction: (req) =>
@@ -227,6 +232,15 @@ export class Gateway {
         'GET /dead-letters': () => spool.listDeadLetters(),
         'POST /dead-letters/retry': (body) => retryDeadLetters(spool, operatorRequest(body), { log, record, how: 'through the running gateway' }),
         'POST /dead-letters/purge': (body) => purgeDeadLetters(spool, operatorRequest(body), { log, record, how: 'through the running gateway' }),
+        'POST /studies/query': (body) =>
+          answerStudies(spool.studies.all(), parseStudyQuery(body), { now: Date.now(), stableMs: config.studies.stableSeconds * 1000, hash: (a) => accessionHash(accKey, a) }),
+        'POST /study': (body) => {
+          const uid = (body as { uid?: unknown } | undefined)?.uid;
+          const s = typeof uid === 'string' ? spool.studies.get(uid) : undefined;
+          if (!s) throw new PacsEdgeError('STUDY_NOT_FOUND', `no study ${String(uid)} in the spool's history`, { retryable: false });
+          return studyJson(s, Date.now(), config.studies.stableSeconds * 1000, true);
+        },
+        'POST /studies/resend': (body) => resendStudy(spool, resendRequest(body), { log, record, how: 'through the running gateway', destinations: config.forward.map((x) => x.name) }),
         '/status': statusDoc,
       },
       log,
@@ -241,15 +255,20 @@ export class Gateway {
       log.warn({ port: listeners.find((l) => l.kind === 'plain')?.port }, 'SECURITY ALERT: plain DICOM listener (no TLS) is open: images cross the network unencrypted');
       audit.events.securityAlert({ type: 'network-configuration', detail: `plain DICOM listener (no TLS) on port ${config.receive.port}`, failure: false });
     }
+    // Study events (study-received, -delivered, -incomplete): logged, and on MQTT when configured.
+    const studyEvents = new StudyEvents({ studies: () => spool.studies.all(), mark: (uid, what) => spool.markStudy(uid, what), stableMs: config.studies.stableSeconds * 1000, log });
+    studyEvents.start();
+    undo.push({ what: 'study events', fn: async () => studyEvents.stop() });
     // Listeners that cannot open stop the start before anything is sent.
     const metrics = config.health.metrics ? await serveMetrics({ ...config.health.metrics, health: healthSource({ statusDoc, startedAt }), log }) : undefined;
     if (metrics) undo.push({ what: 'metrics', fn: () => metrics.close() });
     for (const fw of forwarders) fw.start();
     undo.push({ what: 'forwarders', fn: async () => void (await Promise.all(forwarders.map((x) => x.stop()))) });
     const healthDoc = healthSource({ statusDoc, startedAt });
-    const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log, forwarders, spool, record, alertSinks, onBlocked: (fn) => dicom.onBlocked(fn) }) : undefined;
+    const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log, forwarders, spool, record, studyEvents, alertSinks, onBlocked: (fn) => dicom.onBlocked(fn) }) : undefined;
     const health = {
       stop: async () => {
+        studyEvents.stop();
         await metrics?.close();
         await mqtt?.stop();
       },

@@ -11,6 +11,7 @@ import { EXIT } from './exit-codes.js';
 import { manifestCommand } from './manifest.js';
 import { runCommand } from './run.js';
 import { statusCommand } from './status.js';
+import { resendCommand, studiesCommand, studyCommand } from './studies.js';
 
 /**
  * Every `pacs-edge` command, in one table: the dispatcher, the usage text and the
@@ -81,7 +82,7 @@ export const COMMANDS: readonly Command[] = [
   ...(['list', 'retry', 'purge'] as const).map(
     (action): Command => ({
       name: `dead-letter ${action}`,
-      usage: `--config FILE ${action === 'list' ? '[--destination NAME]' : '--destination NAME'}${action === 'list' ? '' : ' [--id ID ...]'}${action === 'purge' ? ' --yes' : ''} [--json]`,
+      usage: `--config FILE ${action === 'list' ? '[--destination NAME]' : '--destination NAME'}${action === 'list' ? '' : ' [--id ID ... | --study UID]'}${action === 'purge' ? ' --yes' : ''} [--json]`,
       summary:
         action === 'list'
           ? 'objects a destination refused for good'
@@ -93,6 +94,30 @@ export const COMMANDS: readonly Command[] = [
       run: (a) => deadLetterCommand(a.config(), action, a.args, a.option),
     }),
   ),
+  {
+    name: 'studies',
+    usage: '--config FILE [--since 2h] [--state pending|delivered|incomplete|all] [--accession A] [--json]',
+    summary: 'what happened to each study: instances, series, modalities, state, per destination forwarded/pending/dead letters',
+    spool: 'reads',
+    needsConfig: true,
+    run: (a) => studiesCommand(a.config(), a.option, a.has),
+  },
+  {
+    name: 'study',
+    usage: 'UID --config FILE [--json]',
+    summary: 'one study, with its series',
+    spool: 'reads',
+    needsConfig: true,
+    run: (a) => studyCommand(a.config(), a.args.find((x, i) => !x.startsWith('-') && a.args[i - 1] !== '--config'), a.has),
+  },
+  {
+    name: 'resend',
+    usage: '--study UID --config FILE [--destination NAME] [--json]',
+    summary: 'queue a study again (what is still in the spool: spool.keepForwardedHours); audited',
+    spool: 'changes',
+    needsConfig: true,
+    run: (a) => resendCommand(a.config(), a.option, a.has),
+  },
   {
     name: 'audit verify',
     usage: '--config FILE [--json]',

@@ -46,12 +46,24 @@ export async function deadLetterCommand(config: GatewayConfig, action: 'list' | 
     else {
       for (const d of list) {
         const status = d.status === undefined ? '-' : `0x${d.status.toString(16).toUpperCase().padStart(4, '0')}`;
-        console.log(`${d.destination.padEnd(14)} ${d.id}  ${new Date(d.at).toISOString()}  ${status}  ${d.sopInstanceUid}  ${d.reason}`);
+        console.log(`${d.destination.padEnd(14)} ${d.id}  ${new Date(d.at).toISOString()}  ${status}  study ${d.studyInstanceUid ?? '-'}  ${d.sopInstanceUid}  ${d.reason}`);
       }
     }
     return EXIT.ok;
   }
 
+  // --study UID: that study's dead letters of the destination.
+  const study = option('--study');
+  if (study !== undefined) {
+    let list = (await controlRequest(config.control.socket, 'GET', '/dead-letters', undefined)) as DeadLetter[] | undefined;
+    list ??= await readSpool(config, (view) => view.listDeadLetters(destination));
+    const of = list.filter((d) => d.destination === destination && d.studyInstanceUid === study).map((d) => d.id);
+    if (of.length === 0) {
+      console.log(`no dead letters of study ${study} for ${destination}`);
+      return EXIT.ok;
+    }
+    ids.push(...of);
+  }
   const req: OperatorRequest = { destination: destination!, ...(ids.length ? { ids } : {}), by: safeUser() };
   const path = action === 'retry' ? '/dead-letters/retry' : '/dead-letters/purge';
   let result = (await controlRequest(config.control.socket, 'POST', path, req)) as { retried?: number; purged?: number } | undefined;

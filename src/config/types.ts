@@ -30,6 +30,12 @@ export interface ForwardConfig {
    * object in the spool until its N-EVENT-REPORT says committed (default false).
    */
   commit: boolean;
+  /**
+   * Routing: which objects this destination takes. Every condition given must hold (AND); a
+   * list matches when any of its entries does. Without `match` a destination takes everything.
+   * SOP Classes are UIDs (keywords are resolved by the validation).
+   */
+  match?: { callingAeTitle?: string[]; modality?: string[]; sopClass?: string[]; notSopClass?: string[] } | undefined;
 }
 
 /** `health.mqtt`: key names are read by scripts outside the project. */
@@ -106,6 +112,8 @@ export interface GatewayConfig {
     encryption: { profile: 'aes-256-gcm' | 'gm' | 'none'; keyFile: string };
   };
   forward: ForwardConfig[];
+  /** Study-level bookkeeping: when a study counts as complete (no object for `stableSeconds`), how long its history stays. */
+  studies: { stableSeconds: number; keepDays: number };
   /** How every destination is driven (timeouts, retries). */
   forwarding: {
     connectTimeoutSeconds: number;

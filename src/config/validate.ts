@@ -1,3 +1,4 @@
+import { resolveSopClass } from '../dicom/sop-classes.js';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -14,7 +15,8 @@ import type { CallerConfig, ForwardConfig, GatewayConfig } from './types.js';
  */
 export function validateConfig(doc: unknown, opts: { baseDir: string; file?: string }): GatewayConfig {
   const v = new Validator();
-  const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'forwarding', 'compress', 'health', 'log', 'control', 'workers', 'audit', 'security']);
+  const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'forwarding', 'compress', 'health', 'log', 'control', 'workers', 'audit', 'security', 'studies']);
+  const studies = v.object(root.studies ?? {}, 'studies', ['stableSeconds', 'keepDays']);
   const fwd = v.object(root.forwarding ?? {}, 'forwarding', [
     'connectTimeoutSeconds', 'acseTimeoutSeconds', 'responseTimeoutSeconds', 'retryBaseSeconds', 'retryMaxSeconds', 'idleReleaseSeconds', 'maxAttempts', 'batch', 'maxPduLength',
     'commitBatch', 'commitTimeoutSeconds',
@@ -59,7 +61,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const names = new Set<string>();
   const forward = v.array(root.forward ?? [], 'forward').map((f, i): ForwardConfig => {
     const p = `forward[${i}]`;
-    const o = v.object(f, p, ['name', 'aeTitle', 'host', 'port', 'callingAeTitle', 'associations', 'compression', 'commit', 'tls']);
+    const o = v.object(f, p, ['name', 'aeTitle', 'host', 'port', 'callingAeTitle', 'associations', 'compression', 'commit', 'tls', 'match']);
     const t = o.tls === undefined ? undefined : v.object(o.tls, `${p}.tls`, ['ca', 'cert', 'key']);
     const name = v.string(o.name, `${p}.name`, { required: true, pattern: /^[A-Za-z0-9_.-]{1,64}$/, hint: 'letters, digits, _ . - (1-64)' }) ?? '';
     if (name && names.has(name)) v.problem(`${p}.name`, `duplicate destination name "${name}"`);
@@ -79,6 +81,26 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
     }
     const calling = v.aeTitle(o.callingAeTitle, `${p}.callingAeTitle`);
     if (calling) out.callingAeTitle = calling;
+    if (o.match !== undefined) {
+      const m = v.object(o.match, `${p}.match`, ['callingAeTitle', 'modality', 'sopClass', 'notSopClass']);
+      const list = (x: unknown, k: string) => (x === undefined ? undefined : v.array(x, `${p}.match.${k}`).map((e, j) => v.string(e, `${p}.match.${k}[${j}]`, { required: true }) ?? ''));
+      const classes = (x: unknown, k: string) =>
+        list(x, k)?.map((e, j) => {
+          const uid = resolveSopClass(e);
+          if (!uid) v.problem(`${p}.match.${k}[${j}]`, `"${e}" is neither a SOP Class UID nor a PS3.6 keyword of a storage SOP Class (e.g. CTImageStorage)`);
+          return uid ?? e;
+        });
+      const match: NonNullable<ForwardConfig['match']> = {};
+      const ae = list(m.callingAeTitle, 'callingAeTitle');
+      if (ae) match.callingAeTitle = ae;
+      const mod = list(m.modality, 'modality')?.map((x) => x.toUpperCase());
+      if (mod) match.modality = mod;
+      const sc = classes(m.sopClass, 'sopClass');
+      if (sc) match.sopClass = sc;
+      const not = classes(m.notSopClass, 'notSopClass');
+      if (not) match.notSopClass = not;
+      out.match = match;
+    }
     return out;
   });
 
@@ -145,7 +167,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
         // Beside the spool, never in it: a copy of the spool alone must not carry its key.
         keyFile: ((f) => (f ? path.resolve(opts.baseDir, f) : path.join(path.dirname(resolvedSpool || '.'), 'keys', 'device.key')))(v.string(encryption.keyFile, 'spool.encryption.keyFile')),
       },
-      keepForwardedHours: v.number(spool.keepForwardedHours, 'spool.keepForwardedHours', { min: 0, max: 24 * 365 }) ?? 0,
+      keepForwardedHours: v.number(spool.keepForwardedHours, 'spool.keepForwardedHours', { min: 0, max: 24 * 365 }) ?? 48,
     },
     forward,
     forwarding: {
@@ -166,6 +188,10 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       socket: path.resolve(opts.baseDir, v.string(control.socket, 'control.socket') ?? path.join(resolvedSpool || '.', 'control.sock')),
     },
     workers: { threads: v.int(workers.threads, 'workers.threads', { min: 1, max: 64 }) ?? 2 },
+    studies: {
+      stableSeconds: v.number(studies.stableSeconds, 'studies.stableSeconds', { min: 1, max: 86_400 }) ?? 60,
+      keepDays: v.number(studies.keepDays, 'studies.keepDays', { min: 1, max: 3650 }) ?? 30,
+    },
     health: {
       metrics: metrics
         ? { host: v.string(metrics.host, 'health.metrics.host') ?? '127.0.0.1', port: v.int(metrics.port, 'health.metrics.port', { min: 1, max: 65535, required: true }) ?? 0 }

@@ -20,6 +20,11 @@ export interface DatasetIdentity {
   seriesInstanceUid?: string;
   modality?: string;
   numberOfFrames?: number;
+  /**
+   * Accession Number (0008,0050): held only until the receiver has hashed it with a device key
+   * (src/security/accession.ts), so a field engineer can find a study by it; never stored.
+   */
+  accessionNumber?: string;
 }
 
 /** Explicit-VR VRs whose header has 2 reserved bytes and a 32-bit length. @see PS3.5 Table 7.1-1 */
@@ -31,13 +36,14 @@ const SHORT_VRS = new Set([
 ]);
 const UNDEFINED = 0xffffffff;
 
-/** Captured top-level attributes: UIDs and two short codes, never patient data. */
+/** Captured top-level attributes: UIDs, two short codes, and the accession number (to be hashed at once); never patient data. */
 const CAPTURE = new Map<number, keyof DatasetIdentity>([
   [Tag.SopClassUid, 'sopClassUid'],
   [Tag.SopInstanceUid, 'sopInstanceUid'],
   [Tag.StudyInstanceUid, 'studyInstanceUid'],
   [Tag.SeriesInstanceUid, 'seriesInstanceUid'],
   [Tag.Modality, 'modality'],
+  [Tag.AccessionNumber, 'accessionNumber'],
   [Tag.NumberOfFrames, 'numberOfFrames'],
 ]);
 const MAX_CAPTURE = 256;

@@ -305,6 +305,23 @@ export function storageSopClass(uid: string): SopClassInfo | undefined {
  * @param uid - SOP Class UID, compared exactly
  * @see PS3.4 Table B.5-1, PS3.6 Table A-1
  */
+/**
+ * The PS3.6 keyword of a storage SOP Class (its name without spaces and punctuation, as the
+ * standard forms keywords: "CT Image Storage" → CTImageStorage).
+ */
+export function sopClassKeyword(info: SopClassInfo): string {
+  const name = info.name.replace(/\s*\(Retired\)$/, '').replace(/^12-lead/, 'TwelveLead');
+  return name.replace(/[^A-Za-z0-9]/g, '') + (info.retired ? 'Retired' : '');
+}
+
+const BY_KEYWORD = new Map(STORAGE_SOP_CLASSES.map((c) => [sopClassKeyword(c), c.uid] as const));
+
+/** A SOP Class given as a UID or a PS3.6 keyword (`CTImageStorage`): its UID, or undefined. */
+export function resolveSopClass(s: string): string | undefined {
+  if (/^[0-9]+(\.[0-9]+)+$/.test(s)) return s;
+  return BY_KEYWORD.get(s);
+}
+
 export function isKnownStorageSopClass(uid: string): boolean {
   return BY_UID.has(uid);
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { DestinationForwarder } from '../forward/destination.js';
 import type { ReceiveStats } from '../receive/stats.js';
 import { retryDeadLetters, type OperatorAuditRecord } from '../spool/operator.js';
+import type { StudyEvents } from './study-events.js';
 import type { RecoveryReport, Spool } from '../spool/spool.js';
 import { VERSION } from '../version.js';
 import { EventWatch } from './event-watch.js';
@@ -109,6 +110,8 @@ export function startMqttHealth(
     spool: Pick<Spool, 'retryDeadLetters' | 'listDeadLetters' | 'find'>;
     /** Audit records of operator changes made by MQTT commands. */
     record: (r: OperatorAuditRecord) => void;
+    /** study-received / study-delivered / study-incomplete (src/health/study-events.ts). */
+    studyEvents?: StudyEvents | undefined;
     /** Where alarms raised elsewhere (a corrupt spooled object) are handed in. */
     alertSinks?: ((a: { destination: string; id: string; sopInstanceUid: string }) => void)[];
     /** Addresses blocked after repeated refused associations (src/receive/caller-guard.ts). */
@@ -127,6 +130,7 @@ export function startMqttHealth(
   });
   const watch = new EventWatch((e) => mqtt.event(e));
   deps.alertSinks?.push((a) => mqtt.event({ type: 'object-corrupt', destination: a.destination, sopInstanceUid: a.sopInstanceUid }));
+  deps.studyEvents?.onEvent((e) => mqtt.event(e));
   deps.onBlocked?.((b) => mqtt.event({ type: 'address-blocked', address: b.address, rejections: b.rejections, blockedUntil: new Date(b.until).toISOString() }));
   deps.stats.onRejected((r) => mqtt.event({ type: 'association-rejected', callingAeTitle: r.callingAeTitle, calledAeTitle: r.calledAeTitle, address: r.address, reason: r.why }));
   mqtt.start();

@@ -100,6 +100,7 @@ export class Association implements PduHandler {
       commitment?: CommitmentServices | undefined;
       /** The audit trail: what this association stored, per study and SOP class, when it ends. */
       audit?: AuditEvents | undefined;
+      accessionKey?: Buffer | undefined;
     },
   ) {
     this.reader = new PduReader(this, { maxPDataLength: Math.max(deps.config.maxPduLength, 1024 * 1024) * 2, maxControlPduLength: MAX_CONTROL_PDU });
@@ -318,6 +319,7 @@ export class Association implements PduHandler {
       ts,
       callingAeTitle: this.callingAe,
       maxBytes: this.deps.config.maxObjectBytes,
+      accessionKey: this.deps.accessionKey,
       backpressure: (pause) => this.pause('spool', pause),
     });
     this.expectDataSet(ctxId, store, { status: Status.ProcessingFailure.code }, respond);

@@ -45,6 +45,8 @@ export class DicomServer {
       log: Logger;
       commitment?: CommitmentServices | undefined;
       audit?: AuditEvents | undefined;
+      /** Hashes Accession Numbers for the study index (src/security/accession.ts). */
+      accessionKey?: Buffer | undefined;
     },
   ) {
     const c = deps.config;
@@ -148,6 +150,6 @@ export class DicomServer {
       { assoc: id, remote: normalizeAddress(socket.remoteAddress ?? '?'), admitted, tls: secure ? (socket as tls.TLSSocket).getProtocol() : undefined, peerCert: peer?.subject?.CN },
       'connection',
     );
-    new Association(socket, { id, config: this.deps.config, spool: this.deps.spool, log: this.deps.log, stats: this.stats, admitted, commitment: this.deps.commitment, audit: this.deps.audit });
+    new Association(socket, { id, config: this.deps.config, spool: this.deps.spool, log: this.deps.log, stats: this.stats, admitted, commitment: this.deps.commitment, audit: this.deps.audit, accessionKey: this.deps.accessionKey });
   }
 }

@@ -1,3 +1,4 @@
+import { accessionHash } from '../security/accession.js';
 import { DicomParseError, isDiskFull, PacsEdgeError, SpoolFullError } from '../errors.js';
 import { buildPart10Header } from '../dicom/file-meta.js';
 import { Status } from '../dicom/status.js';
@@ -48,6 +49,8 @@ export class StoreReception {
       maxBytes?: number | undefined;
       /** Called with true to pause the socket, false to resume it. */
       backpressure: (pause: boolean) => void;
+      /** Hashes the Accession Number for the study index; without it none is kept. */
+      accessionKey?: Buffer | undefined;
     },
   ) {
     this.check = createDatasetCheck(opts.ts);
@@ -137,6 +140,9 @@ export class StoreReception {
         transferSyntaxUid: this.opts.ts.uid,
         studyInstanceUid: identity?.studyInstanceUid,
         seriesInstanceUid: identity?.seriesInstanceUid,
+        modality: identity?.modality,
+        // Only its keyed hash is kept: the number itself goes no further than this line.
+        accessionHash: accessionHash(this.opts.accessionKey, identity?.accessionNumber),
         callingAeTitle: this.opts.callingAeTitle,
       });
       return { status: Status.Success.code, record };

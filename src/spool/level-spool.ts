@@ -12,6 +12,7 @@ import { recoverSpool } from './recovery.js';
 import { FileObjectWriter } from './file-writer.js';
 import { isSealed, SEALED_HEAD_BYTES, SealedReader, sealBuffer, Sealer, type SealKey } from './sealed-file.js';
 import { QueueState } from './queues.js';
+import { StudyBook } from './studies.js';
 import { formatId, openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
 import { type Claim, type DeadLetter, HANDED_OVER_KEEP_MS, type ObjectInfo, type ObjectReader, type ObjectWriter, type RecoveryReport, type Spool, type SpoolRecord, type SpoolRewriter, type SpoolStats } from './spool.js';
 
@@ -44,10 +45,30 @@ import { type Claim, type DeadLetter, HANDED_OVER_KEEP_MS, type ObjectInfo, type
  *   x!<id>            its file could not be opened at the last start (quarantined, see recovery.ts)
  *   z!<id>            a file replacement under way (compression at rest)
  *   h!<sopInstanceUid> when every destination confirmed it (Storage Commitment)
+ *   s!<studyUid>       what happened to the study, per destination (studies.ts)
+ *   m!format          the spool's format version (format.ts)
  *
  * Construct it only through `openSpool` (src/spool/open.ts): it knows the key, the lock and
  * the access a caller may have. test/spool/construction.test.ts holds every other module to that.
  */
+/**
+ * The dead-letter list of objects no destination's `forward[].match` takes: kept (never dropped
+ * in silence), alarmed, and purged or re-sent by an operator once the routing is right.
+ */
+export const UNROUTED = 'unrouted';
+
+function unroutedLetter(r: SpoolRecord): DeadLetter {
+  return {
+    id: r.id,
+    destination: UNROUTED,
+    sopInstanceUid: r.sopInstanceUid,
+    sopClassUid: r.sopClassUid,
+    studyInstanceUid: r.studyInstanceUid,
+    reason: `no destination takes it (forward[].match; modality ${r.modality ?? '-'}, calling AE ${r.callingAeTitle}, SOP Class ${r.sopClassUid})`,
+    at: Date.now(),
+  };
+}
+
 export class LevelSpool implements Spool {
   private readonly db: Level<string, string>;
   private readonly objectsDir: string;
@@ -65,6 +86,8 @@ export class LevelSpool implements Spool {
   private readonly kept = new Map<string, number>();
   /** Objects whose file could not be opened at start-up: kept, queued in the index, never handed out this run. */
   private quarantined = new Map<string, string>();
+  /** Per study and destination: received, pending, forwarded, dead letters (studies.ts). */
+  studies = new StudyBook();
   /** Objects removed from the index whose files wait for that removal to be durable. */
   private unlinkAfterSync: string[] = [];
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -92,6 +115,13 @@ export class LevelSpool implements Spool {
       sealNew?: boolean | undefined;
       /** The device key file, named when recovery refuses a spool it cannot open. */
       keyFile?: string | undefined;
+      /**
+       * Which destinations an object goes to (forward[].match); default: every destination.
+       * An empty answer parks it as an `unrouted` dead letter (see {@link UNROUTED}).
+       */
+      route?: ((info: ObjectInfo) => string[]) | undefined;
+      /** How long a study's history is kept once nothing of it is owed (default 30 days). */
+      studyKeepMs?: number | undefined;
     },
   ) {
     this.db = new Level<string, string>(path.join(opts.dir, 'index'), { valueEncoding: 'utf8' });
@@ -222,15 +252,23 @@ export class LevelSpool implements Spool {
       }
     }
     // New objects are owed to the configured destinations only (a destination removed from the
-    // configuration keeps what it was already owed, and gets nothing new).
-    const record: SpoolRecord = { id, ...info, pending: [...this.opts.destinations] };
+    // configuration keeps what it was already owed, and gets nothing new), and of those only to
+    // the ones whose forward[].match takes them.
+    const routed = this.opts.route ? this.opts.route(info) : [...this.opts.destinations];
+    const unrouted = routed.length === 0 && this.opts.destinations.length > 0;
+    const record: SpoolRecord = { id, ...info, pending: unrouted ? [UNROUTED] : routed };
     const markers = this.pendingMarkers.splice(0);
     const unlinks = this.unlinkAfterSync.splice(0);
+    let study = this.studies.received(record);
+    if (unrouted) study = this.studies.deadLettered(record, UNROUTED) ?? study;
     const ops: { type: 'put'; key: string; value: string }[] = [
       { type: 'put', key: `o!${id}`, value: sealRecord(record) },
       { type: 'put', key: `u!${info.sopInstanceUid}`, value: id },
-      ...record.pending.map((d) => ({ type: 'put' as const, key: `q!${d}!${id}`, value: '' })),
+      ...(unrouted
+        ? [{ type: 'put' as const, key: `d!${UNROUTED}!${id}`, value: JSON.stringify(unroutedLetter(record)) }]
+        : record.pending.map((d) => ({ type: 'put' as const, key: `q!${d}!${id}`, value: '' }))),
       ...markers.map((m) => ({ type: 'put' as const, key: `c!${m}`, value: '' })),
+      ...(study ? [study] : []),
     ];
     try {
       await this.db.batch(ops, { sync: true });
@@ -242,7 +280,11 @@ export class LevelSpool implements Spool {
     for (const u of unlinks) void unlink(this.filePath(u)).catch(() => undefined);
     crashpoint('after-index');
     this.remember(record);
-    for (const d of record.pending) this.queues.enqueue(d, id, { size: info.size, receivedAt: info.receivedAt });
+    if (unrouted) {
+      this.queues.addDeadLetters(UNROUTED, 1);
+      this.opts.log.error({ id, sopInstanceUid: info.sopInstanceUid, sopClassUid: info.sopClassUid, modality: info.modality, callingAeTitle: info.callingAeTitle }, 'object taken by no destination (forward[].match): kept as an unrouted dead letter');
+      for (const fn of this.unroutedListeners) fn(record);
+    } else for (const d of record.pending) this.queues.enqueue(d, id, { size: info.size, receivedAt: info.receivedAt });
     this.emitEnqueued(record.pending);
     for (const fn of this.storedListeners) fn(record);
     this.objectCount++;
@@ -328,6 +370,18 @@ export class LevelSpool implements Spool {
   };
 
   private readonly storedListeners: ((r: SpoolRecord) => void)[] = [];
+  private readonly unroutedListeners: ((r: SpoolRecord) => void)[] = [];
+
+  /** Remember that a study's event was announced (src/health/study-events.ts); not synced: a lost mark only repeats an event. */
+  markStudy(uid: string, what: 'received' | 'done'): void {
+    const op = this.studies.announce(uid, what, Date.now());
+    if (op) void this.db.put(op.key, op.value).catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'could not record a study announcement'));
+  }
+
+  /** Called with every object no destination takes (for the alarm). */
+  onUnrouted(fn: (r: SpoolRecord) => void): void {
+    this.unroutedListeners.push(fn);
+  }
   private readonly goneListeners: ((id: string) => void)[] = [];
 
   private async *allRecords(): AsyncIterable<SpoolRecord> {
@@ -413,11 +467,14 @@ export class LevelSpool implements Spool {
     this.queues.remove(destination, id);
     if (!record) return;
     const pending = record.pending.filter((d) => d !== destination);
+    const study = delivered ? this.studies.delivered(record, destination, Date.now()) : this.studies.purged(record, destination);
+    const studyOps = study ? [study] : [];
     if (pending.length > 0) {
       await this.db.batch(
         [
           { type: 'put', key: `o!${id}`, value: sealRecord({ ...record, pending }) },
           { type: 'del', key: `q!${destination}!${id}` },
+          ...studyOps,
         ],
         { sync: false },
       );
@@ -427,7 +484,7 @@ export class LevelSpool implements Spool {
     // Owed to nobody now: nothing waits for it any more (compression at rest drops it).
     for (const fn of this.goneListeners) fn(id);
     // Remembered for Storage Commitment requests that come after the object has gone.
-    const handed = delivered ? [{ type: 'put' as const, key: `h!${record.sopInstanceUid}`, value: String(Date.now()) }] : [];
+    const handed = [...(delivered ? [{ type: 'put' as const, key: `h!${record.sopInstanceUid}`, value: String(Date.now()) }] : []), ...studyOps];
     if ((this.opts.keepForwardedMs ?? 0) > 0) {
       const forwardedAt = Date.now();
       await this.db.batch(
@@ -499,9 +556,11 @@ export class LevelSpool implements Spool {
     for (const d of letters) {
       ops.push({ type: 'del', key: `d!${destination}!${d.id}` });
       const r = await this.getRecord(d.id);
-      if (r && r.pending.includes(destination)) {
+      if (r && r.pending.includes(destination) && destination !== UNROUTED) {
         ops.push({ type: 'put', key: `q!${destination}!${d.id}`, value: '' });
         back.push({ id: d.id, size: r.size, receivedAt: r.receivedAt });
+        const study = this.studies.requeued(r, destination, true);
+        if (study) ops.push(study);
       }
     }
     if (ops.length === 0) return 0;
@@ -510,6 +569,50 @@ export class LevelSpool implements Spool {
     this.queues.addDeadLetters(destination, -letters.length);
     this.emitEnqueued([destination]);
     return back.length;
+  }
+
+  /**
+   * Queue a study's objects again for destinations that already have them (a PACS lost them;
+   * `pacs-edge resend`). Objects still queued stay where they are; dead letters are retried;
+   * delivered objects still in the spool (spool.keepForwardedHours) are queued again. Returns
+   * what was done and how many of the study's objects are no longer here to send.
+   */
+  async resendStudy(studyUid: string, destinations: readonly string[]): Promise<{ queued: number; retried: number; alreadyQueued: number; gone: number }> {
+    const out = { queued: 0, retried: 0, alreadyQueued: 0, gone: 0 };
+    const summary = this.studies.get(studyUid);
+    const found: SpoolRecord[] = [];
+    for await (const r of this.records()) if (r.studyInstanceUid === studyUid && !this.quarantined.has(r.id)) found.push(r);
+    out.gone = Math.max(0, (summary?.instances ?? found.length) - found.length);
+    for (const dest of destinations) {
+      const dead = new Set((await this.listDeadLetters(dest)).map((d) => d.id));
+      const retry = found.filter((r) => dead.has(r.id)).map((r) => r.id);
+      if (retry.length) out.retried += await this.retryDeadLetters(dest, retry);
+      for (const r0 of found) {
+        if (dead.has(r0.id)) continue;
+        if (this.queues.has(dest, r0.id)) {
+          out.alreadyQueued++;
+          continue;
+        }
+        const r = (await this.getRecord(r0.id)) ?? r0;
+        const pending = r.pending.includes(dest) ? r.pending : [...r.pending, dest];
+        const updated: SpoolRecord = { ...r, pending, forwardedAt: undefined };
+        const study = this.studies.requeued(updated, dest, false);
+        await this.db.batch(
+          [
+            { type: 'put', key: `o!${r.id}`, value: sealRecord(updated) },
+            { type: 'put', key: `q!${dest}!${r.id}`, value: '' },
+            ...(study ? [study] : []),
+          ],
+          { sync: true },
+        );
+        this.remember(updated);
+        this.kept.delete(r.id);
+        this.queues.requeue(dest, r.id, { size: r.size, receivedAt: r.receivedAt });
+        out.queued++;
+      }
+      this.emitEnqueued([dest]);
+    }
+    return out;
   }
 
   async purgeDeadLetters(destination: string, ids?: readonly string[]): Promise<number> {
@@ -526,11 +629,13 @@ export class LevelSpool implements Spool {
   async deadLetter(destination: string, id: string, reason: string, status?: number): Promise<void> {
     const record = await this.getRecord(id);
     if (!record) return;
-    const dl: DeadLetter = { id, destination, sopInstanceUid: record.sopInstanceUid, sopClassUid: record.sopClassUid, reason, status, at: Date.now() };
+    const dl: DeadLetter = { id, destination, sopInstanceUid: record.sopInstanceUid, sopClassUid: record.sopClassUid, studyInstanceUid: record.studyInstanceUid, reason, status, at: Date.now() };
+    const study = this.studies.deadLettered(record, destination);
     await this.db.batch(
       [
         { type: 'del', key: `q!${destination}!${id}` },
         { type: 'put', key: `d!${destination}!${id}`, value: JSON.stringify(dl) },
+        ...(study ? [study] : []),
       ],
       { sync: true },
     );
@@ -553,6 +658,8 @@ export class LevelSpool implements Spool {
 
   /** Forget hand-overs older than {@link HANDED_OVER_KEEP_MS} (at open, then daily). */
   private async trimHandedOver(): Promise<void> {
+    const expired = this.studies.expire(Date.now() - (this.opts.studyKeepMs ?? 30 * 24 * 3600 * 1000));
+    if (expired.length) await this.db.batch(expired, { sync: false });
     const limit = Date.now() - HANDED_OVER_KEEP_MS;
     const old: { type: 'del'; key: string }[] = [];
     for await (const [k, v] of this.db.iterator({ gte: 'h!', lt: 'h!\xff' })) if (!(Number(v) > limit)) old.push({ type: 'del', key: k });
@@ -618,6 +725,7 @@ export class LevelSpool implements Spool {
     });
     this.queues = r.queues;
     this.quarantined = r.quarantined;
+    this.studies = r.studies;
     for (const [id, at] of r.kept) this.kept.set(id, at);
     this.objectCount = r.objectCount;
     this.objectBytes = r.objectBytes;

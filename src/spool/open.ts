@@ -10,6 +10,8 @@ import { spoolKey } from '../security/spool-key.js';
 import { HashPool } from '../util/hash-pool.js';
 import { LevelSpool } from './level-spool.js';
 import { refuseNewerFormat } from './format.js';
+import { StudyBook, type StudySummary } from './studies.js';
+import { routeOf } from './route.js';
 import { openRecord } from './record-codec.js';
 import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, type SealKey } from './sealed-file.js';
 import { closeFd, openFd, readFd } from '../util/fd.js';
@@ -136,6 +138,8 @@ export async function openSpool(
     seal,
     sealNew,
     keyFile: config.spool.encryption.keyFile,
+    route: routeOf(config.forward),
+    studyKeepMs: config.studies.keepDays * 24 * 3_600_000,
   });
   let recovery: RecoveryReport;
   try {
@@ -170,6 +174,8 @@ export async function openSpool(
 export interface SpoolView {
   stats(): SpoolStats;
   listDeadLetters(destination?: string): Promise<DeadLetter[]>;
+  /** Every study's summary, pending and dead letters counted from the objects' entries. */
+  studies(): Promise<StudySummary[]>;
 }
 
 /**
@@ -197,6 +203,7 @@ export async function readSpool<T>(config: GatewayConfig, fn: (view: SpoolView) 
         for await (const v of db.values({ gte: prefix, lt: `${prefix}\xff` })) out.push(JSON.parse(v) as DeadLetter);
         return out;
       },
+      studies: () => offlineStudies(db),
     });
   } finally {
     await db.close();
@@ -207,7 +214,46 @@ function emptyView(destinations: readonly string[]): SpoolView {
   return {
     stats: () => ({ objects: 0, bytes: 0, unreadable: 0, destinations: destinations.map((name) => ({ name, pending: 0, pendingBytes: 0, deadLetter: 0, oldestPendingSeconds: 0 })) }),
     listDeadLetters: async () => [],
+    studies: async () => [],
   };
+}
+
+/** Study summaries read from the index, their pending and dead-letter counts taken from the objects' entries (as recovery does). */
+async function offlineStudies(db: Level<string, string>): Promise<StudySummary[]> {
+  const summaries: StudySummary[] = [];
+  for await (const v of db.values({ gte: 's!', lt: 's!\xff' })) {
+    try {
+      summaries.push(JSON.parse(v) as StudySummary);
+    } catch {
+      /* a damaged summary is left out */
+    }
+  }
+  const studyOf = new Map<string, string>();
+  for await (const [key, raw] of db.iterator({ gte: 'o!', lt: 'o!\xff' })) {
+    const r = openRecord(raw);
+    if (r?.studyInstanceUid) studyOf.set(key.slice(2), r.studyInstanceUid);
+  }
+  const owed = new Map<string, Map<string, { pending: number; deadLetter: number }>>();
+  const owe = (id: string, dest: string, k: 'pending' | 'deadLetter') => {
+    const uid = studyOf.get(id);
+    if (!uid) return;
+    let m = owed.get(uid);
+    if (!m) owed.set(uid, (m = new Map()));
+    let c = m.get(dest);
+    if (!c) m.set(dest, (c = { pending: 0, deadLetter: 0 }));
+    c[k]++;
+  };
+  for await (const key of db.keys({ gte: 'q!', lt: 'q!\xff' })) {
+    const [, dest, id] = key.split('!') as [string, string, string];
+    owe(id, dest, 'pending');
+  }
+  for await (const key of db.keys({ gte: 'd!', lt: 'd!\xff' })) {
+    const [, dest, id] = key.split('!') as [string, string, string];
+    owe(id, dest, 'deadLetter');
+  }
+  const book = new StudyBook(summaries);
+  book.rebuild(owed);
+  return book.all();
 }
 
 /** Counts read straight from the index (the gateway's own figures come from its memory). */

@@ -78,3 +78,41 @@ export async function purgeDeadLetters(
   for (const [studyUid, count] of studies) deps.record({ kind: 'purged', studyUid, count, reason: `dead letters of ${req.destination} purged by an operator`, by: req.by });
   return { purged };
 }
+
+/** A resend request from the control socket or the CLI. */
+export interface ResendRequest {
+  study: string;
+  /** Only this destination; all configured ones the study went to when absent. */
+  destination?: string | undefined;
+  by: string;
+}
+
+export function resendRequest(body: unknown): ResendRequest {
+  const b = body as { study?: unknown; destination?: unknown; by?: unknown } | undefined;
+  const bad = (m: string) => new PacsEdgeError('CONTROL_BAD_REQUEST', m, { retryable: false });
+  if (!b || typeof b.study !== 'string' || !/^[0-9.]{1,64}$/.test(b.study)) throw bad('study (a Study Instance UID) is required');
+  if (b.destination !== undefined && (typeof b.destination !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(b.destination))) throw bad('destination is not a valid destination name');
+  const by = typeof b.by === 'string' && b.by.length > 0 && b.by.length <= 128 ? b.by : 'unknown operator';
+  return { study: b.study, ...(b.destination ? { destination: b.destination as string } : {}), by };
+}
+
+/**
+ * Send a study again (`pacs-edge resend`): its objects still in the spool are queued again for
+ * the destinations (dead letters retried); what is no longer here (delivered longer ago than
+ * spool.keepForwardedHours) is counted and said. Logged and audited (110103, the operator).
+ */
+export async function resendStudy(
+  spool: { resendStudy(uid: string, destinations: readonly string[]): Promise<{ queued: number; retried: number; alreadyQueued: number; gone: number }>; studies: { get(uid: string): { destinations: Record<string, unknown> } | undefined } },
+  req: ResendRequest,
+  deps: { log: Logger; record: (r: OperatorAuditRecord) => void; how: string; destinations: readonly string[] },
+): Promise<{ study: string; destinations: string[]; queued: number; retried: number; alreadyQueued: number; gone: number }> {
+  const summary = spool.studies.get(req.study);
+  if (!summary) throw new PacsEdgeError('STUDY_NOT_FOUND', `no study ${req.study} in the spool's history (studies.keepDays)`, { retryable: false });
+  if (req.destination && !deps.destinations.includes(req.destination)) throw new PacsEdgeError('CONTROL_BAD_REQUEST', `no destination "${req.destination}" in the configuration`, { retryable: false });
+  // The destinations the study went to (or was meant for) that are still configured.
+  const to = req.destination ? [req.destination] : Object.keys(summary.destinations).filter((d) => deps.destinations.includes(d));
+  const r = await spool.resendStudy(req.study, to);
+  deps.log.warn({ study: req.study, destinations: to, ...r, by: req.by }, `study queued again (operator request, ${deps.how})`);
+  if (r.queued + r.retried > 0) deps.record({ kind: 'instances-requeued', studyUid: req.study, count: r.queued + r.retried, reason: `study re-sent to ${to.join(', ')} by an operator`, by: req.by });
+  return { study: req.study, destinations: to, ...r };
+}

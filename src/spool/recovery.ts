@@ -8,6 +8,7 @@ import { closeFd, openFd, readFd } from '../util/fd.js';
 import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, sealedSize, type SealKey, type SealProfile } from './sealed-file.js';
 import { migrate, refuseNewerFormat } from './format.js';
 import { QueueState } from './queues.js';
+import { StudyBook, type StudySummary } from './studies.js';
 import { openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
 import type { DeadLetter, RecoveryReport, SpoolRecord } from './spool.js';
 
@@ -57,6 +58,8 @@ export interface RecoveryResult {
   kept: Map<string, number>;
   /** Objects whose file cannot be opened this run: id → reason (not in `queues`). */
   quarantined: Map<string, string>;
+  /** Per study: history from the index, pending and dead letters counted from the objects. */
+  studies: StudyBook;
   objectCount: number;
   objectBytes: number;
   maxId: number;
@@ -321,16 +324,56 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
   // 4. Queues: the index's entries for what is live; those of quarantined objects stay in the
   // index (they are sent once a start can open them); entries pointing to nothing go.
   const queues = new QueueState([...destinations]);
+  // What each study is owed, from the objects' own entries (the study summaries' counts follow).
+  const byId = new Map(entries.map((e) => [e.id, e.record] as const));
+  const owed = new Map<string, Map<string, { pending: number; deadLetter: number }>>();
+  const owe = (id: string, dest: string, k: 'pending' | 'deadLetter') => {
+    const uid = byId.get(id)?.studyInstanceUid;
+    if (!uid || discard.has(id)) return;
+    let m = owed.get(uid);
+    if (!m) owed.set(uid, (m = new Map()));
+    let c = m.get(dest);
+    if (!c) m.set(dest, (c = { pending: 0, deadLetter: 0 }));
+    c[k]++;
+  };
   for await (const key of db.keys({ gte: 'q!', lt: 'q!\xff' })) {
     const [, dest, id] = key.split('!') as [string, string, string];
     const r = live.get(id);
-    if (r) queues.enqueue(dest, id, { size: r.size, receivedAt: r.receivedAt });
-    else if (!quarantined.has(id) && !damaged.has(id)) {
+    if (r) {
+      queues.enqueue(dest, id, { size: r.size, receivedAt: r.receivedAt });
+      owe(id, dest, 'pending');
+    } else if (quarantined.has(id)) owe(id, dest, 'pending');
+    else if (!damaged.has(id)) {
       ops.push({ type: 'del', key });
       report.danglingQueueEntries++;
     }
   }
-  for (const key of deadKeys) queues.addDeadLetters(key.split('!')[1]!, 1);
+  for (const key of deadKeys) {
+    const [, dest, id] = key.split('!') as [string, string, string];
+    queues.addDeadLetters(dest, 1);
+    owe(id, dest, 'deadLetter');
+  }
+  const summaries: StudySummary[] = [];
+  for await (const v of db.values({ gte: 's!', lt: 's!\xff' })) {
+    try {
+      summaries.push(JSON.parse(v) as StudySummary);
+    } catch {
+      /* a damaged summary: the study's objects still count; its history is gone */
+    }
+  }
+  const studies = new StudyBook(summaries);
+  // Objects of a study without a summary (spooled by a release before study summaries): the
+  // summary is made from them; pending and dead letters follow from their entries just below.
+  const known = new Set(summaries.map((x) => x.studyInstanceUid));
+  const adopted = new Set<string>();
+  for (const e of entries) {
+    const r = e.record;
+    if (!r?.studyInstanceUid || known.has(r.studyInstanceUid) || discard.has(e.id)) continue;
+    studies.received(r);
+    adopted.add(r.studyInstanceUid);
+  }
+  studies.rebuild(owed);
+  for (const uid of adopted) ops.push({ type: 'put', key: `s!${uid}`, value: JSON.stringify(studies.get(uid)) });
   for (const d of queues.stats(now)) {
     if (!opts.destinations.includes(d.name) && d.pending > 0) {
       log.warn({ destination: d.name, pending: d.pending }, 'objects are still owed to a destination that is no longer configured; they stay in the spool until it is configured again');
@@ -349,7 +392,7 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
     unindexed.push(id);
   }
   if (unindexed.length) log.warn({ ids: unindexed.slice(0, 20), more: Math.max(0, unindexed.length - 20) }, 'partial receptions removed: files of objects that were never acknowledged');
-  return { report, queues, kept: new Map(kept.sort((a, b) => a[1] - b[1])), quarantined, objectCount, objectBytes, maxId: s.maxId };
+  return { report, queues, kept: new Map(kept.sort((a, b) => a[1] - b[1])), quarantined, studies, objectCount, objectBytes, maxId: s.maxId };
 }
 
 async function hasIntents(db: Level<string, string>): Promise<boolean> {

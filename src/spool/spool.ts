@@ -14,6 +14,13 @@ export interface ObjectInfo {
   transferSyntaxUid: string;
   studyInstanceUid?: string | undefined;
   seriesInstanceUid?: string | undefined;
+  /** Modality (0008,0060), a short code such as CT. */
+  modality?: string | undefined;
+  /**
+   * Keyed hash of the Accession Number (src/security/accession.ts): finds a study by the number
+   * a site asks about, without the number lying in clear on the box.
+   */
+  accessionHash?: string | undefined;
   callingAeTitle: string;
   /** Bytes of the Part 10 file (header + data set). */
   size: number;
@@ -79,6 +86,8 @@ export interface DeadLetter {
   destination: string;
   sopInstanceUid: string;
   sopClassUid: string;
+  /** The study it belongs to (dead letters made before this field: absent). */
+  studyInstanceUid?: string | undefined;
   reason: string;
   status?: number | undefined;
   at: number;

@@ -34,6 +34,9 @@ interface World {
   gw: GatewayProcess | undefined;
   /** Every acknowledged object: SOP Instance UID → the file the modality sent. */
   sent: Map<string, string>;
+  /** The study whose objects were dead-lettered, and the one queued while the PACS was down. */
+  deadStudy: string;
+  queuedStudy: string;
   /** Dead letters not used by a case yet (spool ids and their UIDs). */
   dead: { id: string; sopInstanceUid: string }[];
   purged: Set<string>;
@@ -145,6 +148,24 @@ export const CASES: Record<string, (w: World, phase: Phase) => Promise<void>> = 
     expect(r.stdout).toMatch(/audit: (seq \d+|recorded by the running gateway)/);
     w.purged.add(d.sopInstanceUid);
   },
+  studies: async (w) => {
+    const r = await cli(w, ['studies', '--config', w.configFile, '--json']);
+    ok(r, 'studies');
+    const list = (JSON.parse(r.stdout) as { studies: { studyInstanceUid: string; instances: number }[] }).studies;
+    expect(list.map((x) => x.studyInstanceUid).sort()).toEqual([w.deadStudy, w.queuedStudy].sort());
+    expect(list.find((x) => x.studyInstanceUid === w.queuedStudy)?.instances).toBe(6);
+  },
+  study: async (w) => {
+    const r = await cli(w, ['study', w.queuedStudy, '--config', w.configFile, '--json']);
+    ok(r, 'study');
+    expect(JSON.parse(r.stdout)).toMatchObject({ studyInstanceUid: w.queuedStudy, instances: 6 });
+  },
+  resend: async (w) => {
+    // The queued study is queued already: nothing changes, and it says so.
+    const r = await cli(w, ['resend', '--study', w.queuedStudy, '--config', w.configFile]);
+    ok(r, 'resend');
+    expect(r.stdout).toMatch(/0 object\(s\) queued again for pacs; 6 were still queued/);
+  },
   'audit verify': async (w) => {
     const r = await cli(w, ['audit', 'verify', '--config', w.configFile]);
     ok(r, 'audit verify');
@@ -224,7 +245,7 @@ export function operatorSafetySuite(profile: Profile): void {
           log: { level: 'info' },
         },
       });
-      const w: World = { dir: t.dir, configFile, port, spoolDir, pacsPort, gw: undefined, sent: new Map(), dead: [], purged: new Set(), retried: 0, passFile, transcript: [] };
+      const w: World = { dir: t.dir, configFile, port, spoolDir, pacsPort, gw: undefined, sent: new Map(), deadStudy: '', queuedStudy: '', dead: [], purged: new Set(), retried: 0, passFile, transcript: [] };
       let refuser: ChildProcess | undefined;
       let pacs: Awaited<ReturnType<typeof startStorescp>> | undefined;
       try {
@@ -235,6 +256,8 @@ export function operatorSafetySuite(profile: Profile): void {
         const deadStudy = writeStudy(path.join(t.dir), 4);
         mkdirSync(path.join(t.dir, 'queued'));
         const queuedStudy = writeStudy(path.join(t.dir, 'queued'), 6);
+        w.deadStudy = deadStudy[0]!.studyUid;
+        w.queuedStudy = queuedStudy[0]!.studyUid;
         expect((await storescu({ port, files: deadStudy.map((s) => s.file) })).acked).toHaveLength(4);
         for (const s of deadStudy) w.sent.set(s.uid, s.file);
         await waitFor(async () => (await status(w)).destinations[0]!.deadLetter === 4 || undefined, { what: '4 dead letters', timeoutMs: 30_000 });

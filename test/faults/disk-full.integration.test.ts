@@ -88,6 +88,18 @@ function freeSampler(dir: string) {
  * taken while nothing is being received, and the files of its objects directory.
  */
 async function spoolSnapshot(spoolDir: string, scratch: string): Promise<{ records: SpoolRecord[]; files: string[] }> {
+  // A copy of a LevelDB directory taken while the gateway flushes its memtable (a compaction
+  // renames and deletes files) can miss records: take it again, a few times, until the copy
+  // and the objects directory agree; a real partial file never goes away by waiting.
+  let snap = await copySnapshot(spoolDir, scratch);
+  for (let i = 0; i < 10 && snap.files.join() !== snap.records.map((r) => `${r.id}.dcm`).sort().join(); i++) {
+    await new Promise((r) => setTimeout(r, 300));
+    snap = await copySnapshot(spoolDir, scratch);
+  }
+  return snap;
+}
+
+async function copySnapshot(spoolDir: string, scratch: string): Promise<{ records: SpoolRecord[]; files: string[] }> {
   const copy = path.join(scratch, `index-copy-${Date.now()}-${Math.random().toString(36).slice(2)}`);
   cpSync(path.join(spoolDir, 'index'), copy, { recursive: true });
   rmSync(path.join(copy, 'LOCK'), { force: true });

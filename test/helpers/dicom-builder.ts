@@ -119,6 +119,10 @@ export function ctElements(opts: {
   studyUid?: string;
   littleEndian?: boolean;
   undefinedLengthSequence?: boolean;
+  /** Modality (0008,0060), default CT. */
+  modality?: string;
+  /** Accession Number (0008,0050), absent by default. */
+  accessionNumber?: string;
 }): El[] {
   const rows = opts.rows ?? 16;
   const cols = opts.cols ?? 16;
@@ -134,7 +138,8 @@ export function ctElements(opts: {
     { tag: 0x00080005, vr: 'CS', value: pad('ISO_IR 100') },
     { tag: 0x00080016, vr: 'UI', value: pad(opts.sopClassUid ?? CT_IMAGE_STORAGE, '\0') },
     { tag: 0x00080018, vr: 'UI', value: pad(opts.sopInstanceUid, '\0') },
-    { tag: 0x00080060, vr: 'CS', value: 'CT' },
+    ...(opts.accessionNumber ? [{ tag: 0x00080050, vr: 'SH', value: pad(opts.accessionNumber) } as El] : []),
+    { tag: 0x00080060, vr: 'CS', value: pad(opts.modality ?? 'CT') },
     {
       tag: 0x00081140,
       vr: 'SQ',
@@ -177,26 +182,42 @@ export function encodingOf(ts: string): Encoding {
 }
 
 /** A complete CT fixture file in the given transfer syntax. */
-export function ctFile(opts: { sopInstanceUid?: string; ts?: string; rows?: number; cols?: number; frames?: number; studyUid?: string } = {}): {
+export interface FixtureOptions {
+  sopInstanceUid?: string;
+  ts?: string;
+  rows?: number;
+  cols?: number;
+  frames?: number;
+  studyUid?: string;
+  /** Another modality than CT: MR gets MR Image Storage, anything else CT's class unless `sopClassUid` says. */
+  modality?: string;
+  sopClassUid?: string;
+  accessionNumber?: string;
+}
+
+export function ctFile(opts: FixtureOptions = {}): {
   bytes: Buffer;
   sopInstanceUid: string;
 } {
   const sopInstanceUid = opts.sopInstanceUid ?? testUid();
   const ts = opts.ts ?? TS_UID.explicit;
   const enc = encodingOf(ts);
-  const dataset = encodeDataset(ctElements({ sopInstanceUid, ...opts, littleEndian: enc.littleEndian }), enc);
-  return { bytes: part10({ sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid, ts, dataset }), sopInstanceUid };
+  const sopClassUid = opts.sopClassUid ?? (opts.modality === 'MR' ? MR_IMAGE_STORAGE : CT_IMAGE_STORAGE);
+  const dataset = encodeDataset(ctElements({ ...opts, sopInstanceUid, sopClassUid, littleEndian: enc.littleEndian }), enc);
+  return { bytes: part10({ sopClassUid, sopInstanceUid, ts, dataset }), sopInstanceUid };
 }
 
+export const MR_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
+
 /** Write `count` CT instances of one new study to `dir`; returns their paths and UIDs in order. */
-export function writeStudy(dir: string, count: number, opts: { rows?: number; cols?: number; ts?: string } = {}): { file: string; uid: string }[] {
-  const studyUid = testUid('study');
-  const out: { file: string; uid: string }[] = [];
+export function writeStudy(dir: string, count: number, opts: Omit<FixtureOptions, 'sopInstanceUid'> = {}): { file: string; uid: string; studyUid: string }[] {
+  const studyUid = opts.studyUid ?? testUid('study');
+  const out: { file: string; uid: string; studyUid: string }[] = [];
   for (let i = 0; i < count; i++) {
-    const f = ctFile({ studyUid, ...opts });
+    const f = ctFile({ ...opts, studyUid });
     const file = path.join(dir, `img${String(i).padStart(4, '0')}.dcm`);
     writeFileSync(file, f.bytes);
-    out.push({ file, uid: f.sopInstanceUid });
+    out.push({ file, uid: f.sopInstanceUid, studyUid });
   }
   return out;
 }

@@ -121,7 +121,9 @@ export async function writeGatewayConfig(opts: GatewayConfigOptions): Promise<{ 
   const config = {
     device: { id: 'edge-test' },
     receive: { aeTitle: 'PACS_EDGE', host: '127.0.0.1', port, callers: [{ aeTitle: '*' }], ...opts.receive },
-    spool: { dir: spoolDir, minFreeBytes: '64MiB', ...opts.spool },
+    // Delivered objects leave at once (the tests were written for that; the product keeps them
+    // 48 h by default, for `pacs-edge resend`: tests of that set it themselves).
+    spool: { dir: spoolDir, minFreeBytes: '64MiB', keepForwardedHours: 0, ...opts.spool },
     forward: [],
     log: { level: 'debug' },
     ...opts.config,
