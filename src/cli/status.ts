@@ -60,11 +60,19 @@ export function renderStatus(s: Record<string, unknown>): string {
   const r = s.receive as Record<string, unknown> | undefined;
   if (r) {
     lines.push(
-      `receive   ${r.aeTitle} on ${listenText(r)}  associations ${r.activeAssociations} active  stored ${r.objectsStored} (${bytes(Number(r.bytesStored))})  refused ${r.objectsFailed}  last ${r.lastStoredAt ?? 'never'}`,
+      `receive   ${r.aeTitle} on ${listenText(r)}  associations ${r.activeAssociations} active  stored ${r.objectsStored} (${bytes(Number(r.bytesStored))})  failed ${r.objectsFailed}  last ${r.lastStoredAt ? `${when(String(r.lastStoredAt))} (${ago(String(r.lastStoredAt))})` : 'never'}`,
     );
+    // Per modality (calling AE title): the last arrival, the first thing asked at a site.
+    for (const c of (r.callers as { aeTitle: string; objects: number; lastStoredAt: string }[] | undefined) ?? []) {
+      lines.push(`          ${c.aeTitle}: last image ${ago(c.lastStoredAt)} (${when(c.lastStoredAt)}), ${c.objects} since start`);
+    }
+    // Refused associations, by reason, with who was refused last.
+    for (const x of (r.refused as { reason: string; count: number; lastCallingAeTitle: string; lastAddress: string; lastAt: string }[] | undefined) ?? []) {
+      lines.push(`          REFUSED ${x.count}x: ${x.reason}; last from AE ${x.lastCallingAeTitle || '(none)'} at ${x.lastAddress}, ${when(x.lastAt)}`);
+    }
   }
   const blocked = (r?.blocked as { address: string; rejections: number; until: string }[] | undefined) ?? [];
-  for (const b of blocked) lines.push(`          BLOCKED ${b.address} until ${clock(b.until)} after ${b.rejections} refused associations`);
+  for (const b of blocked) lines.push(`          BLOCKED ${b.address} until ${when(b.until)} after ${b.rejections} refused associations`);
   lines.push(`spool     ${spool.dir}  ${spool.objects} objects  ${bytes(spool.bytes)}${spool.freeBytes !== undefined ? `  free ${bytes(spool.freeBytes)}` : ''}`);
   const unreadable = (s.spool as { unreadable?: number }).unreadable ?? 0;
   if (unreadable > 0) {
@@ -92,7 +100,7 @@ export function renderStatus(s: Record<string, unknown>): string {
           String(d.deadLetter),
           d.sent === undefined ? '-' : String(d.sent),
           d.rate === undefined ? '-' : String(d.rate),
-          d.lastSuccessAt ? clock(d.lastSuccessAt) : '-',
+          d.lastSuccessAt ? when(d.lastSuccessAt) : '-',
         ]),
       );
       if (d.lastError && (d.state === 'down' || d.state === 'backoff')) lines.push(`  last error: ${d.lastError}`);
@@ -134,20 +142,32 @@ export function compressionText(c: CompressionStats): string {
   return `compression ${c.mode}: ${c.compressed} objects, ${bytes(c.bytesIn)} → ${bytes(c.bytesOut)} (${ratio})${extra.length ? `; ${extra.join(', ')}` : ''}`;
 }
 
-/** "up", "backing off until 14:02:11", "down since 13:40:02, retry 14:02:11". */
+/** "up", "PAUSED", "backing off until 12-04 14:02:11Z", "down since 12-04 13:40:02Z, retry 14:02:11Z". */
 function stateText(d: Partial<DestinationStatus>, running: boolean): string {
   if (!running) return 'stopped';
-  if (d.state === 'backoff') return `backing off until ${clock(d.backoffUntil)}`;
-  if (d.state === 'down') return `down since ${clock(d.downSince)}, retry ${clock(d.backoffUntil)}`;
+  if (d.paused) return 'PAUSED (pacs-edge destination resume)';
+  if (d.state === 'backoff') return `backing off until ${when(d.backoffUntil)}`;
+  if (d.state === 'down') return `down since ${when(d.downSince)}, retry ${clock(d.backoffUntil)}`;
   return d.state ?? '-';
 }
 
 function clock(iso: string | undefined): string {
-  return iso ? new Date(iso).toISOString().slice(11, 19) : '-';
+  return iso ? `${new Date(iso).toISOString().slice(11, 19)}Z` : '-';
+}
+
+/** Date and time, UTC, to the second: "2026-12-04 14:02:11Z". */
+export function when(iso: string | undefined): string {
+  return iso ? `${new Date(iso).toISOString().slice(0, 19).replace('T', ' ')}Z` : '-';
+}
+
+/** "2h ago", "5m ago", "just now". */
+export function ago(iso: string, now = Date.now()): string {
+  const sec = Math.max(0, (now - Date.parse(iso)) / 1000);
+  return sec < 5 ? 'just now' : `${duration(sec)} ago`;
 }
 
 function pad(cols: string[]): string {
-  const w = [16, 37, 9, 11, 9, 12, 8, 8, 12];
+  const w = [16, 37, 9, 11, 9, 12, 8, 8, 21];
   return cols.map((c, i) => c.padEnd(w[i] ?? 10)).join(' ').trimEnd();
 }
 

@@ -440,7 +440,7 @@ export class Association implements PduHandler {
         const k = `${o.record.studyInstanceUid ?? ''}|${o.record.sopClassUid}`;
         this.storedByStudy.set(k, (this.storedByStudy.get(k) ?? 0) + 1);
       }
-      this.deps.stats.stored(o.record?.size ?? 0);
+      this.deps.stats.stored(o.record?.size ?? 0, this.callingAe);
       this.log.debug({ ...fields, id: o.record?.id, size: o.record?.size }, 'stored');
     } else {
       this.counts.failed++;

@@ -10,7 +10,10 @@ export interface RejectedAssociation {
   transient?: boolean | undefined;
 }
 
-/** Receive-side counters for `pacs-edge status` and (later) MQTT health. Counts only, no identifiers. */
+/** Reasons and calling AE titles tracked (beyond that, only the totals grow). */
+const MAX_TRACKED = 64;
+
+/** Receive-side counters for `pacs-edge status` and MQTT health. Counts, AE titles and addresses only. */
 export class ReceiveStats {
   connections = 0;
   activeAssociations = 0;
@@ -39,19 +42,32 @@ export class ReceiveStats {
   readonly rejectedByReason: Record<string, number> = {};
   private readonly rejectListeners: ((r: RejectedAssociation) => void)[] = [];
 
+  /** Per reason: how many, and who was refused last (a bounded map: reasons are few, peers are not). */
+  private readonly refused = new Map<string, { count: number; lastCallingAeTitle: string; lastAddress: string; lastAt: number }>();
+  /** Per calling AE title: objects stored and the last arrival ("CT1: last image 2 h ago"). */
+  private readonly callers = new Map<string, { objects: number; lastStoredAt: number }>();
+
   associationRejected(r: RejectedAssociation): void {
     this.associationsRejected++;
     this.rejectedByReason[r.why] = (this.rejectedByReason[r.why] ?? 0) + 1;
+    const e = this.refused.get(r.why);
+    if (e || this.refused.size < MAX_TRACKED) {
+      this.refused.set(r.why, { count: (e?.count ?? 0) + 1, lastCallingAeTitle: r.callingAeTitle.slice(0, 16), lastAddress: r.address.slice(0, 64), lastAt: Date.now() });
+    }
     for (const fn of this.rejectListeners) fn(r);
   }
 
   onRejected(fn: (r: RejectedAssociation) => void): void {
     this.rejectListeners.push(fn);
   }
-  stored(bytes: number): void {
+  stored(bytes: number, callingAeTitle?: string): void {
     this.objectsStored++;
     this.bytesStored += bytes;
     this.lastStoredAt = Date.now();
+    if (callingAeTitle !== undefined) {
+      const c = this.callers.get(callingAeTitle);
+      if (c || this.callers.size < MAX_TRACKED) this.callers.set(callingAeTitle, { objects: (c?.objects ?? 0) + 1, lastStoredAt: this.lastStoredAt });
+    }
   }
   failed(status: number): void {
     this.objectsFailed++;
@@ -70,6 +86,8 @@ export class ReceiveStats {
       objectsFailed: this.objectsFailed,
       failuresByStatus: { ...this.failuresByStatus },
       lastStoredAt: this.lastStoredAt ? new Date(this.lastStoredAt).toISOString() : null,
+      refused: [...this.refused].map(([reason, e]) => ({ reason, count: e.count, lastCallingAeTitle: e.lastCallingAeTitle, lastAddress: e.lastAddress, lastAt: new Date(e.lastAt).toISOString() })),
+      callers: [...this.callers].map(([aeTitle, c]) => ({ aeTitle, objects: c.objects, lastStoredAt: new Date(c.lastStoredAt).toISOString() })),
     };
   }
 }

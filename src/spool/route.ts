@@ -18,6 +18,6 @@ export function matches(m: ForwardConfig['match'], info: Pick<ObjectInfo, 'calli
 }
 
 /** The routing function of a configuration's destinations. */
-export function routeOf(forward: readonly ForwardConfig[]): (info: ObjectInfo) => string[] {
+export function routeOf(forward: readonly ForwardConfig[]): (info: Pick<ObjectInfo, 'callingAeTitle' | 'modality' | 'sopClassUid'>) => string[] {
   return (info) => forward.filter((f) => matches(f.match, info)).map((f) => f.name);
 }

@@ -81,11 +81,12 @@ describe('loadConfig: a valid minimal file gets the defaults', () => {
         minFreeBytes: 1024 ** 3,
         maxBytes: 0,
         verifyOnStart: 'size',
-        keepForwardedHours: 0,
+        keepForwardedHours: 48,
         compressAtRest: true,
         encryption: { profile: 'aes-256-gcm', keyFile: path.join(tmp.dir, 'keys', 'device.key') },
       },
       forward: [],
+      studies: { stableSeconds: 60, keepDays: 30 },
       forwarding: {
         connectTimeoutSeconds: 10,
         acseTimeoutSeconds: 30,
