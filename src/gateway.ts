@@ -10,7 +10,12 @@ import { CodecPool } from './compress/pool.js';
 import { serveMetrics } from './health/metrics.js';
 import { healthSource, startMqttHealth } from './health/mqtt-start.js';
 import { CommitmentRegistry } from './forward/commitment.js';
-import { DestinationForwarder } from './forward/destination.js';
+import { Forwarders } from './forward/forwarders.js';
+import { operatorControlRoutes, type ReloadResult } from './health/operator-controls.js';
+import { setLogLevel } from './log.js';
+import { loadConfig } from './config/load.js';
+import { reloadPlan } from './config/reload.js';
+import { routeOf } from './spool/route.js';
 import { Status } from './dicom/status.js';
 import { CommitmentScp } from './receive/commitment-scp.js';
 import { DicomServer } from './receive/server.js';
@@ -39,12 +44,14 @@ export class Gateway {
   /** The tamper-evident audit trail; `audit.events` is what receive/forward/spool code calls. */
   audit: AuditHandle | undefined;
   // ---- end audit trail ----
+  /** Apply the configuration file again (`pacs-edge reload`, SIGHUP): see src/config/reload.ts. */
+  reload: (by: string) => Promise<ReloadResult> = () => Promise.reject(new PacsEdgeError('RELOAD_REFUSED', 'not started', { retryable: false }));
 
   private constructor(
     readonly config: GatewayConfig,
     readonly spool: LevelSpool,
     readonly dicom: DicomServer,
-    private readonly forwarders: DestinationForwarder[],
+    private readonly forwarders: Forwarders,
     private readonly control: ControlServer,
     /** Closes the spool, its hash workers and its lock (src/spool/open.ts). */
     private readonly closeSpool: () => Promise<void>,
@@ -66,7 +73,7 @@ export class Gateway {
    * `integrityAlerts`: installation files that failed the start-up check (security.integrity: warn), for the audit trail.
    * `signal`: a stop asked for while starting (SIGTERM during recovery) ends a wait for a lock.
    */
-  static async start(config: GatewayConfig, log: Logger, opts: { integrityAlerts?: readonly string[]; signal?: AbortSignal } = {}): Promise<Gateway> {
+  static async start(config: GatewayConfig, log: Logger, opts: { integrityAlerts?: readonly string[]; signal?: AbortSignal; configFile?: string } = {}): Promise<Gateway> {
     const undo: { what: string; fn: (err: Error) => Promise<void> }[] = [];
     try {
       return await Gateway.build(config, log, opts, undo);
@@ -79,9 +86,11 @@ export class Gateway {
   private static async build(
     config: GatewayConfig,
     log: Logger,
-    opts: { integrityAlerts?: readonly string[]; signal?: AbortSignal },
+    opts: { integrityAlerts?: readonly string[]; signal?: AbortSignal; configFile?: string },
     undo: { what: string; fn: (err: Error) => Promise<void> }[],
   ): Promise<Gateway> {
+    /** The configuration in force: a reload replaces it (src/config/reload.ts). */
+    const live = { config };
     for (const w of configWarnings(config)) log.warn(w);
     await mkdir(config.spool.dir, { recursive: true, mode: 0o750 });
     // A gateway already answering on this control socket owns the spool and the trail: say so at once.
@@ -128,32 +137,8 @@ export class Gateway {
     const alerts = { corrupt: (a: { destination: string; id: string; sopInstanceUid: string }) => alertSinks.forEach((fn) => fn(a)) };
     // Storage Commitment transactions with destinations, for reports arriving on new associations.
     const commitments = new CommitmentRegistry();
-    const forwarders = config.forward.map(
-      (d) =>
-        new DestinationForwarder(d, {
-          spool,
-          log,
-          callingAeTitle: config.receive.aeTitle,
-          codecs,
-          alerts,
-          commitments,
-          audit: audit.events,
-          commitBatch: f.commitBatch,
-          commitTimeoutMs: f.commitTimeoutSeconds * 1000,
-          settings: {
-            connectTimeoutMs: f.connectTimeoutSeconds * 1000,
-            acseTimeoutMs: f.acseTimeoutSeconds * 1000,
-            dimseTimeoutMs: f.responseTimeoutSeconds * 1000,
-            retryBaseMs: f.retryBaseSeconds * 1000,
-            retryMaxMs: f.retryMaxSeconds * 1000,
-            idleReleaseMs: f.idleReleaseSeconds * 1000,
-            maxAttempts: f.maxAttempts,
-            batch: f.batch,
-            maxPduLength: f.maxPduLength,
-          },
-        }),
-    );
-    spool.onEnqueue((name) => forwarders.find((x) => x.name === name)?.notify());
+    const forwarders = new Forwarders({ spool, log, codecs, alerts, commitments, audit: audit.events }, config);
+    spool.onEnqueue((name) => forwarders.find(name)?.notify());
     const atRest = config.spool.compressAtRest
       ? new AtRestCompressor({
           rewriter: spool.rewriter,
@@ -221,11 +206,33 @@ export class Gateway {
         minFreeBytes: config.spool.minFreeBytes,
         ...(atRest ? { compressAtRest: atRest.stats() } : {}),
       },
-      destinations: spool.stats().destinations.map((d) => ({ ...d, ...forwarders.find((x) => x.name === d.name)?.status() })),
+      destinations: spool.stats().destinations.map((d) => ({ ...d, ...forwarders.find(d.name)?.status() })),
       codecs: { workers: config.compress.workers, busy: codecPool.busy, queued: codecPool.queued },
       ...(commitmentScp ? { commitment: commitmentScp.stats() } : {}),
     });
     const record = (r: OperatorAuditRecord) => (r.kind === 'purged' ? audit.events.purged(r) : audit.events.requeued(r));
+    // `pacs-edge reload` and SIGHUP: what src/config/reload.ts allows, or nothing at all.
+    const reload = async (by: string): Promise<ReloadResult> => {
+      if (!opts.configFile) throw new PacsEdgeError('RELOAD_REFUSED', 'this gateway was not started from a configuration file', { retryable: false });
+      const next = loadConfig(opts.configFile);
+      const plan = reloadPlan(live.config, next);
+      if (plan.restart.length > 0) {
+        log.warn({ by, restart: plan.restart }, 'reload refused: these settings change only with a restart');
+        throw new PacsEdgeError('RELOAD_REFUSED', `not reloaded: ${plan.restart.join(', ')} change only with a restart (systemctl restart pacs-edge); nothing was changed`, { retryable: false });
+      }
+      dicom.reload(next.receive);
+      let forward: ReloadResult['forward'] = { added: [], removed: [], restarted: [] };
+      if (plan.reloadable.some((p) => p.startsWith('forward'))) {
+        spool.setRouting(next.forward.map((x) => x.name), routeOf(next.forward));
+        forward = await forwarders.reload(next);
+      }
+      setLogLevel(log, next.log.level);
+      studyEvents.setStableMs(next.studies.stableSeconds * 1000);
+      live.config = next;
+      log.warn({ by, reloaded: plan.reloadable, ...forward }, 'configuration reloaded');
+      audit.events.configChanged({ what: `configuration reloaded by ${by}: ${plan.reloadable.join(', ') || 'certificates re-read, nothing else changed'}`, security: plan.reloadable.some((p) => p.startsWith('receive.')) });
+      return { reloaded: plan.reloadable, certificates: !!next.receive.tls, forward };
+    };
     const control = new ControlServer(
       config.control.socket,
       {
@@ -233,14 +240,15 @@ export class Gateway {
         'POST /dead-letters/retry': (body) => retryDeadLetters(spool, operatorRequest(body), { log, record, how: 'through the running gateway' }),
         'POST /dead-letters/purge': (body) => purgeDeadLetters(spool, operatorRequest(body), { log, record, how: 'through the running gateway' }),
         'POST /studies/query': (body) =>
-          answerStudies(spool.studies.all(), parseStudyQuery(body), { now: Date.now(), stableMs: config.studies.stableSeconds * 1000, hash: (a) => accessionHash(accKey, a) }),
+          answerStudies(spool.studies.all(), parseStudyQuery(body), { now: Date.now(), stableMs: live.config.studies.stableSeconds * 1000, hash: (a) => accessionHash(accKey, a) }),
         'POST /study': (body) => {
           const uid = (body as { uid?: unknown } | undefined)?.uid;
           const s = typeof uid === 'string' ? spool.studies.get(uid) : undefined;
           if (!s) throw new PacsEdgeError('STUDY_NOT_FOUND', `no study ${String(uid)} in the spool's history`, { retryable: false });
-          return studyJson(s, Date.now(), config.studies.stableSeconds * 1000, true);
+          return studyJson(s, Date.now(), live.config.studies.stableSeconds * 1000, true);
         },
-        'POST /studies/resend': (body) => resendStudy(spool, resendRequest(body), { log, record, how: 'through the running gateway', destinations: config.forward.map((x) => x.name) }),
+        'POST /studies/resend': (body) => resendStudy(spool, resendRequest(body), { log, record, how: 'through the running gateway', destinations: live.config.forward.map((x) => x.name) }),
+        ...operatorControlRoutes({ forwarders, log, audit: audit.events, setLevel: (level) => setLogLevel(log, level), reload: (by) => reload(by) }),
         '/status': statusDoc,
       },
       log,
@@ -262,10 +270,10 @@ export class Gateway {
     // Listeners that cannot open stop the start before anything is sent.
     const metrics = config.health.metrics ? await serveMetrics({ ...config.health.metrics, health: healthSource({ statusDoc, startedAt }), log }) : undefined;
     if (metrics) undo.push({ what: 'metrics', fn: () => metrics.close() });
-    for (const fw of forwarders) fw.start();
-    undo.push({ what: 'forwarders', fn: async () => void (await Promise.all(forwarders.map((x) => x.stop()))) });
+    forwarders.start();
+    undo.push({ what: 'forwarders', fn: () => forwarders.stop() });
     const healthDoc = healthSource({ statusDoc, startedAt });
-    const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log, forwarders, spool, record, studyEvents, alertSinks, onBlocked: (fn) => dicom.onBlocked(fn) }) : undefined;
+    const mqtt = config.health.mqtt ? startMqttHealth(config, config.health.mqtt, { statusDoc, health: healthDoc, stats: dicom.stats, startedAt, recovery, log, forwarders: () => forwarders.all(), spool, record, studyEvents, alertSinks, onBlocked: (fn) => dicom.onBlocked(fn) }) : undefined;
     const health = {
       stop: async () => {
         studyEvents.stop();
@@ -281,12 +289,13 @@ export class Gateway {
         port: address.port,
         ...Object.fromEntries(listeners.map((l) => [`${l.kind}Port`, l.port])),
         spool: config.spool.dir,
-        destinations: forwarders.map((x) => x.name),
+        destinations: forwarders.all().map((x) => x.name),
         unreadable: recovery.unreadable.length,
       },
       'gateway listening',
     );
     const gateway = new Gateway(config, spool, dicom, forwarders, control, opened.close, codecPool, atRest, health, log, recovery, address, commitmentScp);
+    gateway.reload = reload;
     // ---- audit trail ----
     gateway.audit = audit;
     audit.events.started();
@@ -298,7 +307,7 @@ export class Gateway {
     this.log.info('gateway stopping');
     await this.dicom.close(graceMs);
     this.commitmentScp?.stop();
-    await Promise.all(this.forwarders.map((f) => f.stop()));
+    await this.forwarders.stop();
     await this.atRest?.stop();
     await this.control.close();
     await this.health?.stop();

@@ -9,8 +9,14 @@ import pino, { type Logger } from 'pino';
  * fields that a future change might add by mistake.
  */
 export function createLogger(opts: { level?: string; deviceId?: string; destination?: pino.DestinationStream } = {}): Logger {
-  return pino(
+  // Children made by the modules (log.child) keep the level they were made with: they are
+  // remembered, so that `pacs-edge log-level` changes all of them (setLogLevel).
+  const children = new Set<WeakRef<Logger>>();
+  const root = pino(
     {
+      onChild: (child) => {
+        children.add(new WeakRef(child as Logger));
+      },
       level: opts.level ?? 'info',
       base: { device: opts.deviceId ?? 'unknown' },
       timestamp: pino.stdTimeFunctions.isoTime,
@@ -22,6 +28,24 @@ export function createLogger(opts: { level?: string; deviceId?: string; destinat
     },
     opts.destination ?? pino.destination({ dest: 1, sync: false }),
   );
+  families.set(root, children);
+  return root;
+}
+
+const families = new WeakMap<Logger, Set<WeakRef<Logger>>>();
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+
+/** Change the level of a logger made by {@link createLogger} and of every child made from it since. */
+export function setLogLevel(root: Logger, level: (typeof LOG_LEVELS)[number]): void {
+  root.level = level;
+  const children = families.get(root);
+  if (!children) return;
+  for (const ref of children) {
+    const c = ref.deref();
+    if (c) c.level = level;
+    else children.delete(ref);
+  }
 }
 
 export type { Logger };

@@ -12,6 +12,7 @@ import { manifestCommand } from './manifest.js';
 import { runCommand } from './run.js';
 import { statusCommand } from './status.js';
 import { resendCommand, studiesCommand, studyCommand } from './studies.js';
+import { destinationCommand, logLevelCommand, reloadCommand } from './operate.js';
 
 /**
  * Every `pacs-edge` command, in one table: the dispatcher, the usage text and the
@@ -117,6 +118,37 @@ export const COMMANDS: readonly Command[] = [
     spool: 'changes',
     needsConfig: true,
     run: (a) => resendCommand(a.config(), a.option, a.has),
+  },
+  ...(['pause', 'resume', 'echo'] as const).map(
+    (action): Command => ({
+      name: `destination ${action}`,
+      usage: 'NAME --config FILE [--json]',
+      summary:
+        action === 'pause'
+          ? 'stop sending to a destination (objects stay queued) until resumed or restarted; audited'
+          : action === 'resume'
+            ? 'send to a paused destination again; audited'
+            : "a real C-ECHO with the destination's settings (TLS included); exit 0 on Success",
+      spool: 'none',
+      needsConfig: true,
+      run: (a) => destinationCommand(a.config(), action, a.args, a.has('--json')),
+    }),
+  ),
+  {
+    name: 'log-level',
+    usage: 'fatal|error|warn|info|debug|trace --config FILE',
+    summary: "change the running gateway's log level (until the next start); audited",
+    spool: 'none',
+    needsConfig: true,
+    run: (a) => logLevelCommand(a.config(), a.args),
+  },
+  {
+    name: 'reload',
+    usage: '--config FILE [--json]',
+    summary: 're-read the configuration and certificates (callers, TLS files, destinations, log level; also SIGHUP); anything else is refused, with the reason',
+    spool: 'none',
+    needsConfig: true,
+    run: (a) => reloadCommand(a.config(), a.has('--json')),
   },
   {
     name: 'audit verify',

@@ -57,16 +57,26 @@ export async function runCommand(file: string): Promise<number> {
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+  // SIGHUP reloads what can be reloaded (certificates, callers, destinations, log level); its
+  // default, ending the process, is never what an operator means.
+  let onHangup: () => void = () => log.warn('SIGHUP while starting: ignored (send it again once the gateway listens)');
+  process.on('SIGHUP', () => onHangup());
 
   let gateway: Gateway;
   try {
-    gateway = await Gateway.start(config, log, { integrityAlerts, signal: starting.signal });
+    gateway = await Gateway.start(config, log, { integrityAlerts, signal: starting.signal, configFile: file });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { cause?: { message?: string } };
     const exitCode = exitCodeFor(err);
     log.fatal({ err: e.message, code: e.code, cause: e.cause?.message, exitCode }, `gateway failed to start: ${e.message}`);
     return exitCode;
   }
+  onHangup = () => {
+    gateway.reload('SIGHUP').then(
+      (r) => log.info({ reloaded: r.reloaded }, 'SIGHUP: configuration reloaded'),
+      (err: unknown) => log.error({ err: (err as Error).message }, 'SIGHUP: configuration not reloaded'),
+    );
+  };
   return new Promise<number>((resolve) => {
     let stopping = false;
     onSignal = (signal: string) => {

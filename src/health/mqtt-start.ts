@@ -23,14 +23,14 @@ type StatusDoc = Record<string, unknown> & {
  * from state changes (every second), refused associations and the start-up recovery.
  */
 /** The MQTT commands (`health.mqtt.commands: true`). */
-function commandHandlers(deps: { startedAt: number; forwarders: readonly DestinationForwarder[]; spool: Pick<Spool, 'retryDeadLetters' | 'listDeadLetters' | 'find'>; log: Logger; record: (r: OperatorAuditRecord) => void; by: string }): Record<string, (args: Record<string, unknown>) => Promise<unknown>> {
+function commandHandlers(deps: { startedAt: number; forwarders: () => readonly DestinationForwarder[]; spool: Pick<Spool, 'retryDeadLetters' | 'listDeadLetters' | 'find'>; log: Logger; record: (r: OperatorAuditRecord) => void; by: string }): Record<string, (args: Record<string, unknown>) => Promise<unknown>> {
   const destination = (args: Record<string, unknown>): DestinationForwarder => {
     if (typeof args.destination !== 'string') throw new Error('"destination" (a forward[] name) is required');
-    const f = deps.forwarders.find((x) => x.name === args.destination);
-    if (!f) throw new Error(`no destination "${args.destination}"; configured: ${deps.forwarders.map((x) => x.name).join(', ') || 'none'}`);
+    const f = deps.forwarders().find((x) => x.name === args.destination);
+    if (!f) throw new Error(`no destination "${args.destination}"; configured: ${deps.forwarders().map((x) => x.name).join(', ') || 'none'}`);
     return f;
   };
-  const some = (args: Record<string, unknown>) => (args.destination === undefined ? [...deps.forwarders] : [destination(args)]);
+  const some = (args: Record<string, unknown>) => (args.destination === undefined ? [...deps.forwarders()] : [destination(args)]);
   return {
     ping: async () => ({ pong: true, version: VERSION, uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000) }),
     'echo-destination': async (args) => {
@@ -106,7 +106,8 @@ export function startMqttHealth(
     startedAt: number;
     recovery: RecoveryReport;
     log: Logger;
-    forwarders: readonly DestinationForwarder[];
+    /** The destinations' forwarders now (a reload replaces them). */
+    forwarders: () => readonly DestinationForwarder[];
     spool: Pick<Spool, 'retryDeadLetters' | 'listDeadLetters' | 'find'>;
     /** Audit records of operator changes made by MQTT commands. */
     record: (r: OperatorAuditRecord) => void;

@@ -80,6 +80,11 @@ export class StudyEvents {
     },
   ) {}
 
+  /** A reload changed studies.stableSeconds. */
+  setStableMs(ms: number): void {
+    this.deps.stableMs = ms;
+  }
+
   onEvent(fn: (e: StudyEvent) => void): void {
     this.sinks.push(fn);
   }

@@ -39,7 +39,7 @@ export class DicomServer {
   refusedBlocked = 0;
 
   constructor(
-    private readonly deps: {
+    private deps: {
       config: GatewayConfig['receive'];
       spool: Spool;
       log: Logger;
@@ -80,6 +80,17 @@ export class DicomServer {
       });
       this.servers.push({ kind: 'tls', port: c.tls.port, server });
     }
+  }
+
+  /**
+   * A reload (`pacs-edge reload`, SIGHUP): new associations are judged by the new callers; the
+   * TLS listener presents the certificate now in its files (renewed on the same path, or new
+   * paths) from its next handshake. Running associations go on as they were.
+   */
+  reload(receive: GatewayConfig['receive']): void {
+    this.deps = { ...this.deps, config: receive };
+    const t = this.servers.find((s) => s.kind === 'tls');
+    if (t && receive.tls) (t.server as tls.Server).setSecureContext(tlsServerOptions(receive.tls));
   }
 
   /** Called when an address gets blocked (for the MQTT alarm). */

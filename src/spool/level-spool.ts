@@ -96,7 +96,7 @@ export class LevelSpool implements Spool {
   private objectBytes = 0;
 
   constructor(
-    private readonly opts: {
+    private opts: {
       dir: string;
       destinations: readonly string[];
       minFreeBytes: number;
@@ -371,6 +371,15 @@ export class LevelSpool implements Spool {
 
   private readonly storedListeners: ((r: SpoolRecord) => void)[] = [];
   private readonly unroutedListeners: ((r: SpoolRecord) => void)[] = [];
+
+  /**
+   * A reload changed the destinations or their `match`: new objects follow the new routing;
+   * objects already queued stay owed where they are.
+   */
+  setRouting(destinations: readonly string[], route: (info: ObjectInfo) => string[]): void {
+    this.opts = { ...this.opts, destinations, route };
+    for (const d of destinations) this.queues.addDeadLetters(d, 0);
+  }
 
   /** Remember that a study's event was announced (src/health/study-events.ts); not synced: a lost mark only repeats an event. */
   markStudy(uid: string, what: 'received' | 'done'): void {

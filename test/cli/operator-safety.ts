@@ -79,6 +79,16 @@ async function expectIntact(w: World, label: string): Promise<void> {
 
 const ok = (r: RunResult, what: string) => expect(r.code, `${what}\n${r.stdout}\n${r.stderr}`).toBe(0);
 
+function notRunning(r: RunResult): void {
+  expect(r.code, r.stdout + r.stderr).toBe(1);
+  expect(r.stderr).toContain('the gateway is not running');
+}
+
+async function statusFull(w: World): Promise<{ destinations: { name: string; paused?: boolean }[] }> {
+  const r = await cli(w, ['status', '--config', w.configFile, '--json']);
+  return JSON.parse(r.stdout) as never;
+}
+
 /** One case per command: what it must do, stopped and running. */
 export const CASES: Record<string, (w: World, phase: Phase) => Promise<void>> = {
   run: async (w, phase) => {
@@ -165,6 +175,38 @@ export const CASES: Record<string, (w: World, phase: Phase) => Promise<void>> = 
     const r = await cli(w, ['resend', '--study', w.queuedStudy, '--config', w.configFile]);
     ok(r, 'resend');
     expect(r.stdout).toMatch(/0 object\(s\) queued again for pacs; 6 were still queued/);
+  },
+  // Acting on the running process: with the gateway stopped they say so and change nothing.
+  'destination pause': async (w, phase) => {
+    const r = await cli(w, ['destination', 'pause', 'pacs', '--config', w.configFile]);
+    if (phase === 'stopped') return notRunning(r);
+    ok(r, 'destination pause');
+    expect(r.stdout).toContain('pacs: paused');
+    expect((await statusFull(w)).destinations[0]).toMatchObject({ paused: true });
+  },
+  'destination resume': async (w, phase) => {
+    const r = await cli(w, ['destination', 'resume', 'pacs', '--config', w.configFile]);
+    if (phase === 'stopped') return notRunning(r);
+    ok(r, 'destination resume');
+    expect((await statusFull(w)).destinations[0]).toMatchObject({ paused: false });
+  },
+  'destination echo': async (w, phase) => {
+    const r = await cli(w, ['destination', 'echo', 'pacs', '--config', w.configFile]);
+    if (phase === 'stopped') return notRunning(r);
+    // The PACS is down in this phase: a real C-ECHO fails, and says why.
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/pacs-edge destination echo: .*(ECONNREFUSED|connect)/i);
+  },
+  'log-level': async (w, phase) => {
+    const r = await cli(w, ['log-level', 'info', '--config', w.configFile]);
+    if (phase === 'stopped') return notRunning(r);
+    ok(r, 'log-level');
+  },
+  reload: async (w, phase) => {
+    const r = await cli(w, ['reload', '--config', w.configFile]);
+    if (phase === 'stopped') return notRunning(r);
+    ok(r, 'reload');
+    expect(r.stdout).toContain('reloaded: no setting changed');
   },
   'audit verify': async (w) => {
     const r = await cli(w, ['audit', 'verify', '--config', w.configFile]);
