@@ -8,6 +8,8 @@ import type { Logger } from './log.js';
 import { AtRestCompressor } from './compress/at-rest.js';
 import { CodecPool } from './compress/pool.js';
 import { serveMetrics } from './health/metrics.js';
+import { serveWeb } from './health/web.js';
+import { checkNamedFiles } from './config/file-check.js';
 import { healthSource, startMqttHealth } from './health/mqtt-start.js';
 import { CommitmentRegistry } from './forward/commitment.js';
 import { Forwarders } from './forward/forwarders.js';
@@ -270,6 +272,19 @@ export class Gateway {
     // Listeners that cannot open stop the start before anything is sent.
     const metrics = config.health.metrics ? await serveMetrics({ ...config.health.metrics, health: healthSource({ statusDoc, startedAt }), log }) : undefined;
     if (metrics) undo.push({ what: 'metrics', fn: () => metrics.close() });
+    // The status page for site IT (health.web): read-only, from the same documents as `status`.
+    const web = config.health.web
+      ? await serveWeb({
+          ...config.health.web,
+          log,
+          sources: {
+            status: statusDoc,
+            studies: () => answerStudies(spool.studies.all(), { sinceMs: 7 * 86_400_000 }, { now: Date.now(), stableMs: live.config.studies.stableSeconds * 1000, hash: () => undefined }).studies,
+            certificates: () => checkNamedFiles(live.config),
+          },
+        })
+      : undefined;
+    if (web) undo.push({ what: 'status page', fn: () => web.close() });
     forwarders.start();
     undo.push({ what: 'forwarders', fn: () => forwarders.stop() });
     const healthDoc = healthSource({ statusDoc, startedAt });
@@ -277,6 +292,7 @@ export class Gateway {
     const health = {
       stop: async () => {
         studyEvents.stop();
+        await web?.close();
         await metrics?.close();
         await mqtt?.stop();
       },

@@ -38,6 +38,8 @@ export function namedFiles(config: GatewayConfig): { key: string; file: string; 
   tls(config.health.mqtt?.tls, 'health.mqtt.tls');
   if (config.health.mqtt?.passwordFile) out.push({ key: 'health.mqtt.passwordFile', file: config.health.mqtt.passwordFile, kind: 'password' });
   tls(config.audit.syslog, 'audit.syslog');
+  tls(config.health.web?.tls, 'health.web.tls');
+  if (config.health.web?.passwordFile) out.push({ key: 'health.web.passwordFile', file: config.health.web.passwordFile, kind: 'password' });
   out.push({ key: 'spool.encryption.keyFile', file: config.spool.encryption.keyFile, kind: 'device-key' });
   return out;
 }

@@ -138,6 +138,12 @@ export interface GatewayConfig {
     mqtt?: MqttConfig | undefined;
     /** Prometheus /metrics: off unless `port` is set; host 127.0.0.1 unless configured otherwise. */
     metrics?: { host: string; port: number } | undefined;
+    /**
+     * A read-only status page for site IT (src/health/web.ts): off unless `port` is set; host
+     * 127.0.0.1 unless configured. Not on loopback it needs `tls` and a password (HTTP Basic,
+     * user `pacs-edge`) or client certificates (`tls.ca`).
+     */
+    web?: { host: string; port: number; tls?: { cert: string; key: string; ca?: string | undefined } | undefined; passwordFile?: string | undefined } | undefined;
   };
   /** Platform security (MLPS 2.0 level 3, 安全计算环境). */
   security: {

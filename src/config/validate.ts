@@ -39,8 +39,10 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const security = v.object(root.security ?? {}, 'security', ['integrity']);
   const audit = v.object(root.audit ?? {}, 'audit', ['dir', 'retentionDays', 'maxBytes', 'syslog']);
   const auditSyslog = audit.syslog === undefined ? undefined : v.object(audit.syslog, 'audit.syslog', ['host', 'port', 'ca', 'cert', 'key']);
-  const health = v.object(root.health ?? {}, 'health', ['mqtt', 'metrics']);
+  const health = v.object(root.health ?? {}, 'health', ['mqtt', 'metrics', 'web']);
   const metrics = health.metrics === undefined ? undefined : v.object(health.metrics, 'health.metrics', ['host', 'port']);
+  const web = health.web === undefined ? undefined : v.object(health.web, 'health.web', ['host', 'port', 'tls', 'passwordFile']);
+  const webTls = web?.tls === undefined ? undefined : v.object(web.tls, 'health.web.tls', ['cert', 'key', 'ca']);
   const mqtt = health.mqtt === undefined ? undefined : v.object(health.mqtt, 'health.mqtt', ['url', 'topicPrefix', 'intervalSeconds', 'clientId', 'username', 'passwordFile', 'tls', 'protocolVersion', 'commands']);
   const mqttTls = mqtt?.tls === undefined ? undefined : v.object(mqtt.tls, 'health.mqtt.tls', ['ca', 'cert', 'key']);
 
@@ -193,6 +195,14 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       keepDays: v.number(studies.keepDays, 'studies.keepDays', { min: 1, max: 3650 }) ?? 30,
     },
     health: {
+      web: web
+        ? {
+            host: v.string(web.host, 'health.web.host') ?? '127.0.0.1',
+            port: v.int(web.port, 'health.web.port', { min: 1, max: 65535, required: true }) ?? 0,
+            ...(webTls ? { tls: { cert: file(webTls.cert, 'health.web.tls.cert', true) ?? '', key: file(webTls.key, 'health.web.tls.key', true) ?? '', ca: file(webTls.ca, 'health.web.tls.ca') } } : {}),
+            ...(web.passwordFile !== undefined ? { passwordFile: file(web.passwordFile, 'health.web.passwordFile', true) ?? '' } : {}),
+          }
+        : undefined,
       metrics: metrics
         ? { host: v.string(metrics.host, 'health.metrics.host') ?? '127.0.0.1', port: v.int(metrics.port, 'health.metrics.port', { min: 1, max: 65535, required: true }) ?? 0 }
         : undefined,
@@ -241,6 +251,11 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
 
   if (config.forwarding.retryMaxSeconds < config.forwarding.retryBaseSeconds) {
     v.problem('forwarding.retryMaxSeconds', `must be at least forwarding.retryBaseSeconds (${config.forwarding.retryBaseSeconds})`);
+  }
+  const w = config.health.web;
+  if (w && !['127.0.0.1', '::1', 'localhost'].includes(w.host)) {
+    if (!w.tls) v.problem('health.web.tls', `required when health.web.host is ${w.host} (not loopback): the page must not cross the network in clear`);
+    if (!w.passwordFile && !w.tls?.ca) v.problem('health.web', `a passwordFile or tls.ca (client certificates) is required when health.web.host is ${w.host} (not loopback)`);
   }
   const rt = config.receive.tls;
   if (rt?.requireClientCert && !rt.ca) v.problem('receive.tls.ca', 'required when receive.tls.requireClientCert is true (the CA that signs the modalities\' certificates)');
