@@ -261,6 +261,11 @@ describe('forward: modality → gateway → PACS', () => {
       }, { what: 'all 5 dead-lettered' });
       expect(['backoff', 'down']).toContain(s.state);
       expect(s.pending).toBe(0);
+      // The dead letters name their study, and a study's dead letters go back in one command.
+      const list = JSON.parse((await run(process.execPath, [CLI, 'dead-letter', 'list', '--config', gw.configFile, '--json'])).stdout) as { studyInstanceUid?: string }[];
+      expect(list.map((d) => d.studyInstanceUid)).toEqual(study.map((x) => x.studyUid));
+      const byStudy = await run(process.execPath, [CLI, 'dead-letter', 'retry', '--config', gw.configFile, '--destination', 'pacs', '--study', study[0]!.studyUid]);
+      expect(byStudy.stdout, byStudy.stderr).toContain('5 object(s) queued again for pacs');
     } finally {
       await gw.stop();
       await pacs.stop();
