@@ -371,5 +371,6 @@ export async function sealedFilesOpenedBy(config: GatewayConfig, candidates: Rec
  * @throws PacsEdgeError SPOOL_FORMAT_NEWER, SPOOL_LOCKED
  */
 export async function checkSpoolFormat(config: GatewayConfig): Promise<void> {
-  await readSpool(config, async () => undefined);
+  // A command may hold the index for a moment: the gateway waits as long as openSpool would.
+  await readSpool(config, async () => undefined, { lockWaitMs: 30_000 });
 }
