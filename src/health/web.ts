@@ -6,6 +6,7 @@ import { listenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { tlsServerOptions } from '../security/tls.js';
 import type { FileCheck } from '../config/file-check.js';
+import { bytes } from '../util/format.js';
 
 /**
  * A read-only status page for site IT (`health.web`): destinations and their queues, the disk,
@@ -23,16 +24,6 @@ export interface WebSources {
 }
 
 const esc = (x: unknown): string => String(x ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-
-function bytes(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < u.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${i === 0 ? n : n.toFixed(1)} ${u[i]}`;
-}
 
 const time = (iso: unknown) => (typeof iso === 'string' && iso ? `${iso.slice(0, 19).replace('T', ' ')}Z` : '-');
 

@@ -10,7 +10,7 @@ import { spoolKey } from '../security/spool-key.js';
 import { HashPool } from '../util/hash-pool.js';
 import { LevelSpool } from './level-spool.js';
 import { refuseNewerFormat } from './format.js';
-import { StudyBook, type StudySummary } from './studies.js';
+import { owe as oweTo, type Owed, StudyBook, type StudySummary } from './studies.js';
 import { routeOf } from './route.js';
 import { openRecord } from './record-codec.js';
 import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, type SealKey } from './sealed-file.js';
@@ -233,16 +233,8 @@ async function offlineStudies(db: Level<string, string>): Promise<StudySummary[]
     const r = openRecord(raw);
     if (r?.studyInstanceUid) studyOf.set(key.slice(2), r.studyInstanceUid);
   }
-  const owed = new Map<string, Map<string, { pending: number; deadLetter: number }>>();
-  const owe = (id: string, dest: string, k: 'pending' | 'deadLetter') => {
-    const uid = studyOf.get(id);
-    if (!uid) return;
-    let m = owed.get(uid);
-    if (!m) owed.set(uid, (m = new Map()));
-    let c = m.get(dest);
-    if (!c) m.set(dest, (c = { pending: 0, deadLetter: 0 }));
-    c[k]++;
-  };
+  const owed: Owed = new Map();
+  const owe = (id: string, dest: string, k: 'pending' | 'deadLetter') => oweTo(owed, studyOf.get(id), dest, k);
   for await (const key of db.keys({ gte: 'q!', lt: 'q!\xff' })) {
     const [, dest, id] = key.split('!') as [string, string, string];
     owe(id, dest, 'pending');

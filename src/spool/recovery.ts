@@ -8,7 +8,7 @@ import { closeFd, openFd, readFd } from '../util/fd.js';
 import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, sealedSize, type SealKey, type SealProfile } from './sealed-file.js';
 import { migrate, refuseNewerFormat } from './format.js';
 import { QueueState } from './queues.js';
-import { StudyBook, type StudySummary } from './studies.js';
+import { owe as oweTo, type Owed, StudyBook, type StudySummary } from './studies.js';
 import { openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
 import type { DeadLetter, RecoveryReport, SpoolRecord } from './spool.js';
 
@@ -326,15 +326,9 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
   const queues = new QueueState([...destinations]);
   // What each study is owed, from the objects' own entries (the study summaries' counts follow).
   const byId = new Map(entries.map((e) => [e.id, e.record] as const));
-  const owed = new Map<string, Map<string, { pending: number; deadLetter: number }>>();
+  const owed: Owed = new Map();
   const owe = (id: string, dest: string, k: 'pending' | 'deadLetter') => {
-    const uid = byId.get(id)?.studyInstanceUid;
-    if (!uid || discard.has(id)) return;
-    let m = owed.get(uid);
-    if (!m) owed.set(uid, (m = new Map()));
-    let c = m.get(dest);
-    if (!c) m.set(dest, (c = { pending: 0, deadLetter: 0 }));
-    c[k]++;
+    if (!discard.has(id)) oweTo(owed, byId.get(id)?.studyInstanceUid, dest, k);
   };
   for await (const key of db.keys({ gte: 'q!', lt: 'q!\xff' })) {
     const [, dest, id] = key.split('!') as [string, string, string];

@@ -46,6 +46,19 @@ type Put = { type: 'put'; key: string; value: string };
 
 const dest = (): StudyDestination => ({ pending: 0, forwarded: 0, deadLetter: 0, bytes: 0 });
 
+/** Counts per study and destination of what is owed (queued) and dead-lettered, from the objects' own entries. */
+export type Owed = Map<string, Map<string, { pending: number; deadLetter: number }>>;
+
+/** Count one queue or dead-letter entry of a study towards {@link StudyBook.rebuild}. */
+export function owe(owed: Owed, studyUid: string | undefined, destination: string, kind: 'pending' | 'deadLetter'): void {
+  if (!studyUid) return;
+  let m = owed.get(studyUid);
+  if (!m) owed.set(studyUid, (m = new Map()));
+  let c = m.get(destination);
+  if (!c) m.set(destination, (c = { pending: 0, deadLetter: 0 }));
+  c[kind]++;
+}
+
 export class StudyBook {
   private readonly studies = new Map<string, StudySummary>();
 
@@ -166,7 +179,7 @@ export class StudyBook {
    * At start: pending and dead-letter counts from the objects' own entries (`owed`: study →
    * destination → counts), the history as it was.
    */
-  rebuild(owed: Map<string, Map<string, { pending: number; deadLetter: number }>>): void {
+  rebuild(owed: Owed): void {
     for (const s of this.studies.values()) {
       for (const d of Object.values(s.destinations)) {
         d.pending = 0;
