@@ -78,6 +78,8 @@ describe.skipIf(!root)('the Debian package (make package, dpkg, apt)', () => {
     keyId = /^fpr:+([0-9A-F]+):/m.exec(sh('gpg', ['--batch', '--homedir', gnupg, '--with-colons', '--list-keys']).out)![1]!;
   }, 120_000);
   afterAll(() => {
+    // gpg started an agent for the throwaway key: it goes with it.
+    if (gnupg) sh('gpgconf', ['--homedir', gnupg, '--kill', 'gpg-agent'], { ok: false });
     if (installed().includes('install ok')) sh('dpkg', ['--purge', 'pacs-edge'], { ok: false });
     rmSync('/var/lib/pacs-edge', { recursive: true, force: true });
     rmSync('/etc/pacs-edge', { recursive: true, force: true });
