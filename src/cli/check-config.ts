@@ -9,7 +9,7 @@ import { EXIT } from './exit-codes.js';
  * line), then every file it names: present, readable by the service user, parsing, and every
  * certificate's days left. Exit 0 when all is well (warnings allowed), 1 otherwise.
  */
-export function checkConfigCommand(file: string): number {
+export function checkConfigCommand(file: string, opts: { forStart?: boolean } = {}): number {
   let config;
   try {
     config = loadConfig(file);
@@ -19,7 +19,10 @@ export function checkConfigCommand(file: string): number {
   }
   for (const w of configWarnings(config)) console.error(`warning: ${w}`);
   const r = config.receive;
-  const files = checkNamedFiles(config);
+  // Before a start (the unit's ExecStartPre, --for-start) an expired certificate is said loudly
+  // but does not keep the gateway from receiving: the plain listener and the spool still work,
+  // and a box that will not start at 3 a.m. because a certificate ran out helps nobody.
+  const files = checkNamedFiles(config).map((f) => (opts.forStart && !f.ok && f.daysLeft !== undefined && f.daysLeft < 0 ? { ...f, ok: true, warning: true } : f));
   const bad = files.filter((f) => !f.ok);
   const head = `${file}: ${bad.length ? 'INVALID' : 'valid'} (device ${config.device.id}, AE ${r.aeTitle} on ${r.host}${r.plain ? `:${r.port}` : ''}${r.tls ? ` (TLS ${r.tls.port})` : ''}, ${config.forward.length} destination(s))`;
   (bad.length ? console.error : console.log)(head);

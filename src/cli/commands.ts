@@ -58,11 +58,11 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'check-config',
-    usage: '--config FILE',
-    summary: 'validate a configuration and every file it names (present, readable by the service user, parses; certificates\' days left); exit 0 when valid, 1 when not',
+    usage: '--config FILE [--for-start]',
+    summary: 'validate a configuration and every file it names (present, readable by the service user, parses; certificates\' days left); exit 0 when valid, 1 when not (--for-start: an expired certificate only warns)',
     spool: 'none',
     needsConfig: true,
-    run: async (a) => checkConfigCommand(a.configFile),
+    run: async (a) => checkConfigCommand(a.configFile, { forStart: a.has('--for-start') }),
   },
   {
     name: 'init',

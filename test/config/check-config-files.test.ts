@@ -50,6 +50,16 @@ describe('check-config: the files a configuration names', () => {
       const later = checkNamedFiles(loadConfig(configFile), Date.now() + 10 * DAY);
       expect(later.find((c) => c.key === 'receive.tls.cert')).toMatchObject({ ok: false });
       expect(later.find((c) => c.key === 'receive.tls.cert')!.detail).toMatch(/EXPIRED on \d{4}-\d\d-\d\d \(\d+ days ago\)/);
+      // Before a start (the unit's ExecStartPre) an expired certificate is a warning, not a refusal.
+      const { checkConfigCommand } = await import('../../src/cli/check-config.js');
+      const realNow = Date.now;
+      Date.now = () => realNow() + 10 * DAY;
+      try {
+        expect(checkConfigCommand(configFile, { forStart: true })).toBe(EXIT.ok);
+        expect(checkConfigCommand(configFile)).toBe(EXIT.failed);
+      } finally {
+        Date.now = realNow;
+      }
       writeFileSync(certs.ca, 'not a certificate\n');
       const { rmSync } = await import('node:fs');
       rmSync(certs.server.key);
