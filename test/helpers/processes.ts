@@ -15,16 +15,30 @@ export function tempDir(prefix = 'pacs-edge-test-'): { dir: string; cleanup: () 
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** A loopback TCP port nobody listens on right now. */
+/** Ports this test process has handed out: never twice (a gateway restarted on its port keeps it). */
+const handedOut = new Set<number>();
+
+/**
+ * A loopback TCP port nobody listens on right now, chosen below the kernel's ephemeral range
+ * (32768–60999): a port the kernel picked for listen(0) is also where it puts the source ports
+ * of outgoing connections, and a gateway restarted on "its" port could then find it taken by
+ * some other test's connection (seen in CI: EADDRINUSE on a restart).
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (handedOut.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-  });
+    if (free) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free loopback port found in 20000-31999');
 }
 
 export interface LogLine {
