@@ -1,3 +1,7 @@
+import { ERROR_CODES, type ErrorCode } from './error-codes.js';
+
+export { Code, type ErrorCode } from './error-codes.js';
+
 /**
  * One error base class for the whole gateway.
  *
@@ -9,20 +13,21 @@
  * Messages must never carry patient data: UIDs, tags, AE titles, sizes and statuses only.
  */
 export class PacsEdgeError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly retryable: boolean;
   /** Extra, patient-data-free facts for the log line (UIDs, sizes, statuses). */
   readonly details: Readonly<Record<string, unknown>>;
 
+  /** `retryable` defaults to the code's entry in {@link ERROR_CODES}. */
   constructor(
-    code: string,
+    code: ErrorCode,
     message: string,
     opts: { cause?: unknown; retryable?: boolean; details?: Record<string, unknown> } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'PacsEdgeError';
     this.code = code;
-    this.retryable = opts.retryable ?? false;
+    this.retryable = opts.retryable ?? ERROR_CODES[code].retryable;
     this.details = opts.details ?? {};
   }
 
@@ -51,9 +56,20 @@ export class ConfigError extends PacsEdgeError {
 
 /** A DICOM byte stream (PDU, command or dataset) that cannot be understood. */
 export class DicomParseError extends PacsEdgeError {
-  constructor(code: string, message: string, details?: Record<string, unknown>) {
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
     super(code, message, { retryable: false, ...(details ? { details } : {}) });
     this.name = 'DicomParseError';
+  }
+}
+
+/**
+ * An association with a peer failed: no connection, a rejection, an abort, a timeout, or an
+ * answer that breaks the protocol. Retryable unless the peer said the failure is permanent.
+ */
+export class AssociationError extends PacsEdgeError {
+  constructor(code: ErrorCode, message: string, opts: { retryable: boolean; cause?: unknown; details?: Record<string, unknown> }) {
+    super(code, message, opts);
+    this.name = 'AssociationError';
   }
 }
 

@@ -1,3 +1,4 @@
+import { codeInfo } from '../error-codes.js';
 import { PacsEdgeError } from '../errors.js';
 
 /**
@@ -23,27 +24,9 @@ export const EXIT = {
   formatNewer: 7,
 } as const;
 
-/** The exit code for an error that ended a command or a start. */
+/** The exit code for an error that ended a command or a start: the `exit` of its code in the error table. */
 export function exitCodeFor(err: unknown): number {
   if (!(err instanceof PacsEdgeError)) return EXIT.failed;
-  switch (err.code) {
-    case 'DEVICE_KEY_MISSING':
-    case 'DEVICE_KEY_MISMATCH':
-    case 'SPOOL_KEY_MISSING':
-    case 'SPOOL_KEY_MISMATCH':
-    case 'SPOOL_FORMAT_UNKNOWN':
-    case 'KEY_FILE_INVALID':
-    case 'KEY_FILE_MODE':
-      return EXIT.spoolKey;
-    case 'SPOOL_FORMAT_NEWER':
-    case 'AUDIT_FORMAT_NEWER':
-      return EXIT.formatNewer;
-    case 'SPOOL_LOCKED':
-    case 'SPOOL_INDEX_MISSING':
-    case 'GATEWAY_RUNNING':
-    case 'AUDIT_LOCKED':
-      return EXIT.spoolBusy;
-    default:
-      return EXIT.failed;
-  }
+  const exit = codeInfo(err.code).exit;
+  return exit === undefined ? EXIT.failed : EXIT[exit];
 }

@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { recordOffline, safeUser } from '../audit/cli.js';
 import type { GatewayConfig } from '../config/types.js';
-import { PacsEdgeError } from '../errors.js';
+import { Code, PacsEdgeError } from '../errors.js';
 import { controlRequest } from '../health/control-server.js';
 import { createLogger } from '../log.js';
 import { accessionHash, accessionKey } from '../security/accession.js';
@@ -124,7 +124,7 @@ export async function resendCommand(config: GatewayConfig, option: (n: string) =
     try {
       result = await resendStudy(opened.spool, req, { log, record: (r) => records.push(r), how: 'gateway stopped', destinations: config.forward.map((f) => f.name) });
     } catch (err) {
-      if (err instanceof PacsEdgeError && err.code === 'STUDY_NOT_FOUND') {
+      if (err instanceof PacsEdgeError && err.code === Code.STUDY_NOT_FOUND) {
         console.error(`pacs-edge resend: ${err.message}`);
         return EXIT.failed;
       }

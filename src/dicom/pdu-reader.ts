@@ -5,6 +5,8 @@ import { PduType } from './pdu.js';
 export interface PduHandler {
   /** A whole non-P-DATA PDU: its type and its body (after the 6-byte header). */
   onPdu(type: number, body: Buffer): void;
+  /** A P-DATA-TF begins (its PDVs follow): the state machine's Evt10. */
+  onPData?(length: number): void;
   /** A PDV item begins; `length` is the number of value bytes that will follow. */
   onPdvStart(contextId: number, control: number, length: number): void;
   onPdvData(data: Buffer): void;
@@ -65,6 +67,7 @@ export class PduReader {
             }
             this.pduRemaining = length;
             this.state = State.PdvHeader;
+            this.handler.onPData?.(length);
           } else {
             if (this.pduType < PduType.AssociateRq || this.pduType > PduType.Abort) {
               throw new DicomParseError('PDU_UNRECOGNIZED', `unrecognised PDU type 0x${this.pduType.toString(16)}`, { pduType: this.pduType });

@@ -263,31 +263,6 @@ export function encodeReleaseRq(): Buffer {
   return pdu(PduType.ReleaseRq, Buffer.alloc(4));
 }
 
-/**
- * Encode a DIMSE message as P-DATA-TF PDUs, fragmenting to the peer's maximum length
- * (0 = unlimited). The message control header's bit 0 marks a command, bit 1 the last fragment.
- * @see PS3.8 §9.3.5 and Annex E.2
- */
-export function encodePData(contextId: number, isCommand: boolean, data: Buffer, peerMaxPduLength: number): Buffer[] {
-  // A PDV item adds 6 bytes (4 length, 1 context id, 1 control header) inside the PDU body.
-  const maxFragment = peerMaxPduLength > 6 ? peerMaxPduLength - 6 : data.length || 1;
-  const out: Buffer[] = [];
-  let off = 0;
-  do {
-    const n = Math.min(maxFragment, data.length - off);
-    const last = off + n >= data.length;
-    const head = Buffer.alloc(12);
-    head[0] = PduType.PData;
-    head.writeUInt32BE(n + 6, 2);
-    head.writeUInt32BE(n + 2, 6);
-    head[10] = contextId;
-    head[11] = (isCommand ? 0x01 : 0x00) | (last ? 0x02 : 0x00);
-    out.push(Buffer.concat([head, data.subarray(off, off + n)]));
-    off += n;
-  } while (off < data.length);
-  return out;
-}
-
 /** A 16-byte AE title field, space padded. @see PS3.8 §9.3.2 */
 function aeField(title: string): Buffer {
   return Buffer.from(title.padEnd(16, ' ').slice(0, 16), 'latin1');

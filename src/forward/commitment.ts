@@ -16,8 +16,8 @@ import type { ForwardConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Claim, Spool } from '../spool/spool.js';
 import { Backoff } from './backoff.js';
-import type { ForwardSettings } from './destination.js';
-import { ScuAssociation } from './scu.js';
+import { Requestor } from '../dicom/ul/requestor.js';
+import type { ForwardSettings } from './settings.js';
 
 /**
  * Storage Commitment towards a destination (the gateway as SCU of the Push Model).
@@ -195,7 +195,7 @@ export class CommitTracker {
    */
   private async request(t: Transaction, log: Logger): Promise<'requested' | 'refused'> {
     const s = this.deps.settings;
-    const a = await ScuAssociation.open({
+    const a = await Requestor.open({
       host: this.dest.host,
       port: this.dest.port,
       callingAeTitle: this.dest.callingAeTitle ?? this.deps.callingAeTitle,
@@ -243,14 +243,14 @@ export class CommitTracker {
   }
 
   /** An N-EVENT-REPORT-RQ on the N-ACTION's association: settle it and answer. */
-  private async answerReport(a: ScuAssociation, ctx: number, field: number | undefined, messageId: number, eventType: number | undefined, dataset: Buffer | undefined, explicitVr: boolean, log: Logger): Promise<void> {
+  private async answerReport(a: Requestor, ctx: number, field: number | undefined, messageId: number, eventType: number | undefined, dataset: Buffer | undefined, explicitVr: boolean, log: Logger): Promise<void> {
     if (field !== CommandField.NEventReportRq) {
       const rspField = ((field ?? 0) | 0x8000) & 0xffff;
-      a.respond(ctx, encodeResponse({ commandField: rspField, messageIdBeingRespondedTo: messageId, status: Status.UnrecognizedOperation.code }));
+      await a.respond(ctx, encodeResponse({ commandField: rspField, messageIdBeingRespondedTo: messageId, status: Status.UnrecognizedOperation.code }));
       return;
     }
     const status = (await this.deps.registry.receive(dataset, explicitVr, log)) === 'settled' ? Status.Success.code : Status.ProcessingFailure.code;
-    a.respond(
+    await a.respond(
       ctx,
       encodeResponse({
         commandField: CommandField.NEventReportRsp,

@@ -11,24 +11,10 @@ import { type CompressionStats, discard, MAX_PAIRS, ObjectSender } from './objec
 import { outcomeOfError, type Outcome } from './outcome.js';
 import { type CommitStats, type CommitmentRegistry, CommitTracker } from './commitment.js';
 import { ScuAssociation } from './scu.js';
+import type { ForwardSettings } from './settings.js';
 import type { AuditEvents } from '../audit/index.js';
 import { tlsClientOptions } from '../security/tls.js';
 import type { ConnectionOptions } from 'node:tls';
-
-export interface ForwardSettings {
-  connectTimeoutMs: number;
-  acseTimeoutMs: number;
-  dimseTimeoutMs: number;
-  retryBaseMs: number;
-  retryMaxMs: number;
-  /** Release an association after this long without work. */
-  idleReleaseMs: number;
-  /** Transient status answers for one object before it is dead-lettered (a bad object must not block the queue). */
-  maxAttempts: number;
-  maxPduLength: number;
-  /** Objects claimed at a time by one association. */
-  batch: number;
-}
 
 export interface DestinationStatus {
   name: string;
@@ -401,8 +387,8 @@ export class DestinationForwarder {
     if (o.kind === 'dead-letter') {
       await this.deps.spool.deadLetter(this.dest.name, id, withPeerComment(o), o.status);
       this.counts.deadLettered++;
-      this.auditNote(c, o.reason.startsWith('corrupt:') ? 'spooled copy corrupt' : 'refused by the destination');
-      if (o.reason.startsWith('corrupt:')) {
+      this.auditNote(c, o.corrupt ? 'spooled copy corrupt' : 'refused by the destination');
+      if (o.corrupt) {
         // Not the destination's doing: the spool's copy is damaged (disk, card). Raise the alarm.
         log.error({ sopInstanceUid, id, reason: o.reason }, 'spooled object is corrupt: dead-lettered, nothing of it was completed at the destination');
         this.deps.alerts?.corrupt({ destination: this.dest.name, id, sopInstanceUid });

@@ -105,7 +105,7 @@ export class ObjectSender {
       const log = this.deps.log;
       if (conv.kind === 'corrupt') {
         discard(opened);
-        return { kind: 'dead-letter', reason: `corrupt: ${conv.reason}` };
+        return { kind: 'dead-letter', reason: `corrupt: ${conv.reason}`, corrupt: true };
       }
       if (conv.kind === 'skip') {
         if (step.how === 'encode') this.zip.passedThrough++;

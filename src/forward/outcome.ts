@@ -1,5 +1,5 @@
 import { category, describe, hex4, isOutOfResources, Status } from '../dicom/status.js';
-import { PacsEdgeError } from '../errors.js';
+import { Code, PacsEdgeError } from '../errors.js';
 
 /**
  * What a delivery attempt means for the object, from the destination's answer or the error.
@@ -18,7 +18,14 @@ import { PacsEdgeError } from '../errors.js';
 export type Outcome =
   | { kind: 'delivered'; status: number; warning: boolean; /** Bytes sent (the Part 10 file as sent), when not the spooled size. */ bytes?: number }
   | { kind: 'retry'; reason: string; status?: number; peerComment?: string }
-  | { kind: 'dead-letter'; reason: string; status?: number; peerComment?: string };
+  | {
+      kind: 'dead-letter';
+      reason: string;
+      status?: number;
+      peerComment?: string;
+      /** The spool's own copy is damaged (not the destination's doing): an alarm, not a refusal. */
+      corrupt?: boolean;
+    };
 
 const TRANSIENT_STATUSES = new Set<number>([Status.ResourceLimitation.code, Status.ProcessingFailure.code]);
 
@@ -36,7 +43,7 @@ export function outcomeOfStatus(status: number, errorComment?: string): Outcome 
 
 export function outcomeOfError(err: unknown): Outcome {
   // A spooled object that fails its checksum is never sent; its dead letter says `corrupt`.
-  if (err instanceof PacsEdgeError && err.code === 'SPOOL_CORRUPT') return { kind: 'dead-letter', reason: `corrupt: ${err.message}` };
+  if (err instanceof PacsEdgeError && err.code === Code.SPOOL_CORRUPT) return { kind: 'dead-letter', reason: `corrupt: ${err.message}`, corrupt: true };
   if (err instanceof PacsEdgeError) {
     return err.retryable ? { kind: 'retry', reason: `${err.code}: ${err.message}` } : { kind: 'dead-letter', reason: `${err.code}: ${err.message}` };
   }

@@ -12,8 +12,8 @@ import {
   STORAGE_COMMITMENT_PUSH_MODEL,
 } from '../dicom/storage-commitment.js';
 import { TS } from '../dicom/transfer-syntaxes.js';
-import { DicomParseError } from '../errors.js';
-import { ScuAssociation } from '../forward/scu.js';
+import { Requestor } from '../dicom/ul/requestor.js';
+import { AssociationError, DicomParseError } from '../errors.js';
 import { tlsClientOptions } from '../security/tls.js';
 import type { Logger } from '../log.js';
 import type { Spool } from '../spool/spool.js';
@@ -166,7 +166,7 @@ export class CommitmentScp {
   private async sendReport(result: CommitmentResult, to: ReportTarget): Promise<number> {
     const s = this.deps.settings;
     const t = this.deps.config.tls;
-    const a = await ScuAssociation.open({
+    const a = await Requestor.open({
       // A request that came over TLS is answered over TLS, with the gateway's own certificate.
       tls: to.secure && t ? tlsClientOptions({ cert: t.cert, key: t.key, ca: t.ca, host: to.host }) : undefined,
       host: to.host,
@@ -183,7 +183,7 @@ export class CommitmentScp {
     });
     try {
       const ts = a.transferSyntaxOf(1);
-      if (!ts) throw new Error('the modality does not accept the Storage Commitment Push Model SOP Class');
+      if (!ts) throw new AssociationError('CONTEXT_REJECTED', 'the modality does not accept the Storage Commitment Push Model SOP Class', { retryable: true });
       const rsp = await a.request(
         1,
         { commandField: CommandField.NEventReportRq, sopClassUid: STORAGE_COMMITMENT_PUSH_MODEL, sopInstanceUid: STORAGE_COMMITMENT_INSTANCE, typeId: eventTypeOf(result) },

@@ -1,5 +1,6 @@
 import { accessionHash } from '../security/accession.js';
 import { DicomParseError, isDiskFull, PacsEdgeError, SpoolFullError } from '../errors.js';
+import { codeInfo } from '../error-codes.js';
 import { buildPart10Header } from '../dicom/file-meta.js';
 import { Status } from '../dicom/status.js';
 import type { TransferSyntaxInfo } from '../dicom/transfer-syntaxes.js';
@@ -179,8 +180,10 @@ export function toOutcome(err: unknown): StoreOutcome {
   if (err instanceof SpoolFullError || isDiskFull(err)) {
     return { status: Status.OutOfResources.code, comment: 'spool out of space', error: err };
   }
+  // A code with a status of its own in the error table is answered with it.
+  const mapped = err instanceof PacsEdgeError ? codeInfo(err.code).status : undefined;
   if (err instanceof DicomParseError) {
-    const status = err.code === 'DATASET_TRUNCATED' ? Status.CannotUnderstandTruncated : Status.CannotUnderstandMalformed;
+    const status = Status[mapped ?? 'CannotUnderstandMalformed'];
     return { status: status.code, comment: err.message.slice(0, 64), error: err };
   }
   const code = err instanceof PacsEdgeError ? err.code : ((err as { code?: string })?.code ?? 'ERROR');

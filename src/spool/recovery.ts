@@ -1,7 +1,7 @@
 import { readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Level } from 'level';
-import { PacsEdgeError } from '../errors.js';
+import { Code, PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HashPool } from '../util/hash-pool.js';
 import { closeFd, openFd, readFd } from '../util/fd.js';
@@ -307,7 +307,7 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
     if ('error' in h) {
       // Damage found by the segment authentication is a verdict; any other failure (the pool,
       // the file system) is not: the object stays, and is checked again when it is sent.
-      if ((h.error as PacsEdgeError).code === 'SPOOL_CORRUPT') (e.confirmed ? corrupt(e, h.error.message) : unconfirmed(e, h.error.message));
+      if ((h.error as PacsEdgeError).code === Code.SPOOL_CORRUPT) (e.confirmed ? corrupt(e, h.error.message) : unconfirmed(e, h.error.message));
       else {
         log.warn({ id: e.id, err: h.error.message }, 'could not verify a spooled object at start-up; it stays queued and is checked when sent');
         keep(e, false);

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { PacsEdgeError } from '../errors.js';
+import { Code, PacsEdgeError } from '../errors.js';
 import type { SealKey } from '../spool/sealed-file.js';
 
 /**
@@ -114,7 +114,7 @@ export class HashPool {
       this.running.delete(w);
       this.idle.push(w);
       if (job) {
-        if (m.error !== undefined && m.code === 'SPOOL_CORRUPT') {
+        if (m.error !== undefined && m.code === Code.SPOOL_CORRUPT) {
           job.reject(new PacsEdgeError('SPOOL_CORRUPT', m.error, { retryable: false }));
         } else if (m.error !== undefined) {
           const err = new PacsEdgeError('HASH_FAILED', `cannot hash spool file: ${m.error}`, { retryable: false, details: { code: m.code } });

@@ -7,12 +7,12 @@ import {
   encodeAbort,
   encodeAssociateAc,
   encodeAssociateRj,
-  encodePData,
   encodeReleaseRp,
   encodeReleaseRq,
   PduType,
   Reject,
 } from '../../src/dicom/pdu.js';
+import { encodePData } from '../../src/dicom/ul/pdv.js';
 import { aeField, APP_CONTEXT, associateRqBody, associateRqPdu, parseItems, pduItem } from '../helpers/pdu-builder.js';
 import { parseError } from '../helpers/expect-error.js';
 

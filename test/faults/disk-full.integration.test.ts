@@ -255,7 +255,10 @@ describe.skipIf(SKIP !== undefined)('fault: the spool volume fills up (48 MiB tm
       expect([...wf.statuses.values()]).toEqual([Status.OutOfResources.code, Status.OutOfResources.code]);
       refused += refusedCount(wf);
       // Every refusal is logged with why; refusals that met ENOSPC while writing say so.
-      const refusals = g.logs.filter((l) => l.msg === 'C-STORE refused: Refused: Out of Resources');
+      // The log line is written before the response goes out, but reaches us through a pipe.
+      const refusalLines = () => g.logs.filter((l) => l.msg === 'C-STORE refused: Refused: Out of Resources');
+      await g.waitForLog(() => refusalLines().length >= refused, 5_000).catch(() => undefined);
+      const refusals = refusalLines();
       expect(refusals.length).toBe(refused);
       expect(refusals.every((l) => l.reason === 'spool out of space' && typeof l.detail === 'string' && l.detail.length > 0)).toBe(true);
       const enospc = refusals.filter((l) => l.error === 'ENOSPC' || /no space left/i.test(String(l.detail))).length;

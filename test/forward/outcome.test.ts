@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Status } from '../../src/dicom/status.js';
 import { Backoff } from '../../src/forward/backoff.js';
 import { outcomeOfError, outcomeOfStatus } from '../../src/forward/outcome.js';
-import { ForwardError } from '../../src/forward/scu.js';
+import { AssociationError as ForwardError } from '../../src/errors.js';
 import { PacsEdgeError } from '../../src/errors.js';
 
 describe('forward outcome: what a destination answer means for the object', () => {

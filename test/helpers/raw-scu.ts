@@ -1,7 +1,8 @@
 import net from 'node:net';
 import { decodeCommand, encodeCommand } from '../../src/dicom/command.js';
 import { Tag } from '../../src/dicom/tags.js';
-import { encodeAssociateRq, encodePData, PduType } from '../../src/dicom/pdu.js';
+import { encodeAssociateRq, PduType } from '../../src/dicom/pdu.js';
+import { encodePData } from '../../src/dicom/ul/pdv.js';
 
 /**
  * A deliberately minimal SCU over a raw socket, for the faults no real modality makes on
