@@ -1,3 +1,4 @@
+import { Code, DicomParseError } from '../errors.js';
 import { randomBytes } from 'node:crypto';
 import { CommandField, encodeResponse } from '../dicom/command.js';
 import { category, describe, hex4, Status } from '../dicom/status.js';
@@ -84,7 +85,7 @@ export class CommitmentRegistry {
   async receive(dataset: Buffer | undefined, explicitVr: boolean, log: Logger): Promise<'settled' | 'unreadable'> {
     let result: CommitmentResult;
     try {
-      if (!dataset) throw new Error('N-EVENT-REPORT without a data set');
+      if (!dataset) throw new DicomParseError(Code.DATASET_MALFORMED, 'N-EVENT-REPORT without a data set');
       result = decodeCommitment(dataset, { explicitVr });
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'unreadable storage commitment report');

@@ -1,3 +1,4 @@
+import { AssociationError, Code } from '../errors.js';
 import type { CodecPool } from '../compress/pool.js';
 import type { Compression } from '../compress/transcode.js';
 import type { ForwardConfig } from '../config/types.js';
@@ -11,6 +12,7 @@ import { type CompressionStats, discard, MAX_PAIRS, ObjectSender } from './objec
 import { outcomeOfError, type Outcome } from './outcome.js';
 import { type CommitStats, type CommitmentRegistry, CommitTracker } from './commitment.js';
 import { ScuAssociation } from './scu.js';
+import { TransferAudit } from './transfer-audit.js';
 import type { ForwardSettings } from './settings.js';
 import type { AuditEvents } from '../audit/index.js';
 import { tlsClientOptions } from '../security/tls.js';
@@ -59,6 +61,7 @@ export class DestinationForwarder {
   private readonly active = new Set<ScuAssociation>();
   private readonly sender: ObjectSender;
   private readonly commits: CommitTracker | undefined;
+  private readonly transfers: TransferAudit;
   /** Read once at start: a certificate change needs a restart (as for every configuration change). */
   private readonly tls: ConnectionOptions | undefined;
 
@@ -83,6 +86,7 @@ export class DestinationForwarder {
   ) {
     this.backoff = new Backoff({ baseMs: deps.settings.retryBaseMs, maxMs: deps.settings.retryMaxMs });
     this.tls = dest.tls ? tlsClientOptions({ ...dest.tls, host: dest.host }) : undefined;
+    this.transfers = new TransferAudit(dest, deps.audit);
     this.sender = new ObjectSender({
       destination: dest.name,
       compression: (dest.compression as Compression | undefined) ?? 'none',
@@ -163,7 +167,7 @@ export class DestinationForwarder {
     });
     try {
       if (a.contextFor(VERIFICATION_SOP_CLASS, TS.ExplicitVRLittleEndian) === undefined && a.contextFor(VERIFICATION_SOP_CLASS, TS.ImplicitVRLittleEndian) === undefined) {
-        throw new Error('destination does not accept the Verification SOP Class');
+        throw new AssociationError(Code.CONTEXT_REJECTED, 'destination does not accept the Verification SOP Class', { retryable: true });
       }
       const status = await a.echo(1);
       return { status, ms: Math.round(performance.now() - t) };
@@ -293,7 +297,7 @@ export class DestinationForwarder {
             }
             continue; // claim again, now with an association
           }
-          this.auditBegin(claims);
+          this.transfers.begin(claims);
           // The next object's file is opened while this one is on the wire.
           let next: Promise<ObjectReader> | undefined = this.open(claims[0]!);
           for (let i = 0; i < claims.length; i++) {
@@ -322,39 +326,12 @@ export class DestinationForwarder {
           }
         } finally {
           idleSince = Date.now();
-          this.auditFlush();
+          this.transfers.flush();
         }
       }
     } finally {
       Object.assign(state, { assoc, proposed, idleSince });
     }
-  }
-
-  /** Delivered (or given up) in the current batch, by "study|SOP class|failure". */
-  private readonly batchAudit = new Map<string, number>();
-
-  /** 110102 Begin Transferring: once per study of the batch. */
-  private auditBegin(claims: Claim[]): void {
-    const a = this.deps.audit;
-    if (!a) return;
-    const byStudy = new Map<string, number>();
-    for (const c of claims) byStudy.set(c.record.studyInstanceUid ?? '', (byStudy.get(c.record.studyInstanceUid ?? '') ?? 0) + 1);
-    for (const [studyUid, count] of byStudy) a.beginTransfer({ destination: this.dest.name, aeTitle: this.dest.aeTitle, address: this.dest.host, studyUid, count });
-  }
-
-  private auditNote(c: Claim, failed?: string): void {
-    if (!this.deps.audit) return;
-    const k = `${c.record.studyInstanceUid ?? ''}|${c.record.sopClassUid}|${failed ?? ''}`;
-    this.batchAudit.set(k, (this.batchAudit.get(k) ?? 0) + 1);
-  }
-
-  /** 110104 Instances Transferred (action R), one per study, SOP class and outcome of the batch. */
-  private auditFlush(): void {
-    for (const [k, count] of this.batchAudit) {
-      const [studyUid = '', sopClassUid = '', failed] = k.split('|');
-      this.deps.audit?.instancesForwarded({ destination: this.dest.name, aeTitle: this.dest.aeTitle, address: this.dest.host, studyUid, sopClassUid, count, ...(failed ? { failed } : {}) });
-    }
-    this.batchAudit.clear();
   }
 
   /** Start reading (and verifying) a claimed object; errors surface when it is awaited. */
@@ -372,7 +349,7 @@ export class DestinationForwarder {
       // With Storage Commitment the object stays (claimed) until the destination commits it.
       if (this.commits) this.commits.add(c);
       else await this.deps.spool.ack(this.dest.name, id);
-      this.auditNote(c);
+      this.transfers.note(c);
       this.backoff.success();
       this.counts.sent++;
       this.counts.sentBytes += o.bytes ?? size;
@@ -387,7 +364,7 @@ export class DestinationForwarder {
     if (o.kind === 'dead-letter') {
       await this.deps.spool.deadLetter(this.dest.name, id, withPeerComment(o), o.status);
       this.counts.deadLettered++;
-      this.auditNote(c, o.corrupt ? 'spooled copy corrupt' : 'refused by the destination');
+      this.transfers.note(c, o.corrupt ? 'spooled copy corrupt' : 'refused by the destination');
       if (o.corrupt) {
         // Not the destination's doing: the spool's copy is damaged (disk, card). Raise the alarm.
         log.error({ sopInstanceUid, id, reason: o.reason }, 'spooled object is corrupt: dead-lettered, nothing of it was completed at the destination');

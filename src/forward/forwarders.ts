@@ -30,10 +30,13 @@ export class Forwarders {
   private list: DestinationForwarder[] = [];
   private configs = new Map<string, string>();
 
-  constructor(
-    private readonly deps: Deps & { log: Logger },
-    private config: Pick<GatewayConfig, 'forward' | 'forwarding' | 'receive'>,
-  ) {
+  private readonly deps: Deps & { log: Logger };
+  private config: Pick<GatewayConfig, 'forward' | 'forwarding' | 'receive'>;
+
+  constructor(o: Deps & { log: Logger; config: Pick<GatewayConfig, 'forward' | 'forwarding' | 'receive'> }) {
+    const { config, ...deps } = o;
+    this.deps = deps;
+    this.config = config;
     this.list = config.forward.map((d) => this.make(d));
   }
 

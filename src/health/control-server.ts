@@ -12,11 +12,19 @@ import type { Logger } from '../log.js';
 export class ControlServer {
   private readonly server: http.Server;
 
-  constructor(
-    private readonly socketPath: string,
-    routes: Record<string, (body: unknown) => unknown | Promise<unknown>>,
-    private readonly log: Logger,
-  ) {
+  private readonly socketPath: string;
+  private readonly log: Logger;
+
+  constructor(o: {
+    /** control.socket */
+    socketPath: string;
+    /** "METHOD /path" → handler; each part of the gateway contributes its own. */
+    routes: Record<string, (body: unknown) => unknown | Promise<unknown>>;
+    log: Logger;
+  }) {
+    this.socketPath = o.socketPath;
+    this.log = o.log;
+    const routes = o.routes;
     this.server = http.createServer((req, res) => {
       // Routes are "METHOD /path"; GETs may also be registered by path alone.
       const path = (req.url ?? '/').split('?')[0]!;

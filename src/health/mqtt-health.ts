@@ -1,3 +1,4 @@
+import { badRequest } from './bad-request.js';
 import { TLS_MIN_VERSION, TLS12_CIPHERS } from '../security/tls.js';
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -105,10 +106,10 @@ export class MqttHealth {
     try {
       const text = payload.toString('utf8').trim();
       const args = (text ? JSON.parse(text) : {}) as unknown;
-      if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new Error('the payload must be a JSON object');
+      if (typeof args !== 'object' || args === null || Array.isArray(args)) throw badRequest('the payload must be a JSON object');
       id = (args as { id?: unknown }).id ?? null;
       const handler = this.deps.commands?.[name];
-      if (!handler) throw new Error(`unknown command "${name}"; known: ${Object.keys(this.deps.commands ?? {}).join(', ')}`);
+      if (!handler) throw badRequest(`unknown command "${name}"; known: ${Object.keys(this.deps.commands ?? {}).join(', ')}`);
       reply = { id, ok: true, result: await handler(args as Record<string, unknown>) };
     } catch (err) {
       reply = { id, ok: false, error: (err as Error).message };

@@ -1,3 +1,4 @@
+import { badRequest } from './bad-request.js';
 import { statfs } from 'node:fs/promises';
 import type { GatewayConfig, MqttConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
@@ -25,9 +26,9 @@ type StatusDoc = Record<string, unknown> & {
 /** The MQTT commands (`health.mqtt.commands: true`). */
 function commandHandlers(deps: { startedAt: number; forwarders: () => readonly DestinationForwarder[]; spool: Pick<Spool, 'retryDeadLetters' | 'listDeadLetters' | 'find'>; log: Logger; record: (r: OperatorAuditRecord) => void; by: string }): Record<string, (args: Record<string, unknown>) => Promise<unknown>> {
   const destination = (args: Record<string, unknown>): DestinationForwarder => {
-    if (typeof args.destination !== 'string') throw new Error('"destination" (a forward[] name) is required');
+    if (typeof args.destination !== 'string') throw badRequest('"destination" (a forward[] name) is required');
     const f = deps.forwarders().find((x) => x.name === args.destination);
-    if (!f) throw new Error(`no destination "${args.destination}"; configured: ${deps.forwarders().map((x) => x.name).join(', ') || 'none'}`);
+    if (!f) throw badRequest(`no destination "${args.destination}"; configured: ${deps.forwarders().map((x) => x.name).join(', ') || 'none'}`);
     return f;
   };
   const some = (args: Record<string, unknown>) => (args.destination === undefined ? [...deps.forwarders()] : [destination(args)]);
@@ -40,7 +41,7 @@ function commandHandlers(deps: { startedAt: number; forwarders: () => readonly D
     'retry-dead-letter': async (args) => {
       const f = destination(args);
       const ids = args.ids === undefined ? undefined : Array.isArray(args.ids) && args.ids.every((i) => typeof i === 'string') ? (args.ids as string[]) : undefined;
-      if (args.ids !== undefined && !ids) throw new Error('"ids" must be a list of strings');
+      if (args.ids !== undefined && !ids) throw badRequest('"ids" must be a list of strings');
       // The same operation, log line and audit record as `pacs-edge dead-letter retry` (src/spool/operator.ts).
       const { retried } = await retryDeadLetters(deps.spool, { destination: f.name, ids, by: deps.by }, { log: deps.log, record: deps.record, how: 'MQTT command' });
       return { destination: f.name, retried };

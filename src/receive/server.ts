@@ -87,6 +87,20 @@ export class DicomServer {
    * TLS listener presents the certificate now in its files (renewed on the same path, or new
    * paths) from its next handshake. Running associations go on as they were.
    */
+  /** The `receive` section of the status document (`pacs-edge status`, MQTT, the status page). */
+  status(): Record<string, unknown> {
+    const c = this.deps.config;
+    return {
+      aeTitle: c.aeTitle,
+      host: c.host,
+      port: c.plain ? c.port : null,
+      tlsPort: c.tls?.port ?? null,
+      ...this.stats.snapshot(),
+      blocked: this.guard.list().map((b) => ({ address: b.address, rejections: b.rejections, until: new Date(b.until).toISOString() })),
+      refusedBlocked: this.refusedBlocked,
+    };
+  }
+
   reload(receive: GatewayConfig['receive']): void {
     this.deps = { ...this.deps, config: receive };
     const t = this.servers.find((s) => s.kind === 'tls');

@@ -1,3 +1,4 @@
+import { codecFailed } from '../codec-error.js';
 import type { OpenJPHModule } from '@cornerstonejs/codec-openjph';
 
 /**
@@ -41,7 +42,7 @@ export function htj2kDecodeFrame(m: OpenJPHModule, stream: Uint8Array): { pixels
     dec.decode();
     const fi = dec.getFrameInfo();
     // OpenJPH reports a broken stream as a zero-sized frame rather than an exception.
-    if (!fi.width || !fi.height) throw new Error('HTJ2K stream could not be decoded');
+    if (!fi.width || !fi.height) throw codecFailed('HTJ2K stream could not be decoded');
     return { pixels: Buffer.from(dec.getDecodedBuffer()), width: fi.width, height: fi.height, components: fi.componentCount, reversible: dec.getIsReversible() };
   } finally {
     dec.delete();

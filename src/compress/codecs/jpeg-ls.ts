@@ -1,3 +1,4 @@
+import { codecFailed } from '../codec-error.js';
 import type { CharLSModule } from '@cornerstonejs/codec-charls/wasmjs';
 
 /**
@@ -36,7 +37,7 @@ export function jlsDecodeFrame(m: CharLSModule, stream: Uint8Array): { pixels: B
     dec.getEncodedBuffer(stream.length).set(stream);
     dec.decode();
     const fi = dec.getFrameInfo();
-    if (dec.getNearLossless() !== 0) throw new Error('JPEG-LS stream is near-lossless');
+    if (dec.getNearLossless() !== 0) throw codecFailed('JPEG-LS stream is near-lossless');
     // Interleave mode 0 with several components decodes plane by plane.
     const planar = fi.componentCount > 1 && dec.getInterleaveMode() === 0;
     return { pixels: Buffer.from(dec.getDecodedBuffer()), planar, width: fi.width, height: fi.height, bitsPerSample: fi.bitsPerSample, components: fi.componentCount };

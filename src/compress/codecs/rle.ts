@@ -1,3 +1,4 @@
+import { codecFailed } from '../codec-error.js';
 /**
  * RLE Lossless: each byte plane of each sample is a segment (most significant byte first,
  * sample by sample), PackBits-coded row by row, behind a 64-byte header of the segment count
@@ -26,7 +27,7 @@ function indexer(info: RleFrameInfo): (p: number, s: number, k: number) => numbe
 export function rleEncodeFrame(frame: Uint8Array, info: RleFrameInfo): Buffer {
   const { rows, columns, samplesPerPixel: spp, bytesPerSample: bps } = info;
   const segments = spp * bps;
-  if (segments > MAX_SEGMENTS) throw new Error(`RLE allows ${MAX_SEGMENTS} segments, this image needs ${segments}`);
+  if (segments > MAX_SEGMENTS) throw codecFailed(`RLE allows ${MAX_SEGMENTS} segments, this image needs ${segments}`);
   const at = indexer(info);
   const plane = new Uint8Array(columns);
   // Generous bound: a lone literal byte between two replicate pairs costs 2 bytes for 1, so
@@ -80,17 +81,17 @@ function packBitsRow(row: Uint8Array, out: Buffer, pos: number): number {
 export function rleDecodeFrame(data: Uint8Array, info: RleFrameInfo): Buffer {
   const { rows, columns, samplesPerPixel: spp, bytesPerSample: bps } = info;
   const pixels = rows * columns;
-  if (data.length < 64) throw new Error('RLE frame shorter than its header');
+  if (data.length < 64) throw codecFailed('RLE frame shorter than its header');
   const view = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const segments = view.readUInt32LE(0);
-  if (segments !== spp * bps) throw new Error(`RLE frame has ${segments} segments, the image needs ${spp * bps}`);
+  if (segments !== spp * bps) throw codecFailed(`RLE frame has ${segments} segments, the image needs ${spp * bps}`);
   const at = indexer(info);
   const out = Buffer.alloc(pixels * spp * bps);
   const plane = new Uint8Array(pixels);
   for (let seg = 0; seg < segments; seg++) {
     const start = view.readUInt32LE(4 + seg * 4);
     const end = seg + 1 < segments ? view.readUInt32LE(8 + seg * 4) : data.length;
-    if (start < 64 || end > data.length || start > end) throw new Error(`RLE segment ${seg + 1} offsets out of range`);
+    if (start < 64 || end > data.length || start > end) throw codecFailed(`RLE segment ${seg + 1} offsets out of range`);
     unpackBits(data, start, end, plane);
     const s = Math.floor(seg / bps);
     const k = seg % bps;
@@ -105,17 +106,17 @@ function unpackBits(src: Uint8Array, pos: number, end: number, dst: Uint8Array):
     const h = src[pos++]!;
     if (h < 128) {
       const n = h + 1;
-      if (pos + n > end || o + n > dst.length) throw new Error('RLE literal run past the end');
+      if (pos + n > end || o + n > dst.length) throw codecFailed('RLE literal run past the end');
       dst.set(src.subarray(pos, pos + n), o);
       pos += n;
       o += n;
     } else if (h > 128) {
       const n = 257 - h;
-      if (pos >= end || o + n > dst.length) throw new Error('RLE replicate run past the end');
+      if (pos >= end || o + n > dst.length) throw codecFailed('RLE replicate run past the end');
       dst.fill(src[pos++]!, o, o + n);
       o += n;
     }
     // 128 (-128): no operation
   }
-  if (o !== dst.length) throw new Error(`RLE segment decodes to ${o} bytes, ${dst.length} expected`);
+  if (o !== dst.length) throw codecFailed(`RLE segment decodes to ${o} bytes, ${dst.length} expected`);
 }
