@@ -31,7 +31,7 @@ import { StudyEvents } from './health/study-events.js';
 import type { RecoveryReport } from './spool/spool.js';
 import type { DeviceKey } from './security/device-key.js';
 import { deviceKeyFor } from './security/spool-key.js';
-import { checkDeviceKeyFits } from './security/key-check.js';
+import { checkDeviceKeyFits } from './spool/key-check.js';
 import { accessionHash, accessionKey } from './security/accession.js';
 import { PacsEdgeError } from './errors.js';
 import { VERSION } from './version.js';

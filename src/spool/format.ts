@@ -18,7 +18,7 @@ import { VERSION } from '../version.js';
  *   1  releases before the format was recorded (no `m!format`): index keys o!/q!/d!/u!/c!/z!/h!.
  *   2  the marker itself, and `x!<id>` (objects quarantined because their file cannot be opened).
  *      Nothing of a format-1 spool needs rewriting: the step records the marker.
- * Object files carry their own version (the sealed header, src/spool/sealed-file.ts) and so does
+ * Object files carry their own version (the sealed header, src/security/sealed-file.ts) and so does
  * the audit trail (`format` in head.json, src/audit/chain.ts).
  */
 export const SPOOL_FORMAT = 2;

@@ -6,11 +6,11 @@ import type { Logger } from '../log.js';
 import { CoalescedDirSync } from '../util/coalesced-fsync.js';
 import { crashpoint } from '../util/crashpoint.js';
 import { closeFd, fsyncFd, openFd, readFd, writeFd } from '../util/fd.js';
-import type { HashPool } from '../util/hash-pool.js';
+import type { HashPool } from './hash-pool.js';
 import { DiskGuard } from './disk-guard.js';
 import { recoverSpool } from './recovery.js';
 import { FileObjectWriter } from './file-writer.js';
-import { isSealed, SEALED_HEAD_BYTES, SealedReader, sealBuffer, Sealer, type SealKey } from './sealed-file.js';
+import { isSealed, SEALED_HEAD_BYTES, SealedReader, sealBuffer, Sealer, type SealKey } from '../security/sealed-file.js';
 import { QueueState } from './queues.js';
 import { StudyBook } from './studies.js';
 import { formatId, openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
@@ -106,7 +106,7 @@ export class LevelSpool implements Spool {
       keepForwardedMs?: number;
       hashPool: HashPool;
       log: Logger;
-      /** Encryption at rest: every new object file is sealed with this key (src/spool/sealed-file.ts). */
+      /** Encryption at rest: every new object file is sealed with this key (src/security/sealed-file.ts). */
       seal?: SealKey | undefined;
       /**
        * False: new files are written plain (spool.encryption.profile none), while `seal` still

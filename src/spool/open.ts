@@ -7,13 +7,13 @@ import { PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DeviceKey } from '../security/device-key.js';
 import { spoolKey } from '../security/spool-key.js';
-import { HashPool } from '../util/hash-pool.js';
+import { HashPool } from './hash-pool.js';
 import { LevelSpool } from './level-spool.js';
 import { refuseNewerFormat } from './format.js';
 import { owe as oweTo, type Owed, StudyBook, type StudySummary } from './studies.js';
 import { routeOf } from './route.js';
 import { openRecord } from './record-codec.js';
-import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, type SealKey } from './sealed-file.js';
+import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, type SealKey } from '../security/sealed-file.js';
 import { closeFd, openFd, readFd } from '../util/fd.js';
 import type { DeadLetter, RecoveryReport, SpoolStats } from './spool.js';
 

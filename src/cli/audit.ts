@@ -9,12 +9,12 @@ import { actAsStateOwner } from '../security/state-owner.js';
 import { controlGet } from '../health/control-server.js';
 import { createLogger } from '../log.js';
 import { DeviceKey } from '../security/device-key.js';
-import { checkDeviceKeyFits } from '../security/key-check.js';
-import { INBOX_DIR } from './chain.js';
-import { auditKeyFile } from './index.js';
-import type { SecurityAlertType } from './messages.js';
-import { AuditTrail } from './trail.js';
-import { describe, verifyTrail, type VerifyReport } from './verify.js';
+import { checkDeviceKeyFits } from '../spool/key-check.js';
+import { INBOX_DIR } from '../audit/chain.js';
+import { auditKeyFile } from '../audit/index.js';
+import type { SecurityAlertType } from '../audit/messages.js';
+import { AuditTrail } from '../audit/trail.js';
+import { describe, verifyTrail, type VerifyReport } from '../audit/verify.js';
 
 /** Exit code of `audit verify` when the trail is not intact. */
 export const EXIT_NOT_INTACT = 3;
