@@ -1,10 +1,11 @@
-import { closeSync, fsyncSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, open, readFile, readdir, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DeviceKey } from '../security/device-key.js';
+import { syncDirSync, writeDurable } from '../util/durable-write.js';
 import {
   fileDay,
   fileNameFor,
@@ -345,7 +346,7 @@ export class AuditTrail {
       this.fhSize = (await fh.stat()).size;
       this.fh = fh;
       this.fhName = file;
-      if (this.fhSize === 0) fsyncDir(this.o.dir);
+      if (this.fhSize === 0) syncDirSync(this.o.dir);
     }
     const buf = Buffer.from(text, 'utf8');
     try {
@@ -363,16 +364,7 @@ export class AuditTrail {
   }
 
   private async writeHead(h: Head): Promise<void> {
-    const tmp = path.join(this.o.dir, `${HEAD_FILE}.tmp`);
-    const fh = await open(tmp, 'w', 0o640);
-    try {
-      await fh.writeFile(headText(this.key, h));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path.join(this.o.dir, HEAD_FILE));
-    fsyncDir(this.o.dir);
+    await writeDurable(path.join(this.o.dir, HEAD_FILE), headText(this.key, h), { mode: 0o640 });
     this.head = h;
   }
 
@@ -415,7 +407,7 @@ export class AuditTrail {
       const size = (await stat(full)).size;
       if (last) await this.writeHead({ ...this.head, baseSeq: last.seq, baseHmac: last.hmac });
       await unlink(full);
-      fsyncDir(this.o.dir);
+      syncDirSync(this.o.dir);
       this.usage -= size;
       this.stats.retentionDeletedFiles++;
       this.o.log.info({ file: f, lastSeq: last?.seq, retentionDays: this.o.retentionDays }, 'audit file deleted after its retention period');
@@ -477,15 +469,6 @@ export class AuditTrail {
     await this.fh?.close().catch(() => {});
     this.fh = undefined;
     await releaseLock(this.o.dir);
-  }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 

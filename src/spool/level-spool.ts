@@ -1,11 +1,12 @@
-import { mkdir, rename, unlink } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
 import { isDiskFull, PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CoalescedDirSync } from '../util/coalesced-fsync.js';
 import { crashpoint } from '../util/crashpoint.js';
-import { closeFd, fsyncFd, openFd, readFd, writeFd } from '../util/fd.js';
+import { closeFd, openFd, readFd } from '../util/fd.js';
+import { stageDurable, type StagedFile } from '../util/durable-write.js';
 import type { HashPool } from './hash-pool.js';
 import { DiskGuard } from './disk-guard.js';
 import { recoverSpool } from './recovery.js';
@@ -415,17 +416,11 @@ export class LevelSpool implements Spool {
     const tmp = path.join(this.objectsDir, `${id}.z`);
     let sha256: string;
     let size: number;
+    let staged: StagedFile;
     try {
-      const fd = await openFd(tmp, 'w');
       // Sealed under a fresh data key of its own, like every spool file.
       const onDisk = this.sealing ? sealBuffer(this.sealing, bytes) : bytes;
-      try {
-        let off = 0;
-        while (off < onDisk.length) off += await writeFd(fd, onDisk.subarray(off), off);
-        await fsyncFd(fd);
-      } finally {
-        await closeFd(fd).catch(() => undefined);
-      }
+      staged = await stageDurable(this.filePath(id), onDisk, { tmp, mode: 0o640, syncDir: () => this.dirSync.sync() });
       // Hashed on the worker pool (an object can be large: never on the event loop), from what
       // was written, so the record vouches for the bytes on disk.
       ({ sha256, size } = await this.opts.hashPool.hashFile(tmp));
@@ -438,8 +433,7 @@ export class LevelSpool implements Spool {
     const next = rewrittenRecord(record, { size, sha256, transferSyntaxUid });
     await this.db.put(`z!${id}`, JSON.stringify({ size: next.size, sha256, transferSyntaxUid }), { sync: true });
     crashpoint('rewrite-after-intent');
-    await rename(tmp, this.filePath(id));
-    await this.dirSync.sync();
+    await staged.commit();
     crashpoint('rewrite-after-rename');
     const current = await this.getRecord(id);
     if (!current) {
