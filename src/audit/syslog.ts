@@ -1,9 +1,9 @@
 import { tlsClientOptions } from '../security/tls.js';
-import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { Logger } from '../log.js';
+import { writeDurable } from '../util/durable-write.js';
 import { readRecords, type AuditRecord, type ReadPosition } from './chain.js';
 
 export const CURSOR_FILE = 'syslog.cursor';
@@ -275,19 +275,5 @@ export async function readCursor(dir: string): Promise<number> {
 }
 
 async function writeCursor(dir: string, seq: number): Promise<void> {
-  const tmp = path.join(dir, `${CURSOR_FILE}.tmp`);
-  const fh = await open(tmp, 'w', 0o640);
-  try {
-    await fh.writeFile(`${JSON.stringify({ seq })}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path.join(dir, CURSOR_FILE));
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  await writeDurable(path.join(dir, CURSOR_FILE), `${JSON.stringify({ seq })}\n`, { mode: 0o640 });
 }

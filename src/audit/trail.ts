@@ -1,12 +1,11 @@
-import { closeSync, fsyncSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DeviceKey } from '../security/device-key.js';
+import { syncDirSync, writeDurable } from '../util/durable-write.js';
 import {
-  fileDay,
   fileNameFor,
   formatRecord,
   GENESIS,
@@ -14,24 +13,20 @@ import {
   headText,
   INBOX_DIR,
   listFiles,
-  LOCK_FILE,
   parseRecord,
   readHead,
   readLines,
   recordHmac,
   type Head,
 } from './chain.js';
-import { buildAuditMessage, type AuditEvent, type AuditSource, SECURITY_ALERT_TYPES, type SecurityAlertType } from './messages.js';
+import type { AuditAlarm } from './alarms.js';
+import { AuditBudget } from './budget.js';
+import { drainInbox } from './inbox.js';
+import { acquireLock, releaseLock } from './lock.js';
+import { buildAuditMessage, type AuditEvent, type AuditSource } from './messages.js';
+import { deleteExpired } from './retention.js';
 
-export type AuditAlarm =
-  /** A record could not be made durable (it stays queued and is retried). */
-  | { kind: 'write-failed'; error: string; failures: number }
-  /** Usage crossed 80 % of `audit.maxBytes` (once per crossing). */
-  | { kind: 'budget-warning'; usedBytes: number; maxBytes: number }
-  /** Usage is at or over `audit.maxBytes` (repeats while it lasts). */
-  | { kind: 'budget-exceeded'; usedBytes: number; maxBytes: number }
-  /** At open: the files end before the head, the head is missing or fails its HMAC. */
-  | { kind: 'chain-broken'; detail: string };
+export type { AuditAlarm } from './alarms.js';
 
 export interface AuditTrailOptions {
   dir: string;
@@ -70,12 +65,12 @@ const INBOX_INTERVAL_MS = 1000;
  *   order), and never throws: a failure is logged, counted, raised as an alarm, and the record
  *   stays queued to be written on the next attempt.
  * - Writes are batched: at most `flushDelayMs` after a record, the queued lines are appended,
- *   the file fdatasync'ed, then `head.json` (last seq + hmac, authenticated) is written to a
- *   temporary file, fsynced and renamed over the old one, and the directory fsynced. `stop()`
- *   flushes everything.
- * - One writer per directory (`audit.lock` with the owner's pid). The `audit verify` CLI, when the
- *   gateway holds the lock, drops its "Audit Log Used" event in `inbox/`, which the trail records.
- * - Retention and budget: see {@link AuditTrail.retentionPass} and {@link AuditTrail.checkBudget}.
+ *   the file fdatasync'ed, then `head.json` (last seq + hmac, authenticated) is replaced durably
+ *   (src/util/durable-write.ts). `stop()` flushes everything.
+ * - One writer per directory (`audit.lock` with the owner's pid, lock.ts). The `audit verify`
+ *   CLI, when the gateway holds the lock, drops its "Audit Log Used" event in `inbox/`, which
+ *   the trail records (inbox.ts).
+ * - Retention and budget: retention.ts (run by {@link AuditTrail.retentionPass}) and budget.ts.
  */
 export class AuditTrail {
   private seq = 0;
@@ -89,13 +84,11 @@ export class AuditTrail {
   private fhName = '';
   private fhSize = 0;
   private usage = 0;
-  private budgetWarned = false;
-  private lastExceededAt = -Infinity;
-  private inBudgetAlert = false;
   private closed = false;
   private intervals: NodeJS.Timeout[] = [];
   private durableListeners: ((seq: number) => void)[] = [];
   private readonly key: Buffer;
+  private readonly budget: AuditBudget;
   private readonly now: () => Date;
   /** Counters, for status and metrics. */
   readonly stats = { records: 0, writeFailures: 0, recordFailures: 0, retentionDeletedFiles: 0 };
@@ -104,6 +97,7 @@ export class AuditTrail {
     this.key = o.key.derive('audit-chain');
     this.now = o.now ?? (() => new Date());
     this.head = { seq: 0, hmac: GENESIS, baseSeq: 0, baseHmac: GENESIS };
+    this.budget = new AuditBudget({ maxBytes: o.maxBytes, repeatMs: o.budgetRepeatMs, now: this.now, log: o.log, alarm: (a) => this.alarm(a), record: (e) => this.record(e) });
   }
 
   get dir(): string {
@@ -221,7 +215,7 @@ export class AuditTrail {
       this.usage += Buffer.byteLength(line);
       this.stats.records++;
       this.schedule();
-      this.checkBudget();
+      this.budget.check(this.usage);
       return seq;
     } catch (err) {
       this.stats.recordFailures++;
@@ -229,43 +223,6 @@ export class AuditTrail {
       this.o.log.error({ err: error, kind: event.kind }, 'audit record could not be written');
       this.alarm({ kind: 'write-failed', error, failures: this.stats.recordFailures + this.stats.writeFailures });
       return undefined;
-    }
-  }
-
-  /**
-   * Budget: at 80 % of `maxBytes` an alarm fires once per crossing; at 100 % a Security Alert is
-   * recorded and the alarm repeats (every `budgetRepeatMs`) while it lasts. Records are never
-   * dropped or overwritten: an audit trail that silently loses the oldest or newest events is
-   * worse for 等级保护 / MLPS than one that outgrows its budget, and the budget is set well
-   * below the disk so that the operator (alarm → MQTT event) has time to act. The disk itself
-   * is the only hard limit; when it is full, writes fail, the alarm says so and the records stay
-   * queued in memory until they can be written.
-   */
-  private checkBudget(): void {
-    const max = this.o.maxBytes;
-    if (max <= 0 || this.inBudgetAlert) return;
-    if (this.usage >= 0.8 * max) {
-      if (!this.budgetWarned) {
-        this.budgetWarned = true;
-        this.o.log.warn({ usedBytes: this.usage, maxBytes: max }, 'audit trail uses over 80 % of audit.maxBytes');
-        this.alarm({ kind: 'budget-warning', usedBytes: this.usage, maxBytes: max });
-      }
-    } else {
-      this.budgetWarned = false;
-    }
-    const t = this.now().getTime();
-    if (this.usage >= max && t - this.lastExceededAt >= (this.o.budgetRepeatMs ?? 3_600_000)) {
-      this.lastExceededAt = t;
-      this.o.log.error({ usedBytes: this.usage, maxBytes: max }, 'audit trail is over audit.maxBytes: records are kept, free space or raise the budget');
-      this.alarm({ kind: 'budget-exceeded', usedBytes: this.usage, maxBytes: max });
-      this.inBudgetAlert = true;
-      try {
-        this.record({ kind: 'security-alert', type: 'audit-storage-exhausted', detail: `audit trail uses ${this.usage} bytes of its ${max}-byte budget (audit.maxBytes); no record is dropped` });
-      } finally {
-        this.inBudgetAlert = false;
-      }
-    } else if (this.usage < max) {
-      this.lastExceededAt = -Infinity;
     }
   }
 
@@ -345,7 +302,7 @@ export class AuditTrail {
       this.fhSize = (await fh.stat()).size;
       this.fh = fh;
       this.fhName = file;
-      if (this.fhSize === 0) fsyncDir(this.o.dir);
+      if (this.fhSize === 0) syncDirSync(this.o.dir);
     }
     const buf = Buffer.from(text, 'utf8');
     try {
@@ -363,24 +320,13 @@ export class AuditTrail {
   }
 
   private async writeHead(h: Head): Promise<void> {
-    const tmp = path.join(this.o.dir, `${HEAD_FILE}.tmp`);
-    const fh = await open(tmp, 'w', 0o640);
-    try {
-      await fh.writeFile(headText(this.key, h));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path.join(this.o.dir, HEAD_FILE));
-    fsyncDir(this.o.dir);
+    await writeDurable(path.join(this.o.dir, HEAD_FILE), headText(this.key, h), { mode: 0o640 });
     this.head = h;
   }
 
   /**
-   * Retention: day files older than `retentionDays` (UTC days before today) are deleted, oldest
-   * first, never today's, and never one holding records the syslog forwarder has not delivered.
-   * Before a file goes, the head's base moves to its last record (so verify knows the chain now
-   * starts there), and after, the deletion is itself recorded (110101 Audit Log Used, action D).
+   * One retention pass (retention.ts: day files past `retentionDays` go, oldest first), queued
+   * behind the writes so the head it moves is never written concurrently. Never rejects.
    */
   retentionPass(): Promise<void> {
     this.chain = this.chain.then(async () => {
@@ -395,68 +341,27 @@ export class AuditTrail {
 
   private async deleteExpired(): Promise<void> {
     if (this.closed) return;
-    const today = Date.UTC(this.now().getUTCFullYear(), this.now().getUTCMonth(), this.now().getUTCDate());
-    const limit = today - this.o.retentionDays * 86_400_000;
-    const files = await listFiles(this.o.dir);
-    for (const f of files.slice(0, -1)) {
-      const day = fileDay(f)!;
-      if (day >= limit || f === this.fhName) break;
-      const full = path.join(this.o.dir, f);
-      const { lines } = await readLines(full);
-      let last: { seq: number; hmac: string } | undefined;
-      for (let k = lines.length - 1; k >= 0 && !last; k--) {
-        const r = parseRecord(lines[k]!.text);
-        if (r) last = { seq: r.seq, hmac: r.hmac };
-      }
-      if (last && this.o.deliveredSeq && this.o.deliveredSeq() < last.seq) {
-        this.o.log.warn({ file: f, lastSeq: last.seq, deliveredSeq: this.o.deliveredSeq() }, 'audit file past retention kept: not yet delivered to syslog');
-        break;
-      }
-      const size = (await stat(full)).size;
-      if (last) await this.writeHead({ ...this.head, baseSeq: last.seq, baseHmac: last.hmac });
-      await unlink(full);
-      fsyncDir(this.o.dir);
-      this.usage -= size;
-      this.stats.retentionDeletedFiles++;
-      this.o.log.info({ file: f, lastSeq: last?.seq, retentionDays: this.o.retentionDays }, 'audit file deleted after its retention period');
-      this.record({ kind: 'audit-log-deleted', file: f, logUri: this.uri, reason: `retention: older than ${this.o.retentionDays} days (audit.retentionDays)` });
-    }
-    if (this.usage < 0.8 * this.o.maxBytes) this.budgetWarned = false;
+    await deleteExpired({
+      dir: this.o.dir,
+      retentionDays: this.o.retentionDays,
+      today: this.now(),
+      deliveredSeq: this.o.deliveredSeq,
+      log: this.o.log,
+      openFile: this.fhName,
+      moveBase: (seq, hmac) => this.writeHead({ ...this.head, baseSeq: seq, baseHmac: hmac }),
+      deleted: (file, bytes) => {
+        this.usage -= bytes;
+        this.stats.retentionDeletedFiles++;
+        this.record({ kind: 'audit-log-deleted', file, logUri: this.uri, reason: `retention: older than ${this.o.retentionDays} days (audit.retentionDays)` });
+      },
+    });
+    this.budget.fell(this.usage);
   }
 
-  /** Events left by `pacs-edge audit verify` while the gateway held the lock. */
+  /** Events left by `pacs-edge audit verify` while the gateway held the lock (inbox.ts). */
   private async drainInbox(): Promise<void> {
     if (this.closed) return;
-    const dir = path.join(this.o.dir, INBOX_DIR);
-    let names: string[];
-    try {
-      names = (await readdir(dir)).filter((n) => n.endsWith('.json')).sort();
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      const full = path.join(dir, n);
-      try {
-        const o = JSON.parse(await readFile(full, 'utf8')) as { kind?: unknown; by?: unknown; outcome?: unknown; type?: unknown; detail?: unknown; failure?: unknown; studyUid?: unknown; count?: unknown; reason?: unknown };
-        const str = (x: unknown) => (typeof x === 'string' && x.length > 0 && x.length <= 512 ? x : undefined);
-        const uid = (x: unknown) => (typeof x === 'string' && /^[0-9.]{0,64}$/.test(x) ? x : undefined);
-        const count = Number.isInteger(o.count) && (o.count as number) >= 0 ? (o.count as number) : undefined;
-        if ((o.kind === 'purged' || o.kind === 'instances-requeued') && str(o.by) && uid(o.studyUid) !== undefined && count !== undefined && str(o.reason)) {
-          // An operator's change to the queue, made by a command while the trail was held by another.
-          this.record({ kind: o.kind, by: str(o.by)!, studyUid: uid(o.studyUid)!, count, reason: str(o.reason)! });
-        } else if (o.kind === 'audit-log-read' && str(o.by)) {
-          this.record({ kind: 'audit-log-read', by: str(o.by)!, logUri: this.uri, outcome: str(o.outcome) });
-        } else if (o.kind === 'security-alert' && typeof o.type === 'string' && o.type in SECURITY_ALERT_TYPES && str(o.detail)) {
-          this.record({ kind: 'security-alert', type: o.type as SecurityAlertType, detail: str(o.detail)!, failure: o.failure === true });
-        } else {
-          this.o.log.warn({ file: n }, 'audit inbox: ignored an entry that is not an event a command may hand in');
-        }
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        this.o.log.warn({ file: n, err: (err as Error).message }, 'audit inbox: unreadable entry removed');
-      }
-      await unlink(full).catch(() => {});
-    }
+    await drainInbox(path.join(this.o.dir, INBOX_DIR), { record: (e) => this.record(e), logUri: this.uri, log: this.o.log });
   }
 
   /** Flush everything, close the file, release the lock. Records after this are refused (logged). */
@@ -477,65 +382,5 @@ export class AuditTrail {
     await this.fh?.close().catch(() => {});
     this.fh = undefined;
     await releaseLock(this.o.dir);
-  }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** One writer per audit directory: `audit.lock` holds its pid; a lock whose process is gone is taken over. */
-export async function acquireLock(dir: string): Promise<void> {
-  const file = path.join(dir, LOCK_FILE);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await writeFile(file, `${process.pid}\n`, { flag: 'wx', mode: 0o640 });
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid) && mayHoldTrail(pid)) {
-      throw new PacsEdgeError('AUDIT_LOCKED', `the audit trail in ${dir} is open in process ${pid}`, { details: { pid } });
-    }
-    await unlink(file).catch(() => {});
-  }
-  throw new PacsEdgeError('AUDIT_LOCKED', `could not take the audit lock in ${dir}`);
-}
-
-async function releaseLock(dir: string): Promise<void> {
-  const file = path.join(dir, LOCK_FILE);
-  const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-  if (pid === process.pid) await unlink(file).catch(() => {});
-}
-
-/**
- * Whether the process with this pid can be the lock's holder: a Node process (gateway, command or
- * test). After a power loss the lock file survives, and at the next boot its pid may well belong
- * to some other daemon: a lock that could never be taken again would keep the gateway from ever
- * starting. Where /proc cannot tell, the pid is taken at its word.
- */
-function mayHoldTrail(pid: number): boolean {
-  let cmdline: string;
-  try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
-  } catch {
-    return true;
-  }
-  const argv0 = cmdline.split('\0')[0] ?? '';
-  return /node|pacs-edge/i.test(path.basename(argv0)) || cmdline.includes('pacs-edge');
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

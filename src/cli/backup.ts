@@ -1,6 +1,6 @@
-import { recordOffline, safeUser } from '../audit/cli.js';
+import { recordOffline, safeUser } from './audit.js';
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
-import { closeSync, existsSync, fchownSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { HEAD_FILE } from '../audit/chain.js';
@@ -14,6 +14,7 @@ import { sealKeyOf } from '../security/spool-key.js';
 import { holdSpoolLock, sealedFilesOpenedBy } from '../spool/open.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { actAsStateOwner } from '../security/state-owner.js';
+import { writeDurableSync } from '../util/durable-write.js';
 
 /**
  * `pacs-edge backup` / `pacs-edge restore` (数据备份恢复, GB/T 22239-2019 §8.1.4.9): one
@@ -252,27 +253,10 @@ function decodePayload(bytes: Buffer): { config: string; deviceId: string; creat
  * owner: a device key only root can read would keep the gateway from starting.
  */
 function writeDurably(file: string, data: Buffer, mode: number): void {
-  const tmp = `${file}.restore-${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeSync(fd, data);
-    const dir = statSync(path.dirname(file));
-    if (process.getuid?.() === 0 && dir.uid !== 0) fchownSync(fd, dir.uid, dir.gid);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw err;
-  }
-  closeSync(fd);
-  chmodSync(tmp, mode); // the umask may have taken bits away; set exactly what is meant
-  renameSync(tmp, file);
-  const dir = openSync(path.dirname(file), 'r');
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
-  }
+  const dir = statSync(path.dirname(file));
+  const owner = process.getuid?.() === 0 && dir.uid !== 0 ? { uid: dir.uid, gid: dir.gid } : undefined;
+  // The umask may take bits away: the mode is set exactly.
+  writeDurableSync(file, data, { mode, exactMode: true, owner, tmp: `${file}.restore-${process.pid}.tmp` });
 }
 
 /** `pacs-edge backup --config FILE --out FILE.peb --passphrase-file P [--force]` */

@@ -1,4 +1,4 @@
-import { auditCommand } from '../audit/cli.js';
+import { auditCommand } from './audit.js';
 import { loadConfig } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
 import { ConfigError } from '../errors.js';

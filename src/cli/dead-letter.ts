@@ -1,9 +1,9 @@
 import pino from 'pino';
-import { recordOffline, safeUser } from '../audit/cli.js';
+import { recordOffline, safeUser } from './audit.js';
 import type { GatewayConfig } from '../config/types.js';
 import { controlRequest } from '../health/control-server.js';
 import { createLogger } from '../log.js';
-import { checkDeviceKeyFits } from '../security/key-check.js';
+import { checkDeviceKeyFits } from '../spool/key-check.js';
 import { deviceKeyFor } from '../security/spool-key.js';
 import { openSpool, readSpool } from '../spool/open.js';
 import { purgeDeadLetters, retryDeadLetters, type OperatorAuditRecord, type OperatorRequest } from '../spool/operator.js';

@@ -1,9 +1,10 @@
-import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { copyFileSync, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import { installRoot } from '../security/integrity.js';
+import { stageDurableSync } from '../util/durable-write.js';
 import { checkConfigCommand } from './check-config.js';
 import { EXIT } from './exit-codes.js';
 
@@ -69,45 +70,25 @@ export function initCommand(option: (name: string) => string | undefined): numbe
     `# check it after an edit with: pacs-edge check-config --config ${out}\n` +
     stringify(doc);
   // Validated (with the profile it extends) before it replaces anything.
-  const tmp = `${out}.init-${process.pid}.tmp`;
-  writeDurable(tmp, text);
+  // The file it replaces keeps its owner and mode (root:pacs-edge 0640 from the package), and stays as .previous.
+  const st = existsSync(out) ? statSync(out) : undefined;
+  const staged = stageDurableSync(out, text, {
+    tmp: `${out}.init-${process.pid}.tmp`,
+    mode: st ? st.mode & 0o777 : 0o640,
+    exactMode: st !== undefined,
+    owner: st ? { uid: st.uid, gid: st.gid } : undefined,
+  });
   try {
-    loadConfig(tmp);
+    loadConfig(staged.tmp);
   } catch (err) {
-    unlinkSync(tmp);
-    console.error(`pacs-edge init: ${err instanceof ConfigError ? err.message.replace(tmp, out) : (err as Error).message}\nnothing was written`);
+    staged.discard();
+    console.error(`pacs-edge init: ${err instanceof ConfigError ? err.message.replace(staged.tmp, out) : (err as Error).message}\nnothing was written`);
     return EXIT.failed;
   }
-  if (existsSync(out)) {
-    // The file it replaces keeps its owner and mode (root:pacs-edge 0640 from the package), and stays as .previous.
-    const st = statSync(out);
-    copyFileSync(out, `${out}.previous`);
-    chownSync(tmp, st.uid, st.gid);
-    chmodSync(tmp, st.mode & 0o777);
-  }
-  renameSync(tmp, out);
-  syncDir(path.dirname(out));
+  if (st) copyFileSync(out, `${out}.previous`);
+  staged.commit();
   console.log(`${out}: written${existsSync(`${out}.previous`) ? ` (the previous file is ${out}.previous)` : ''}`);
   const code = checkConfigCommand(out);
   if (code === EXIT.ok) console.log(`next: systemctl enable --now pacs-edge   (or: pacs-edge run --config ${out})`);
   return code;
-}
-
-function writeDurable(file: string, text: string): void {
-  const fd = openSync(file, 'w', 0o640);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -1,4 +1,4 @@
-import { safeUser } from '../audit/cli.js';
+import { safeUser } from './audit.js';
 import type { GatewayConfig } from '../config/types.js';
 import { controlRequest } from '../health/control-server.js';
 import type { ReloadResult } from '../health/operator-controls.js';

@@ -1,11 +1,11 @@
 import pino from 'pino';
-import { recordOffline, safeUser } from '../audit/cli.js';
+import { recordOffline, safeUser } from './audit.js';
 import type { GatewayConfig } from '../config/types.js';
 import { Code, PacsEdgeError } from '../errors.js';
 import { controlRequest } from '../health/control-server.js';
 import { createLogger } from '../log.js';
 import { accessionHash, accessionKey } from '../security/accession.js';
-import { checkDeviceKeyFits } from '../security/key-check.js';
+import { checkDeviceKeyFits } from '../spool/key-check.js';
 import { actAsStateOwner } from '../security/state-owner.js';
 import { deviceKeyFor } from '../security/spool-key.js';
 import { openSpool, readSpool } from '../spool/open.js';

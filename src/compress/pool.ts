@@ -1,6 +1,6 @@
 import os from 'node:os';
-import type { SealKey } from '../spool/sealed-file.js';
-import { transferableKey } from '../util/hash-pool.js';
+import type { SealKey } from '../security/sealed-file.js';
+import { transferableKey } from '../spool/hash-pool.js';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Compression } from './transcode.js';

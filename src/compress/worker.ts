@@ -9,7 +9,7 @@ import { TS } from '../dicom/transfer-syntaxes.js';
 import { dictionaryVr } from '../dicom/vr-dictionary.js';
 import { type Compression, encodeDataset, type TranscodeResult, uncompressed } from './transcode.js';
 import type { JobRequest, JobReply } from './pool.js';
-import { isSealed, type SealKey, unsealBuffer } from '../spool/sealed-file.js';
+import { isSealed, type SealKey, unsealBuffer } from '../security/sealed-file.js';
 
 /** The spool key (encryption at rest), handed over when the pool starts the worker. */
 const sealData = (workerData as { seal?: { profile: SealKey['profile']; kek: Uint8Array; others?: Record<string, Uint8Array> } } | null)?.seal;

@@ -1,7 +1,8 @@
 import { hkdfSync, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, openSync, closeSync, readFileSync, statSync, writeSync, fsyncSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { PacsEdgeError } from '../errors.js';
+import { writeDurableSync } from '../util/durable-write.js';
 
 /**
  * The device key: 32 random bytes in a file of its own (mode 0600, outside the spool), made at
@@ -28,25 +29,14 @@ export class DeviceKey {
     }
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const key = randomBytes(DEVICE_KEY_BYTES);
-    let fd: number;
     try {
-      fd = openSync(file, 'wx', 0o600);
+      // Created whole or not at all (a temporary file linked into place): a crash half-way
+      // must not leave an empty key file, which would keep the gateway from ever starting.
+      writeDurableSync(file, key, { mode: 0o600, exclusive: true });
     } catch (err) {
       // Another process made it first: use theirs.
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return DeviceKey.load(file);
       throw err;
-    }
-    try {
-      writeSync(fd, key);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    const dir = openSync(path.dirname(file), 'r');
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
     }
     return new DeviceKey(key, file);
   }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeDurableSync } from '../util/durable-write.js';
 
 /**
  * Installation integrity (可信验证, GB/T 22239-2019 §8.1.4.x "可信验证"): `make build` writes
@@ -77,15 +78,7 @@ export function writeManifest(root: string): { file: string; files: number; byte
     return `${sha256(data)}  ${f}\n`;
   });
   const file = path.join(root, MANIFEST_PATH);
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, lines.join(''), { mode: 0o644 });
-  const fd = openSync(tmp, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
+  writeDurableSync(file, lines.join(''), { mode: 0o644 });
   return { file, files: files.length, bytes, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
 }
 

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { GatewayConfig } from '../config/types.js';
 import { PacsEdgeError } from '../errors.js';
-import type { SealKey, SealProfile } from '../spool/sealed-file.js';
+import type { SealKey, SealProfile } from './sealed-file.js';
 import { DeviceKey } from './device-key.js';
 
 /**

@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import { closeFd, fsyncFd, writevFd } from '../util/fd.js';
 import { crashpoint } from '../util/crashpoint.js';
-import type { Sealer } from './sealed-file.js';
+import type { Sealer } from '../security/sealed-file.js';
 
 /**
  * Writes one incoming object straight to its final name `<id>.dcm` as the bytes

@@ -3,6 +3,7 @@ import { PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { crashpoint } from '../util/crashpoint.js';
 import { VERSION } from '../version.js';
+import { FORMAT_KEY } from './keys.js';
 
 /**
  * The spool's format version, kept in its index (`m!format`: `{"version":N,"by":"<release>"}`),
@@ -18,7 +19,7 @@ import { VERSION } from '../version.js';
  *   1  releases before the format was recorded (no `m!format`): index keys o!/q!/d!/u!/c!/z!/h!.
  *   2  the marker itself, and `x!<id>` (objects quarantined because their file cannot be opened).
  *      Nothing of a format-1 spool needs rewriting: the step records the marker.
- * Object files carry their own version (the sealed header, src/spool/sealed-file.ts) and so does
+ * Object files carry their own version (the sealed header, src/security/sealed-file.ts) and so does
  * the audit trail (`format` in head.json, src/audit/chain.ts).
  */
 export const SPOOL_FORMAT = 2;
@@ -55,7 +56,7 @@ export function spoolFormatNewer(dir: string, found: Marker): PacsEdgeError {
 
 /** The marker, or the format a spool without one has (1 with objects; undefined when it is empty). */
 export async function readFormat(db: Level<string, string>): Promise<Marker | undefined> {
-  const raw = await db.get('m!format');
+  const raw = await db.get(FORMAT_KEY);
   if (raw !== undefined) {
     try {
       const m = JSON.parse(raw) as Marker;
@@ -83,7 +84,7 @@ export async function refuseNewerFormat(db: Level<string, string>, dir: string):
  * readable, before anything else writes.
  */
 export async function migrate(db: Level<string, string>, log: Logger, found: Marker | undefined): Promise<void> {
-  const put = (m: Marker) => db.put('m!format', JSON.stringify({ ...m, by: VERSION }), { sync: true });
+  const put = (m: Marker) => db.put(FORMAT_KEY, JSON.stringify({ ...m, by: VERSION }), { sync: true });
   if (!found) {
     await put({ version: SPOOL_FORMAT });
     return;

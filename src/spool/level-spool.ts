@@ -1,20 +1,25 @@
-import { mkdir, rename, unlink } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
 import { isDiskFull, PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CoalescedDirSync } from '../util/coalesced-fsync.js';
 import { crashpoint } from '../util/crashpoint.js';
-import { closeFd, fsyncFd, openFd, readFd, writeFd } from '../util/fd.js';
-import type { HashPool } from '../util/hash-pool.js';
+import { openFd } from '../util/fd.js';
+import type { HashPool } from './hash-pool.js';
 import { DiskGuard } from './disk-guard.js';
 import { recoverSpool } from './recovery.js';
 import { FileObjectWriter } from './file-writer.js';
-import { isSealed, SEALED_HEAD_BYTES, SealedReader, sealBuffer, Sealer, type SealKey } from './sealed-file.js';
-import { QueueState } from './queues.js';
+import { Sealer, type SealKey } from '../security/sealed-file.js';
 import { StudyBook } from './studies.js';
-import { formatId, openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
-import { type Claim, type DeadLetter, HANDED_OVER_KEEP_MS, type ObjectInfo, type ObjectReader, type ObjectWriter, type RecoveryReport, type Spool, type SpoolRecord, type SpoolRewriter, type SpoolStats } from './spool.js';
+import { formatId, sealRecord } from './record-codec.js';
+import { SpoolState } from './spool-state.js';
+import { DeadLetters, UNROUTED, unroutedLetter } from './dead-letters.js';
+import { FileRewriter } from './rewriter.js';
+import { Delivery } from './delivery.js';
+import { type Claim, type DeadLetter, type ObjectInfo, type ObjectReader, type ObjectWriter, type RecoveryReport, type Spool, type SpoolRecord, type SpoolRewriter, type SpoolStats } from './spool.js';
+import { deadLetterKey, durableKey, objectKey, queueKey, uidKey } from './keys.js';
+import { openObjectFile } from './object-reader.js';
 
 /**
  * The production spool: LevelDB (via `level`) holds the index and one FIFO queue per
@@ -36,64 +41,32 @@ import { type Claim, type DeadLetter, HANDED_OVER_KEEP_MS, type ObjectInfo, type
  * A file with no index entry at all is deleted at recovery (never acknowledged either).
  * (`.part` files are from earlier versions and are deleted the same way.)
  *
- * Key layout (destination names are restricted to [A-Za-z0-9_.-], so "!" separates safely):
- *   o!<id>            sealed record (see record-codec.ts)
- *   q!<dest>!<id>     pending for dest
- *   d!<dest>!<id>     dead letter for dest (JSON)
- *   u!<sopInstanceUid> id of the newest object with that UID
- *   c!<id>            the object's data was durable before it was acknowledged
- *   x!<id>            its file could not be opened at the last start (quarantined, see recovery.ts)
- *   z!<id>            a file replacement under way (compression at rest)
- *   h!<sopInstanceUid> when every destination confirmed it (Storage Commitment)
- *   s!<studyUid>       what happened to the study, per destination (studies.ts)
- *   m!format          the spool's format version (format.ts)
+ * The index's keys are laid out in keys.ts; dead letters are kept by dead-letters.ts, file
+ * replacements (compression at rest) made by rewriter.ts.
  *
  * Construct it only through `openSpool` (src/spool/open.ts): it knows the key, the lock and
  * the access a caller may have. test/spool/construction.test.ts holds every other module to that.
  */
-/**
- * The dead-letter list of objects no destination's `forward[].match` takes: kept (never dropped
- * in silence), alarmed, and purged or re-sent by an operator once the routing is right.
- */
-export const UNROUTED = 'unrouted';
-
-function unroutedLetter(r: SpoolRecord): DeadLetter {
-  return {
-    id: r.id,
-    destination: UNROUTED,
-    sopInstanceUid: r.sopInstanceUid,
-    sopClassUid: r.sopClassUid,
-    studyInstanceUid: r.studyInstanceUid,
-    reason: `no destination takes it (forward[].match; modality ${r.modality ?? '-'}, calling AE ${r.callingAeTitle}, SOP Class ${r.sopClassUid})`,
-    at: Date.now(),
-  };
-}
-
 export class LevelSpool implements Spool {
   private readonly db: Level<string, string>;
+  /** The in-memory state, shared with the modules this spool is made of. */
+  private readonly s: SpoolState;
+  private readonly letters: DeadLetters;
+  private readonly delivery: Delivery;
+  private readonly files: FileRewriter;
+  /** Replaces object files in place (compression at rest, rewriter.ts). */
+  readonly rewriter: SpoolRewriter;
   private readonly objectsDir: string;
   private readonly dirSync: CoalescedDirSync;
   private readonly guard: DiskGuard;
-  private queues: QueueState;
   private nextId = 1;
-  private objectCount = 0;
   /** Commits under way, so a duplicate of an object still being committed waits for it. */
   private readonly committing = new Map<string, Promise<void>>();
   /** Ids whose durable marker is not written yet. */
   private pendingMarkers: string[] = [];
-  private readonly listeners: ((destination: string) => void)[] = [];
-  /** Delivered objects kept for keepForwardedMs: id → forwardedAt, oldest first. */
-  private readonly kept = new Map<string, number>();
-  /** Objects whose file could not be opened at start-up: kept, queued in the index, never handed out this run. */
-  private quarantined = new Map<string, string>();
-  /** Per study and destination: received, pending, forwarded, dead letters (studies.ts). */
-  studies = new StudyBook();
-  /** Objects removed from the index whose files wait for that removal to be durable. */
-  private unlinkAfterSync: string[] = [];
   private sweepTimer: NodeJS.Timeout | undefined;
   private trimTimer: NodeJS.Timeout | undefined;
   private markerTimer: NodeJS.Timeout | undefined;
-  private objectBytes = 0;
 
   constructor(
     private opts: {
@@ -106,7 +79,7 @@ export class LevelSpool implements Spool {
       keepForwardedMs?: number;
       hashPool: HashPool;
       log: Logger;
-      /** Encryption at rest: every new object file is sealed with this key (src/spool/sealed-file.ts). */
+      /** Encryption at rest: every new object file is sealed with this key (src/security/sealed-file.ts). */
       seal?: SealKey | undefined;
       /**
        * False: new files are written plain (spool.encryption.profile none), while `seal` still
@@ -128,36 +101,36 @@ export class LevelSpool implements Spool {
     this.objectsDir = path.join(opts.dir, 'objects');
     this.dirSync = new CoalescedDirSync(this.objectsDir);
     this.guard = new DiskGuard(opts.dir, opts);
-    this.queues = new QueueState(opts.destinations);
+    this.s = new SpoolState(this.db, this.objectsDir, opts.destinations);
+    this.delivery = new Delivery(this.s, opts);
+    this.letters = new DeadLetters(this.s, (destination, id, delivered) => this.delivery.done(destination, id, delivered));
+    this.files = new FileRewriter(this.s, { sealing: () => this.sealing, hashPool: opts.hashPool, syncDir: () => this.dirSync.sync() });
+    this.rewriter = this.files.api;
   }
 
   async open(): Promise<RecoveryReport> {
     await mkdir(this.objectsDir, { recursive: true });
     await this.db.open();
     const report = await this.recover();
-    await this.trimHandedOver();
-    this.trimTimer = setInterval(() => void this.trimHandedOver().catch(() => undefined), 24 * 3600 * 1000);
+    await this.delivery.trimHandedOver();
+    this.trimTimer = setInterval(() => void this.delivery.trimHandedOver().catch(() => undefined), 24 * 3600 * 1000);
     this.trimTimer.unref();
     // Markers of objects acknowledged while no other object arrived are written within a second.
     this.markerTimer = setInterval(() => void this.flushMarkers().catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'could not write durable markers; retrying')), 1000);
     this.markerTimer.unref();
-    this.sweepTimer = setInterval(() => void this.sweep().catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'could not remove expired forwarded objects')), 60_000);
+    this.sweepTimer = setInterval(() => void this.delivery.sweep().catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'could not remove expired forwarded objects')), 60_000);
     this.sweepTimer.unref();
     return report;
   }
 
   /** Remove delivered objects kept longer than keepForwardedMs (or, with `force`, the n oldest). */
-  async sweep(force = 0): Promise<number> {
-    const limit = Date.now() - (this.opts.keepForwardedMs ?? 0);
-    let n = 0;
-    for (const [id, at] of [...this.kept]) {
-      if (at > limit && n >= force) break;
-      const record = await this.getRecord(id);
-      this.kept.delete(id);
-      if (record) await this.removeObject(record);
-      n++;
-    }
-    return n;
+  sweep(force = 0): Promise<number> {
+    return this.delivery.sweep(force);
+  }
+
+  /** When every destination confirmed `sopInstanceUid` (Storage Commitment), if it did lately. */
+  handedOver(sopInstanceUid: string): Promise<number | undefined> {
+    return this.delivery.handedOver(sopInstanceUid);
   }
 
   async close(): Promise<void> {
@@ -173,7 +146,7 @@ export class LevelSpool implements Spool {
   private async flushMarkers(): Promise<void> {
     const ids = this.pendingMarkers.splice(0);
     try {
-      await this.syncAndUnlink(ids.map((id) => ({ type: 'put' as const, key: `c!${id}`, value: '' })));
+      await this.delivery.syncAndUnlink(ids.map((id) => ({ type: 'put' as const, key: durableKey(id), value: '' })));
     } catch (err) {
       this.pendingMarkers.unshift(...ids);
       throw err;
@@ -182,18 +155,18 @@ export class LevelSpool implements Spool {
 
   async begin(header: Buffer): Promise<ObjectWriter> {
     try {
-      await this.guard.check(this.objectBytes);
+      await this.guard.check(this.s.objectBytes);
     } catch (err) {
       // Delivered objects kept only for convenience give way before a modality is refused.
-      if (this.kept.size === 0) throw err;
-      const evicted = await this.sweep(Math.min(this.kept.size, 64));
+      if (this.s.kept.size === 0) throw err;
+      const evicted = await this.delivery.sweep(Math.min(this.s.kept.size, 64));
       this.opts.log.info({ evicted }, 'spool short of space: removed delivered objects kept by spool.keepForwardedHours');
       // Their files are deleted only once the removals are durable (normally within a second)
       // and the guard's free space is cached: make it durable, delete them, and ask statfs
       // again now, so that the space just freed serves this object instead of refusing it.
-      await this.syncAndUnlink();
+      await this.delivery.syncAndUnlink();
       this.guard.invalidate();
-      await this.guard.check(this.objectBytes);
+      await this.guard.check(this.s.objectBytes);
     }
     const id = formatId(this.nextId++);
     const filePath = this.filePath(id);
@@ -208,7 +181,7 @@ export class LevelSpool implements Spool {
       abort: () => file.abort(),
       commit: async (info) => {
         // The duplicate lookup runs while the last bytes are written: off the critical path.
-        const previous = this.db.get(`u!${info.sopInstanceUid}`);
+        const previous = this.db.get(uidKey(info.sopInstanceUid));
         previous.catch(() => undefined);
         const receivedAt = Date.now();
         const done = file.finish({
@@ -235,7 +208,7 @@ export class LevelSpool implements Spool {
   /** The index step of the commit: one synced batch. Identical re-sends are folded into the existing record. */
   private async index(id: string, info: ObjectInfo, previousId: string | undefined): Promise<SpoolRecord> {
     if (previousId !== undefined) {
-      const prev = await this.getRecord(previousId);
+      const prev = await this.s.records.get(previousId);
       if (prev && prev.sha256 === info.sha256) {
         // Same bytes again (the modality did not see our answer, or re-sent the study): keep one copy.
         await unlink(path.join(this.objectsDir, `${id}.dcm`)).catch(() => undefined);
@@ -258,87 +231,63 @@ export class LevelSpool implements Spool {
     const unrouted = routed.length === 0 && this.opts.destinations.length > 0;
     const record: SpoolRecord = { id, ...info, pending: unrouted ? [UNROUTED] : routed };
     const markers = this.pendingMarkers.splice(0);
-    const unlinks = this.unlinkAfterSync.splice(0);
-    let study = this.studies.received(record);
-    if (unrouted) study = this.studies.deadLettered(record, UNROUTED) ?? study;
+    const unlinks = this.delivery.takeUnlinks();
+    let study = this.s.studies.received(record);
+    if (unrouted) study = this.s.studies.deadLettered(record, UNROUTED) ?? study;
     const ops: { type: 'put'; key: string; value: string }[] = [
-      { type: 'put', key: `o!${id}`, value: sealRecord(record) },
-      { type: 'put', key: `u!${info.sopInstanceUid}`, value: id },
+      { type: 'put', key: objectKey(id), value: sealRecord(record) },
+      { type: 'put', key: uidKey(info.sopInstanceUid), value: id },
       ...(unrouted
-        ? [{ type: 'put' as const, key: `d!${UNROUTED}!${id}`, value: JSON.stringify(unroutedLetter(record)) }]
-        : record.pending.map((d) => ({ type: 'put' as const, key: `q!${d}!${id}`, value: '' }))),
-      ...markers.map((m) => ({ type: 'put' as const, key: `c!${m}`, value: '' })),
+        ? [{ type: 'put' as const, key: deadLetterKey(UNROUTED, id), value: JSON.stringify(unroutedLetter(record)) }]
+        : record.pending.map((d) => ({ type: 'put' as const, key: queueKey(d, id), value: '' }))),
+      ...markers.map((m) => ({ type: 'put' as const, key: durableKey(m), value: '' })),
       ...(study ? [study] : []),
     ];
     try {
       await this.db.batch(ops, { sync: true });
     } catch (err) {
       this.pendingMarkers.unshift(...markers);
-      this.unlinkAfterSync.unshift(...unlinks);
+      this.delivery.putBackUnlinks(unlinks);
       throw err;
     }
-    for (const u of unlinks) void unlink(this.filePath(u)).catch(() => undefined);
+    this.delivery.unlinkFiles(unlinks);
     crashpoint('after-index');
-    this.remember(record);
+    this.s.records.remember(record);
     if (unrouted) {
-      this.queues.addDeadLetters(UNROUTED, 1);
+      this.s.queues.addDeadLetters(UNROUTED, 1);
       this.opts.log.error({ id, sopInstanceUid: info.sopInstanceUid, sopClassUid: info.sopClassUid, modality: info.modality, callingAeTitle: info.callingAeTitle }, 'object taken by no destination (forward[].match): kept as an unrouted dead letter');
-      for (const fn of this.unroutedListeners) fn(record);
-    } else for (const d of record.pending) this.queues.enqueue(d, id, { size: info.size, receivedAt: info.receivedAt });
-    this.emitEnqueued(record.pending);
-    for (const fn of this.storedListeners) fn(record);
-    this.objectCount++;
-    this.objectBytes += info.size;
+      for (const fn of this.s.unroutedListeners) fn(record);
+    } else for (const d of record.pending) this.s.queues.enqueue(d, id, { size: info.size, receivedAt: info.receivedAt });
+    this.s.emitEnqueued(record.pending);
+    for (const fn of this.s.storedListeners) fn(record);
+    this.s.objectCount++;
+    this.s.objectBytes += info.size;
     return record;
   }
 
   async claim(destination: string, max: number): Promise<Claim[]> {
     const out: Claim[] = [];
-    for (const { id, attempts } of this.queues.lease(destination, max, (x) => this.rewriting.has(x))) {
-      const record = await this.getRecord(id);
+    for (const { id, attempts } of this.s.queues.lease(destination, max, (x) => this.files.busy(x))) {
+      const record = await this.s.records.get(id);
       if (record) out.push({ record, destination, attempts });
-      else this.queues.remove(destination, id);
+      else this.s.queues.remove(destination, id);
     }
     return out;
   }
 
   async read(id: string, opts: { verify?: 'spool' | 'caller' } = {}): Promise<ObjectReader> {
-    const record = await this.getRecord(id);
+    const record = await this.s.records.get(id);
     if (!record) throw new PacsEdgeError('SPOOL_NOT_FOUND', `no spooled object ${id}`, { details: { id } });
-    const file = this.filePath(id);
-    const { sha256, size } = opts.verify === 'caller' ? record : await this.opts.hashPool.hashFile(file);
-    if (sha256 !== record.sha256 || size !== record.size) {
-      throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${id} fails its SHA-256 check`, {
-        details: { id, sopInstanceUid: record.sopInstanceUid, size, expectedSize: record.size },
-      });
-    }
-    const fd = await openFd(file, 'r');
-    try {
-      // One read tells plain from sealed and holds a sealed file's header.
-      const head = Buffer.alloc(SEALED_HEAD_BYTES);
-      const n = await readFd(fd, head, 0);
-      if (isSealed(head.subarray(0, n))) {
-        // Encrypted: every read decrypts and authenticates the segments it covers, so a changed
-        // byte is found before any of its segment is used (and the SHA-256 still covers it all).
-        if (!this.opts.seal) throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${id} is encrypted, but the spool has no key`, { retryable: false });
-        const sealed = SealedReader.fromHead(this.opts.seal, head.subarray(0, n), record.size, (buf, position) => readFd(fd, buf, position));
-        return { size: record.size, sha256: record.sha256, verified: opts.verify !== 'caller', read: (buf, position) => sealed.read(buf, position), close: () => closeFd(fd) };
-      }
-    } catch (err) {
-      await closeFd(fd).catch(() => undefined);
-      throw err;
-    }
-    return {
-      size,
-      sha256: record.sha256,
-      verified: opts.verify !== 'caller',
-      read: (buf, position) => readFd(fd, buf, position),
-      close: () => closeFd(fd),
-    };
+    return openObjectFile(this.filePath(id), record, { verify: opts.verify ?? 'spool', seal: this.opts.seal, hashPool: this.opts.hashPool });
   }
 
   filePath(id: string): string {
-    return path.join(this.objectsDir, `${id}.dcm`);
+    return this.s.filePath(id);
+  }
+
+  /** Per study and destination: received, pending, forwarded, dead letters (studies.ts). */
+  get studies(): StudyBook {
+    return this.s.studies;
   }
 
   /** The key new files are sealed with, if they are. */
@@ -346,31 +295,6 @@ export class LevelSpool implements Spool {
     return this.opts.sealNew === false ? undefined : this.opts.seal;
   }
 
-  /** Objects whose file is being replaced; queues wait at them (see {@link QueueState.lease}). */
-  private readonly rewriting = new Set<string>();
-
-  readonly rewriter: SpoolRewriter = {
-    filePath: (id) => this.filePath(id),
-    reserve: async (id) => {
-      const r = await this.getRecord(id);
-      if (!r || r.pending.length === 0 || this.quarantined.has(id)) return 'gone';
-      if (this.rewriting.has(id) || this.queues.leasedAnywhere(id)) return 'busy';
-      this.rewriting.add(id);
-      return r;
-    },
-    release: (id) => {
-      if (!this.rewriting.delete(id)) return;
-      const r = this.cache.get(id);
-      if (r) this.emitEnqueued(r.pending);
-    },
-    replace: (record, bytes, ts) => this.replaceFile(record, bytes, ts),
-    onStored: (fn) => this.storedListeners.push(fn),
-    onGone: (fn) => this.goneListeners.push(fn),
-    records: () => this.allRecords(),
-  };
-
-  private readonly storedListeners: ((r: SpoolRecord) => void)[] = [];
-  private readonly unroutedListeners: ((r: SpoolRecord) => void)[] = [];
 
   /**
    * A reload changed the destinations or their `match`: new objects follow the new routing;
@@ -378,85 +302,18 @@ export class LevelSpool implements Spool {
    */
   setRouting(destinations: readonly string[], route: (info: ObjectInfo) => string[]): void {
     this.opts = { ...this.opts, destinations, route };
-    for (const d of destinations) this.queues.addDeadLetters(d, 0);
+    for (const d of destinations) this.s.queues.addDeadLetters(d, 0);
   }
 
   /** Remember that a study's event was announced (src/health/study-events.ts); not synced: a lost mark only repeats an event. */
   markStudy(uid: string, what: 'received' | 'done'): void {
-    const op = this.studies.announce(uid, what, Date.now());
+    const op = this.s.studies.announce(uid, what, Date.now());
     if (op) void this.db.put(op.key, op.value).catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'could not record a study announcement'));
   }
 
   /** Called with every object no destination takes (for the alarm). */
   onUnrouted(fn: (r: SpoolRecord) => void): void {
-    this.unroutedListeners.push(fn);
-  }
-  private readonly goneListeners: ((id: string) => void)[] = [];
-
-  private async *allRecords(): AsyncIterable<SpoolRecord> {
-    for await (const [key, raw] of this.db.iterator({ gte: 'o!', lt: 'o!\xff' })) {
-      const r = openRecord(raw);
-      if (r && !this.quarantined.has(key.slice(2))) yield r;
-    }
-  }
-
-  /**
-   * Replace a reserved object's file, crash-safely:
-   *   1. the new bytes go to `<id>.z` and are fsynced;
-   *   2. an intent `z!<id>` (new size, SHA-256, syntax) is written with `sync: true`;
-   *   3. `<id>.z` is renamed over `<id>.dcm` (atomic) and the directory fsynced;
-   *   4. the record is updated and the intent deleted (not synced: recovery redoes it).
-   * After a crash, recovery (recovery.ts, finishRewrites) hashes the file of every intent: the
-   * new bytes mean step 3 happened and the record is updated; the old bytes mean it did not,
-   * and the intent and `.z` file are dropped. Either way the record matches the file.
-   */
-  private async replaceFile(record: SpoolRecord, bytes: Buffer, transferSyntaxUid: string): Promise<SpoolRecord> {
-    const id = record.id;
-    const tmp = path.join(this.objectsDir, `${id}.z`);
-    let sha256: string;
-    let size: number;
-    try {
-      const fd = await openFd(tmp, 'w');
-      // Sealed under a fresh data key of its own, like every spool file.
-      const onDisk = this.sealing ? sealBuffer(this.sealing, bytes) : bytes;
-      try {
-        let off = 0;
-        while (off < onDisk.length) off += await writeFd(fd, onDisk.subarray(off), off);
-        await fsyncFd(fd);
-      } finally {
-        await closeFd(fd).catch(() => undefined);
-      }
-      // Hashed on the worker pool (an object can be large: never on the event loop), from what
-      // was written, so the record vouches for the bytes on disk.
-      ({ sha256, size } = await this.opts.hashPool.hashFile(tmp));
-      if (size !== bytes.length) throw new PacsEdgeError('SPOOL_WRITE_SHORT', `replacement for ${id} is ${size} bytes on disk, ${bytes.length} written`);
-    } catch (err) {
-      // Nothing refers to the .z file yet: it goes, and the object stays as it was.
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    const next = rewrittenRecord(record, { size, sha256, transferSyntaxUid });
-    await this.db.put(`z!${id}`, JSON.stringify({ size: next.size, sha256, transferSyntaxUid }), { sync: true });
-    crashpoint('rewrite-after-intent');
-    await rename(tmp, this.filePath(id));
-    await this.dirSync.sync();
-    crashpoint('rewrite-after-rename');
-    const current = await this.getRecord(id);
-    if (!current) {
-      // Removed meanwhile (dead letter purged): the new file must not outlive its record.
-      await unlink(this.filePath(id)).catch(() => undefined);
-      await this.db.del(`z!${id}`);
-      return record;
-    }
-    const updated = { ...next, pending: current.pending, forwardedAt: current.forwardedAt };
-    await this.db.batch([
-      { type: 'put', key: `o!${id}`, value: sealRecord(updated) },
-      { type: 'del', key: `z!${id}` },
-    ]);
-    this.remember(updated);
-    this.queues.resize(id, updated.size);
-    this.objectBytes += updated.size - record.size;
-    return updated;
+    this.s.unroutedListeners.push(fn);
   }
 
   /**
@@ -467,256 +324,58 @@ export class LevelSpool implements Spool {
    * crash can never leave an index entry whose file is gone.
    */
   async ack(destination: string, id: string): Promise<void> {
-    return this.done(destination, id, true);
-  }
-
-  /** The destination no longer owes the object: delivered, or (`delivered` false) given up by an operator. */
-  private async done(destination: string, id: string, delivered: boolean): Promise<void> {
-    const record = await this.getRecord(id);
-    this.queues.remove(destination, id);
-    if (!record) return;
-    const pending = record.pending.filter((d) => d !== destination);
-    const study = delivered ? this.studies.delivered(record, destination, Date.now()) : this.studies.purged(record, destination);
-    const studyOps = study ? [study] : [];
-    if (pending.length > 0) {
-      await this.db.batch(
-        [
-          { type: 'put', key: `o!${id}`, value: sealRecord({ ...record, pending }) },
-          { type: 'del', key: `q!${destination}!${id}` },
-          ...studyOps,
-        ],
-        { sync: false },
-      );
-      this.remember({ ...record, pending });
-      return;
-    }
-    // Owed to nobody now: nothing waits for it any more (compression at rest drops it).
-    for (const fn of this.goneListeners) fn(id);
-    // Remembered for Storage Commitment requests that come after the object has gone.
-    const handed = [...(delivered ? [{ type: 'put' as const, key: `h!${record.sopInstanceUid}`, value: String(Date.now()) }] : []), ...studyOps];
-    if ((this.opts.keepForwardedMs ?? 0) > 0) {
-      const forwardedAt = Date.now();
-      await this.db.batch(
-        [
-          { type: 'put', key: `o!${id}`, value: sealRecord({ ...record, pending, forwardedAt }) },
-          { type: 'del', key: `q!${destination}!${id}` },
-          ...handed,
-        ],
-        { sync: false },
-      );
-      this.remember({ ...record, pending, forwardedAt });
-      this.kept.set(id, forwardedAt);
-      return;
-    }
-    await this.removeObject(record, destination, handed);
-  }
-
-  private async removeObject(record: SpoolRecord, destination?: string, extra: { type: 'put'; key: string; value: string }[] = []): Promise<void> {
-    const ops: ({ type: 'del'; key: string } | { type: 'put'; key: string; value: string })[] = [
-      ...extra,
-      { type: 'del', key: `o!${record.id}` },
-      { type: 'del', key: `c!${record.id}` },
-    ];
-    if (destination) ops.push({ type: 'del', key: `q!${destination}!${record.id}` });
-    if ((await this.db.get(`u!${record.sopInstanceUid}`)) === record.id) ops.push({ type: 'del', key: `u!${record.sopInstanceUid}` });
-    await this.db.batch(ops, { sync: false });
-    this.forget(record.id);
-    this.unlinkAfterSync.push(record.id);
-    this.objectCount--;
-    this.objectBytes -= record.size;
-  }
-
-  /**
-   * Make every index change so far durable (one synced write), then delete the files whose
-   * index entries are gone. Runs with each new object's commit, and at least once a second.
-   */
-  private async syncAndUnlink(extra: { type: 'put'; key: string; value: string }[] = []): Promise<void> {
-    const ids = this.unlinkAfterSync.splice(0);
-    if (ids.length === 0 && extra.length === 0) return;
-    try {
-      await this.db.batch(extra.length ? extra : [{ type: 'put', key: 'm!sync', value: String(Date.now()) }], { sync: true });
-    } catch (err) {
-      this.unlinkAfterSync.unshift(...ids);
-      throw err;
-    }
-    for (const id of ids) await unlink(this.filePath(id)).catch(() => undefined);
+    return this.delivery.done(destination, id, true);
   }
 
   async nack(destination: string, id: string, _reason: string): Promise<void> {
-    this.queues.release(destination, id, true);
+    this.s.queues.release(destination, id, true);
   }
 
   async unclaim(destination: string, id: string): Promise<void> {
-    this.queues.unlease(destination, id);
+    this.s.queues.unlease(destination, id);
   }
 
   onEnqueue(fn: (destination: string) => void): void {
-    this.listeners.push(fn);
+    this.s.enqueuedListeners.push(fn);
   }
 
-  private emitEnqueued(destinations: Iterable<string>): void {
-    for (const d of destinations) for (const fn of this.listeners) fn(d);
-  }
-
-  async retryDeadLetters(destination: string, ids?: readonly string[]): Promise<number> {
-    const letters = (await this.listDeadLetters(destination)).filter((d) => !ids || ids.includes(d.id));
-    const ops: { type: 'put' | 'del'; key: string; value?: string }[] = [];
-    const back: { id: string; size: number; receivedAt: number }[] = [];
-    for (const d of letters) {
-      ops.push({ type: 'del', key: `d!${destination}!${d.id}` });
-      const r = await this.getRecord(d.id);
-      if (r && r.pending.includes(destination) && destination !== UNROUTED) {
-        ops.push({ type: 'put', key: `q!${destination}!${d.id}`, value: '' });
-        back.push({ id: d.id, size: r.size, receivedAt: r.receivedAt });
-        const study = this.studies.requeued(r, destination, true);
-        if (study) ops.push(study);
-      }
-    }
-    if (ops.length === 0) return 0;
-    await this.db.batch(ops as { type: 'put'; key: string; value: string }[], { sync: true });
-    for (const b of back) this.queues.requeue(destination, b.id, b);
-    this.queues.addDeadLetters(destination, -letters.length);
-    this.emitEnqueued([destination]);
-    return back.length;
+  retryDeadLetters(destination: string, ids?: readonly string[]): Promise<number> {
+    return this.letters.retry(destination, ids);
   }
 
   /**
    * Queue a study's objects again for destinations that already have them (a PACS lost them;
-   * `pacs-edge resend`). Objects still queued stay where they are; dead letters are retried;
-   * delivered objects still in the spool (spool.keepForwardedHours) are queued again. Returns
-   * what was done and how many of the study's objects are no longer here to send.
+   * `pacs-edge resend`): see {@link DeadLetters.resendStudy}.
    */
-  async resendStudy(studyUid: string, destinations: readonly string[]): Promise<{ queued: number; retried: number; alreadyQueued: number; gone: number }> {
-    const out = { queued: 0, retried: 0, alreadyQueued: 0, gone: 0 };
-    const summary = this.studies.get(studyUid);
-    const found: SpoolRecord[] = [];
-    for await (const r of this.records()) if (r.studyInstanceUid === studyUid && !this.quarantined.has(r.id)) found.push(r);
-    out.gone = Math.max(0, (summary?.instances ?? found.length) - found.length);
-    for (const dest of destinations) {
-      const dead = new Set((await this.listDeadLetters(dest)).map((d) => d.id));
-      const retry = found.filter((r) => dead.has(r.id)).map((r) => r.id);
-      if (retry.length) out.retried += await this.retryDeadLetters(dest, retry);
-      for (const r0 of found) {
-        if (dead.has(r0.id)) continue;
-        if (this.queues.has(dest, r0.id)) {
-          out.alreadyQueued++;
-          continue;
-        }
-        const r = (await this.getRecord(r0.id)) ?? r0;
-        const pending = r.pending.includes(dest) ? r.pending : [...r.pending, dest];
-        const updated: SpoolRecord = { ...r, pending, forwardedAt: undefined };
-        const study = this.studies.requeued(updated, dest, false);
-        await this.db.batch(
-          [
-            { type: 'put', key: `o!${r.id}`, value: sealRecord(updated) },
-            { type: 'put', key: `q!${dest}!${r.id}`, value: '' },
-            ...(study ? [study] : []),
-          ],
-          { sync: true },
-        );
-        this.remember(updated);
-        this.kept.delete(r.id);
-        this.queues.requeue(dest, r.id, { size: r.size, receivedAt: r.receivedAt });
-        out.queued++;
-      }
-      this.emitEnqueued([dest]);
-    }
-    return out;
+  resendStudy(studyUid: string, destinations: readonly string[]): Promise<{ queued: number; retried: number; alreadyQueued: number; gone: number }> {
+    return this.letters.resendStudy(studyUid, destinations);
   }
 
-  async purgeDeadLetters(destination: string, ids?: readonly string[]): Promise<number> {
-    const letters = (await this.listDeadLetters(destination)).filter((d) => !ids || ids.includes(d.id));
-    for (const d of letters) {
-      await this.db.del(`d!${destination}!${d.id}`, { sync: true });
-      this.queues.addDeadLetters(destination, -1);
-      // The destination no longer owes it: the same bookkeeping as a delivery.
-      await this.done(destination, d.id, false);
-    }
-    return letters.length;
+  purgeDeadLetters(destination: string, ids?: readonly string[]): Promise<number> {
+    return this.letters.purge(destination, ids);
   }
 
-  async deadLetter(destination: string, id: string, reason: string, status?: number): Promise<void> {
-    const record = await this.getRecord(id);
-    if (!record) return;
-    const dl: DeadLetter = { id, destination, sopInstanceUid: record.sopInstanceUid, sopClassUid: record.sopClassUid, studyInstanceUid: record.studyInstanceUid, reason, status, at: Date.now() };
-    const study = this.studies.deadLettered(record, destination);
-    await this.db.batch(
-      [
-        { type: 'del', key: `q!${destination}!${id}` },
-        { type: 'put', key: `d!${destination}!${id}`, value: JSON.stringify(dl) },
-        ...(study ? [study] : []),
-      ],
-      { sync: true },
-    );
-    this.queues.remove(destination, id);
-    this.queues.addDeadLetters(destination, 1);
+  deadLetter(destination: string, id: string, reason: string, status?: number): Promise<void> {
+    return this.letters.add(destination, id, reason, status);
   }
 
-  async listDeadLetters(destination?: string): Promise<DeadLetter[]> {
-    const prefix = destination ? `d!${destination}!` : 'd!';
-    const out: DeadLetter[] = [];
-    for await (const v of this.db.values({ gte: prefix, lt: `${prefix}\xff` })) out.push(JSON.parse(v) as DeadLetter);
-    return out;
+  listDeadLetters(destination?: string): Promise<DeadLetter[]> {
+    return this.letters.list(destination);
   }
 
-  async handedOver(sopInstanceUid: string): Promise<number | undefined> {
-    const v = await this.db.get(`h!${sopInstanceUid}`);
-    const at = v === undefined ? NaN : Number(v);
-    return at > Date.now() - HANDED_OVER_KEEP_MS ? at : undefined;
-  }
-
-  /** Forget hand-overs older than {@link HANDED_OVER_KEEP_MS} (at open, then daily). */
-  private async trimHandedOver(): Promise<void> {
-    const expired = this.studies.expire(Date.now() - (this.opts.studyKeepMs ?? 30 * 24 * 3600 * 1000));
-    if (expired.length) await this.db.batch(expired, { sync: false });
-    const limit = Date.now() - HANDED_OVER_KEEP_MS;
-    const old: { type: 'del'; key: string }[] = [];
-    for await (const [k, v] of this.db.iterator({ gte: 'h!', lt: 'h!\xff' })) if (!(Number(v) > limit)) old.push({ type: 'del', key: k });
-    if (old.length) await this.db.batch(old, { sync: false });
-  }
 
   async find(sopInstanceUid: string): Promise<SpoolRecord | undefined> {
-    const id = await this.db.get(`u!${sopInstanceUid}`);
-    return id === undefined ? undefined : this.getRecord(id);
+    const id = await this.db.get(uidKey(sopInstanceUid));
+    return id === undefined ? undefined : this.s.records.get(id);
   }
 
   stats(): SpoolStats {
-    return { objects: this.objectCount, bytes: this.objectBytes, unreadable: this.quarantined.size, destinations: this.queues.stats(Date.now()) };
+    return { objects: this.s.objectCount, bytes: this.s.objectBytes, unreadable: this.s.quarantined.size, destinations: this.s.queues.stats(Date.now()) };
   }
 
   /** Every record, oldest first (for status and tests). */
-  async *records(): AsyncGenerator<SpoolRecord> {
-    for await (const v of this.db.values({ gte: 'o!', lt: 'o!\xff' })) {
-      const r = openRecord(v);
-      if (r) yield r;
-    }
-  }
-
-  /**
-   * Records of objects in motion (just received, claimed, being acknowledged) are read several
-   * times each; a small cache saves those index reads and checksum checks. Every write of an
-   * `o!` key in this class goes through {@link remember} / {@link forget}, so it never serves a
-   * stale record. Records are treated as immutable (updates build new objects).
-   */
-  private readonly cache = new Map<string, SpoolRecord>();
-
-  private remember(r: SpoolRecord): void {
-    this.cache.delete(r.id);
-    this.cache.set(r.id, r);
-    if (this.cache.size > 2048) this.cache.delete(this.cache.keys().next().value!);
-  }
-
-  private forget(id: string): void {
-    this.cache.delete(id);
-  }
-
-  private async getRecord(id: string): Promise<SpoolRecord | undefined> {
-    const hit = this.cache.get(id);
-    if (hit) return hit;
-    const raw = await this.db.get(`o!${id}`);
-    const r = raw === undefined ? undefined : openRecord(raw);
-    if (r) this.remember(r);
-    return r;
+  records(): AsyncGenerator<SpoolRecord> {
+    return this.s.records.all();
   }
 
   /** Rebuild the in-memory state from the index and the object files (see recovery.ts). */
@@ -732,14 +391,14 @@ export class LevelSpool implements Spool {
       seal: this.opts.seal,
       keyFile: this.opts.keyFile,
     });
-    this.queues = r.queues;
-    this.quarantined = r.quarantined;
-    this.studies = r.studies;
-    for (const [id, at] of r.kept) this.kept.set(id, at);
-    this.objectCount = r.objectCount;
-    this.objectBytes = r.objectBytes;
+    this.s.queues = r.queues;
+    this.s.quarantined = r.quarantined;
+    this.s.studies = r.studies;
+    for (const [id, at] of r.kept) this.s.kept.set(id, at);
+    this.s.objectCount = r.objectCount;
+    this.s.objectBytes = r.objectBytes;
     this.nextId = r.maxId + 1;
-    this.cache.clear();
+    this.s.records.clear();
     return r.report;
   }
 }

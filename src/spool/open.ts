@@ -7,15 +7,16 @@ import { PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DeviceKey } from '../security/device-key.js';
 import { spoolKey } from '../security/spool-key.js';
-import { HashPool } from '../util/hash-pool.js';
+import { HashPool } from './hash-pool.js';
 import { LevelSpool } from './level-spool.js';
 import { refuseNewerFormat } from './format.js';
 import { owe as oweTo, type Owed, StudyBook, type StudySummary } from './studies.js';
 import { routeOf } from './route.js';
 import { openRecord } from './record-codec.js';
-import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, type SealKey } from './sealed-file.js';
+import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, type SealKey } from '../security/sealed-file.js';
 import { closeFd, openFd, readFd } from '../util/fd.js';
 import type { DeadLetter, RecoveryReport, SpoolStats } from './spool.js';
+import { deadLetterRange, destinationAndId, idOf, keyRange } from './keys.js';
 
 /**
  * The one way to open the spool. Every caller — the gateway and every command — comes here with
@@ -198,9 +199,8 @@ export async function readSpool<T>(config: GatewayConfig, fn: (view: SpoolView) 
     return await fn({
       stats: () => stats,
       listDeadLetters: async (destination) => {
-        const prefix = destination ? `d!${destination}!` : 'd!';
         const out: DeadLetter[] = [];
-        for await (const v of db.values({ gte: prefix, lt: `${prefix}\xff` })) out.push(JSON.parse(v) as DeadLetter);
+        for await (const v of db.values(deadLetterRange(destination))) out.push(JSON.parse(v) as DeadLetter);
         return out;
       },
       studies: () => offlineStudies(db),
@@ -221,7 +221,7 @@ function emptyView(destinations: readonly string[]): SpoolView {
 /** Study summaries read from the index, their pending and dead-letter counts taken from the objects' entries (as recovery does). */
 async function offlineStudies(db: Level<string, string>): Promise<StudySummary[]> {
   const summaries: StudySummary[] = [];
-  for await (const v of db.values({ gte: 's!', lt: 's!\xff' })) {
+  for await (const v of db.values(keyRange('s'))) {
     try {
       summaries.push(JSON.parse(v) as StudySummary);
     } catch {
@@ -229,18 +229,18 @@ async function offlineStudies(db: Level<string, string>): Promise<StudySummary[]
     }
   }
   const studyOf = new Map<string, string>();
-  for await (const [key, raw] of db.iterator({ gte: 'o!', lt: 'o!\xff' })) {
+  for await (const [key, raw] of db.iterator(keyRange('o'))) {
     const r = openRecord(raw);
-    if (r?.studyInstanceUid) studyOf.set(key.slice(2), r.studyInstanceUid);
+    if (r?.studyInstanceUid) studyOf.set(idOf(key), r.studyInstanceUid);
   }
   const owed: Owed = new Map();
   const owe = (id: string, dest: string, k: 'pending' | 'deadLetter') => oweTo(owed, studyOf.get(id), dest, k);
-  for await (const key of db.keys({ gte: 'q!', lt: 'q!\xff' })) {
-    const [, dest, id] = key.split('!') as [string, string, string];
+  for await (const key of db.keys(keyRange('q'))) {
+    const { destination: dest, id } = destinationAndId(key);
     owe(id, dest, 'pending');
   }
-  for await (const key of db.keys({ gte: 'd!', lt: 'd!\xff' })) {
-    const [, dest, id] = key.split('!') as [string, string, string];
+  for await (const key of db.keys(keyRange('d'))) {
+    const { destination: dest, id } = destinationAndId(key);
     owe(id, dest, 'deadLetter');
   }
   const book = new StudyBook(summaries);
@@ -262,17 +262,17 @@ async function offlineStats(db: Level<string, string>, destinations: readonly st
   let bytes = 0;
   // Quarantined objects (their file could not be opened at the last start) are not pending: they are counted apart.
   const unreadable = new Set<string>();
-  for await (const key of db.keys({ gte: 'x!', lt: 'x!\xff' })) unreadable.add(key.slice(2));
+  for await (const key of db.keys(keyRange('x'))) unreadable.add(idOf(key));
   const info = new Map<string, { size: number; receivedAt: number }>();
-  for await (const [key, raw] of db.iterator({ gte: 'o!', lt: 'o!\xff' })) {
+  for await (const [key, raw] of db.iterator(keyRange('o'))) {
     objects++;
     const r = openRecord(raw);
     if (!r) continue;
     bytes += r.size;
-    info.set(key.slice(2), { size: r.size, receivedAt: r.receivedAt });
+    info.set(idOf(key), { size: r.size, receivedAt: r.receivedAt });
   }
-  for await (const key of db.keys({ gte: 'q!', lt: 'q!\xff' })) {
-    const [, dest, id] = key.split('!') as [string, string, string];
+  for await (const key of db.keys(keyRange('q'))) {
+    const { destination: dest, id } = destinationAndId(key);
     const i = info.get(id);
     if (!i || unreadable.has(id)) continue;
     const s = of(dest);
@@ -280,7 +280,7 @@ async function offlineStats(db: Level<string, string>, destinations: readonly st
     s.pendingBytes += i.size;
     s.oldest = Math.min(s.oldest, i.receivedAt);
   }
-  for await (const key of db.keys({ gte: 'd!', lt: 'd!\xff' })) of(key.split('!')[1]!).deadLetter++;
+  for await (const key of db.keys(keyRange('d'))) of(destinationAndId(key).destination).deadLetter++;
   const now = Date.now();
   return {
     objects,

@@ -3,14 +3,15 @@ import path from 'node:path';
 import type { Level } from 'level';
 import { Code, PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { HashPool } from '../util/hash-pool.js';
+import type { HashPool } from './hash-pool.js';
 import { closeFd, openFd, readFd } from '../util/fd.js';
-import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, sealedSize, type SealKey, type SealProfile } from './sealed-file.js';
+import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, sealedSize, type SealKey, type SealProfile } from '../security/sealed-file.js';
 import { migrate, refuseNewerFormat } from './format.js';
 import { QueueState } from './queues.js';
 import { owe as oweTo, type Owed, StudyBook, type StudySummary } from './studies.js';
 import { openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
 import type { DeadLetter, RecoveryReport, SpoolRecord } from './spool.js';
+import { deadLetterKey, destinationAndId, durableKey, idOf, keyRange, objectKey, quarantineKey, queueKey, studyKey, uidKey } from './keys.js';
 
 /**
  * Start-up recovery of a {@link LevelSpool}: rebuild the in-memory state from the index and the
@@ -115,10 +116,10 @@ async function survey(opts: RecoveryInput): Promise<{ files: Map<string, { size:
     files.set(m[2] === 'part' ? `${m[1]}.part` : m[1]!, { size, part: m[2] === 'part' });
   }
   const markers = new Set<string>();
-  for await (const key of opts.db.keys({ gte: 'c!', lt: 'c!\xff' })) markers.add(key.slice(2));
+  for await (const key of opts.db.keys(keyRange('c'))) markers.add(idOf(key));
   const entries: Entry[] = [];
-  for await (const [key, raw] of opts.db.iterator({ gte: 'o!', lt: 'o!\xff' })) {
-    const id = key.slice(2);
+  for await (const [key, raw] of opts.db.iterator(keyRange('o'))) {
+    const id = idOf(key);
     maxId = Math.max(maxId, Number(id));
     entries.push({ id, raw, record: openRecord(raw), fileSize: files.get(id)?.size, confirmed: markers.has(id), head: undefined });
   }
@@ -167,19 +168,19 @@ async function finishRewrites(opts: RecoveryInput, unreadable: ReadonlySet<strin
   let finished = 0;
   let undone = 0;
   const waiting = new Set<string>();
-  for await (const [key, raw] of db.iterator({ gte: 'z!', lt: 'z!\xff' })) {
-    const id = key.slice(2);
+  for await (const [key, raw] of db.iterator(keyRange('z'))) {
+    const id = idOf(key);
     if (unreadable.has(id)) {
       waiting.add(id);
       continue;
     }
     ops.push({ type: 'del', key });
     const intent = JSON.parse(raw) as { size: number; sha256: string; transferSyntaxUid: string };
-    const recRaw = await db.get(`o!${id}`);
+    const recRaw = await db.get(objectKey(id));
     const record = recRaw === undefined ? undefined : openRecord(recRaw);
     const now = await opts.hashPool.hashFile(path.join(opts.objectsDir, `${id}.dcm`)).catch(() => undefined);
     if (record && now && now.sha256 === intent.sha256 && now.size === intent.size) {
-      ops.push({ type: 'put', key: `o!${id}`, value: sealRecord(rewrittenRecord(record, intent)) });
+      ops.push({ type: 'put', key: objectKey(id), value: sealRecord(rewrittenRecord(record, intent)) });
       finished++;
     } else undone++;
   }
@@ -219,7 +220,7 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
   const destinations = new Set(opts.destinations);
   /** Dead-letter keys: those in the index, and those this recovery adds. */
   const deadKeys = new Set<string>();
-  for await (const key of db.keys({ gte: 'd!', lt: 'd!\xff' })) deadKeys.add(key);
+  for await (const key of db.keys(keyRange('d'))) deadKeys.add(key);
   let objectCount = 0;
   let objectBytes = 0;
   const now = Date.now();
@@ -231,7 +232,7 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
   /** Indexed, but its data never became durable before the crash: it was never acknowledged. */
   const unconfirmed = (e: Entry, reason: string) => {
     discard.add(e.id);
-    ops.push({ type: 'del', key: `o!${e.id}` });
+    ops.push({ type: 'del', key: objectKey(e.id) });
     if (e.record) removedUids.push([e.record.sopInstanceUid, e.id]);
     log.error({ id: e.id, sopInstanceUid: e.record?.sopInstanceUid, reason }, 'unacknowledged object discarded: a crash came before its data was durable');
   };
@@ -239,7 +240,7 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
   const quarantine = (e: Entry, reason: string) => {
     quarantined.set(e.id, reason);
     report.unreadable.push({ id: e.id, sopInstanceUid: e.record?.sopInstanceUid ?? '(unknown)', reason });
-    ops.push({ type: 'put', key: `x!${e.id}`, value: JSON.stringify({ reason, at: now }) });
+    ops.push({ type: 'put', key: quarantineKey(e.id), value: JSON.stringify({ reason, at: now }) });
     log.error({ id: e.id, sopInstanceUid: e.record?.sopInstanceUid, reason }, 'spooled object cannot be opened: kept in the spool and queued, but not sent until a start can open it');
     count(e.record?.size ?? e.fileSize ?? 0);
   };
@@ -248,7 +249,7 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
     const r = e.record;
     if (r.pending.length === 0) {
       // Already delivered everywhere (kept by keepForwardedHours): nobody is owed it.
-      ops.push({ type: 'del', key: `o!${e.id}` }, { type: 'del', key: `c!${e.id}` });
+      ops.push({ type: 'del', key: objectKey(e.id) }, { type: 'del', key: durableKey(e.id) });
       removedUids.push([r.sopInstanceUid, e.id]);
       log.warn({ id: e.id, sopInstanceUid: r.sopInstanceUid, reason }, 'a delivered object kept in the spool is damaged: removed');
       return;
@@ -257,10 +258,10 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
     report.lost.push({ id: e.id, sopInstanceUid: r.sopInstanceUid, reason });
     for (const d of r.pending) {
       // Already a dead letter there (the destination refused it earlier): it stays one.
-      if (deadKeys.has(`d!${d}!${e.id}`)) continue;
-      deadKeys.add(`d!${d}!${e.id}`);
+      if (deadKeys.has(deadLetterKey(d, e.id))) continue;
+      deadKeys.add(deadLetterKey(d, e.id));
       const dl: DeadLetter = { id: e.id, destination: d, sopInstanceUid: r.sopInstanceUid, sopClassUid: r.sopClassUid, reason: `corrupt: ${reason} (found at start-up)`, at: now };
-      ops.push({ type: 'del', key: `q!${d}!${e.id}` }, { type: 'put', key: `d!${d}!${e.id}`, value: JSON.stringify(dl) });
+      ops.push({ type: 'del', key: queueKey(d, e.id) }, { type: 'put', key: deadLetterKey(d, e.id), value: JSON.stringify(dl) });
       destinations.add(d);
     }
     log.error({ id: e.id, sopInstanceUid: r.sopInstanceUid, destinations: r.pending, reason }, 'acknowledged object damaged in the spool: moved from the queue to the dead letters (kept with its index entry for inspection)');
@@ -270,7 +271,7 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
     const r = e.record;
     live.set(e.id, r);
     if (r.forwardedAt !== undefined && r.pending.length === 0) kept.push([e.id, r.forwardedAt]);
-    if (markDurable && !e.confirmed) ops.push({ type: 'put', key: `c!${e.id}`, value: '' });
+    if (markDurable && !e.confirmed) ops.push({ type: 'put', key: durableKey(e.id), value: '' });
     report.recovered++;
     report.recoveredBytes += r.size;
     count(r.size);
@@ -317,9 +318,9 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
     else unconfirmed(e, 'object file fails its SHA-256 check');
   }
   const indexed = new Set(entries.map((e) => e.id));
-  for await (const key of db.keys({ gte: 'c!', lt: 'c!\xff' })) if (!indexed.has(key.slice(2)) || discard.has(key.slice(2))) ops.push({ type: 'del', key });
-  for await (const key of db.keys({ gte: 'x!', lt: 'x!\xff' })) if (!quarantined.has(key.slice(2))) ops.push({ type: 'del', key });
-  for (const [uid, id] of removedUids) if ((await db.get(`u!${uid}`)) === id) ops.push({ type: 'del', key: `u!${uid}` });
+  for await (const key of db.keys(keyRange('c'))) if (!indexed.has(idOf(key)) || discard.has(idOf(key))) ops.push({ type: 'del', key });
+  for await (const key of db.keys(keyRange('x'))) if (!quarantined.has(idOf(key))) ops.push({ type: 'del', key });
+  for (const [uid, id] of removedUids) if ((await db.get(uidKey(uid))) === id) ops.push({ type: 'del', key: uidKey(uid) });
 
   // 4. Queues: the index's entries for what is live; those of quarantined objects stay in the
   // index (they are sent once a start can open them); entries pointing to nothing go.
@@ -330,8 +331,8 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
   const owe = (id: string, dest: string, k: 'pending' | 'deadLetter') => {
     if (!discard.has(id)) oweTo(owed, byId.get(id)?.studyInstanceUid, dest, k);
   };
-  for await (const key of db.keys({ gte: 'q!', lt: 'q!\xff' })) {
-    const [, dest, id] = key.split('!') as [string, string, string];
+  for await (const key of db.keys(keyRange('q'))) {
+    const { destination: dest, id } = destinationAndId(key);
     const r = live.get(id);
     if (r) {
       queues.enqueue(dest, id, { size: r.size, receivedAt: r.receivedAt });
@@ -343,12 +344,12 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
     }
   }
   for (const key of deadKeys) {
-    const [, dest, id] = key.split('!') as [string, string, string];
+    const { destination: dest, id } = destinationAndId(key);
     queues.addDeadLetters(dest, 1);
     owe(id, dest, 'deadLetter');
   }
   const summaries: StudySummary[] = [];
-  for await (const v of db.values({ gte: 's!', lt: 's!\xff' })) {
+  for await (const v of db.values(keyRange('s'))) {
     try {
       summaries.push(JSON.parse(v) as StudySummary);
     } catch {
@@ -367,7 +368,7 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
     adopted.add(r.studyInstanceUid);
   }
   studies.rebuild(owed);
-  for (const uid of adopted) ops.push({ type: 'put', key: `s!${uid}`, value: JSON.stringify(studies.get(uid)) });
+  for (const uid of adopted) ops.push({ type: 'put', key: studyKey(uid), value: JSON.stringify(studies.get(uid)) });
   for (const d of queues.stats(now)) {
     if (!opts.destinations.includes(d.name) && d.pending > 0) {
       log.warn({ destination: d.name, pending: d.pending }, 'objects are still owed to a destination that is no longer configured; they stay in the spool until it is configured again');
@@ -390,7 +391,7 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
 }
 
 async function hasIntents(db: Level<string, string>): Promise<boolean> {
-  for await (const key of db.keys({ gte: 'z!', lt: 'z!\xff', limit: 1 })) if (key) return true;
+  for await (const key of db.keys({ ...keyRange('z'), limit: 1 })) if (key) return true;
   return false;
 }
 

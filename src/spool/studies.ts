@@ -1,4 +1,5 @@
 import type { SpoolRecord } from './spool.js';
+import { studyKey } from './keys.js';
 
 /**
  * What happened to each study, per destination: the answer to "the CT from 14:10 is not in the
@@ -79,7 +80,7 @@ export class StudyBook {
   }
 
   private op(s: StudySummary): Put {
-    return { type: 'put', key: `s!${s.studyInstanceUid}`, value: JSON.stringify(s) };
+    return { type: 'put', key: studyKey(s.studyInstanceUid), value: JSON.stringify(s) };
   }
 
   private of(r: SpoolRecord, now: number): StudySummary | undefined {
@@ -201,7 +202,7 @@ export class StudyBook {
       const last = Math.max(s.lastReceived, ...Object.values(s.destinations).map((d) => d.lastDelivery ?? 0));
       if (!owed && last < before) {
         this.studies.delete(s.studyInstanceUid);
-        out.push({ type: 'del', key: `s!${s.studyInstanceUid}` });
+        out.push({ type: 'del', key: studyKey(s.studyInstanceUid) });
       }
     }
     return out;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LevelSpool } from '../../src/spool/level-spool.js';
-import { HashPool } from '../../src/util/hash-pool.js';
+import { HashPool } from '../../src/spool/hash-pool.js';
 import { datasetBytes, storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
 import { readAll } from '../spool/conformance.js';

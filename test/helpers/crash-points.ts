@@ -19,6 +19,10 @@ const DESCRIBE: Record<CrashpointName, (n: number) => string> = {
   'rewrite-after-intent': (n) => `compression at rest of object ${n}: after its intent, before the rename`,
   'rewrite-after-rename': (n) => `compression at rest of object ${n}: after the rename, before the record update`,
   'migrate-step': (n) => `spool format migration step ${n}: after its start is recorded, before it runs`,
+  'durable-written': (n) => `durable write ${n}: the temporary file written, not fsynced`,
+  'durable-synced': (n) => `durable write ${n}: the temporary file fsynced, not renamed`,
+  'durable-renamed': (n) => `durable write ${n}: renamed over the target, the directory not fsynced`,
+  'durable-done': (n) => `durable write ${n}: complete`,
 };
 
 /** Crash points at the named instants (on the given object) and external kills at the given times. */

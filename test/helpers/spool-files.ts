@@ -2,11 +2,11 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
 import path from 'node:path';
 import { DeviceKey } from '../../src/security/device-key.js';
 import { sealKeyOf } from '../../src/security/spool-key.js';
-import { isSealed, SealedReader, type SealKey, unsealBuffer } from '../../src/spool/sealed-file.js';
+import { isSealed, SealedReader, type SealKey, unsealBuffer } from '../../src/security/sealed-file.js';
 
 /**
  * Spool files as the tests need them: spooled objects are encrypted at rest by default
- * (src/spool/sealed-file.ts), so a test that looks at what the gateway stored decrypts it with
+ * (src/security/sealed-file.ts), so a test that looks at what the gateway stored decrypts it with
  * the device key beside the spool (`<spool.dir>/../keys/device.key`, the default of
  * `spool.encryption.keyFile`), exactly as the gateway does. Plain files are returned as they are.
  */

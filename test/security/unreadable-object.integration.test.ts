@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { DeviceKey } from '../../src/security/device-key.js';
 import { sealKeyOf } from '../../src/security/spool-key.js';
-import { sealBuffer } from '../../src/spool/sealed-file.js';
+import { sealBuffer } from '../../src/security/sealed-file.js';
 import { datasetBytes, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
 import { record, startMosquitto } from '../helpers/mosquitto.js';

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LevelSpool } from '../../src/spool/level-spool.js';
 import type { GatewayConfig } from '../../src/config/types.js';
 import { readSpool } from '../../src/spool/open.js';
-import { HashPool } from '../../src/util/hash-pool.js';
+import { HashPool } from '../../src/spool/hash-pool.js';
 import { tempDir } from '../helpers/processes.js';
 import { put, spoolConformance } from './conformance.js';
 

@@ -9,7 +9,7 @@ import type { GatewayConfig } from '../../src/config/types.js';
 import { DeviceKey } from '../../src/security/device-key.js';
 import { deviceKeyFor, sealKeyOf } from '../../src/security/spool-key.js';
 import { openSpool, readSpool } from '../../src/spool/open.js';
-import { sealBuffer, unsealBuffer } from '../../src/spool/sealed-file.js';
+import { sealBuffer, unsealBuffer } from '../../src/security/sealed-file.js';
 import { expectPacsEdgeError } from '../helpers/expect-error.js';
 import { tempDir, writeGatewayConfig } from '../helpers/processes.js';
 import { put } from './conformance.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -8,13 +8,14 @@ import type { GatewayConfig } from '../config/types.js';
 import { actAsStateOwner } from '../security/state-owner.js';
 import { controlGet } from '../health/control-server.js';
 import { createLogger } from '../log.js';
+import { writeDurable } from '../util/durable-write.js';
 import { DeviceKey } from '../security/device-key.js';
-import { checkDeviceKeyFits } from '../security/key-check.js';
-import { INBOX_DIR } from './chain.js';
-import { auditKeyFile } from './index.js';
-import type { SecurityAlertType } from './messages.js';
-import { AuditTrail } from './trail.js';
-import { describe, verifyTrail, type VerifyReport } from './verify.js';
+import { checkDeviceKeyFits } from '../spool/key-check.js';
+import { INBOX_DIR } from '../audit/chain.js';
+import { auditKeyFile } from '../audit/index.js';
+import type { SecurityAlertType } from '../audit/messages.js';
+import { AuditTrail } from '../audit/trail.js';
+import { describe, verifyTrail, type VerifyReport } from '../audit/verify.js';
 
 /** Exit code of `audit verify` when the trail is not intact. */
 export const EXIT_NOT_INTACT = 3;
@@ -111,8 +112,7 @@ export async function recordOffline(config: GatewayConfig, key: DeviceKey, event
       await mkdir(inbox, { recursive: true });
       for (const e of events) {
         const name = `${Date.now()}-${process.pid}-${randomBytes(4).toString('hex')}`;
-        await writeFile(path.join(inbox, `${name}.tmp`), JSON.stringify(e));
-        await rename(path.join(inbox, `${name}.tmp`), path.join(inbox, `${name}.json`));
+        await writeDurable(path.join(inbox, `${name}.json`), JSON.stringify(e), { tmp: path.join(inbox, `${name}.tmp`) });
       }
       return 'handed to the running gateway';
     }

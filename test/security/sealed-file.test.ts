@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { plainSizeOf, SealedReader, sealBuffer, sealedSize, Sealer, SEGMENT_BYTES, type SealKey, unsealBuffer } from '../../src/spool/sealed-file.js';
+import { plainSizeOf, SealedReader, sealBuffer, sealedSize, Sealer, SEGMENT_BYTES, type SealKey, unsealBuffer } from '../../src/security/sealed-file.js';
 
 const keys: SealKey[] = [
   { profile: 'aes-256-gcm', kek: randomBytes(32) },

@@ -3,11 +3,11 @@ import path from 'node:path';
 import { listFiles, parseRecord, readHead, readLines, recordHmac, sameHex } from '../audit/chain.js';
 import type { GatewayConfig } from '../config/types.js';
 import { PacsEdgeError } from '../errors.js';
-import { spoolKeyRefusal } from '../spool/recovery.js';
-import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem } from '../spool/sealed-file.js';
+import { spoolKeyRefusal } from './recovery.js';
+import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem } from '../security/sealed-file.js';
 import { closeFd, openFd, readFd } from '../util/fd.js';
-import type { DeviceKey } from './device-key.js';
-import { sealKeyOf } from './spool-key.js';
+import type { DeviceKey } from '../security/device-key.js';
+import { sealKeyOf } from '../security/spool-key.js';
 
 /**
  * Does this device key fit the data on this box? Asked before anything is opened or appended

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { Code, PacsEdgeError } from '../errors.js';
-import type { SealKey } from '../spool/sealed-file.js';
+import type { SealKey } from '../security/sealed-file.js';
 
 /**
  * SHA-256 of whole files on worker threads, so verifying a large object (before it is handed
@@ -23,7 +23,7 @@ parentPort.on('message', async ({ id, path }) => {
     const h = crypto.createHash('sha256');
     let size = 0, n;
     // An encrypted ("sealed") spool file is hashed as the plaintext it holds, each segment
-    // authenticated on the way (src/spool/sealed-file.ts).
+    // authenticated on the way (src/security/sealed-file.ts).
     const head = Buffer.alloc(4);
     const isSealed = fs.readSync(fd, head, 0, 4, 0) === 4 && head.toString('latin1') === 'PESE';
     if (isSealed) {
@@ -54,7 +54,7 @@ export function transferableKey(k: SealKey): { profile: SealKey['profile']; kek:
 /** The compiled sealed-file module the eval'd worker imports (the build's, also under the test runner). */
 function sealedModuleUrl(): string {
   const here = import.meta.url;
-  return (here.endsWith('.ts') ? new URL('../../dist/src/spool/sealed-file.js', here) : new URL('../spool/sealed-file.js', here)).href;
+  return (here.endsWith('.ts') ? new URL('../../dist/src/security/sealed-file.js', here) : new URL('../security/sealed-file.js', here)).href;
 }
 
 interface Job {

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseRecord } from '../../src/audit/chain.js';
 import { verifyTrail } from '../../src/audit/verify.js';
 import { CLI, run, startGateway, tempDir } from '../helpers/processes.js';
-import { openTrail, received, start } from './helpers.js';
+import { openTrail, received, start } from '../audit/helpers.js';
 
 const tmp = tempDir('pacs-edge-audit-cli-');
 afterAll(() => tmp.cleanup());

@@ -1,0 +1,42 @@
+import { PacsEdgeError } from '../errors.js';
+import { isSealed, SEALED_HEAD_BYTES, SealedReader, type SealKey } from '../security/sealed-file.js';
+import { closeFd, openFd, readFd } from '../util/fd.js';
+import type { HashPool } from './hash-pool.js';
+import type { ObjectReader, SpoolRecord } from './spool.js';
+
+/**
+ * Open a spooled object's file for reading, plain or sealed (src/security/sealed-file.ts).
+ * With `verify: 'spool'` the whole file is hashed first and must match the record's SHA-256 and
+ * size; with `'caller'` the caller hashes what it reads (the forwarder does, while sending).
+ */
+export async function openObjectFile(file: string, record: SpoolRecord, o: { verify: 'spool' | 'caller'; seal?: SealKey | undefined; hashPool: HashPool }): Promise<ObjectReader> {
+  const { sha256, size } = o.verify === 'caller' ? record : await o.hashPool.hashFile(file);
+  if (sha256 !== record.sha256 || size !== record.size) {
+    throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${record.id} fails its SHA-256 check`, {
+      details: { id: record.id, sopInstanceUid: record.sopInstanceUid, size, expectedSize: record.size },
+    });
+  }
+  const fd = await openFd(file, 'r');
+  try {
+    // One read tells plain from sealed and holds a sealed file's header.
+    const head = Buffer.alloc(SEALED_HEAD_BYTES);
+    const n = await readFd(fd, head, 0);
+    if (isSealed(head.subarray(0, n))) {
+      // Encrypted: every read decrypts and authenticates the segments it covers, so a changed
+      // byte is found before any of its segment is used (and the SHA-256 still covers it all).
+      if (!o.seal) throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${record.id} is encrypted, but the spool has no key`, { retryable: false });
+      const sealed = SealedReader.fromHead(o.seal, head.subarray(0, n), record.size, (buf, position) => readFd(fd, buf, position));
+      return { size: record.size, sha256: record.sha256, verified: o.verify !== 'caller', read: (buf, position) => sealed.read(buf, position), close: () => closeFd(fd) };
+    }
+  } catch (err) {
+    await closeFd(fd).catch(() => undefined);
+    throw err;
+  }
+  return {
+    size,
+    sha256: record.sha256,
+    verified: o.verify !== 'caller',
+    read: (buf, position) => readFd(fd, buf, position),
+    close: () => closeFd(fd),
+  };
+}

@@ -1,0 +1,56 @@
+import type { Level } from 'level';
+import { keyRange, objectKey } from './keys.js';
+import { openRecord } from './record-codec.js';
+import type { SpoolRecord } from './spool.js';
+
+/**
+ * The spool's records (`o!<id>`) as read from the index, with a small cache in front.
+ *
+ * Records of objects in motion (just received, claimed, being acknowledged) are read several
+ * times each; the cache saves those index reads and checksum checks. Every write of an `o!` key
+ * by the spool goes through {@link remember} / {@link forget}, so it never serves a stale record.
+ * Records are treated as immutable (updates build new objects).
+ */
+export class RecordStore {
+  private readonly cache = new Map<string, SpoolRecord>();
+
+  constructor(private readonly db: Level<string, string>) {}
+
+  /** The record of `id`, or undefined when there is none (or it fails its seal). */
+  async get(id: string): Promise<SpoolRecord | undefined> {
+    const hit = this.cache.get(id);
+    if (hit) return hit;
+    const raw = await this.db.get(objectKey(id));
+    const r = raw === undefined ? undefined : openRecord(raw);
+    if (r) this.remember(r);
+    return r;
+  }
+
+  /** The record as it is in memory, without an index read (undefined when not cached). */
+  cached(id: string): SpoolRecord | undefined {
+    return this.cache.get(id);
+  }
+
+  /** `r` was just written: serve it from now on (most recently used last, 2048 at most). */
+  remember(r: SpoolRecord): void {
+    this.cache.delete(r.id);
+    this.cache.set(r.id, r);
+    if (this.cache.size > 2048) this.cache.delete(this.cache.keys().next().value!);
+  }
+
+  forget(id: string): void {
+    this.cache.delete(id);
+  }
+
+  clear(): void {
+    this.cache.clear();
+  }
+
+  /** Every record, oldest first, read from the index (not the cache). */
+  async *all(): AsyncGenerator<SpoolRecord> {
+    for await (const v of this.db.values(keyRange('o'))) {
+      const r = openRecord(v);
+      if (r) yield r;
+    }
+  }
+}
