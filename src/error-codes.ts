@@ -1,5 +1,3 @@
-import type { Status } from './dicom/status.js';
-
 /**
  * Every error code the gateway gives, in one table: what it means, whether trying again can
  * help (retry with backoff) or not (dead letter, refusal, exit), and what it becomes on the
@@ -8,8 +6,9 @@ import type { Status } from './dicom/status.js';
  * - `abort`: the A-ABORT reason when it ends an association (PS3.8 Table 9-26);
  * - `exit`: the exit code of a command it ends (src/cli/exit-codes.ts), when not plain "failed".
  *
- * Only names are stored here (type-checked against the status table and the exit codes), so
- * this module stays at the bottom of the import order.
+ * Only names are stored here (a key of the status table in src/dicom/status.ts, of Abort.Reason
+ * in src/dicom/pdu.ts, of EXIT in src/cli/exit-codes.ts; test/dicom/errors.test.ts checks each
+ * exists), so this module stays at the bottom of the import order and imports nothing.
  *
  * Codes are compared through {@link Code} (`err.code === Code.SPOOL_CORRUPT`), never as string
  * literals: a typo is then a compile error, and every code in use is listed here.
@@ -17,7 +16,7 @@ import type { Status } from './dicom/status.js';
 interface CodeInfo {
   readonly meaning: string;
   readonly retryable: boolean;
-  readonly status?: keyof typeof Status;
+  readonly status?: string;
   readonly abort?: 'UnrecognizedPdu' | 'UnexpectedPdu' | 'InvalidPduParameterValue';
   readonly exit?: 'spoolKey' | 'formatNewer' | 'spoolBusy';
 }

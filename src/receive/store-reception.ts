@@ -183,7 +183,7 @@ export function toOutcome(err: unknown): StoreOutcome {
   // A code with a status of its own in the error table is answered with it.
   const mapped = err instanceof PacsEdgeError ? codeInfo(err.code).status : undefined;
   if (err instanceof DicomParseError) {
-    const status = Status[mapped ?? 'CannotUnderstandMalformed'];
+    const status = Status[(mapped ?? 'CannotUnderstandMalformed') as keyof typeof Status] ?? Status.CannotUnderstandMalformed;
     return { status: status.code, comment: err.message.slice(0, 64), error: err };
   }
   const code = err instanceof PacsEdgeError ? err.code : ((err as { code?: string })?.code ?? 'ERROR');

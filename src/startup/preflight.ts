@@ -3,7 +3,7 @@ import { AUDIT_FORMAT, auditFormatOf } from '../audit/chain.js';
 import type { GatewayConfig } from '../config/types.js';
 import { Code, PacsEdgeError } from '../errors.js';
 import { controlGet } from '../health/control-server.js';
-import { checkDeviceKeyFits } from '../security/key-check.js';
+import { checkDeviceKeyFits } from '../spool/key-check.js';
 import type { DeviceKey } from '../security/device-key.js';
 import { deviceKeyFor } from '../security/spool-key.js';
 import { checkSpoolFormat } from '../spool/open.js';
