@@ -7,6 +7,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** This run's directory of fault rows (test/reliability-report.ts). */
     reliabilityRows?: string;
+    /** The commit the run measures, e.g. "`abc1234`" or "`abc1234` + uncommitted changes" (test/reliability-report.ts). */
+    measuredCommit?: string;
   }
 }
 
@@ -41,6 +43,11 @@ export interface FaultResult {
  * global setup, so that two runs in the same checkout at once do not clear each other's rows.
  */
 export const RELIABILITY_DIR = path.join(ROOT, '.tmp', 'reliability');
+
+/** The commit this run measures, for the reports a test writes itself (the chaos reports). */
+export function measuredCommit(): string {
+  return inject('measuredCommit') ?? 'unknown (run without test/reliability-report.ts)';
+}
 
 export function recordFault(r: FaultResult): void {
   // Without the global setup (another configuration), the shared directory.
