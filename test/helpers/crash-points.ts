@@ -1,11 +1,14 @@
+import { expect } from 'vitest';
 import type { CrashpointName } from '../../src/util/crashpoint.js';
+import { storescu, type StorescuResult } from './dcmtk.js';
+import type { GatewayProcess } from './processes.js';
 
 /** Where a crash test kills the gateway: an exact instant of the commit sequence, or a moment. */
 export interface CrashPoint {
   name: string;
   /** PACS_EDGE_CRASHPOINT value: the gateway SIGKILLs itself there (src/util/crashpoint.ts). */
   crashpoint?: string;
-  /** External `kill -9` this long after the transfer starts. */
+  /** External `kill -9` this long after the gateway stored the transfer's first object. */
   killAfterMs?: number;
 }
 
@@ -25,6 +28,48 @@ const DESCRIBE: Record<CrashpointName, (n: number) => string> = {
 export function crashPoints(at: [CrashpointName, number][], killAfterMs: number[]): CrashPoint[] {
   return [
     ...at.map(([name, n]) => ({ name: DESCRIBE[name](n), crashpoint: `${name}:${n}` })),
-    ...killAfterMs.map((ms) => ({ name: `external kill -9 at ${ms} ms`, killAfterMs: ms })),
+    ...killAfterMs.map((ms) => ({ name: `external kill -9 ${ms} ms after the first object was stored`, killAfterMs: ms })),
   ];
+}
+
+/** What a crash test saw of a transfer the gateway was killed in. */
+export interface KilledTransfer {
+  /** storescu's view: which messages got Success before the connection died. */
+  sent: StorescuResult;
+  /** Objects the gateway had logged as stored when the external kill was sent (crash points: at its death). */
+  storedAtKill: number;
+}
+
+/**
+ * Sends `files` to `gw` with storescu and kills the gateway at `point`: a crash point kills
+ * itself (PACS_EDGE_CRASHPOINT, set when it was started); an external kill is sent
+ * `killAfterMs` after the gateway stored its first object, so that it always lands while data
+ * is flowing, never before the first byte. The gateway must log at debug (its `stored` lines
+ * are counted). Resolves once storescu and the gateway have both ended.
+ */
+export async function sendAndKill(gw: GatewayProcess, point: CrashPoint, files: string[]): Promise<KilledTransfer> {
+  const stored = () => gw.logs.filter((l) => l.msg === 'stored').length;
+  const sending = storescu({ port: gw.port, files, timeoutMs: 60_000 });
+  let storedAtKill: number;
+  if (point.killAfterMs !== undefined) {
+    await gw.waitForLog((l) => l.msg === 'stored', 30_000);
+    await new Promise((r) => setTimeout(r, point.killAfterMs));
+    storedAtKill = stored();
+    await gw.kill();
+  } else {
+    await gw.exited;
+    storedAtKill = stored();
+  }
+  const sent = await sending;
+  await gw.exited;
+  return { sent, storedAtKill };
+}
+
+/**
+ * The kill landed while data was in flight: objects had been acknowledged before it, and
+ * storescu had not finished (fewer acknowledgements than files sent).
+ */
+export function expectKilledInFlight(t: KilledTransfer, total: number): void {
+  expect(t.sent.acked.length, 'objects acknowledged before the kill (it landed after data had arrived)').toBeGreaterThan(0);
+  expect(t.sent.acked.length, 'objects acknowledged before the kill (it landed before the transfer ended)').toBeLessThan(total);
 }
