@@ -106,16 +106,17 @@ export function teardown(): void {
     `Produced by the test suite itself (\`${by}\`) on ${new Date().toISOString()}, commit ${measured},`,
     `Node ${process.version}, ${os.arch()}, ${os.cpus().length} cores. Each row is one fault test; its figures are counted by the`,
     'test (acknowledged = Success answers the modality saw; lost = acknowledged objects missing or different at the PACS or in the',
-    'spool; duplicated = objects the PACS received more than once, allowed after a crash). Recovery is the longest time from the',
+    'spool; dead-lettered = acknowledged objects the fault itself damaged, held back from the PACS in the dead-letter queue and',
+    'alarmed; duplicated = objects the PACS received more than once, allowed after a crash). Recovery is the longest time from the',
     'end of a fault to normal service again. The report is written only when every row lost 0 objects.',
     '',
     `**Lost in this run: 0.**`,
     '',
-    '| Fault | Injected | Acknowledged | Lost | Duplicated | Recovery (s) | Also checked | Test |',
-    '|---|---:|---:|---:|---:|---:|---|---|',
+    '| Fault | Injected | Acknowledged | Lost | Dead-lettered | Duplicated | Recovery (s) | Also checked | Test |',
+    '|---|---:|---:|---:|---:|---:|---:|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.fault} | ${r.injected} | ${r.acknowledged} | ${r.lost} | ${r.duplicated} | ${r.recoverySeconds === null ? '–' : r.recoverySeconds.toFixed(1)} | ${r.notes} | \`${r.test}\` |`,
+        `| ${r.fault} | ${r.injected} | ${r.acknowledged} | ${r.lost} | ${r.deadLettered ?? 0} | ${r.duplicated} | ${r.recoverySeconds === null ? '–' : r.recoverySeconds.toFixed(1)} | ${r.notes} | \`${r.test}\` |`,
     ),
     '',
   ];

@@ -30,6 +30,12 @@ export interface FaultResult {
   acknowledged: number;
   /** Acknowledged objects missing (or different) where they should be: must be 0. */
   lost: number;
+  /**
+   * Acknowledged objects that the injected fault itself damaged (a flipped byte) and that the
+   * gateway therefore held back in its dead-letter queue, alarmed, instead of delivering them:
+   * not lost (they are kept and reported), not delivered either. 0 when not given.
+   */
+  deadLettered?: number;
   /** Objects the PACS received more than once (allowed after a crash; reported). */
   duplicated: number;
   /** Longest time from the end of a fault to normal service again, in seconds (null: not measured). */
