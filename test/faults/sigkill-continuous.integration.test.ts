@@ -155,7 +155,7 @@ describe('fault 01: SIGKILL at random instants during continuous ingest + forwar
       recordFault({
         key: '01-sigkill-ingest-forward',
         fault: `SIGKILL at random instants during continuous ingest + forward (seed ${SEED})`,
-        test: 'test/faults/sigkill-continuous.test.ts',
+        test: 'test/faults/sigkill-continuous.integration.test.ts',
         injected: KILLS,
         acknowledged: acked.size,
         lost: lost.length + at.differing.length,
