@@ -24,7 +24,7 @@ const POINTS = crashPoints(
     ['before-response', 149],
     ['after-response', 187],
   ],
-  [150, 400, 700, 1100, 1600],
+  [5, 60, 130, 200, 260],
 );
 
 describe('crash consistency: SIGKILL during ingest + forward of 300 instances', () => {

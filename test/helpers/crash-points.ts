@@ -8,8 +8,12 @@ export interface CrashPoint {
   name: string;
   /** PACS_EDGE_CRASHPOINT value: the gateway SIGKILLs itself there (src/util/crashpoint.ts). */
   crashpoint?: string;
-  /** External `kill -9` this long after the gateway stored the transfer's first object. */
-  killAfterMs?: number;
+  /**
+   * External `kill -9` as soon as the gateway has logged this many objects stored: it lands at
+   * whatever instant the gateway has reached by then, but always while the transfer is going on
+   * (a kill timed in milliseconds could come after a fast transfer had ended, or before it began).
+   */
+  killAfterStored?: number;
 }
 
 const DESCRIBE: Record<CrashpointName, (n: number) => string> = {
@@ -24,12 +28,14 @@ const DESCRIBE: Record<CrashpointName, (n: number) => string> = {
   'migrate-step': (n) => `spool format migration step ${n}: after its start is recorded, before it runs`,
 };
 
-/** Crash points at the named instants (on the given object) and external kills at the given times. */
-export function crashPoints(at: [CrashpointName, number][], killAfterMs: number[]): CrashPoint[] {
-  return [
-    ...at.map(([name, n]) => ({ name: DESCRIBE[name](n), crashpoint: `${name}:${n}` })),
-    ...killAfterMs.map((ms) => ({ name: `external kill -9 ${ms} ms after the first object was stored`, killAfterMs: ms })),
-  ];
+/** Crash points at the named instants (on the given object) and external kills once so many objects were stored. */
+export function crashPoints(at: [CrashpointName, number][], killAfterStored: number[]): CrashPoint[] {
+  return [...at.map(([name, n]) => ({ name: DESCRIBE[name](n), crashpoint: `${name}:${n}` })), ...killAfterStored.map(externalKill)];
+}
+
+/** An external `kill -9` once `n` objects were stored. */
+export function externalKill(n: number): CrashPoint {
+  return { name: `external kill -9 once ${n} objects were stored`, killAfterStored: n };
 }
 
 /** What a crash test saw of a transfer the gateway was killed in. */
@@ -42,18 +48,17 @@ export interface KilledTransfer {
 
 /**
  * Sends `files` to `gw` with storescu and kills the gateway at `point`: a crash point kills
- * itself (PACS_EDGE_CRASHPOINT, set when it was started); an external kill is sent
- * `killAfterMs` after the gateway stored its first object, so that it always lands while data
- * is flowing, never before the first byte. The gateway must log at debug (its `stored` lines
- * are counted). Resolves once storescu and the gateway have both ended.
+ * itself (PACS_EDGE_CRASHPOINT, set when it was started); an external kill is sent once the
+ * gateway has logged `killAfterStored` objects stored. The gateway must log at debug (its
+ * `stored` lines are counted). Resolves once storescu and the gateway have both ended.
  */
 export async function sendAndKill(gw: GatewayProcess, point: CrashPoint, files: string[]): Promise<KilledTransfer> {
   const stored = () => gw.logs.filter((l) => l.msg === 'stored').length;
   const sending = storescu({ port: gw.port, files, timeoutMs: 60_000 });
   let storedAtKill: number;
-  if (point.killAfterMs !== undefined) {
-    await gw.waitForLog((l) => l.msg === 'stored', 30_000);
-    await new Promise((r) => setTimeout(r, point.killAfterMs));
+  if (point.killAfterStored !== undefined) {
+    const n = point.killAfterStored;
+    await gw.waitForLog((l) => l.msg === 'stored' && stored() >= n, 30_000);
     storedAtKill = stored();
     await gw.kill();
   } else {
