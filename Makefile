@@ -116,8 +116,13 @@ arm-smoke: deps build deps-arm
 	DEB_XZ_LEVEL=1 $(MAKE) --no-print-directory package ARCHES=arm64
 	ARM_DEB=build/pkg/pacs-edge_$$(node -p 'require("./package.json").version')_arm64.deb bash .ci/arm-smoke.sh
 
+# The chaos reports (docs/chaos.md, docs/chaos-forward.md, docs/reliability-chaos.md) are written
+# to .tmp/chaos/ first and copied to docs/ only when the whole run passed; each names its commit.
 chaos: deps build
-	PACS_EDGE_CHAOS=1 PACS_EDGE_CHAOS_OUT=$(CURDIR)/docs/chaos.md PACS_EDGE_RELIABILITY_OUT=$(CURDIR)/docs/reliability-chaos.md npx vitest run test/crash test/faults
+	npx tsc -p tsconfig.test.json
+	rm -rf .tmp/chaos && mkdir -p .tmp/chaos
+	PACS_EDGE_CHAOS=1 PACS_EDGE_RELIABILITY_RUN='make chaos' PACS_EDGE_CHAOS_OUT=$(CURDIR)/.tmp/chaos/chaos.md PACS_EDGE_RELIABILITY_OUT=$(CURDIR)/.tmp/chaos/reliability-chaos.md npx vitest run test/crash test/faults
+	cp .tmp/chaos/chaos.md .tmp/chaos/chaos-forward.md .tmp/chaos/reliability-chaos.md docs/ && echo "docs/chaos.md, docs/chaos-forward.md, docs/reliability-chaos.md written"
 
 # Self-contained Debian packages, reproducible (scripts/package.sh, docs/deployment.md):
 # build/pkg/pacs-edge_<version>_{amd64,arm64}.deb; VERSION overrides package.json's version;

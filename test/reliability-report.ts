@@ -6,6 +6,7 @@ import type { TestProject } from 'vitest/node';
 import type { FaultResult } from './helpers/reliability.js';
 import { RELIABILITY_DIR } from './helpers/reliability.js';
 import { ROOT } from './helpers/processes.js';
+import { runOutcome } from './run-guard.js';
 
 /**
  * Vitest global setup: gives the run its own directory of fault rows and, when
@@ -13,8 +14,10 @@ import { ROOT } from './helpers/processes.js';
  * the reliability report: `make test` → .tmp/reliability.md (git-ignored), `make reliability`
  * → docs/reliability.md, `make chaos` → docs/reliability-chaos.md.
  *
- * The report is written only when every row lost 0 objects; otherwise the file is left as it
- * was and a loud line says why. It names the commit measured (taken when the run starts).
+ * The report is written only by a run in which every test passed (as the run guard,
+ * test/run-guard.ts, saw it end) and every row lost 0 objects; otherwise the file is left as it
+ * was and a loud line says why. It names the commit measured (taken when the run starts), which
+ * is also given to the tests (`inject('measuredCommit')`) for the reports they write themselves.
  */
 let measured = 'unknown (git not available)';
 /** This run's rows (see recordFault). */
@@ -23,8 +26,9 @@ const rowsDir = path.join(RELIABILITY_DIR, String(process.pid));
 export function setup(project: TestProject): void {
   clearStaleRows();
   rmSync(rowsDir, { recursive: true, force: true });
-  project.provide('reliabilityRows', rowsDir);
   measured = commitMeasured();
+  project.provide('reliabilityRows', rowsDir);
+  project.provide('measuredCommit', measured);
 }
 
 /** Rows left by runs that are over (their process is gone: interrupted before their teardown). */
@@ -83,6 +87,12 @@ export function teardown(): void {
     console.log(`reliability report: no fault test recorded a row in this run; ${shown} not written`);
     return;
   }
+  const outcome = runOutcome();
+  if (outcome?.reason !== 'passed') {
+    const why = outcome ? `the run ${outcome.reason === 'interrupted' ? 'was interrupted' : 'had failures or tests that did not run'}` : 'the run guard (test/run-guard.ts) did not report how the run ended';
+    console.error(`\n!!! RELIABILITY REPORT NOT WRITTEN: ${why}; ${shown} left unchanged !!!\n`);
+    return;
+  }
   const losing = rows.filter((r) => r.lost !== 0);
   if (losing.length > 0) {
     const which = losing.map((r) => `${r.key} lost ${r.lost}`).join(', ');
@@ -96,16 +106,17 @@ export function teardown(): void {
     `Produced by the test suite itself (\`${by}\`) on ${new Date().toISOString()}, commit ${measured},`,
     `Node ${process.version}, ${os.arch()}, ${os.cpus().length} cores. Each row is one fault test; its figures are counted by the`,
     'test (acknowledged = Success answers the modality saw; lost = acknowledged objects missing or different at the PACS or in the',
-    'spool; duplicated = objects the PACS received more than once, allowed after a crash). Recovery is the longest time from the',
+    'spool; dead-lettered = acknowledged objects the fault itself damaged, held back from the PACS in the dead-letter queue and',
+    'alarmed; duplicated = objects the PACS received more than once, allowed after a crash). Recovery is the longest time from the',
     'end of a fault to normal service again. The report is written only when every row lost 0 objects.',
     '',
     `**Lost in this run: 0.**`,
     '',
-    '| Fault | Injected | Acknowledged | Lost | Duplicated | Recovery (s) | Also checked | Test |',
-    '|---|---:|---:|---:|---:|---:|---|---|',
+    '| Fault | Injected | Acknowledged | Lost | Dead-lettered | Duplicated | Recovery (s) | Also checked | Test |',
+    '|---|---:|---:|---:|---:|---:|---:|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.fault} | ${r.injected} | ${r.acknowledged} | ${r.lost} | ${r.duplicated} | ${r.recoverySeconds === null ? '–' : r.recoverySeconds.toFixed(1)} | ${r.notes} | \`${r.test}\` |`,
+        `| ${r.fault} | ${r.injected} | ${r.acknowledged} | ${r.lost} | ${r.deadLettered ?? 0} | ${r.duplicated} | ${r.recoverySeconds === null ? '–' : r.recoverySeconds.toFixed(1)} | ${r.notes} | \`${r.test}\` |`,
     ),
     '',
   ];

@@ -76,6 +76,17 @@ async function checkDecoded(received: Map<string, { file: string; ts: string }>,
   }
 }
 
+/** The PACS holds every object the modality sent, each once (by SOP Instance UID). */
+function expectEveryObject(got: Map<string, unknown>): void {
+  expect([...got.keys()].sort(), 'objects at the PACS').toEqual([...sent.keys()].sort());
+}
+
+/** The destination's compression counters (pacs-edge status): every object went out compressed. */
+function expectAllCompressed(got: Map<string, unknown>): void {
+  const zip = (got as unknown as { status: { compressed: number; bytesIn: number; bytesOut: number } }).status;
+  expect(zip.compressed, 'objects the gateway compressed').toBe(files.length);
+}
+
 describe('compression before forwarding (real DCMTK peers and decoders)', () => {
   it('JPEG-LS: storescp preferring JPEG-LS gets JPEG-LS, and dcmdjpls decodes every pixel back', async () => {
     const got = await forwardAll('jpeg-ls', ['+xt']);
@@ -88,16 +99,20 @@ describe('compression before forwarding (real DCMTK peers and decoders)', () => 
 
   it('RLE: dcmdrle decodes every pixel back', async () => {
     const got = await forwardAll('rle', ['+xr']);
+    expectEveryObject(got);
+    expectAllCompressed(got);
     await checkDecoded(got, ['dcmdrle'], TS.RLELossless);
   });
 
   it('Deflate: dcmconv inflates every data set back to the bytes the modality sent', async () => {
     const got = await forwardAll('deflate', ['+xd']);
+    expectEveryObject(got);
+    expectAllCompressed(got);
     for (const [uid, r] of got) {
       expect(r.ts).toBe(TS.DeflatedExplicitVRLittleEndian);
       const out = `${r.file}.inflated`;
       expect((await run('dcmconv', ['+te', r.file, out])).code).toBe(0);
-      expect(datasetBytes(out).equals(sent.get(uid)!.dataset)).toBe(true);
+      expect(datasetBytes(out).equals(sent.get(uid)!.dataset), sent.get(uid)!.name).toBe(true);
     }
   });
 

@@ -10,10 +10,11 @@ import { buildPart10Header, readPart10Header } from '../../src/dicom/file-meta.j
 import { imagePixel, isNotCompressible } from '../../src/dicom/image-pixel.js';
 import { Tag } from '../../src/dicom/tags.js';
 import { TS } from '../../src/dicom/transfer-syntaxes.js';
-import { corpusDir } from '../helpers/corpus.js';
+import { corpusDir, corpusMissing } from '../helpers/corpus.js';
 import { datasetBytes } from '../helpers/dcmtk.js';
 import { canonicalSamples, differingAttributes } from '../helpers/pixel-compare.js';
 import { run, tempDir } from '../helpers/processes.js';
+import { skipSuite } from '../helpers/requirements.js';
 
 /**
  * Every uncompressed image of the public corpus through the gateway's RLE, Deflate and HTJ2K
@@ -64,7 +65,7 @@ function part10(img: (typeof images)[number], ts: string, dataset: Buffer): stri
   return file;
 }
 
-describe.skipIf(!CORPUS)('corpus images through the gateway encoders, checked by independent decoders', () => {
+describe.skipIf(skipSuite('the corpus codec test', corpusMissing()))('corpus images through the gateway encoders, checked by independent decoders', () => {
   it('RLE: dcmdrle gives back every pixel and attribute', async () => {
     let checked = 0;
     for (const img of images) {

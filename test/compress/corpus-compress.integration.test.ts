@@ -2,13 +2,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node
 import path from 'node:path';
 import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOrthanc, type Receiver } from '../../bench/receivers.js';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { TS } from '../../src/dicom/transfer-syntaxes.js';
-import { corpusDir } from '../helpers/corpus.js';
+import { corpusDir, corpusMissing } from '../helpers/corpus.js';
 import { datasetBytes, startStorescp, storescu, storescuArgsFor } from '../helpers/dcmtk.js';
 import { canonicalSamples, differingAttributes } from '../helpers/pixel-compare.js';
+import { type Orthanc, ORTHANC, ORTHANC_HOW, startOrthanc } from '../helpers/orthanc.js';
 import { CLI, type GatewayProcess, nothingPending, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { missingTools, skipSuite } from '../helpers/requirements.js';
 
 /**
  * The whole public corpus through a gateway that compresses with JPEG-LS: to DCMTK storescp
@@ -16,7 +17,6 @@ import { CLI, type GatewayProcess, nothingPending, run, startGateway, tempDir, w
  * with what storescu sent), and to Orthanc (which must decode what it got: its preview works).
  */
 const CORPUS = corpusDir();
-const present = !!CORPUS && existsSync('/usr/sbin/Orthanc');
 
 /** A file decoded by a DCMTK tool; its data set. */
 async function dcmtkDecode(tool: string, file: string): Promise<Buffer> {
@@ -32,13 +32,15 @@ async function sameImage(name: string, got: Buffer, want: Buffer): Promise<void>
   expect(differingAttributes(got, want), `${name}: attributes that differ`).toEqual([]);
 }
 
-describe.skipIf(!present)('compression over the corpus: gateway JPEG-LS → storescp (+dcmdjpls) and Orthanc', () => {
+const WHAT = 'compression over the corpus: gateway JPEG-LS → storescp (+dcmdjpls) and Orthanc';
+
+describe.skipIf(skipSuite(WHAT, corpusMissing() ?? missingTools({ [ORTHANC]: ORTHANC_HOW })))(WHAT, () => {
   const tmp = tempDir();
   const pacsDir = path.join(tmp.dir, 'pacs');
   const refDir = path.join(tmp.dir, 'ref');
   let pacs: Awaited<ReturnType<typeof startStorescp>>;
   let ref: Awaited<ReturnType<typeof startStorescp>>;
-  let orthanc: Receiver;
+  let orthanc: Orthanc;
   let gw: GatewayProcess;
 
   beforeAll(async () => {
@@ -119,9 +121,9 @@ describe.skipIf(!present)('compression over the corpus: gateway JPEG-LS → stor
         if (tool) await sameImage(name, datasetBytes(at.b), await dcmtkDecode(tool, newest(refDir, uid)!.p));
         summary.decoded++;
       }
-      const ids = ((await orthanc.rest!('/tools/lookup', uid)) as { Type: string; ID: string }[]).filter((x) => x.Type === 'Instance').map((x) => x.ID);
+      const ids = ((await orthanc.rest('/tools/lookup', uid)) as { Type: string; ID: string }[]).filter((x) => x.Type === 'Instance').map((x) => x.ID);
       if (ids.length && readPart10Header(at.b)!.transferSyntaxUid === TS.JPEGLSLossless) {
-        const png = await orthanc.restBytes!(`/instances/${ids[0]}/preview`).catch(() => undefined);
+        const png = await orthanc.restBytes(`/instances/${ids[0]}/preview`).catch(() => undefined);
         if (png && png.subarray(1, 4).toString('latin1') === 'PNG') summary.orthancPreview++;
       }
     }

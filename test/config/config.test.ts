@@ -1,8 +1,8 @@
 import { availableParallelism } from 'node:os';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { configWarnings, validateConfig } from '../../src/config/validate.js';
 import { ConfigError } from '../../src/errors.js';
@@ -456,11 +456,8 @@ describe('configWarnings', () => {
   });
 });
 
+// dist/ is built from the current source before any test runs (test/fresh-dist.ts).
 describe('CLI: pacs-edge check-config', () => {
-  beforeAll(() => {
-    if (!existsSync(CLI)) execFileSync('npx', ['tsc', '-p', '.'], { cwd: ROOT, stdio: 'inherit' });
-  }, 120_000);
-
   const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { cwd: tmp.dir, encoding: 'utf8', timeout: 30_000 });
 
   it('exits 0 on a valid file and summarises it', () => {

@@ -11,6 +11,7 @@ import type { SpoolRecord } from '../../src/spool/spool.js';
 import { datasetBytes, echoscu, startStorescp, storescu, type StorescuResult } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
 import { freePort, type GatewayProcess, nothingPending, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { missingRoot, skipSuite } from '../helpers/requirements.js';
 import { type FaultResult, recordFault } from '../helpers/reliability.js';
 import { readSpoolFile } from '../helpers/spool-files.js';
 
@@ -34,9 +35,11 @@ const VOLUME = '48m';
 const MIN_FREE = 8 * MiB;
 const FAST = { retryBaseSeconds: 0.2, retryMaxSeconds: 1, idleReleaseSeconds: 1, responseTimeoutSeconds: 10 };
 
-function skipReason(): string | undefined {
+/** Why this machine cannot mount the test's size-limited tmpfs; undefined when it can. */
+function missingMount(): string | undefined {
   if (process.platform !== 'linux') return 'needs Linux tmpfs';
-  if (process.getuid?.() !== 0) return 'needs root to mount a size-limited tmpfs (CI runs as root)';
+  const root = missingRoot('to mount a size-limited tmpfs');
+  if (root) return root;
   const probe = tempDir('pacs-edge-mount-probe-');
   try {
     const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe.dir]);
@@ -47,8 +50,6 @@ function skipReason(): string | undefined {
     probe.cleanup();
   }
 }
-const SKIP = skipReason();
-if (SKIP) console.warn(`disk-full fault test skipped: ${SKIP}`);
 
 function mountVolume(dir: string): void {
   mkdirSync(dir, { recursive: true });
@@ -177,7 +178,7 @@ function spawnFiller(file: string): { go: () => Promise<{ bytes: number; code: s
   };
 }
 
-describe.skipIf(SKIP !== undefined)('fault: the spool volume fills up (48 MiB tmpfs)', () => {
+describe.skipIf(skipSuite('the disk-full fault test', missingMount()))('fault: the spool volume fills up (48 MiB tmpfs)', () => {
   const tmp = tempDir('pacs-edge-diskfull-');
   const vol = path.join(tmp.dir, 'vol');
   const vol2 = path.join(tmp.dir, 'vol2');

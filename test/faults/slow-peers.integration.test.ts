@@ -1,17 +1,19 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeCommand } from '../../src/dicom/command.js';
+import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { PduType } from '../../src/dicom/pdu.js';
 import { encodePData } from '../../src/dicom/ul/pdv.js';
 import { Tag } from '../../src/dicom/tags.js';
 import { controlGet } from '../../src/health/control-server.js';
-import { echoscu, storescu } from '../helpers/dcmtk.js';
+import { datasetBytes, echoscu, storescu } from '../helpers/dcmtk.js';
 import { CT_IMAGE_STORAGE, ctElements, encodeDataset, ExplicitLE, testUid, writeStudy } from '../helpers/dicom-builder.js';
 import { type GatewayProcess, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 import { associateRq } from '../helpers/raw-scu.js';
 import { recordFault } from '../helpers/reliability.js';
+import { readSpoolFile } from '../helpers/spool-files.js';
 
 /**
  * Fault: 50 bad peers at once, each holding its socket open (none of them closes it): TCP only,
@@ -137,6 +139,8 @@ describe('fault: 50 slow or half-open associations at once', () => {
     const gw: GatewayProcess = await startGateway({
       dir: tmp.dir,
       receive: { maxAssociations: MAX_ASSOCIATIONS, artimTimeoutSeconds: ARTIM_S, idleTimeoutSeconds: IDLE_S },
+      // Kept as received, so that each acknowledged object can be compared with what was sent, byte for byte.
+      spool: { compressAtRest: false },
     });
     const peers: BadPeer[] = [];
     let maxActive = 0;
@@ -154,6 +158,8 @@ describe('fault: 50 slow or half-open associations at once', () => {
       }
     })();
     const good = { echoOk: 0, echoRefused: 0, storeAcked: 0, storeRefused: 0, servedWhileBadOpen: 0 };
+    /** The files a good peer saw acknowledged: each must be in the spool, unchanged. */
+    const acknowledged: { file: string; uid: string }[] = [];
     try {
       const started = Date.now();
       peers.push(...(await Promise.all(Array.from({ length: BAD_PEERS }, (_, i) => openBadPeer(gw.port, KINDS[i % KINDS.length]!)))));
@@ -181,6 +187,7 @@ describe('fault: 50 slow or half-open associations at once', () => {
         if (r.acked.length === 3) {
           storeServed = true;
           good.storeAcked += 3;
+          acknowledged.push(...study);
           if (stillOpen() > 0) good.servedWhileBadOpen++;
         } else {
           expect(r.acked, 'a refused association stores nothing').toEqual([]);
@@ -199,10 +206,12 @@ describe('fault: 50 slow or half-open associations at once', () => {
       expect(trickled.length, 'some trickling peers got an association').toBeGreaterThan(0);
 
       // A good storescu after all that.
-      const after = writeStudy(path.join(tmp.dir), 2).map((f) => f.file);
-      const last = await storescu({ port: gw.port, files: after });
+      // A directory of its own: writeStudy names files img0000.dcm, … and the first study's must stay.
+      const after = writeStudy(mkdirSync(path.join(tmp.dir, 'after'), { recursive: true })!, 2);
+      const last = await storescu({ port: gw.port, files: after.map((f) => f.file) });
       expect(last.acked).toEqual([1, 2]);
       good.storeAcked += 2;
+      acknowledged.push(...after);
       polling = false;
       await poller;
 
@@ -211,6 +220,17 @@ describe('fault: 50 slow or half-open associations at once', () => {
       expect(maxOpenAccepted, 'bad peers holding an accepted association at once').toBeLessThanOrEqual(MAX_ASSOCIATIONS);
       const status = (await controlGet(path.join(gw.spoolDir, 'control.sock'), '/status')) as { receive: { activeAssociations: number; objectsStored: number; associationsRejected: number }; spool: { objects: number } };
       expect(status.receive.activeAssociations, 'every association left the count').toBe(0);
+      // Lost, counted from the spool's files, not from its own count: each acknowledged object
+      // must be there with the data set that was sent.
+      const spooled = new Map<string, Buffer>();
+      for (const n of readdirSync(path.join(gw.spoolDir, 'objects')).filter((f) => f.endsWith('.dcm'))) {
+        const bytes = readSpoolFile(path.join(gw.spoolDir, 'objects', n));
+        const h = readPart10Header(bytes);
+        if (h) spooled.set(h.sopInstanceUid, datasetBytes(bytes));
+      }
+      const lostFiles = acknowledged.filter((a) => !spooled.get(a.uid)?.equals(datasetBytes(a.file))).map((a) => path.basename(a.file));
+      expect(acknowledged.length, 'acknowledged objects tracked').toBe(good.storeAcked);
+      expect(lostFiles, 'acknowledged objects missing from the spool or different').toEqual([]);
       // Partial objects were discarded: the spool holds exactly the good objects, no stray file.
       expect(status.spool.objects).toBe(good.storeAcked);
       await waitFor(() => readdirSync(path.join(gw.spoolDir, 'objects')).length === good.storeAcked || undefined, { what: 'only the good objects in objects/', timeoutMs: 5000 });
@@ -232,7 +252,7 @@ describe('fault: 50 slow or half-open associations at once', () => {
         test: 'test/faults/slow-peers.integration.test.ts',
         injected: BAD_PEERS,
         acknowledged: good.storeAcked,
-        lost: good.storeAcked - status.spool.objects,
+        lost: lostFiles.length,
         duplicated: 0,
         recoverySeconds: Math.round(recoverySeconds * 10) / 10,
         notes:

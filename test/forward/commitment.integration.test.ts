@@ -1,18 +1,18 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOrthanc, type Receiver } from '../../bench/receivers.js';
 import { CT_IMAGE_STORAGE, writeStudy } from '../helpers/dicom-builder.js';
 import { startStorescp, storescu } from '../helpers/dcmtk.js';
 import { controlGet } from '../../src/health/control-server.js';
+import { type Orthanc, ORTHANC, ORTHANC_HOW, startOrthanc } from '../helpers/orthanc.js';
 import { freePort, type GatewayProcess, nothingPending, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { missingTools, skipSuite } from '../helpers/requirements.js';
 
 /**
  * Storage Commitment with a real peer in both roles: Orthanc (Debian `orthanc`) is the PACS the
  * gateway asks to commit (N-ACTION; Orthanc reports on a new association, as IHE RAD-10
  * expects), and the requesting "modality" that asks the gateway to commit what it received.
  */
-const ORTHANC = existsSync('/usr/sbin/Orthanc');
 const FAST = { retryBaseSeconds: 0.2, retryMaxSeconds: 1, idleReleaseSeconds: 1, responseTimeoutSeconds: 10, maxAttempts: 3 };
 
 interface Status {
@@ -21,9 +21,11 @@ interface Status {
 }
 const statusOf = (gw: GatewayProcess) => controlGet(path.join(gw.spoolDir, 'control.sock'), '/status') as Promise<Status>;
 
-describe.skipIf(!ORTHANC)('storage commitment: gateway → Orthanc (SCU), Orthanc → gateway (SCP)', () => {
+const WHAT = 'storage commitment: gateway → Orthanc (SCU), Orthanc → gateway (SCP)';
+
+describe.skipIf(skipSuite(WHAT, missingTools({ [ORTHANC]: ORTHANC_HOW })))(WHAT, () => {
   const tmp = tempDir('pacs-edge-commit-');
-  let orthanc: Receiver;
+  let orthanc: Orthanc;
   let gw: GatewayProcess;
   /** A second gateway reporting only what it has forwarded (receive.commitment.report: forwarded). */
   let gw2Port: number;
@@ -80,7 +82,7 @@ describe.skipIf(!ORTHANC)('storage commitment: gateway → Orthanc (SCU), Orthan
     expect(letters[0]!.sopInstanceUid).toBe(vanishing.uid);
     expect(letters[0]!.reason).toMatch(/gave up after 3 attempts: storage commitment failed: 0x0[0-9A-F]{3}/);
     // Orthanc has every other instance; the reports came on new associations from Orthanc.
-    expect(await orthanc.storedCount!()).toBe(study.length - 1);
+    expect(await orthanc.storedCount()).toBe(study.length - 1);
     // A report naming the vanished instance as failed (0x0112, No such object instance).
     await gw.waitForLog((l) => l.msg.startsWith('storage commitment: some objects not committed'));
     await gw.waitForLog((l) => l.msg === 'association accepted' && l.callingAe === 'ORTHANC');
@@ -89,10 +91,10 @@ describe.skipIf(!ORTHANC)('storage commitment: gateway → Orthanc (SCU), Orthan
   it('answers Orthanc as a requesting modality: committed for what it holds, failed (0x0112) for what it never received', async () => {
     const unknown = { SOPClassUID: CT_IMAGE_STORAGE, SOPInstanceUID: '1.2.826.0.1.3680043.9.9999.1' };
     const asked = [...study.slice(0, 4).map((s) => ({ SOPClassUID: CT_IMAGE_STORAGE, SOPInstanceUID: s.uid })), unknown];
-    const tx = (await orthanc.rest!('/modalities/edge/storage-commitment', JSON.stringify({ DicomInstances: asked }))) as { ID: string };
+    const tx = (await orthanc.rest('/modalities/edge/storage-commitment', JSON.stringify({ DicomInstances: asked }))) as { ID: string };
     const result = await waitFor(
       async () => {
-        const r = (await orthanc.rest!(`/storage-commitment/${tx.ID}`)) as { Status: string; Success: unknown[]; Failures: { SOPInstanceUID: string; FailureReason: number }[] };
+        const r = (await orthanc.rest(`/storage-commitment/${tx.ID}`)) as { Status: string; Success: unknown[]; Failures: { SOPInstanceUID: string; FailureReason: number }[] };
         return r.Status !== 'Pending' ? r : undefined;
       },
       { what: 'Orthanc to receive the storage commitment report', timeoutMs: 30_000, intervalMs: 250 },
@@ -123,8 +125,8 @@ describe.skipIf(!ORTHANC)('storage commitment: gateway → Orthanc (SCU), Orthan
     try {
       const three = study.slice(6, 9);
       expect((await storescu({ port: gw2.port, calledAe: 'EDGE2', files: three.map((s) => s.file) })).acked).toHaveLength(3);
-      const tx = (await orthanc.rest!('/modalities/edge2/storage-commitment', JSON.stringify({ DicomInstances: three.map((s) => ({ SOPClassUID: CT_IMAGE_STORAGE, SOPInstanceUID: s.uid })) }))) as { ID: string };
-      const state = async () => (await orthanc.rest!(`/storage-commitment/${tx.ID}`)) as { Status: string; Success: unknown[]; Failures: unknown[] };
+      const tx = (await orthanc.rest('/modalities/edge2/storage-commitment', JSON.stringify({ DicomInstances: three.map((s) => ({ SOPClassUID: CT_IMAGE_STORAGE, SOPInstanceUID: s.uid })) }))) as { ID: string };
+      const state = async () => (await orthanc.rest(`/storage-commitment/${tx.ID}`)) as { Status: string; Success: unknown[]; Failures: unknown[] };
       // The PACS is down: held in the spool is not enough in this mode, so no report yet.
       await gw2.waitForLog((l) => l.msg === 'storage commitment requested by modality' && l.report === 'forwarded');
       await new Promise((r) => setTimeout(r, 2500));

@@ -2,11 +2,12 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node
 import path from 'node:path';
 import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOrthanc, type Receiver } from '../../bench/receivers.js';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
-import { corpusDir } from '../helpers/corpus.js';
+import { corpusDir, corpusMissing } from '../helpers/corpus.js';
 import { datasetBytes, startStorescp, storescu, storescuArgsFor } from '../helpers/dcmtk.js';
+import { type Orthanc, ORTHANC, ORTHANC_HOW, startOrthanc } from '../helpers/orthanc.js';
 import { CLI, type GatewayProcess, nothingPending, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { missingTools, skipSuite } from '../helpers/requirements.js';
 
 /**
  * End to end over the public corpus: DCMTK storescu (modality) → gateway → DCMTK storescp
@@ -15,15 +16,16 @@ import { CLI, type GatewayProcess, nothingPending, run, startGateway, tempDir, w
  * PACS must hold exactly that data set, byte for byte.
  */
 const CORPUS = corpusDir();
-const present = !!CORPUS && existsSync('/usr/sbin/Orthanc');
 
-describe.skipIf(!present)('forward: every corpus file storescu can send, modality → gateway → storescp and Orthanc', () => {
+const WHAT = 'forward: every corpus file storescu can send, modality → gateway → storescp and Orthanc';
+
+describe.skipIf(skipSuite(WHAT, corpusMissing() ?? missingTools({ [ORTHANC]: ORTHANC_HOW })))(WHAT, () => {
   const tmp = tempDir();
   const pacsDir = path.join(tmp.dir, 'pacs');
   const refDir = path.join(tmp.dir, 'ref');
   let pacs: Awaited<ReturnType<typeof startStorescp>>;
   let ref: Awaited<ReturnType<typeof startStorescp>>;
-  let orthanc: Receiver;
+  let orthanc: Orthanc;
   let gw: GatewayProcess;
 
   beforeAll(async () => {
@@ -91,7 +93,7 @@ describe.skipIf(!present)('forward: every corpus file storescu can send, modalit
       expect(atPacs, `${name} at storescp`).toBeDefined();
       expect(datasetBytes(atPacs!).equals(sentBytes), `${name}: data set at the PACS byte-identical to what storescu sent`).toBe(true);
       summary.identical++;
-      const ids = ((await orthanc.rest!('/tools/lookup', uid)) as { Type: string; ID: string }[]).filter((x) => x.Type === 'Instance').map((x) => x.ID);
+      const ids = ((await orthanc.rest('/tools/lookup', uid)) as { Type: string; ID: string }[]).filter((x) => x.Type === 'Instance').map((x) => x.ID);
       if (ids.length) {
         const body = await orthanc.restBytes!(`/instances/${ids[0]}/file`);
         expect(datasetBytes(body).equals(sentBytes), `${name}: data set at Orthanc byte-identical`).toBe(true);

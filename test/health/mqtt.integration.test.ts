@@ -4,7 +4,7 @@ import { Ajv } from 'ajv';
 import formatsModule from 'ajv-formats';
 import { connect as mqttConnect } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { echoscu, startStorescp, storescu } from '../helpers/dcmtk.js';
+import { datasetBytes, echoscu, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
 import { type Broker, connect, makeCertificates, mqtt311OnlyProxy, record, startMosquitto } from '../helpers/mosquitto.js';
 import { freePort, nothingPending, ROOT, startGateway, tempDir, waitFor } from '../helpers/processes.js';
@@ -336,23 +336,33 @@ describe('health over MQTT (real Mosquitto)', () => {
       expect(valid('events', ev.text)).toMatchObject({ type: 'object-corrupt', destination: 'pacs', sopInstanceUid: study[1]!.uid });
       await waitFor(() => readdirSync(pacsDir).filter((n) => n.endsWith('.dcm')).length === 2 || undefined, { what: 'the two intact objects at the PACS' });
       await waitFor(() => nothingPending(gw.spoolDir), { what: 'the corrupt object settled' });
-      const atPacs = readdirSync(pacsDir)
-        .filter((n) => n.endsWith('.dcm'))
-        .map((n) => readPart10Header(readFileSync(path.join(pacsDir, n)))!.sopInstanceUid);
-      const intact = [study[0]!.uid, study[2]!.uid];
-      expect(atPacs.sort()).toEqual(intact.sort());
+      // What became of each acknowledged object, counted from the PACS's files and the dead
+      // letters: delivered byte for byte, or dead-lettered (the one the fault damaged), or lost.
+      const atPacs = new Map<string, Buffer[]>();
+      for (const n of readdirSync(pacsDir).filter((f) => f.endsWith('.dcm'))) {
+        const b = readFileSync(path.join(pacsDir, n));
+        const uid = readPart10Header(b)!.sopInstanceUid;
+        atPacs.set(uid, [...(atPacs.get(uid) ?? []), datasetBytes(b)]);
+      }
       const letters = (await controlGet(path.join(gw.spoolDir, 'control.sock'), '/dead-letters')) as { sopInstanceUid: string; reason: string }[];
-      expect(letters.map((l) => l.sopInstanceUid)).toEqual([study[1]!.uid]);
+      const delivered = study.filter((s) => atPacs.get(s.uid)?.every((d) => d.equals(datasetBytes(s.file))));
+      const deadLettered = study.filter((s) => letters.some((l) => l.sopInstanceUid === s.uid));
+      const lost = study.filter((s) => !delivered.includes(s) && !deadLettered.includes(s));
+      expect(lost.map((s) => path.basename(s.file)), 'acknowledged objects neither delivered intact nor dead-lettered').toEqual([]);
+      expect(delivered.map((s) => s.uid), 'the two intact objects at the PACS, byte-identical').toEqual([study[0]!.uid, study[2]!.uid]);
+      expect(deadLettered.map((s) => s.uid), 'the damaged object dead-lettered').toEqual([study[1]!.uid]);
+      expect(atPacs.has(study[1]!.uid), 'nothing of the damaged object completed at the PACS').toBe(false);
       recordFault({
         key: '04-byte-flip',
         fault: 'A byte flipped in a spooled object (PACS down, then up)',
         test: 'test/health/mqtt.integration.test.ts',
         injected: 1,
         acknowledged: study.length,
-        lost: intact.filter((u) => !atPacs.includes(u)).length,
-        duplicated: atPacs.length - new Set(atPacs).size,
+        lost: lost.length,
+        deadLettered: deadLettered.length,
+        duplicated: [...atPacs.values()].reduce((a, c) => a + c.length - 1, 0),
         recoverySeconds: null,
-        notes: `checksum caught it: dead-lettered "${letters[0]!.reason.split(';')[0]!.slice(0, 40)}…", MQTT object-corrupt event, nothing of it completed at the PACS`,
+        notes: `the flipped object is the dead-lettered one: its checksum caught it ("${letters[0]!.reason.split(';')[0]!.slice(0, 40)}…"), MQTT object-corrupt event, nothing of it completed at the PACS; the other ${delivered.length} delivered byte-identical`,
       });
     } finally {
       await gw.stop();

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -204,10 +204,6 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-export function hasCommand(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 }
 
 /** Poll `check` until it returns a value (not undefined/false) or the time runs out. */

@@ -7,6 +7,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** This run's directory of fault rows (test/reliability-report.ts). */
     reliabilityRows?: string;
+    /** The commit the run measures, e.g. "`abc1234`" or "`abc1234` + uncommitted changes" (test/reliability-report.ts). */
+    measuredCommit?: string;
   }
 }
 
@@ -28,6 +30,12 @@ export interface FaultResult {
   acknowledged: number;
   /** Acknowledged objects missing (or different) where they should be: must be 0. */
   lost: number;
+  /**
+   * Acknowledged objects that the injected fault itself damaged (a flipped byte) and that the
+   * gateway therefore held back in its dead-letter queue, alarmed, instead of delivering them:
+   * not lost (they are kept and reported), not delivered either. 0 when not given.
+   */
+  deadLettered?: number;
   /** Objects the PACS received more than once (allowed after a crash; reported). */
   duplicated: number;
   /** Longest time from the end of a fault to normal service again, in seconds (null: not measured). */
@@ -41,6 +49,11 @@ export interface FaultResult {
  * global setup, so that two runs in the same checkout at once do not clear each other's rows.
  */
 export const RELIABILITY_DIR = path.join(ROOT, '.tmp', 'reliability');
+
+/** The commit this run measures, for the reports a test writes itself (the chaos reports). */
+export function measuredCommit(): string {
+  return inject('measuredCommit') ?? 'unknown (run without test/reliability-report.ts)';
+}
 
 export function recordFault(r: FaultResult): void {
   // Without the global setup (another configuration), the shared directory.

@@ -1,4 +1,5 @@
 import type { TestContext } from 'vitest';
+import { missingRoot, skipTest } from './requirements.js';
 
 /**
  * Tests that need root (chown to another user, mounts): they run as root in CI (`.ci/run`) and
@@ -6,9 +7,5 @@ import type { TestContext } from 'vitest';
  * the reason. Returns true when the test may go on.
  */
 export function requireRoot(ctx: TestContext, why: string): boolean {
-  if (process.getuid?.() === 0) return true;
-  const ci = process.env.CI;
-  if (ci && ci !== '0' && ci.toLowerCase() !== 'false') throw new Error(`this test needs root (${why}) and CI is set: run it as root`);
-  ctx.skip(`needs root: ${why}`);
-  return false;
+  return skipTest(ctx, 'this test', missingRoot(why));
 }

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { Status } from '../../src/dicom/status.js';
 import { PduType } from '../../src/dicom/pdu.js';
-import { corpusDir } from '../helpers/corpus.js';
+import { corpusDir, corpusMissing } from '../helpers/corpus.js';
+import { skipSuite } from '../helpers/requirements.js';
 import { datasetBytes, startStorescp, storescu, storescuArgsFor } from '../helpers/dcmtk.js';
 import { type GatewayProcess, startGateway, tempDir } from '../helpers/processes.js';
 import { associateRq, RawScu } from '../helpers/raw-scu.js';
@@ -24,7 +25,7 @@ const CORPUS = corpusDir();
 /** Files that are truncated on purpose: the gateway must refuse them with 0xC001. */
 const TRUNCATED = new Set(['emri_small_jpeg_2k_lossless_too_short.dcm']);
 
-describe.skipIf(!CORPUS)(`corpus: every file of ${CORPUS ?? '$PACS_EDGE_CORPUS (not found)'}`, () => {
+describe.skipIf(skipSuite('the corpus receive test', corpusMissing()))(`corpus: every file of ${CORPUS ?? '$PACS_EDGE_CORPUS (not found)'}`, () => {
   const tmp = tempDir();
   const ref = tempDir();
   let gw: GatewayProcess;

@@ -117,15 +117,22 @@ describe('receive: gateway process with DCMTK as the modality', () => {
     expect(r.code).not.toBe(0);
     expect(r.stdout + r.stderr).toMatch(/Calling AE Title Not Recognized/i);
     await gw.waitForLog((l) => l.msg.includes('association rejected') && l.callingAe === 'INTRUDER' && l.reason === 3);
-    // RAWSCU is allowed only from 127.0.0.1: from 127.0.0.2 it is unknown.
-    const scu = await RawScu.connect(gw.port, '127.0.0.2').catch(() => undefined);
-    if (scu) {
-      scu.write(associateRq({ contexts: [{ id: 1, abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: [TS_UID.implicit] }] }));
-      const pdu = await scu.next();
-      expect(pdu?.type).toBe(PduType.AssociateRj);
-      expect([...pdu!.body.subarray(1, 4)]).toEqual([Reject.Result.Permanent, Reject.Source.ServiceUser, Reject.UserReason.CallingAeNotRecognized]);
-      scu.close();
-    }
+    // RAWSCU is allowed only from 127.0.0.1: from 127.0.0.2 it is unknown. The gateway listens on
+    // 127.0.0.1 only, so the caller dials that address from 127.0.0.2 (all of 127/8 is loopback
+    // on Linux): the gateway sees the wrong host as the peer's address.
+    const scu = await RawScu.connect(gw.port, '127.0.0.1', '127.0.0.2');
+    expect(scu.socket.localAddress, 'the caller really is 127.0.0.2').toBe('127.0.0.2');
+    scu.write(associateRq({ callingAe: 'RAWSCU', contexts: [{ id: 1, abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: [TS_UID.implicit] }] }));
+    const pdu = await scu.next();
+    expect(pdu?.type).toBe(PduType.AssociateRj);
+    expect([...pdu!.body.subarray(1, 4)]).toEqual([Reject.Result.Permanent, Reject.Source.ServiceUser, Reject.UserReason.CallingAeNotRecognized]);
+    scu.close();
+    await gw.waitForLog((l) => l.msg.includes('association rejected') && l.callingAe === 'RAWSCU' && l.reason === 3 && String(l.remote).includes('127.0.0.2'));
+    // The same caller from its own host is accepted: it is the host that was refused, not the title.
+    const ok = await RawScu.connect(gw.port, '127.0.0.1', '127.0.0.1');
+    ok.write(associateRq({ callingAe: 'RAWSCU', contexts: [{ id: 1, abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: [TS_UID.implicit] }] }));
+    expect((await ok.next())?.type).toBe(PduType.AssociateAc);
+    ok.close();
   });
 
   it('answers 0xC001 to a data set cut short, logs why, stores nothing, keeps the association', async () => {

@@ -1,11 +1,12 @@
 import { mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCertificates } from '../helpers/certificates.js';
 import { datasetBytes, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
-import { freePort, type GatewayProcess, nothingPending, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
+import { freePort, type GatewayProcess, nothingPending, run, runGateway, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
 /**
  * DICOM over TLS (PS3.15 B.9, BCP 195) with DCMTK as the real peers: storescu/echoscu `+tls`
@@ -33,6 +34,38 @@ function listeningTcpPorts(pid: number): number[] {
     }
   }
   return [...ports].sort((a, b) => a - b);
+}
+
+/** A TLS version Node's client can be told to speak (and nothing else). */
+type TlsVersion = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2';
+
+/**
+ * One handshake from a client that offers exactly `version`, with OpenSSL's security level
+ * lowered to 0 so that the client itself accepts TLS 1.0/1.1 and their suites (OpenSSL 3's
+ * defaults would refuse them on the client side, which would prove nothing about the server).
+ * Resolves with the protocol agreed, or with the error the client got.
+ */
+function handshake(port: number, version: TlsVersion, files: { cert: string; key: string; ca: string }): Promise<{ protocol?: string; error?: string; detail?: string }> {
+  return new Promise((resolve) => {
+    const socket = tls.connect(
+      {
+        host: '127.0.0.1',
+        port,
+        minVersion: version,
+        maxVersion: version,
+        ciphers: 'DEFAULT@SECLEVEL=0',
+        cert: readFileSync(files.cert),
+        key: readFileSync(files.key),
+        ca: readFileSync(files.ca),
+        checkServerIdentity: () => undefined,
+      },
+      () => {
+        resolve({ protocol: socket.getProtocol() ?? undefined });
+        socket.destroy();
+      },
+    );
+    socket.once('error', (err: Error & { code?: string }) => resolve({ error: err.code ?? err.message, detail: err.message }));
+  });
 }
 
 describe('DICOM TLS: TLS-only SCP and TLS SCU', () => {
@@ -109,13 +142,30 @@ describe('DICOM TLS: TLS-only SCP and TLS SCU', () => {
     expect((await run('echoscu', [...tlsArgs(), '-aec', 'PACS_EDGE', '127.0.0.1', String(tlsPort)])).code).toBe(0);
   }, 60_000);
 
-  it('speaks no TLS below 1.2 and no weak TLS 1.2 suites', async () => {
+  it('refuses TLS below 1.2 itself (the client offers it) and speaks no weak TLS 1.2 suites', async () => {
     const sClient = (args: string[]) =>
       run('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${tlsPort} -cert ${certs.client.cert} -key ${certs.client.key} -CAfile ${certs.ca} ${args.join(' ')} 2>&1`], { timeoutMs: 20_000 });
-    for (const old of ['-tls1', '-tls1_1']) {
-      const r = await sClient([old]);
-      expect(r.stdout, old).not.toMatch(/Cipher is [A-Z]/);
+    // TLS 1.0 and 1.1: the client below offers them and would accept them (proved against a
+    // server that allows them), so a failure against the gateway is the gateway's refusal: the
+    // client receives the server's protocol_version alert (70) and the gateway logs the refusal.
+    const permissive = tls.createServer({ cert: readFileSync(certs.server.cert), key: readFileSync(certs.server.key), minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' }, (sock) => sock.end());
+    await new Promise<void>((resolve) => permissive.listen(0, '127.0.0.1', resolve));
+    try {
+      for (const old of ['TLSv1', 'TLSv1.1'] as const) {
+        const control = await handshake((permissive.address() as net.AddressInfo).port, old, { ...certs.client, ca: certs.ca });
+        expect(control, `the client speaks ${old} to a server that allows it`).toEqual({ protocol: old });
+        const refusedBefore = gw.logs.filter((l) => l.msg === 'TLS handshake failed: connection refused').length;
+        const r = await handshake(tlsPort, old, { ...certs.client, ca: certs.ca });
+        expect(r.protocol, `${old} agreed with the gateway`).toBeUndefined();
+        expect(r.error, `${old}: the alert the gateway sent (${r.detail})`).toBe('ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION');
+        const logged = await waitFor(() => gw.logs.filter((l) => l.msg === 'TLS handshake failed: connection refused').slice(refusedBefore)[0], { what: `the gateway's log of the ${old} refusal` });
+        expect(logged.reason, `the gateway's reason for refusing ${old}`).toBe('ERR_SSL_UNSUPPORTED_PROTOCOL');
+      }
+    } finally {
+      permissive.close();
     }
+    // The same client, allowed TLS 1.2, is served: the refusals were about the version.
+    expect(await handshake(tlsPort, 'TLSv1.2', { ...certs.client, ca: certs.ca })).toEqual({ protocol: 'TLSv1.2' });
     for (const weak of ['AES128-SHA', 'AES256-GCM-SHA384', 'DHE-RSA-AES128-SHA', 'ECDHE-RSA-AES128-SHA']) {
       const r = await sClient(['-tls1_2', '-cipher', weak]);
       expect(r.stdout, weak).not.toMatch(/Cipher is [A-Z]/);
@@ -146,11 +196,23 @@ describe('DICOM TLS: a plain listener beside TLS', () => {
     const tmp = tempDir('pacs-edge-tls-plain-');
     mkdirSync(path.join(tmp.dir, 'certs'));
     const certs = makeCertificates(path.join(tmp.dir, 'certs'), 'MODALITY');
-    const gw = await startGateway({ dir: tmp.dir, receive: { tls: { port: await freePort(), cert: certs.server.cert, key: certs.server.key, requireClientCert: false } } });
+    const first = await startGateway({ dir: tmp.dir, receive: { tls: { port: await freePort(), cert: certs.server.cert, key: certs.server.key, requireClientCert: false } } });
+    let second: GatewayProcess | undefined;
     try {
-      await gw.waitForLog((l) => /SECURITY ALERT: plain DICOM listener/.test(l.msg) && l.level === 'warn');
+      // Started again on the same configuration: the alert comes again, not only the first time.
+      await first.waitForLog((l) => /SECURITY ALERT: plain DICOM listener/.test(l.msg));
+      expect(await first.stop()).toBe(0);
+      second = await runGateway(first.configFile, { port: first.port, spoolDir: first.spoolDir });
+      const starts = [first, second];
+      for (const [i, gw] of starts.entries()) {
+        await gw.waitForLog((l) => /SECURITY ALERT: plain DICOM listener/.test(l.msg));
+        const alerts = gw.logs.filter((l) => /SECURITY ALERT: plain DICOM listener/.test(l.msg));
+        expect(alerts.map((l) => l.level), `start ${i + 1}: one Security Alert, at warn`).toEqual(['warn']);
+      }
+      expect(await second.stop()).toBe(0);
     } finally {
-      await gw.stop();
+      await first.stop();
+      await second?.stop();
       tmp.cleanup();
     }
   });

@@ -4,7 +4,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readCursor, SyslogForwarder, frame, syslogMessage } from '../../src/audit/syslog.js';
-import { freePort, hasCommand, tempDir, waitFor } from '../helpers/processes.js';
+import { freePort, tempDir, waitFor } from '../helpers/processes.js';
+import { missingTools, skipSuite } from '../helpers/requirements.js';
 import { memoryLogger, openTrail, received } from './helpers.js';
 
 /**
@@ -13,7 +14,9 @@ import { memoryLogger, openTrail, received } from './helpers.js';
  * checked against a CA made here with openssl (AuthMode x509/certvalid), on 127.0.0.1.
  */
 const gtls = spawnSync('sh', ['-c', 'ls /usr/lib/*/rsyslog/lmnsd_gtls.so /usr/lib/rsyslog/lmnsd_gtls.so']).stdout.toString().includes('lmnsd_gtls');
-const usable = hasCommand('rsyslogd') && hasCommand('openssl') && gtls;
+const missing =
+  missingTools({ rsyslogd: 'apt-get install rsyslog; make deps installs it', openssl: 'apt-get install openssl' }) ??
+  (gtls ? undefined : "rsyslog's gtls stream driver lmnsd_gtls.so is missing (apt-get install rsyslog-gnutls; make deps installs it)");
 
 const tmp = tempDir('pacs-edge-audit-syslog-');
 const children: ChildProcess[] = [];
@@ -99,7 +102,7 @@ describe('syslog message format', () => {
   });
 });
 
-describe.skipIf(!usable)('syslog forwarding to rsyslog over TLS (RFC 5425)', () => {
+describe.skipIf(skipSuite('the rsyslog forwarding test', missing))('syslog forwarding to rsyslog over TLS (RFC 5425)', () => {
   it('an rsyslog outage in the middle of a stream loses nothing: every record arrives, in order, at least once', async () => {
     const dir = tmp.dir;
     makeCerts(dir);

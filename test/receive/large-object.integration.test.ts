@@ -90,8 +90,8 @@ describe('receive: a 1 GiB multi-frame object', () => {
       console.log(`1 GiB object: gateway peak RSS ${peak.toFixed(1)} MB (${before.toFixed(1)} MB before it; Node ${process.version})`);
       // Streaming: the object (1 GiB) never sits in memory; what it adds is buffers and the
       // collector's slack (encrypting 16 384 segments makes garbage), far below its size.
-      expect(peak - before).toBeLessThanOrEqual(128);
-      expect(peak).toBeLessThanOrEqual(256);
+      expect(peak - before, 'RSS the 1 GiB object added (MB)').toBeLessThanOrEqual(128);
+      expect(peak, 'gateway peak RSS (MB)').toBeLessThanOrEqual(200);
       const stored = (await import('node:fs')).readdirSync(path.join(gw.spoolDir, 'objects')).filter((n) => n.endsWith('.dcm'));
       expect(stored).toHaveLength(1);
       expect(await sha256OfDataset(path.join(gw.spoolDir, 'objects', stored[0]!))).toBe(await sha256OfDataset(file));

@@ -64,6 +64,8 @@ describe('fault 01: SIGKILL at random instants during continuous ingest + forwar
     const sent = new Map<string, string>();
     const acked = new Set<string>();
     let stop = false;
+    /** A storescu is mid-transfer (the kills count how often they cut one off). */
+    let sending = false;
     let batches = 0;
     let cutOff = 0;
     // The modality's own PRNG stream, so the kill schedule does not depend on how many batches ran.
@@ -80,7 +82,8 @@ describe('fault 01: SIGKILL at random instants during continuous ingest + forwar
           mkdirSync(dir);
           study = writeStudy(dir, BATCH, { rows: 64, cols: 64 });
         }
-        const r = await storescu({ port, files: study.map((s) => s.file), timeoutMs: 30_000 });
+        sending = true;
+        const r = await storescu({ port, files: study.map((s) => s.file), timeoutMs: 30_000 }).finally(() => (sending = false));
         if (!/Sending Store Request/.test(r.stdout + r.stderr)) {
           // No association (the gateway is restarting): nothing of this batch left; same batch again.
           await sleep(30);
@@ -108,9 +111,15 @@ describe('fault 01: SIGKILL at random instants during continuous ingest + forwar
     })();
 
     let longestRecoveryMs = 0;
+    /** Kills that found data in flight: a storescu mid-transfer, or objects queued for the PACS. */
+    const inFlight = { ingest: 0, forwardOnly: 0, neither: 0 };
     try {
       for (let k = 1; k <= KILLS; k++) {
         await sleep(rand.between(300, 2000));
+        const pending = ((await gatewayStatus(spoolDir))?.destinations ?? []).reduce((n, d) => n + d.pending, 0);
+        if (sending) inFlight.ingest++;
+        else if (pending > 0) inFlight.forwardOnly++;
+        else inFlight.neither++;
         const t0 = performance.now();
         await gw.kill();
         expect(gw.proc.signalCode).toBe('SIGKILL');
@@ -155,17 +164,19 @@ describe('fault 01: SIGKILL at random instants during continuous ingest + forwar
       recordFault({
         key: '01-sigkill-ingest-forward',
         fault: `SIGKILL at random instants during continuous ingest + forward (seed ${SEED})`,
-        test: 'test/faults/sigkill-continuous.test.ts',
+        test: 'test/faults/sigkill-continuous.integration.test.ts',
         injected: KILLS,
         acknowledged: acked.size,
         lost: lost.length + at.differing.length,
         duplicated,
         recoverySeconds: Math.round(longestRecoveryMs / 100) / 10,
         notes:
-          `${sent.size} instances (64×64) from storescu in batches of ${BATCH}, kills every 0.3–2 s, restart at once; PACS behind a 400 kB/s link; every acknowledged data set byte-identical at storescp; ` +
+          `${sent.size} instances (64×64) from storescu in batches of ${BATCH}, kills every 0.3–2 s (${inFlight.ingest} mid-transfer, ${inFlight.forwardOnly} with only forwarding in flight), restart at once; PACS behind a 400 kB/s link; every acknowledged data set byte-identical at storescp; ` +
           `${unackedDelivered} unacknowledged also delivered; ${atRestDone} compressions at rest, ${rewritesHit} interrupted and completed/undone by recovery; ` +
           `end: 0 pending, 0 dead letters`,
       });
+      expect(inFlight.neither, 'kills that found no data in flight (no storescu sending, nothing queued for the PACS)').toBe(0);
+      expect(inFlight.ingest, 'kills that cut a storescu transfer off').toBeGreaterThan(0);
       expect(lostInSpool, 'recovery found acknowledged objects lost from the spool').toEqual([]);
       expect(at.foreign, 'PACS files of instances never sent').toEqual([]);
       expect(at.differing, 'PACS files whose data set differs from what was sent').toEqual([]);

@@ -99,7 +99,7 @@ describe('fault 02: the PACS killed and restarted during a transfer', () => {
       recordFault({
         key: '02-pacs-restart',
         fault: 'PACS (storescp) killed and restarted 10× during a transfer',
-        test: 'test/faults/pacs-restart.test.ts',
+        test: 'test/faults/pacs-restart.integration.test.ts',
         injected: KILLS,
         acknowledged: acked.size,
         lost: lost.length + at.differing.length,

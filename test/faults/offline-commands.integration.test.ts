@@ -134,7 +134,7 @@ describe('fault: random crash points and operator commands between restarts', ()
         recordFault({
           key: '12-offline-commands-property',
           fault: 'random crash points (commit and rewrite instants, kill -9, clean stops) × random operator commands between restarts, some racing the next start',
-          test: 'test/faults/offline-commands.test.ts',
+          test: 'test/faults/offline-commands.integration.test.ts',
           injected: kills + commandsRun,
           acknowledged: acked.size,
           lost: lost.length + at.differing.length,
