@@ -33,7 +33,10 @@ build: install
 
 # CycloneDX SBOM of the production dependencies as installed from package-lock.json (npm ci).
 sbom: install
-	npm sbom --sbom-format cyclonedx --sbom-type application --omit dev > docs/sbom.cdx.json.tmp && mv docs/sbom.cdx.json.tmp docs/sbom.cdx.json
+	npm sbom --sbom-format cyclonedx --sbom-type application --omit dev > docs/sbom.cdx.json.tmp
+	@# npm names the component after the checkout's folder; the product is pacs-edge.
+	node -e "const f='docs/sbom.cdx.json.tmp',fs=require('fs'),s=JSON.parse(fs.readFileSync(f));s.metadata.component.name='pacs-edge';fs.writeFileSync(f,JSON.stringify(s,null,2)+'\\n')"
+	mv docs/sbom.cdx.json.tmp docs/sbom.cdx.json
 
 run: build
 	node dist/src/cli/main.js run --config $(CONFIG)

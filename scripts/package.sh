@@ -122,6 +122,8 @@ EOF
   node scripts/notices.mjs "$lib" "$rt" "$VERSION" "$NODE_RUNTIME" | gzip -9n > "$stage/usr/share/doc/pacs-edge/THIRD-PARTY-NOTICES.gz"
   gzip -9nc README.md > "$stage/usr/share/doc/pacs-edge/README.md.gz"
   cp docs/deployment.md "$stage/usr/share/doc/pacs-edge/deployment.md"
+  cp docs/configuration.md "$stage/usr/share/doc/pacs-edge/configuration.md"
+  cp docs/operations.md "$stage/usr/share/doc/pacs-edge/operations.md"
 
   # Installation integrity manifest, made now over what the package installs under /usr/lib/pacs-edge.
   node dist/src/cli/main.js manifest --root "$lib" >/dev/null

@@ -2,7 +2,7 @@ import { codeInfo } from '../error-codes.js';
 import { PacsEdgeError } from '../errors.js';
 
 /**
- * Exit codes of every `pacs-edge` command, documented in README ("Exit codes") and used by the
+ * Exit codes of every `pacs-edge` command, documented in docs/operations.md ("Exit codes") and used by the
  * systemd unit (`RestartPreventExitStatus=`): a restart cannot fix a wrong key or a tampered
  * installation, so the unit stays down and says why instead of looping.
  */

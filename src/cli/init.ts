@@ -66,7 +66,7 @@ export function initCommand(option: (name: string) => string | undefined): numbe
     ...(option('--mqtt-url') ? { health: { mqtt: { url: option('--mqtt-url') } } } : {}),
   };
   const text =
-    `# Written by \`pacs-edge init\` on ${new Date().toISOString()}. Every key: README.md, "Configuration reference";\n` +
+    `# Written by \`pacs-edge init\` on ${new Date().toISOString()}. Every key: docs/configuration.md (/usr/share/doc/pacs-edge/configuration.md on a device);\n` +
     `# check it after an edit with: pacs-edge check-config --config ${out}\n` +
     stringify(doc);
   // Validated (with the profile it extends) before it replaces anything.

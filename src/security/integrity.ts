@@ -27,7 +27,7 @@ import { writeDurableSync } from '../util/durable-write.js';
  */
 export const MANIFEST_PATH = 'dist/MANIFEST.sha256';
 
-/** Exit code of `run` when `security.integrity: enforce` refuses to start (README "Exit codes"). */
+/** Exit code of `run` when `security.integrity: enforce` refuses to start (docs/operations.md, "Exit codes"). */
 export const INTEGRITY_EXIT_CODE = 4;
 
 export type IntegrityMode = 'enforce' | 'warn' | 'off';

@@ -6,7 +6,7 @@ import type { ObjectInfo } from './spool.js';
  * `match` takes everything; with it, every condition given must hold, and a list holds when any
  * entry does (modality compared without case, calling AE titles as given, SOP Classes as UIDs).
  * An object no destination takes becomes an `unrouted` dead letter (LevelSpool), never silently
- * kept or dropped: docs/routing in README.md says why.
+ * kept or dropped: docs/forwarding.md ("Routing") says why.
  */
 export function matches(m: ForwardConfig['match'], info: Pick<ObjectInfo, 'callingAeTitle' | 'modality' | 'sopClassUid'>): boolean {
   if (!m) return true;

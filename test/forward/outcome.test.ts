@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Status } from '../../src/dicom/status.js';
 import { Backoff } from '../../src/forward/backoff.js';
 import { outcomeOfError, outcomeOfStatus } from '../../src/forward/outcome.js';
-import { AssociationError as ForwardError } from '../../src/errors.js';
-import { PacsEdgeError } from '../../src/errors.js';
+import { AssociationError as ForwardError, PacsEdgeError } from '../../src/errors.js';
 
 describe('forward outcome: what a destination answer means for the object', () => {
   it('success and warnings are delivered (warnings flagged)', () => {
@@ -31,7 +30,9 @@ describe('forward outcome: what a destination answer means for the object', () =
   it('errors: retryable ones are retried, the others dead-lettered', () => {
     expect(outcomeOfError(new ForwardError('CONNECT_FAILED', 'refused', { retryable: true })).kind).toBe('retry');
     expect(outcomeOfError(new ForwardError('ASSOCIATION_REJECTED', 'permanent', { retryable: false })).kind).toBe('dead-letter');
-    expect(outcomeOfError(new PacsEdgeError('SPOOL_CORRUPT', 'bad sha'))).toEqual({ kind: 'dead-letter', reason: 'corrupt: bad sha' });
+    // A damaged spool copy is flagged as such (an alarm), not told apart by the text of its reason.
+    expect(outcomeOfError(new PacsEdgeError('SPOOL_CORRUPT', 'bad sha'))).toEqual({ kind: 'dead-letter', reason: 'corrupt: bad sha', corrupt: true });
+    expect(outcomeOfError(new PacsEdgeError('HASH_FAILED', 'corrupt: looks like it'))).not.toHaveProperty('corrupt');
     expect(outcomeOfError(new Error('something odd')).kind).toBe('retry');
   });
 });

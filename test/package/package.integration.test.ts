@@ -107,7 +107,7 @@ describe.skipIf(skipSuite('the package test', missing))('the Debian package (mak
       expect(contents).toContain('./usr/share/doc/pacs-edge/THIRD-PARTY-NOTICES.gz');
       expect(contents).toContain('./usr/share/pacs-edge/profiles/arm64-4c-2g.yaml');
       // Production dependencies only, and only this architecture's native binding.
-      for (const dev of ['typescript', 'vitest', 'ajv-formats', '@types/node']) expect(contents, `${dev} is not shipped`).not.toContain(`/node_modules/${dev}/package.json`);
+      for (const dev of ['typescript', 'vitest', 'ajv-formats', '@types/node', 'dcmjs', 'dcmjs-dimse', 'dicom-parser']) expect(contents, `${dev} is not shipped`).not.toContain(`/node_modules/${dev}/package.json`);
       const natives = contents.split('\n').filter((l) => l.endsWith('.node')).map((l) => l.split(' ').pop());
       expect(natives).toEqual([`./usr/lib/pacs-edge/node_modules/classic-level/prebuilds/linux-${a === 'amd64' ? 'x64' : 'arm64'}/classic-level${a === 'amd64' ? '' : '.armv8'}.node`]);
       expect(contents.split('\n').every((l) => !l || / root\/root /.test(l)), 'every file root:root').toBe(true);

@@ -160,10 +160,13 @@ export class Acceptor {
       this.ul.abort();
       return;
     }
-    void this.user.onReleaseRequest().then(() => {
-      // The connection may have gone while the last responses were prepared.
-      if (this.ul.state === 'Sta8' || this.ul.state === 'Sta12') this.ul.releaseResponse();
-    });
+    this.user.onReleaseRequest().then(
+      () => {
+        // The connection may have gone while the last responses were prepared.
+        if (this.ul.state === 'Sta8' || this.ul.state === 'Sta12') this.ul.releaseResponse();
+      },
+      () => this.ul.abort(),
+    );
   }
 
   private rearm(): void {

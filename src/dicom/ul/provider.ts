@@ -268,6 +268,20 @@ export class UpperLayer implements PduHandler {
     else this.close();
   }
 
+  /**
+   * A-ABORT, then close the connection once the A-ABORT is with the kernel, without waiting for
+   * the peer to close it (ARTIM): for a requestor whose peer has stopped answering, which would
+   * not close it either.
+   */
+  abortAndClose(): void {
+    this.abort();
+    const s = this.socket;
+    if (!s || s.destroyed) return;
+    this.reading = false;
+    this.artim.stop();
+    s.end(() => s.destroy());
+  }
+
   /** Drop the transport connection, whatever the state (shutdown, or a peer that will not close). */
   close(): void {
     this.reading = false;

@@ -305,9 +305,12 @@ export class Requestor {
     }
   }
 
-  /** A-ABORT: the peer learns that what it received of the current request is void. */
+  /**
+   * A-ABORT: the peer learns that what it received of the current request is void; the
+   * connection closes as soon as the A-ABORT is sent (the peer may be the reason we abort).
+   */
   abort(): void {
-    this.ul.abort();
+    this.ul.abortAndClose();
   }
 
   // ---- establishment ---------------------------------------------------------------------
