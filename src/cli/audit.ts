@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
+import { Code } from '../errors.js';
 import type { GatewayConfig } from '../config/types.js';
 import { actAsStateOwner } from '../security/state-owner.js';
 import { controlGet } from '../health/control-server.js';
@@ -103,7 +104,7 @@ export async function recordOffline(config: GatewayConfig, key: DeviceKey, event
         source: { deviceId: config.device.id, aeTitle: config.receive.aeTitle, host: config.receive.host, pid: process.pid },
       });
     } catch (err) {
-      if ((err as { code?: string }).code !== 'AUDIT_LOCKED') return `not recorded: ${(err as Error).message}`;
+      if ((err as { code?: string }).code !== Code.AUDIT_LOCKED) return `not recorded: ${(err as Error).message}`;
       if (waited < 3000 && !(await gatewayAnswers(config))) {
         await new Promise((r) => setTimeout(r, 200));
         continue;

@@ -21,7 +21,7 @@ const enum State {
 }
 
 /**
- * Incremental PDU framing for an association acceptor.
+ * Incremental PDU framing, for both sides of an association (src/dicom/ul/provider.ts).
  *
  * P-DATA-TF is streamed: each PDV's value bytes go to the handler as they arrive, so an object
  * of any size passes through in socket-sized slices (memory does not grow with PDU or object

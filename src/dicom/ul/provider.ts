@@ -230,23 +230,24 @@ export class UpperLayer implements PduHandler {
   }
 
   /**
-   * Evt9 for one PDV of a streamed data set: resolves once the bytes are with the kernel, so the
-   * caller may reuse `data` and sending keeps pace with the network.
+   * Evt9 for one PDV of a streamed data set; `done` is called once the bytes are with the kernel,
+   * so the caller may reuse `data` and sending keeps pace with the network.
+   *
+   * The hot path of forwarding (one call per PDV): the table is consulted as for every event, but
+   * DT-1 and AR-7 leave the state as it is, so no event input is built. Header and value go out
+   * in one write (corked).
+   * @throws PrimitiveNotAllowed when the state allows no P-DATA
    */
-  sendPdv(contextId: number, control: number, data: Buffer): Promise<void> {
-    return new Promise((resolve, reject) => {
-      try {
-        this.fire('Evt9', {
-          local: () => {
-            const s = this.socket!;
-            s.write(encodePDataHeader(contextId, control, data.length));
-            s.write(data, (err) => (err ? reject(err) : resolve()));
-          },
-        });
-      } catch (err) {
-        reject(err);
-      }
-    });
+  sendPdv(contextId: number, control: number, data: Buffer, done: (err?: Error | null) => void): void {
+    const from = this.current;
+    const action = transition(from, 'Evt9');
+    if (action === undefined) throw new PrimitiveNotAllowed('Evt9', from);
+    const s = this.socket!;
+    s.cork();
+    s.write(encodePDataHeader(contextId, control, data.length));
+    s.write(data, done);
+    s.uncork();
+    this.opts.onTransition?.({ from, event: 'Evt9', action, to: from });
   }
 
   /** Evt11: ask to release (AR-1). */

@@ -158,16 +158,19 @@ export class Requestor {
         this.ul.close();
         reject(new AssociationError('SEND_TIMEOUT', `peer did not read for ${this.opts.dimseTimeoutMs} ms`, { retryable: true }));
       }, this.opts.dimseTimeoutMs);
-      this.ul.sendPdv(ctxId, pdvControl(isCommand, last), data).then(
-        () => {
+      const failed = (err: Error) => {
+        clearTimeout(t);
+        reject(new AssociationError('CONNECTION_LOST', `connection lost while sending: ${err.message}`, { retryable: true, cause: err }));
+      };
+      try {
+        this.ul.sendPdv(ctxId, pdvControl(isCommand, last), data, (err) => {
+          if (err) return failed(err);
           clearTimeout(t);
           resolve();
-        },
-        (err: Error) => {
-          clearTimeout(t);
-          reject(new AssociationError('CONNECTION_LOST', `connection lost while sending: ${err.message}`, { retryable: true, cause: err }));
-        },
-      );
+        });
+      } catch (err) {
+        failed(err as Error);
+      }
     });
   }
 
