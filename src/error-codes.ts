@@ -68,6 +68,7 @@ export const ERROR_CODES = {
   DATASET_TOO_LARGE: { meaning: 'a data set held in memory beyond its bound (Storage Commitment)', retryable: false, abort: 'InvalidPduParameterValue' },
   DATASET_TRUNCATED: { meaning: 'a data set that ends inside an element', retryable: false, status: 'CannotUnderstandTruncated' },
   DATASET_MALFORMED: { meaning: 'a data set that does not parse', retryable: false, status: 'CannotUnderstandMalformed' },
+  DATASET_TOO_DEEP: { meaning: 'sequences nested deeper than any real object (MAX_NESTING in src/dicom/dataset-walker.ts)', retryable: false, status: 'CannotUnderstandTooDeep' },
   CODEC_FAILED: { meaning: 'a compressed frame that does not decode, or an image the codec cannot encode', retryable: false },
 
   // ---- an association we requested -----------------------------------------------------

@@ -48,10 +48,24 @@ const CAPTURE = new Map<number, keyof DatasetIdentity>([
 ]);
 const MAX_CAPTURE = 256;
 
+/**
+ * Deepest nesting of sequences and items accepted (a sequence and its item are two levels).
+ * Real objects stay far below (structured reports nest content items a few dozen levels at
+ * most); a data set made of nothing but nested sequences is an attack on the receiver, refused
+ * with its own status instead of being walked.
+ */
+export const MAX_NESTING = 256;
+
 interface Frame {
   kind: 'sequence' | 'item' | 'fragments';
   /** Absolute end offset for a defined length, undefined for delimited. */
   end: number | undefined;
+  /**
+   * The end of the nearest defined-length frame at or above this one (undefined when none):
+   * what every element inside must fit in, kept per frame so that checking it costs the same at
+   * any depth (no walk up the stack per element).
+   */
+  limit: number | undefined;
   /** Children are Implicit VR LE (inside an undefined-length UN). @see PS3.5 §6.2.2 note */
   implicit: boolean;
 }
@@ -137,8 +151,12 @@ export class DatasetWalker {
     this.le = this.implicit ? true : this.encoding.littleEndian;
   }
 
-  private push(frame: Frame): void {
-    this.stack.push(frame);
+  private push(frame: Omit<Frame, 'limit'>): void {
+    if (this.stack.length >= MAX_NESTING) {
+      throw new DicomParseError('DATASET_TOO_DEEP', `sequences nested more than ${MAX_NESTING} levels deep at byte ${this.pos}`, { offset: this.pos });
+    }
+    const parent = this.stack[this.stack.length - 1];
+    this.stack.push({ ...frame, limit: frame.end ?? parent?.limit });
     this.modeChanged();
   }
 
@@ -170,7 +188,7 @@ export class DatasetWalker {
     this.elementCount++;
     // The header itself must lie inside its nearest defined-length parent (checkFits only covers
     // values, and is skipped for undefined lengths and delimiters).
-    const parentEnd = this.stack.findLast((f) => f.end !== undefined)?.end;
+    const parentEnd = top?.limit;
     if (parentEnd !== undefined && this.pos > parentEnd) fail('header runs past its enclosing item or sequence');
 
     if (tag >>> 16 === 0xfffe) {
@@ -234,13 +252,8 @@ export class DatasetWalker {
 
   private checkFits(length: number, fail: (m: string) => never): void {
     if (length === UNDEFINED) return;
-    for (let i = this.stack.length - 1; i >= 0; i--) {
-      const end = this.stack[i]!.end;
-      if (end !== undefined) {
-        if (this.pos + length > end) fail(`length ${length} runs past its enclosing item or sequence`);
-        return;
-      }
-    }
+    const end = this.stack[this.stack.length - 1]?.limit;
+    if (end !== undefined && this.pos + length > end) fail(`length ${length} runs past its enclosing item or sequence`);
   }
 
   private beginValue(length: number, key: keyof DatasetIdentity | undefined, fail: (m: string) => never): void {

@@ -54,6 +54,7 @@ const table = {
   CannotUnderstandMalformed: { code: 0xc002, name: 'Error: Cannot understand - data set malformed', category: 'failure', source: 'gateway' },
   CannotUnderstandInstanceMismatch: { code: 0xc003, name: 'Error: Cannot understand - SOP Instance UID differs from command', category: 'failure', source: 'gateway' },
   CannotUnderstandMissingIdentity: { code: 0xc004, name: 'Error: Cannot understand - SOP Class/Instance UID missing', category: 'failure', source: 'gateway' },
+  CannotUnderstandTooDeep: { code: 0xc005, name: 'Error: Cannot understand - sequences nested too deep', category: 'failure', source: 'gateway' },
   Cancel: { code: 0xfe00, name: 'Cancel', category: 'cancel', source: 'PS3.7' },
   Pending: { code: 0xff00, name: 'Pending', category: 'pending', source: 'PS3.7' },
   PendingWithWarnings: { code: 0xff01, name: 'Pending: with warnings', category: 'pending', source: 'PS3.7' },

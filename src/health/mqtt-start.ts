@@ -134,7 +134,7 @@ export function startMqttHealth(
   deps.alertSinks?.push((a) => mqtt.event({ type: 'object-corrupt', destination: a.destination, sopInstanceUid: a.sopInstanceUid }));
   deps.studyEvents?.onEvent((e) => mqtt.event(e));
   deps.onBlocked?.((b) => mqtt.event({ type: 'address-blocked', address: b.address, rejections: b.rejections, blockedUntil: new Date(b.until).toISOString() }));
-  deps.stats.onRejected((r) => mqtt.event({ type: 'association-rejected', callingAeTitle: r.callingAeTitle, calledAeTitle: r.calledAeTitle, address: r.address, reason: r.why }));
+  deps.stats.onRejected((r) => mqtt.event({ type: 'association-rejected', callingAeTitle: r.callingAeTitle, calledAeTitle: r.calledAeTitle, address: r.address, code: r.code, reason: r.why }));
   mqtt.start();
   const r = deps.recovery;
   mqtt.event({ type: 'recovery', recovered: r.recovered, lost: r.lost.length, unreadable: r.unreadable.length, discardedPartials: r.discardedPartials, danglingQueueEntries: r.danglingQueueEntries });

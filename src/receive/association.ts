@@ -9,6 +9,7 @@ import type { AbortInfo } from '../dicom/ul/provider.js';
 import type { Logger } from '../log.js';
 import type { Spool } from '../spool/spool.js';
 import { type CommitmentServices, DimseService } from './dimse-service.js';
+import { peerText } from '../util/peer-text.js';
 import { negotiate, normalizeAddress } from './negotiation.js';
 import type { ReceiveStats, RejectedAssociation } from './stats.js';
 
@@ -85,16 +86,17 @@ export class Association {
 
   private onAssociateRequest(rq: AssociateRq): AssociateAnswer {
     const base = { assoc: this.o.id, remote: this.remote, callingAe: rq.callingAeTitle, calledAe: rq.calledAeTitle };
-    const who = { callingAeTitle: rq.callingAeTitle, calledAeTitle: rq.calledAeTitle, address: this.remote };
+    // What a refusal tells statistics, the audit trail and MQTT about the peer: bounded, printable.
+    const who = { callingAeTitle: peerText(rq.callingAeTitle, 16), calledAeTitle: peerText(rq.calledAeTitle, 16), address: peerText(this.remote) };
     const decision = negotiate(rq, this.o.config, this.remote, this.o.commitment?.peers ?? []);
     if (decision.kind === 'reject') {
-      this.log.warn({ ...base, result: decision.result, source: decision.source, reason: decision.reason }, `association rejected: ${decision.why}`);
-      return this.reject(decision, { ...who, why: decision.why });
+      this.log.warn({ ...base, result: decision.result, source: decision.source, reason: decision.reason, code: decision.code }, `association rejected: ${decision.why}`);
+      return this.reject(decision, { ...who, code: decision.code, why: decision.why });
     }
     if (!this.o.admitted) {
       this.log.warn({ ...base, maxAssociations: this.o.config.maxAssociations }, 'association rejected (transient): receive.maxAssociations reached');
       const busy = { result: Reject.Result.Transient, source: Reject.Source.ServiceProviderPresentation, reason: Reject.PresentationReason.LocalLimitExceeded };
-      return this.reject(busy, { ...who, why: 'receive.maxAssociations reached', transient: true });
+      return this.reject(busy, { ...who, code: 'max-associations', why: 'receive.maxAssociations reached', transient: true });
     }
     this.callingAe = rq.callingAeTitle;
     this.service = new DimseService(this.acceptor, {

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { peerText } from '../util/peer-text.js';
 import type { CallerConfig, GatewayConfig } from '../config/types.js';
 import { isKnownStorageSopClass, VERIFICATION_SOP_CLASS } from '../dicom/sop-classes.js';
 import { transferSyntax, TS } from '../dicom/transfer-syntaxes.js';
@@ -22,8 +23,15 @@ export interface AcceptedContext {
   readonly transferSyntax: string;
 }
 
+/**
+ * Why an association was refused, as a fixed code: what statistics, metrics and MQTT count by
+ * (a bounded set, whatever peers send). `why` says it in words, with the peer's values made safe
+ * ({@link peerText}).
+ */
+export type RejectCode = 'protocol-version' | 'application-context' | 'called-ae' | 'calling-ae' | 'max-associations';
+
 export type Decision =
-  | { kind: 'reject'; result: number; source: number; reason: number; why: string }
+  | { kind: 'reject'; result: number; source: number; reason: number; code: RejectCode; why: string }
   | { kind: 'accept'; decisions: ContextDecision[]; accepted: Map<number, AcceptedContext>; roles: Map<string, RoleSelection> };
 
 type ReceivePolicy = Pick<GatewayConfig['receive'], 'aeTitle' | 'callers' | 'unknownSopClasses' | 'transferSyntaxes'> & {
@@ -47,18 +55,18 @@ const VERIFICATION_SYNTAXES = new Set<string>([TS.ImplicitVRLittleEndian, TS.Exp
 
 export function negotiate(rq: AssociateRq, policy: ReceivePolicy, remoteAddress: string, commitPeers: readonly CommitPeer[] = []): Decision {
   if ((rq.protocolVersion & 0x0001) === 0) {
-    return reject(Reject.Result.Permanent, Reject.Source.ServiceProviderAcse, Reject.AcseReason.ProtocolVersionNotSupported, `protocol version 0x${rq.protocolVersion.toString(16)} not supported`);
+    return reject(Reject.Result.Permanent, Reject.Source.ServiceProviderAcse, Reject.AcseReason.ProtocolVersionNotSupported, 'protocol-version', `protocol version 0x${rq.protocolVersion.toString(16)} not supported`);
   }
   if (rq.applicationContext !== APPLICATION_CONTEXT_NAME) {
-    return reject(Reject.Result.Permanent, Reject.Source.ServiceUser, Reject.UserReason.ApplicationContextNameNotSupported, `application context "${rq.applicationContext}" not supported`);
+    return reject(Reject.Result.Permanent, Reject.Source.ServiceUser, Reject.UserReason.ApplicationContextNameNotSupported, 'application-context', `application context "${peerText(rq.applicationContext ?? '')}" not supported`);
   }
   if (rq.calledAeTitle !== policy.aeTitle) {
-    return reject(Reject.Result.Permanent, Reject.Source.ServiceUser, Reject.UserReason.CalledAeNotRecognized, `called AE title "${rq.calledAeTitle}" is not "${policy.aeTitle}"`);
+    return reject(Reject.Result.Permanent, Reject.Source.ServiceUser, Reject.UserReason.CalledAeNotRecognized, 'called-ae', `called AE title "${peerText(rq.calledAeTitle)}" is not "${policy.aeTitle}"`);
   }
   const caller = callerAllowed(policy.callers, rq.callingAeTitle, remoteAddress);
   const commitPeer = commitPeers.some((p) => p.aeTitle === rq.callingAeTitle && (isIP(p.host) === 0 || normalizeAddress(p.host) === normalizeAddress(remoteAddress)));
   if (!caller && !commitPeer) {
-    return reject(Reject.Result.Permanent, Reject.Source.ServiceUser, Reject.UserReason.CallingAeNotRecognized, `calling AE title "${rq.callingAeTitle}" from ${remoteAddress} is not in receive.callers`);
+    return reject(Reject.Result.Permanent, Reject.Source.ServiceUser, Reject.UserReason.CallingAeNotRecognized, 'calling-ae', `calling AE title "${peerText(rq.callingAeTitle)}" from ${peerText(remoteAddress)} is not in receive.callers`);
   }
 
   const decisions: ContextDecision[] = [];
@@ -107,6 +115,6 @@ function callerAllowed(callers: readonly CallerConfig[], callingAe: string, remo
   return callers.some((c) => (c.aeTitle === '*' || c.aeTitle === callingAe) && (c.host === undefined || normalizeAddress(c.host) === addr));
 }
 
-function reject(result: number, source: number, reason: number, why: string): Decision {
-  return { kind: 'reject', result, source, reason, why };
+function reject(result: number, source: number, reason: number, code: RejectCode, why: string): Decision {
+  return { kind: 'reject', result, source, reason, code, why };
 }

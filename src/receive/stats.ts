@@ -1,10 +1,14 @@
 import { hex4 } from '../dicom/status.js';
+import type { RejectCode } from './negotiation.js';
 
 /** A refused association: AE titles and address (never patient data) and why. */
 export interface RejectedAssociation {
   callingAeTitle: string;
   calledAeTitle: string;
   address: string;
+  /** The fixed reason: what refusals are counted by. */
+  code: RejectCode;
+  /** In words, peer values made safe and bounded (src/util/peer-text.ts). */
   why: string;
   /** A transient refusal (the gateway is busy): not the caller's fault, never counted against it. */
   transient?: boolean | undefined;
@@ -38,7 +42,7 @@ export class ReceiveStats {
   associationClosed(): void {
     this.activeAssociations--;
   }
-  /** Rejections by reason ("calling AE title not recognized", …), for health reporting. */
+  /** Rejections by reason code (`calling-ae`, `max-associations`, …), for health reporting: a bounded set. */
   readonly rejectedByReason: Record<string, number> = {};
   private readonly rejectListeners: ((r: RejectedAssociation) => void)[] = [];
 
@@ -49,10 +53,10 @@ export class ReceiveStats {
 
   associationRejected(r: RejectedAssociation): void {
     this.associationsRejected++;
-    this.rejectedByReason[r.why] = (this.rejectedByReason[r.why] ?? 0) + 1;
-    const e = this.refused.get(r.why);
+    this.rejectedByReason[r.code] = (this.rejectedByReason[r.code] ?? 0) + 1;
+    const e = this.refused.get(r.code);
     if (e || this.refused.size < MAX_TRACKED) {
-      this.refused.set(r.why, { count: (e?.count ?? 0) + 1, lastCallingAeTitle: r.callingAeTitle.slice(0, 16), lastAddress: r.address.slice(0, 64), lastAt: Date.now() });
+      this.refused.set(r.code, { count: (e?.count ?? 0) + 1, lastCallingAeTitle: r.callingAeTitle.slice(0, 16), lastAddress: r.address.slice(0, 64), lastAt: Date.now() });
     }
     for (const fn of this.rejectListeners) fn(r);
   }

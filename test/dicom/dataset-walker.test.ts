@@ -1,6 +1,6 @@
 import { deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { type DatasetIdentity, DatasetWalker } from '../../src/dicom/dataset-walker.js';
+import { type DatasetIdentity, DatasetWalker, MAX_NESTING } from '../../src/dicom/dataset-walker.js';
 import { transferSyntax, TS } from '../../src/dicom/transfer-syntaxes.js';
 import { DicomParseError } from '../../src/errors.js';
 import { createDatasetCheck } from '../../src/receive/dataset-check.js';
@@ -741,5 +741,39 @@ describe('createDatasetCheck', () => {
 
   it('Deflated: an empty stream rejects', async () => {
     await rejection(check(TS.DeflatedExplicitVRLittleEndian, []));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Nesting depth
+// ---------------------------------------------------------------------------------------------
+
+describe('nesting depth (a data set of nothing but nested sequences is refused, not walked)', () => {
+  /** `pairs` undefined-length sequences, each with one undefined-length item, around `leaf`. */
+  const nested = (pairs: number, leaf: Buffer) => {
+    const open = Buffer.concat([exHeader(0x0040a730, 'SQ', UNDEF), imHeader(ITEM, UNDEF)]);
+    const close = Buffer.concat([itemDelim(), seqDelim()]);
+    return Buffer.concat([prefix(), ...Array<Buffer>(pairs).fill(open), leaf, ...Array<Buffer>(pairs).fill(close)]);
+  };
+  const leaf = exValue(0x0040a040, 'CS', 'TEXT');
+
+  it(`accepts ${MAX_NESTING} levels (a sequence and its item are two) and refuses one more with DATASET_TOO_DEEP`, () => {
+    const ok = run(ExplicitLE, [nested(MAX_NESTING / 2, leaf)]);
+    expect(ok.ok).toBe(true);
+    const deep = run(ExplicitLE, [nested(MAX_NESTING / 2 + 1, leaf)]);
+    expect(deep).toMatchObject({ ok: false, code: 'DATASET_TOO_DEEP', phase: 'write' });
+  });
+
+  it('checks every element at the deepest level against its defined-length parent (the check does not walk the stack)', () => {
+    // 20 000 elements at depth 250 inside a defined-length item near the top: all fit, and one
+    // element that runs past that item is still caught from the bottom of the nesting.
+    const many = Buffer.concat(Array<Buffer>(20_000).fill(leaf));
+    const inner = nested(125, many).subarray(prefix().length);
+    const item = Buffer.concat([imHeader(ITEM, inner.length), inner]);
+    const outer = Buffer.concat([prefix(), exHeader(0x0040a730, 'SQ', item.length), item]);
+    expect(run(ExplicitLE, [outer]).ok).toBe(true);
+    const tooLong = Buffer.concat([imHeader(ITEM, inner.length - 1), inner]);
+    const bad = Buffer.concat([prefix(), exHeader(0x0040a730, 'SQ', tooLong.length), tooLong]);
+    expect(run(ExplicitLE, [bad])).toMatchObject({ ok: false, code: 'DATASET_MALFORMED' });
   });
 });

@@ -1,4 +1,5 @@
 import { encodeCommand } from '../../src/dicom/command.js';
+import { MAX_NESTING } from '../../src/dicom/dataset-walker.js';
 import { Tag } from '../../src/dicom/tags.js';
 import { CT_IMAGE_STORAGE, ctElements, type El, encodeDataset, type Encoding, ExplicitLE, ImplicitLE, TS_UID } from './dicom-builder.js';
 import { associateRqBody, pdu, pduItem, pdv, pDataPdu } from './pdu-builder.js';
@@ -699,11 +700,17 @@ function buildDimseCase(kind: DimseKind, rng: Rng, uid: string): DimsePlan {
       const depth = rng.pick([rng.int(100, 999), rng.int(1000, 3000)]);
       // Defined-length sequences only in Explicit VR: in Implicit VR the gateway's check has no
       // data dictionary, so a defined-length SQ is an opaque value to it (a documented limit).
-      const m = explicit ? rng.int(0, 2) : rng.int(0, 1);
+      const m = explicit ? rng.int(0, 3) : rng.pick([0, 1, 3]);
       const l = good();
       let nest: Buffer;
       let what: string;
-      if (m === 0) {
+      if (m === 3) {
+        // Well formed, only too deep: undefined lengths all the way down and back up, tens of
+        // thousands of levels (refused with 0xC005, src/dicom/dataset-walker.ts MAX_NESTING).
+        const levels = rng.int(MAX_NESTING / 2 + 1, 20_000);
+        nest = deepNest(levels, enc, { definedLengths: false }).bytes;
+        what = `${levels} deep, well formed`;
+      } else if (m === 0) {
         // Undefined lengths all the way down, the last few delimiters missing.
         const n = deepNest(depth, enc, { definedLengths: false });
         const missing = rng.int(1, Math.min(2 * depth, 50));

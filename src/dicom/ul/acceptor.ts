@@ -8,6 +8,8 @@ import { Timer } from './timer.js';
 
 /** Largest command set accepted (they are a few hundred bytes in practice). */
 const MAX_COMMAND_BYTES = 64 * 1024;
+/** How long the peer has to close after our A-ABORT before we close (it holds a receive slot meanwhile). */
+const ABORT_LINGER_SECONDS = 2;
 /** Non-P-DATA PDUs (an A-ASSOCIATE-RQ with many contexts is the largest). */
 const MAX_CONTROL_PDU = 1024 * 1024;
 
@@ -71,6 +73,7 @@ export class Acceptor {
       {
         role: 'acceptor',
         artimSeconds: opts.artimSeconds,
+        abortArtimSeconds: Math.min(ABORT_LINGER_SECONDS, opts.artimSeconds),
         // Room for a peer that ignores our maximum by a little; beyond that it is an attack.
         maxPDataLength: Math.max(opts.maxPduLength, 1024 * 1024) * 2,
         maxControlPduLength: MAX_CONTROL_PDU,

@@ -58,6 +58,12 @@ export interface UpperLayerOptions {
   readonly role: 'acceptor' | 'requestor';
   /** ARTIM timer (PS3.8 §9.1.5): awaiting an A-ASSOCIATE-RQ, and awaiting the close in Sta13. */
   readonly artimSeconds: number;
+  /**
+   * ARTIM after we sent an A-ABORT (AA-1, AA-8): PS3.8 leaves the value to the implementation.
+   * A peer that was aborted for silence or garbage is not likely to close promptly, and its
+   * connection counts against the association limit: the acceptor waits less than a full ARTIM.
+   */
+  readonly abortArtimSeconds?: number | undefined;
   /** Largest P-DATA-TF accepted: our advertised maximum, with room for a peer that ignores it. */
   readonly maxPDataLength: number;
   /** Largest other PDU accepted (an A-ASSOCIATE-RQ with many contexts is the largest). */

@@ -376,7 +376,7 @@ export class UpperLayer implements PduHandler {
       case 'AA-1': {
         this.reading = event === 'Evt15' && this.reading;
         this.sendAbort(Abort.Source.ServiceUser, Abort.Reason.NotSpecified);
-        this.artim.start(this.opts.artimSeconds);
+        this.artim.start(this.opts.abortArtimSeconds ?? this.opts.artimSeconds);
         const info: AbortInfo =
           event === 'Evt15'
             ? { kind: 'local', source: Abort.Source.ServiceUser, reason: Abort.Reason.NotSpecified, ...(input.error ? { error: input.error } : {}) }
@@ -405,7 +405,7 @@ export class UpperLayer implements PduHandler {
         this.reading = false;
         const reason = abortReason(event, input.error);
         this.sendAbort(Abort.Source.ServiceProvider, reason);
-        this.artim.start(this.opts.artimSeconds);
+        this.artim.start(this.opts.abortArtimSeconds ?? this.opts.artimSeconds);
         const info: AbortInfo = { kind: 'protocol', source: Abort.Source.ServiceProvider, reason, error: input.error ?? outOfPlace(event, from) };
         return { to: next, indicate: () => this.user.onAbort?.(info) };
       }

@@ -262,3 +262,28 @@ describe('negotiation: Storage Commitment Push Model', () => {
     expect(wrongHost.kind).toBe('reject');
   });
 });
+
+describe('refusals say why with bounded, printable peer values, counted by a fixed code', () => {
+  const rejected = (d: Decision) => (d.kind === 'reject' ? d : expect.fail('expected a rejection'));
+
+  it('a 64 KiB application context name becomes a short reason; control bytes are escaped', () => {
+    const d = rejected(decide({ applicationContext: `1.2.${'9'.repeat(65_000)}` }));
+    expect(d.code).toBe('application-context');
+    expect(d.why.length).toBeLessThan(200);
+    expect(d.why).toMatch(/…\(65004 characters\)/);
+    const ae = rejected(decide({ callingAe: 'EV\nIL"\u0007' }));
+    expect(ae.code).toBe('calling-ae');
+    expect(ae.why).toContain('EV\\x0aIL\\x22\\x07');
+    expect(ae.why).not.toMatch(/[\n\u0007]/);
+  });
+
+  it('statistics count refusals by code: a thousand different callers make one entry', async () => {
+    const { ReceiveStats } = await import('../../../src/receive/stats.js');
+    const stats = new ReceiveStats();
+    for (let i = 0; i < 1000; i++) {
+      const d = rejected(decide({ callingAe: `INTRUDER${i}` }));
+      stats.associationRejected({ callingAeTitle: `INTRUDER${i}`, calledAeTitle: 'PACS_EDGE', address: '10.9.9.9', code: d.code, why: d.why });
+    }
+    expect(stats.rejectedByReason).toEqual({ 'calling-ae': 1000 });
+  });
+});
