@@ -19,6 +19,8 @@ export interface JobRequest {
   verify: boolean;
   /** Also require that decoding the result gives back the received data set byte for byte (compression at rest). */
   exact?: boolean | undefined;
+  /** The most a deflated data set may inflate to (compress.maxObjectBytes). */
+  maxBytes?: number | undefined;
 }
 
 export type JobReply =

@@ -1,3 +1,4 @@
+import { codecFailed } from './codec-error.js';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { CharLSModule } from '@cornerstonejs/codec-charls/wasmjs';
 import type { OpenJPHModule } from '@cornerstonejs/codec-openjph';
@@ -38,6 +39,8 @@ export const DECODABLE: ReadonlySet<string> = new Set([TS.JPEGLSLossless, TS.RLE
 export interface Codecs {
   charls: () => CharLSModule;
   openjph: () => OpenJPHModule;
+  /** The most a deflated data set may inflate to (compress.maxObjectBytes); beyond it decoding fails. */
+  maxInflatedBytes?: number | undefined;
 }
 
 export type TranscodeResult =
@@ -111,7 +114,7 @@ export function encodeDataset(dataset: Buffer, target: Exclude<Compression, 'non
 /** Decode a data set stored in a lossless compressed syntax to Explicit VR Little Endian. */
 export function decodeDataset(dataset: Buffer, fromTs: string, codecs: Codecs): TranscodeResult {
   if (fromTs === TS.DeflatedExplicitVRLittleEndian) {
-    return { kind: 'done', dataset: inflateRawSync(dataset), transferSyntaxUid: TS.ExplicitVRLittleEndian, frames: 0 };
+    return { kind: 'done', dataset: inflateBounded(dataset, codecs.maxInflatedBytes), transferSyntaxUid: TS.ExplicitVRLittleEndian, frames: 0 };
   }
   if (!DECODABLE.has(fromTs)) return { kind: 'skip', reason: `no decoder for ${fromTs}` };
   const elements = topLevelElements(dataset);
@@ -206,4 +209,17 @@ function rebuild(dataset: Buffer, elements: readonly ElementPos[], img: ImagePix
   }
   parts.push(dataset.subarray(from));
   return Buffer.concat(parts);
+}
+
+/**
+ * Inflate a deflated data set, at most `max` bytes of it: a deflate bomb fails here (and its
+ * object is dead-lettered with the reason) instead of exhausting the worker's memory.
+ */
+function inflateBounded(dataset: Buffer, max: number | undefined): Buffer {
+  try {
+    return inflateRawSync(dataset, max === undefined ? {} : { maxOutputLength: max });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw codecFailed(`deflated data set inflates to more than compress.maxObjectBytes=${max}`);
+    throw codecFailed(`deflated data set cannot be inflated: ${(err as Error).message}`);
+  }
 }

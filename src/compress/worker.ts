@@ -41,7 +41,7 @@ lowerPriority();
 
 let charls: CharLSModule | undefined;
 let openjph: OpenJPHModule | undefined;
-const codecs = {
+const baseCodecs = {
   charls: () => charls!,
   openjph: () => openjph!,
 };
@@ -53,6 +53,8 @@ async function load(): Promise<void> {
 }
 
 function run(req: JobRequest): JobReply {
+  // The size limit travels with each request (a deflated object inflates no further than it).
+  const codecs = req.maxBytes === undefined ? baseCodecs : { ...baseCodecs, maxInflatedBytes: req.maxBytes };
   let file: Buffer = readFileSync(req.path);
   if (isSealed(file)) {
     if (!seal) return { id: req.id, kind: 'corrupt', reason: 'spooled object is encrypted, but the codec worker has no key' };

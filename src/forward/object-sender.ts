@@ -101,6 +101,7 @@ export class ObjectSender {
         size,
         sha256: c.record.sha256,
         verify: codecs.verify,
+        maxBytes: codecs.maxObjectBytes,
       });
       const log = this.deps.log;
       if (conv.kind === 'corrupt') {

@@ -1,7 +1,7 @@
 import { createInflateRaw, type InflateRaw } from 'node:zlib';
 import { type DatasetIdentity, DatasetWalker } from '../dicom/dataset-walker.js';
 import type { TransferSyntaxInfo } from '../dicom/transfer-syntaxes.js';
-import { DicomParseError } from '../errors.js';
+import { Code, DicomParseError, PacsEdgeError } from '../errors.js';
 
 /**
  * Structural check of an incoming data set in its transfer syntax. For deflated syntaxes the
@@ -14,7 +14,12 @@ export interface DatasetCheck {
   end(): Promise<DatasetIdentity>;
 }
 
-export function createDatasetCheck(ts: TransferSyntaxInfo): DatasetCheck {
+/**
+ * @param opts.maxInflatedBytes for a deflated syntax: the most the data set may inflate to
+ *   (receive.maxObjectBytes). Beyond it the check fails and inflating stops, so a few kilobytes
+ *   that inflate to gigabytes (a deflate bomb) cost neither memory nor minutes of CPU.
+ */
+export function createDatasetCheck(ts: TransferSyntaxInfo, opts: { maxInflatedBytes?: number | undefined } = {}): DatasetCheck {
   const walker = new DatasetWalker({ explicitVr: ts.explicitVr, littleEndian: ts.littleEndian });
   if (!ts.deflated) {
     let error: unknown;
@@ -33,17 +38,31 @@ export function createDatasetCheck(ts: TransferSyntaxInfo): DatasetCheck {
       },
     };
   }
-  return new DeflatedCheck(walker);
+  return new DeflatedCheck(walker, opts.maxInflatedBytes ?? Number.MAX_SAFE_INTEGER);
 }
 
 class DeflatedCheck implements DatasetCheck {
   private readonly inflate: InflateRaw = createInflateRaw();
   private error: unknown;
   private readonly done: Promise<void>;
+  private settle: () => void = () => undefined;
 
-  constructor(private readonly walker: DatasetWalker) {
+  private inflated = 0;
+
+  constructor(
+    private readonly walker: DatasetWalker,
+    maxInflatedBytes: number,
+  ) {
     this.inflate.on('data', (b: Buffer) => {
       if (this.error) return;
+      this.inflated += b.length;
+      if (this.inflated > maxInflatedBytes) {
+        this.error = new PacsEdgeError(Code.DEFLATE_TOO_LARGE, `deflated data set inflates to more than receive.maxObjectBytes=${maxInflatedBytes}`);
+        // No more inflating: the rest of the stream is read and dropped by the caller.
+        this.inflate.destroy();
+        this.settle();
+        return;
+      }
       try {
         walker.write(b);
       } catch (e) {
@@ -51,7 +70,9 @@ class DeflatedCheck implements DatasetCheck {
       }
     });
     this.done = new Promise((resolve) => {
+      this.settle = resolve;
       this.inflate.on('end', resolve);
+      this.inflate.on('close', resolve);
       this.inflate.on('error', (e) => {
         this.error ??= new DicomParseError('DATASET_MALFORMED', `deflated data set cannot be inflated: ${e.message}`);
         resolve();
@@ -64,7 +85,7 @@ class DeflatedCheck implements DatasetCheck {
   }
 
   async end(): Promise<DatasetIdentity> {
-    this.inflate.end();
+    if (!this.inflate.destroyed) this.inflate.end();
     await this.done;
     if (this.error) throw this.error;
     return this.walker.end();

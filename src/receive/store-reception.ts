@@ -54,7 +54,7 @@ export class StoreReception {
       accessionKey?: Buffer | undefined;
     },
   ) {
-    this.check = createDatasetCheck(opts.ts);
+    this.check = createDatasetCheck(opts.ts, { maxInflatedBytes: opts.maxBytes });
     const header = buildPart10Header({
       sopClassUid: opts.sopClassUid,
       sopInstanceUid: opts.sopInstanceUid,
@@ -181,11 +181,9 @@ export function toOutcome(err: unknown): StoreOutcome {
     return { status: Status.OutOfResources.code, comment: 'spool out of space', error: err };
   }
   // A code with a status of its own in the error table is answered with it.
-  const mapped = err instanceof PacsEdgeError ? codeInfo(err.code).status : undefined;
-  if (err instanceof DicomParseError) {
-    const status = Status[(mapped ?? 'CannotUnderstandMalformed') as keyof typeof Status] ?? Status.CannotUnderstandMalformed;
-    return { status: status.code, comment: err.message.slice(0, 64), error: err };
-  }
+  const mapped = err instanceof PacsEdgeError ? Status[codeInfo(err.code).status as keyof typeof Status] : undefined;
+  if (mapped) return { status: mapped.code, comment: (err as Error).message.slice(0, 64), error: err };
+  if (err instanceof DicomParseError) return { status: Status.CannotUnderstandMalformed.code, comment: err.message.slice(0, 64), error: err };
   const code = err instanceof PacsEdgeError ? err.code : ((err as { code?: string })?.code ?? 'ERROR');
   return { status: Status.ProcessingFailure.code, comment: `internal error ${code}`.slice(0, 64), error: err };
 }

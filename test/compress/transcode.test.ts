@@ -1,3 +1,4 @@
+import { deflateRawSync } from 'node:zlib';
 import charlsFactory from '@cornerstonejs/codec-charls/wasmjs';
 import openjphFactory from '@cornerstonejs/codec-openjph';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -80,6 +81,10 @@ describe('transcode: encode then decode gives back every pixel and every other e
     expect(enc.dataset.length % 2).toBe(0); // PS3.5 §A.5: padded to even length
     const dec = decodeDataset(enc.dataset, TS.DeflatedExplicitVRLittleEndian, codecs);
     expect(dec.kind === 'done' && dec.dataset.equals(original)).toBe(true);
+    // A deflate bomb inflates no further than the limit: it fails (and is dead-lettered), the worker lives.
+    const bomb = deflateRawSync(Buffer.alloc(100_000_000));
+    expect(() => decodeDataset(bomb, TS.DeflatedExplicitVRLittleEndian, { ...codecs, maxInflatedBytes: original.length })).toThrow(/inflates to more than/);
+    expect(decodeDataset(enc.dataset, TS.DeflatedExplicitVRLittleEndian, { ...codecs, maxInflatedBytes: original.length })).toMatchObject({ kind: 'done' });
   });
 
   it('passes through what cannot be compressed losslessly, saying why', () => {

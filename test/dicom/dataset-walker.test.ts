@@ -712,6 +712,20 @@ describe('createDatasetCheck', () => {
     await expect(check(TS.DeflatedExplicitVRLittleEndian, chunks)).resolves.toEqual(expectedIdentity(els));
   });
 
+  it('Deflated: a bomb (200 MB of zeros in 200 KB) is refused once it inflates past the limit, and inflating stops', async () => {
+    // A valid start, then a 200 MB OB value of zeros: the walker itself would accept all of it.
+    const bomb = deflateRawSync(Buffer.concat([prefix(), exHeader(0x7fe00010, 'OB', 200_000_000), Buffer.alloc(200_000_000)]));
+    expect(bomb.length).toBeLessThan(300_000);
+    const c = createDatasetCheck(deflatedTs, { maxInflatedBytes: 4 * 1024 * 1024 });
+    for (let i = 0; i < bomb.length; i += 16_384) c.write(bomb.subarray(i, i + 16_384));
+    await expect(c.end()).rejects.toMatchObject({ code: 'DEFLATE_TOO_LARGE' });
+    // Under the limit the same shape is an ordinary object.
+    const small = Buffer.concat([explicit, exHeader(0x7fe10010, 'OB', 1000), Buffer.alloc(1000)]);
+    const ok = createDatasetCheck(deflatedTs, { maxInflatedBytes: small.length });
+    ok.write(deflateRawSync(small));
+    await expect(ok.end()).resolves.toMatchObject({ sopInstanceUid: INSTANCE });
+  });
+
   it('Deflated: garbage that is not a deflate stream rejects with DicomParseError', async () => {
     const garbage = Buffer.alloc(64, 0xff);
     const err = await rejection(check(TS.DeflatedExplicitVRLittleEndian, [garbage]));

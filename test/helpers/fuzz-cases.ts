@@ -255,7 +255,8 @@ export type PduKind =
   | 'pdata-before-association'
   | 'release-wrong-state'
   | 'random-bytes'
-  | 'rq-then-garbage';
+  | 'rq-then-garbage'
+  | 'long-strings';
 
 export type DimseKind =
   | 'command-missing-element'
@@ -281,6 +282,7 @@ export const PDU_KINDS: readonly PduKind[] = [
   'release-wrong-state',
   'random-bytes',
   'rq-then-garbage',
+  'long-strings',
 ];
 export const DIMSE_KINDS: readonly DimseKind[] = [
   'command-missing-element',
@@ -575,6 +577,19 @@ function buildPduCase(kind: PduKind, rng: Rng): PduPlan {
     case 'rq-then-garbage': {
       const g = rng.bytes(rng.int(1, 1024));
       return { associateFirst: false, chunks: split(rng, Buffer.concat([rq, g])), waits: false, what: `A-ASSOCIATE-RQ then ${g.length} random bytes` };
+    }
+    case 'long-strings': {
+      // Peer values the gateway repeats in its refusal (log, audit, MQTT, metrics): an application
+      // context name of up to 60 000 random bytes, or AE titles of control bytes and quotes.
+      if (rng.bool(0.5)) {
+        const len = rng.int(1_000, 60_000);
+        const name = rng.bytes(len).toString('latin1');
+        const body = associateRqBody({ calledAe: CALLED_AE, callingAe: CALLING_AE, contexts: CONTEXTS, maxPduLength: OUR_MAX_PDU, applicationContext: name });
+        return { associateFirst: false, chunks: split(rng, pdu(0x01, body)), waits: false, what: `application context name of ${len} random bytes` };
+      }
+      const ae = () => Buffer.from(Array.from({ length: 16 }, () => rng.pick([0x00, 0x07, 0x0a, 0x1b, 0x22, 0x5c, 0x7f, 0xff, rng.int(0x21, 0x7e)])));
+      const body = associateRqBody({ calledAe: rng.bool(0.5) ? ae() : CALLED_AE, callingAe: ae(), contexts: CONTEXTS, maxPduLength: OUR_MAX_PDU });
+      return { associateFirst: false, chunks: split(rng, pdu(0x01, body)), waits: false, what: 'AE titles of control bytes and quotes' };
     }
   }
 }

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { deflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_NESTING } from '../../src/dicom/dataset-walker.js';
 import { PduType } from '../../src/dicom/pdu.js';
@@ -18,8 +19,11 @@ describe('receive: hostile data sets', () => {
   const tmp = tempDir();
   let gw: GatewayProcess;
 
+  /** Small enough that a deflate bomb can be made in the test, large enough for any test object. */
+  const MAX_OBJECT = 64 * 1024 * 1024;
+
   beforeAll(async () => {
-    gw = await startGateway({ dir: tmp.dir });
+    gw = await startGateway({ dir: tmp.dir, receive: { maxObjectBytes: MAX_OBJECT } });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -70,5 +74,32 @@ describe('receive: hostile data sets', () => {
     expect((await storescu({ port: gw.port, files: study.map((s) => s.file) })).acked).toHaveLength(3);
     const s = (await controlGet(path.join(gw.spoolDir, 'control.sock'), '/status')) as { spool: { objects: number } };
     expect(s.spool.objects, 'the one within the limit and the study; nothing of the refused one').toBe(4);
+  });
+
+  it('refuses a deflate bomb (300 KB that inflate to 300 MB) with 0xA700 once it inflates past receive.maxObjectBytes, stores nothing of it', async () => {
+    const scu = await RawScu.connect(gw.port);
+    const before = ((await controlGet(path.join(gw.spoolDir, 'control.sock'), '/status')) as { spool: { objects: number } }).spool.objects;
+    try {
+      scu.write(associateRq({ contexts: [{ id: 1, abstractSyntax: CT_IMAGE_STORAGE, transferSyntaxes: [TS_UID.deflate] }] }));
+      expect((await scu.next())?.type).toBe(PduType.AssociateAc);
+      const uid = testUid();
+      const ct = encodeDataset(ctElements({ sopInstanceUid: uid, rows: 4, cols: 4 }), ExplicitLE);
+      // A private OB element of 300 MB of zeros after the image: a valid data set, only too big.
+      const ob = Buffer.alloc(12);
+      ob.writeUInt16LE(0x0009, 0);
+      ob.writeUInt16LE(0x1010, 2);
+      ob.write('OB', 4, 'latin1');
+      ob.writeUInt32LE(300_000_000, 8);
+      const bomb = deflateRawSync(Buffer.concat([ct, ob, Buffer.alloc(300_000_000)]));
+      expect(bomb.length).toBeLessThan(MAX_OBJECT / 100);
+      scu.sendStore({ contextId: 1, sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: uid, dataset: bomb });
+      expect((await scu.response(60_000))?.status).toBe(Status.OutOfResources.code);
+      await gw.waitForLog((l) => l.sopInstanceUid === uid && l.error === 'DEFLATE_TOO_LARGE');
+      expect((await echoscu(gw.port)).code).toBe(0);
+    } finally {
+      scu.close();
+    }
+    const s = (await controlGet(path.join(gw.spoolDir, 'control.sock'), '/status')) as { spool: { objects: number } };
+    expect(s.spool.objects).toBe(before);
   });
 });
