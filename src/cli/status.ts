@@ -70,8 +70,8 @@ export function renderStatus(s: Record<string, unknown>): string {
       lines.push(`          ${c.aeTitle}: last image ${ago(c.lastStoredAt)} (${when(c.lastStoredAt)}), ${c.objects} since start`);
     }
     // Refused associations, by reason, with who was refused last.
-    for (const x of (r.refused as { reason: string; count: number; lastCallingAeTitle: string; lastAddress: string; lastAt: string }[] | undefined) ?? []) {
-      lines.push(`          REFUSED ${x.count}x: ${x.reason}; last from AE ${x.lastCallingAeTitle || '(none)'} at ${x.lastAddress}, ${when(x.lastAt)}`);
+    for (const x of (r.refused as { reason: string; why?: string; count: number; lastCallingAeTitle: string; lastAddress: string; lastAt: string }[] | undefined) ?? []) {
+      lines.push(`          REFUSED ${x.count}x ${x.reason}: ${x.why ?? ''}; last from AE ${x.lastCallingAeTitle || '(none)'} at ${x.lastAddress}, ${when(x.lastAt)}`);
     }
   }
   const blocked = (r?.blocked as { address: string; rejections: number; until: string }[] | undefined) ?? [];

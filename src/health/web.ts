@@ -36,7 +36,7 @@ export function renderPage(s: Record<string, unknown>, studies: Record<string, u
   const r = (s.receive ?? {}) as Record<string, unknown>;
   const spool = (s.spool ?? {}) as Record<string, number | string>;
   const dests = (s.destinations ?? []) as Record<string, unknown>[];
-  const refused = (r.refused ?? []) as { reason: string; count: number; lastCallingAeTitle: string; lastAddress: string; lastAt: string }[];
+  const refused = (r.refused ?? []) as { reason: string; why?: string; count: number; lastCallingAeTitle: string; lastAddress: string; lastAt: string }[];
   const callers = (r.callers ?? []) as { aeTitle: string; objects: number; lastStoredAt: string }[];
   const anyDown = dests.some((d) => d.state === 'down' || d.paused);
   const stateCell = (d: Record<string, unknown>) =>
@@ -54,7 +54,7 @@ ${rows(callers.map((c) => `<tr><td><code>${esc(c.aeTitle)}</code></td><td>${esc(
 </table>
 <h2>Refused associations</h2>
 <table id="refused"><tr><th>Reason</th><th>Count</th><th>Last calling AE</th><th>Last address</th><th>Last</th></tr>
-${rows(refused.map((x) => `<tr><td>${esc(x.reason)}</td><td class="bad">${esc(x.count)}</td><td><code>${esc(x.lastCallingAeTitle)}</code></td><td>${esc(x.lastAddress)}</td><td>${esc(time(x.lastAt))}</td></tr>`)) || '<tr><td colspan="5" class="muted">none</td></tr>'}
+${rows(refused.map((x) => `<tr><td title="${esc(x.reason)}">${esc(x.why ?? x.reason)}</td><td class="bad">${esc(x.count)}</td><td><code>${esc(x.lastCallingAeTitle)}</code></td><td>${esc(x.lastAddress)}</td><td>${esc(time(x.lastAt))}</td></tr>`)) || '<tr><td colspan="5" class="muted">none</td></tr>'}
 </table>
 <h2>Destinations</h2>
 <table id="destinations"><tr><th>Destination</th><th>State</th><th>Pending</th><th>Oldest</th><th>Dead letters</th><th>Sent</th><th>Last success</th></tr>

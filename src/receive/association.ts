@@ -21,8 +21,12 @@ export interface AssociationOptions {
   readonly spool: Spool;
   readonly log: Logger;
   readonly stats: ReceiveStats;
-  /** False when the server is at receive.maxAssociations: the request gets a transient reject. */
-  readonly admitted: boolean;
+  /** Asked when the A-ASSOCIATE-RQ arrives: false at receive.maxAssociations (the request gets a transient reject). */
+  readonly admit: () => boolean;
+  /** The peer sent its A-ASSOCIATE-RQ: the connection no longer counts as silent. */
+  readonly spoke?: (() => void) | undefined;
+  /** ARTIM expired before any A-ASSOCIATE-RQ: a refused attempt of the address (blocking). */
+  readonly silentTooLong?: (() => void) | undefined;
   readonly commitment?: CommitmentServices | undefined;
   /** The audit trail: what this association stored, per study and SOP class, when it ends. */
   readonly audit?: AuditEvents | undefined;
@@ -42,8 +46,14 @@ export class Association {
   private readonly remote: string;
   private callingAe = '';
   private service: DimseService | undefined;
-  /** True from the A-ASSOCIATE-AC on: the association is counted in stats until it closes, however it ends. */
+  /**
+   * True from the A-ASSOCIATE-AC until the association ends, however it ends: it holds one of
+   * receive.maxAssociations meanwhile. An aborted association (Sta13: it "no longer exists")
+   * gives its slot back at once, while its connection waits briefly for the peer to close.
+   */
   private counted = false;
+  /** True from the A-ASSOCIATE-AC on: the close logs what the association did. */
+  private accepted = false;
   private readonly startedAt = Date.now();
 
   constructor(
@@ -65,11 +75,13 @@ export class Association {
           this.log.warn({ assoc: this.o.id, remote: this.remote, callingAe: this.callingAe || undefined }, 'protocol error, association aborted: A-RELEASE-RQ in the middle of a message'),
         onAbort: (info) => this.onAbort(info),
         onIdle: (seconds, state) => this.closedBecause('idle timeout', { seconds, state }),
-        onArtim: (state) =>
+        onArtim: (state) => {
           this.closedBecause(state === 'Sta2' ? 'no A-ASSOCIATE-RQ within ARTIM timeout' : 'peer did not close the connection within ARTIM timeout', {
             seconds: c.artimTimeoutSeconds,
             state,
-          }),
+          });
+          if (state === 'Sta2') o.silentTooLong?.();
+        },
         onClosed: () => this.onClosed(),
       },
     );
@@ -85,6 +97,7 @@ export class Association {
   }
 
   private onAssociateRequest(rq: AssociateRq): AssociateAnswer {
+    this.o.spoke?.();
     const base = { assoc: this.o.id, remote: this.remote, callingAe: rq.callingAeTitle, calledAe: rq.calledAeTitle };
     // What a refusal tells statistics, the audit trail and MQTT about the peer: bounded, printable.
     const who = { callingAeTitle: peerText(rq.callingAeTitle, 16), calledAeTitle: peerText(rq.calledAeTitle, 16), address: peerText(this.remote) };
@@ -93,7 +106,7 @@ export class Association {
       this.log.warn({ ...base, result: decision.result, source: decision.source, reason: decision.reason, code: decision.code }, `association rejected: ${decision.why}`);
       return this.reject(decision, { ...who, code: decision.code, why: decision.why });
     }
-    if (!this.o.admitted) {
+    if (!this.o.admit()) {
       this.log.warn({ ...base, maxAssociations: this.o.config.maxAssociations }, 'association rejected (transient): receive.maxAssociations reached');
       const busy = { result: Reject.Result.Transient, source: Reject.Source.ServiceProviderPresentation, reason: Reject.PresentationReason.LocalLimitExceeded };
       return this.reject(busy, { ...who, code: 'max-associations', why: 'receive.maxAssociations reached', transient: true });
@@ -115,6 +128,7 @@ export class Association {
     });
     this.o.stats.associationOpened();
     this.counted = true;
+    this.accepted = true;
     this.log.info(
       { ...base, proposed: rq.contexts.length, accepted: decision.accepted.size, peerMaxPdu: rq.maxPduLength, implementation: rq.implementationVersionName || rq.implementationClassUid },
       'association accepted',
@@ -135,6 +149,13 @@ export class Association {
       this.log.warn({ ...who, code, source: info.source, reason: info.reason }, `protocol error, association aborted: ${info.error?.message ?? 'unexpected PDU'}`);
     } else if (info.error) this.log.warn({ ...who, err: (info.error as NodeJS.ErrnoException).code ?? info.error.message }, 'socket error');
     this.discardPartial();
+    this.freeSlot();
+  }
+
+  private freeSlot(): void {
+    if (!this.counted) return;
+    this.counted = false;
+    this.o.stats.associationClosed();
   }
 
   /** A data set half received when the association ends is not stored: its response fails. */
@@ -160,9 +181,9 @@ export class Association {
       }
       s.storedByStudy.clear();
     }
-    if (this.counted) {
-      this.counted = false;
-      this.o.stats.associationClosed();
+    this.freeSlot();
+    if (this.accepted) {
+      this.accepted = false;
       this.log.info({ assoc: this.o.id, callingAe: this.callingAe, ...s?.counts, seconds: (Date.now() - this.startedAt) / 1000 }, 'association closed');
     }
     this.o.stats.connectionClosed();

@@ -17,6 +17,10 @@ export interface TlsFailure {
   reason: string;
 }
 
+/** Connections without an A-ASSOCIATE-RQ allowed per receive.maxAssociations, and at least. */
+const SILENT_PER_ASSOCIATION = 4;
+const MIN_SILENT = 16;
+
 /**
  * The DICOM listeners (Storage SCP, Verification SCP, Storage Commitment): plain DICOM on
  * `receive.host:receive.port` when `receive.plain`, DICOM over TLS on `receive.tls.port` when
@@ -31,6 +35,8 @@ export class DicomServer {
   readonly stats = new ReceiveStats();
   private readonly servers: { kind: 'plain' | 'tls'; server: net.Server; port: number }[] = [];
   private readonly sockets = new Set<net.Socket>();
+  /** Connections that have not sent an A-ASSOCIATE-RQ yet, oldest first. */
+  private readonly silent = new Set<net.Socket>();
   private seq = 0;
   private readonly tlsFailureSinks: ((f: TlsFailure) => void)[] = [];
   private readonly blockSinks: ((b: BlockedAddress) => void)[] = [];
@@ -82,11 +88,6 @@ export class DicomServer {
     }
   }
 
-  /**
-   * A reload (`pacs-edge reload`, SIGHUP): new associations are judged by the new callers; the
-   * TLS listener presents the certificate now in its files (renewed on the same path, or new
-   * paths) from its next handshake. Running associations go on as they were.
-   */
   /** The `receive` section of the status document (`pacs-edge status`, MQTT, the status page). */
   status(): Record<string, unknown> {
     const c = this.deps.config;
@@ -101,6 +102,11 @@ export class DicomServer {
     };
   }
 
+  /**
+   * A reload (`pacs-edge reload`, SIGHUP): new associations are judged by the new callers; the
+   * TLS listener presents the certificate now in its files (renewed on the same path, or new
+   * paths) from its next handshake. Running associations go on as they were.
+   */
   reload(receive: GatewayConfig['receive']): void {
     this.deps = { ...this.deps, config: receive };
     const t = this.servers.find((s) => s.kind === 'tls');
@@ -165,16 +171,48 @@ export class DicomServer {
     }
     socket.setNoDelay(true);
     const id = ++this.seq;
-    // Sockets still negotiating count too: otherwise a burst could overshoot the limit.
-    const admitted = this.sockets.size < this.deps.config.maxAssociations;
+    const remote = normalizeAddress(socket.remoteAddress ?? '?');
+    this.makeRoomForSilent();
     this.sockets.add(socket);
+    this.silent.add(socket);
     this.stats.connectionOpened();
-    socket.once('close', () => this.sockets.delete(socket));
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.silent.delete(socket);
+    });
     const peer = secure ? (socket as tls.TLSSocket).getPeerCertificate() : undefined;
-    this.deps.log.debug(
-      { assoc: id, remote: normalizeAddress(socket.remoteAddress ?? '?'), admitted, tls: secure ? (socket as tls.TLSSocket).getProtocol() : undefined, peerCert: peer?.subject?.CN },
-      'connection',
-    );
-    new Association(socket, { id, config: this.deps.config, spool: this.deps.spool, log: this.deps.log, stats: this.stats, admitted, commitment: this.deps.commitment, audit: this.deps.audit, accessionKey: this.deps.accessionKey });
+    this.deps.log.debug({ assoc: id, remote, tls: secure ? (socket as tls.TLSSocket).getProtocol() : undefined, peerCert: peer?.subject?.CN }, 'connection');
+    new Association(socket, {
+      id,
+      config: this.deps.config,
+      spool: this.deps.spool,
+      log: this.deps.log,
+      stats: this.stats,
+      // Judged when the request arrives: only associations count against receive.maxAssociations.
+      admit: () => this.stats.activeAssociations < this.deps.config.maxAssociations,
+      spoke: () => this.silent.delete(socket),
+      silentTooLong: () => this.countRejection(remote, 'no A-ASSOCIATE-RQ within ARTIM timeout'),
+      commitment: this.deps.commitment,
+      audit: this.deps.audit,
+      accessionKey: this.deps.accessionKey,
+    });
+  }
+
+  /**
+   * Connections that have not sent an A-ASSOCIATE-RQ yet have a budget of their own
+   * ({@link SILENT_PER_ASSOCIATION} × receive.maxAssociations): a modality's request is never
+   * refused because idle sockets hold the slots. At the budget the oldest silent connection
+   * (it had the longest to speak) is closed, and counts as a refused attempt of its address.
+   */
+  private makeRoomForSilent(): void {
+    const budget = Math.max(MIN_SILENT, SILENT_PER_ASSOCIATION * this.deps.config.maxAssociations);
+    for (const oldest of this.silent) {
+      if (this.silent.size < budget) return;
+      this.silent.delete(oldest);
+      const remote = normalizeAddress(oldest.remoteAddress ?? '?');
+      this.deps.log.warn({ remote, silent: this.silent.size + 1, budget }, 'connection closed: too many connections without an A-ASSOCIATE-RQ (the oldest goes)');
+      oldest.destroy();
+      this.countRejection(remote, 'too many connections without an A-ASSOCIATE-RQ');
+    }
   }
 }

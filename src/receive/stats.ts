@@ -47,7 +47,7 @@ export class ReceiveStats {
   private readonly rejectListeners: ((r: RejectedAssociation) => void)[] = [];
 
   /** Per reason: how many, and who was refused last (a bounded map: reasons are few, peers are not). */
-  private readonly refused = new Map<string, { count: number; lastCallingAeTitle: string; lastAddress: string; lastAt: number }>();
+  private readonly refused = new Map<string, { count: number; lastCallingAeTitle: string; lastAddress: string; lastAt: number; lastWhy: string }>();
   /** Per calling AE title: objects stored and the last arrival ("CT1: last image 2 h ago"). */
   private readonly callers = new Map<string, { objects: number; lastStoredAt: number }>();
 
@@ -56,7 +56,7 @@ export class ReceiveStats {
     this.rejectedByReason[r.code] = (this.rejectedByReason[r.code] ?? 0) + 1;
     const e = this.refused.get(r.code);
     if (e || this.refused.size < MAX_TRACKED) {
-      this.refused.set(r.code, { count: (e?.count ?? 0) + 1, lastCallingAeTitle: r.callingAeTitle.slice(0, 16), lastAddress: r.address.slice(0, 64), lastAt: Date.now() });
+      this.refused.set(r.code, { count: (e?.count ?? 0) + 1, lastCallingAeTitle: r.callingAeTitle.slice(0, 16), lastAddress: r.address.slice(0, 64), lastAt: Date.now(), lastWhy: r.why.slice(0, 300) });
     }
     for (const fn of this.rejectListeners) fn(r);
   }
@@ -90,7 +90,7 @@ export class ReceiveStats {
       objectsFailed: this.objectsFailed,
       failuresByStatus: { ...this.failuresByStatus },
       lastStoredAt: this.lastStoredAt ? new Date(this.lastStoredAt).toISOString() : null,
-      refused: [...this.refused].map(([reason, e]) => ({ reason, count: e.count, lastCallingAeTitle: e.lastCallingAeTitle, lastAddress: e.lastAddress, lastAt: new Date(e.lastAt).toISOString() })),
+      refused: [...this.refused].map(([reason, e]) => ({ reason, why: e.lastWhy, count: e.count, lastCallingAeTitle: e.lastCallingAeTitle, lastAddress: e.lastAddress, lastAt: new Date(e.lastAt).toISOString() })),
       callers: [...this.callers].map(([aeTitle, c]) => ({ aeTitle, objects: c.objects, lastStoredAt: new Date(c.lastStoredAt).toISOString() })),
     };
   }

@@ -21,7 +21,7 @@ import { readSpoolFile } from '../helpers/spool-files.js';
  * in the middle of an object, and TCP half-closed without a PDU. No real DICOM peer does these
  * on purpose, so they are raw sockets; the good peers are DCMTK echoscu and storescu.
  *
- * Limits: receive.maxAssociations 20 (connections still negotiating count), ARTIM 2 s, idle
+ * Limits: receive.maxAssociations 20 (associations; silent connections have their own budget), ARTIM 2 s, idle
  * 3 s. The 50 exceed the limit, so the good peers are refused (A-ASSOCIATE-RJ transient, which
  * is right) until the timers have dropped the bad ones; they must be served while the slowest
  * bad peers still hold their sockets, and again once every bad peer is gone.
