@@ -30,7 +30,7 @@ import { writeDurableSync } from '../util/durable-write.js';
  *        0    16  magic "PACS-EDGE-BACKUP"
  *       16     1  format version (1)
  *       17     1  KDF (1 = scrypt)
- *       18     1  scrypt log2(N) (15)
+ *       18     1  scrypt log2(N) (17; backups made before read with their own, down to 10)
  *       19     1  scrypt r (8)
  *       20     1  scrypt p (1)
  *       21     3  zero
@@ -48,7 +48,10 @@ export const BACKUP_MAGIC = Buffer.from('PACS-EDGE-BACKUP', 'latin1');
 export const BACKUP_VERSION = 1;
 const HEADER_BYTES = 68;
 const TAG_BYTES = 16;
-const SCRYPT = { logN: 15, r: 8, p: 1 };
+/** scrypt cost for new backups: N = 2^17 (128 MiB, about a second on the device), as OWASP advises for scrypt. */
+const SCRYPT = { logN: 17, r: 8, p: 1 };
+/** The most memory a backup's own KDF parameters may ask of a restore (a crafted header could ask for 128 GiB). */
+const MAX_SCRYPT_MEMORY = 1024 * 1024 * 1024;
 const MIN_PASSPHRASE = 12;
 
 export type BackupRole = 'config' | 'profile' | 'device-key' | 'tls-cert' | 'tls-key' | 'tls-ca' | 'mqtt-password' | 'audit-head';
@@ -177,7 +180,8 @@ export function openBackup(file: Buffer, passphrase: string): Buffer {
   if (header[16] !== BACKUP_VERSION || header[17] !== 1) {
     throw new BackupError('UNSUPPORTED_VERSION', `backup format version ${header[16]} (KDF ${header[17]}) is not supported by pacs-edge ${VERSION} (it reads version ${BACKUP_VERSION})`);
   }
-  if (header[18]! < 10 || header[18]! > 20 || header[19]! < 1 || header[19]! > 32 || header[20]! < 1 || header[20]! > 16) {
+  const scryptMemory = 128 * 2 ** header[18]! * header[19]! * header[20]!;
+  if (header[18]! < 10 || header[18]! > 20 || header[19]! < 1 || header[19]! > 32 || header[20]! < 1 || header[20]! > 16 || scryptMemory > MAX_SCRYPT_MEMORY) {
     throw new BackupError('TAMPERED', 'backup file is damaged or has been tampered with (KDF parameters out of range)');
   }
   const { encKey, checkKey } = deriveKeys(passphrase, header);

