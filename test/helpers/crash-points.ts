@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { expect } from 'vitest';
 import type { CrashpointName } from '../../src/util/crashpoint.js';
 import { storescu, type StorescuResult } from './dcmtk.js';
@@ -81,4 +82,17 @@ export async function sendAndKill(gw: GatewayProcess, point: CrashPoint, files: 
 export function expectKilledInFlight(t: KilledTransfer, total: number): void {
   expect(t.sent.acked.length, 'objects acknowledged before the kill (it landed after data had arrived)').toBeGreaterThan(0);
   expect(t.sent.acked.length, 'objects acknowledged before the kill (it landed before the transfer ended)').toBeLessThan(total);
+}
+
+/**
+ * The report of a `make chaos` crash run (PACS_EDGE_CHAOS_OUT), written only when every crash
+ * point passed: a report never shows a run with a failed point. Without `out` nothing is written.
+ */
+export function writeChaosReport(out: string | undefined, r: { title: string; description: string[]; results: string[]; points: number }): void {
+  if (!out) return;
+  if (r.results.length !== r.points) {
+    console.error(`${out} not written: ${r.points - r.results.length} of ${r.points} crash points did not pass`);
+    return;
+  }
+  writeFileSync(out, [r.title, '', ...r.description, '', ...r.results.map((x) => `- ${x}`), ''].join('\n'));
 }

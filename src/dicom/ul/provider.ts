@@ -100,11 +100,6 @@ export class UpperLayer implements PduHandler {
     return !this.assembler.idle;
   }
 
-  /** The socket, once there is one (for its addresses and TLS state). */
-  get transport(): Socket | undefined {
-    return this.socket;
-  }
-
   // ---- transport -------------------------------------------------------------------------
 
   /** Evt5, acceptor: a transport connection arrived (AE-5 starts ARTIM). */

@@ -7,10 +7,6 @@ export class Timer {
 
   constructor(private readonly onExpire: () => void) {}
 
-  get running(): boolean {
-    return this.handle !== undefined;
-  }
-
   /** Start, or restart when running. */
   start(seconds: number): void {
     this.stop();
