@@ -70,12 +70,12 @@ done
 [ -f "$ARM_DEB" ] || fail "$ARM_DEB does not exist (make package ARCHES=arm64)"
 
 # --- the package's contents: what dpkg would install ---------------------------------------------
-dpkg-deb -I "$ARM_DEB" | grep -q 'Architecture: arm64' || fail "$ARM_DEB is not an arm64 package"
+dpkg-deb -I "$ARM_DEB" | grep 'Architecture: arm64' >/dev/null || fail "$ARM_DEB is not an arm64 package"
 dpkg-deb -x "$ARM_DEB" "$WORK/root"
 PKG_LIB="$WORK/root/usr/lib/pacs-edge"
 ARM_NODE="$PKG_LIB/node/bin/node"
 GW_MAIN="$PKG_LIB/dist/src/cli/main.js"
-file -L "$ARM_NODE" | grep -q 'ARM aarch64' || fail "the package's runtime $ARM_NODE is not an aarch64 binary: $(file -L "$ARM_NODE")"
+file -L "$ARM_NODE" | grep 'ARM aarch64' >/dev/null || fail "the package's runtime $ARM_NODE is not an aarch64 binary: $(file -L "$ARM_NODE")"
 arm() { "$QEMU" -L "$SYSROOT" "$ARM_NODE" "$@"; }
 a=$(now)
 ARM_INFO=$(timeout 60 "$QEMU" -L "$SYSROOT" "$ARM_NODE" -p 'process.version + " " + process.platform + "-" + process.arch')
@@ -92,7 +92,7 @@ mapfile -t CL_ARM < <(find "$CL_DIR/prebuilds/linux-arm64" -name '*.node' 2>/dev
 OTHER=$(find "$PKG_LIB" -name '*.node' | grep -v "/prebuilds/linux-arm64/" || true)
 [ -z "$OTHER" ] || fail "the arm64 package ships other native addons: $OTHER"
 for f in "${CL_ARM[@]}"; do
-  file -L "$f" | grep -q 'ARM aarch64' || fail "$f is not an aarch64 object: $(file -L "$f")"
+  file -L "$f" | grep 'ARM aarch64' >/dev/null || fail "$f is not an aarch64 object: $(file -L "$f")"
 done
 say "package $(basename "$ARM_DEB"): classic-level $CL_VERSION linux-arm64 prebuild(s): ${CL_ARM[*]#"$WORK/root"}"
 PKG_VERSION_LINE=$(timeout 60 "$QEMU" -L "$SYSROOT" "$ARM_NODE" "$GW_MAIN" --version)
@@ -254,7 +254,7 @@ grep -q "arm-smoke-probe {\"at\":\"start\",\"arch\":\"arm64\",\"platform\":\"lin
   || fail "the gateway's probe line does not say arm64 Node 24: $(grep arm-smoke-probe "$WORK/gateway.log" || echo none)"
 # QEMU maps the guest's shared objects into its own address space: the addon shows in the maps.
 MAPPED=$(grep -o '/[^ ]*\.node$' "/proc/$GW_PID/maps" | sort -u)
-echo "$MAPPED" | grep -qx "$CL_DIR/prebuilds/linux-arm64/[^/]*\.node" || fail "classic-level's linux-arm64 prebuild is not mapped by the gateway; mapped addons: ${MAPPED:-none}"
+echo "$MAPPED" | grep -x "$CL_DIR/prebuilds/linux-arm64/[^/]*\.node" >/dev/null || fail "classic-level's linux-arm64 prebuild is not mapped by the gateway; mapped addons: ${MAPPED:-none}"
 [ "$(echo "$MAPPED" | grep -c .)" = 1 ] || fail "unexpected native addons mapped: $MAPPED"
 CL_LOADED=$MAPPED
 say "gateway process: $EXE running $(file -L "$ARM_NODE" | cut -d, -f1-2 | sed 's/^[^:]*: //'); addon mapped: ${CL_LOADED#"$ROOT/"}"
