@@ -10,6 +10,7 @@ import { ctFile } from '../helpers/dicom-builder.js';
 import {
   type DimseCase,
   DIMSE_KINDS,
+  FUZZ_MAX_OBJECT_BYTES,
   generateCases,
   goodAssociateRq,
   PATIENT_MARKER,
@@ -152,7 +153,7 @@ describe('faults: seeded malformed-input fuzzer against the gateway process', ()
   beforeAll(async () => {
     gw = await startGateway({
       dir: tmp.dir,
-      receive: { maxAssociations: 512, artimTimeoutSeconds: 1, idleTimeoutSeconds: 2 },
+      receive: { maxAssociations: 512, artimTimeoutSeconds: 1, idleTimeoutSeconds: 2, maxObjectBytes: FUZZ_MAX_OBJECT_BYTES },
       // The spool files must stay as received for the "intact" check (no JPEG-LS at rest).
       spool: { compressAtRest: false },
       config: { log: { level: 'info' } },

@@ -1,3 +1,4 @@
+import { deflateRawSync } from 'node:zlib';
 import { encodeCommand } from '../../src/dicom/command.js';
 import { MAX_NESTING } from '../../src/dicom/dataset-walker.js';
 import { Tag } from '../../src/dicom/tags.js';
@@ -62,13 +63,19 @@ export class Rng {
 export const VERIFICATION = '1.2.840.10008.1.1';
 export const CALLED_AE = 'PACS_EDGE';
 export const CALLING_AE = 'FUZZER';
-/** Presentation contexts of every fuzzing association: CT in both syntaxes, and Verification. */
-export const CTX = { ctExplicit: 1, ctImplicit: 3, verification: 5 } as const;
+/** Presentation contexts of every fuzzing association: CT in three syntaxes (one deflated), and Verification. */
+export const CTX = { ctExplicit: 1, ctImplicit: 3, verification: 5, ctDeflated: 7 } as const;
 const CONTEXTS = [
   { id: CTX.ctExplicit, abstractSyntax: CT_IMAGE_STORAGE, transferSyntaxes: [TS_UID.explicit] },
   { id: CTX.ctImplicit, abstractSyntax: CT_IMAGE_STORAGE, transferSyntaxes: [TS_UID.implicit] },
   { id: CTX.verification, abstractSyntax: VERIFICATION, transferSyntaxes: [TS_UID.implicit] },
+  { id: CTX.ctDeflated, abstractSyntax: CT_IMAGE_STORAGE, transferSyntaxes: [TS_UID.deflate] },
 ];
+/**
+ * The fuzzing gateway's `receive.maxObjectBytes`: far above every well-formed case (the deepest
+ * nesting is ~320 KB), low enough that the deflate bombs, which must inflate past it, stay cheap.
+ */
+export const FUZZ_MAX_OBJECT_BYTES = 4 * 1024 * 1024;
 /** Our maximum PDU, announced in every A-ASSOCIATE-RQ; our P-DATA never exceeds it either. */
 export const OUR_MAX_PDU = 16384;
 
@@ -270,7 +277,8 @@ export type DimseKind =
   | 'bad-vr'
   | 'truncated-last-fragment'
   | 'encapsulated-no-delimiter'
-  | 'uid-mismatch';
+  | 'uid-mismatch'
+  | 'deflate-bomb';
 
 export const PDU_KINDS: readonly PduKind[] = [
   'truncated',
@@ -297,6 +305,7 @@ export const DIMSE_KINDS: readonly DimseKind[] = [
   'truncated-last-fragment',
   'encapsulated-no-delimiter',
   'uid-mismatch',
+  'deflate-bomb',
 ];
 
 /** One PDU-level case: bytes for a connection of its own. */
@@ -518,7 +527,8 @@ function buildPduCase(kind: PduKind, rng: Rng): PduPlan {
         what = `message control header 0x${mch.toString(16)}`;
       } else if (mode === 3) {
         // A presentation context that was not accepted (even ids are never valid).
-        const ctx = rng.pick([0, 2, 4, 7, 9, 255, rng.int(6, 255)].filter((c) => c !== 1 && c !== 3 && c !== 5));
+        const offered = new Set<number>(Object.values(CTX));
+        const ctx = rng.pick([0, 2, 4, 9, 11, 255, rng.int(6, 255)].filter((c) => !offered.has(c)));
         bytes = pDataPdu(pdv(ctx, 3, echo));
         what = `PDV on context ${ctx}`;
       } else if (mode === 4) {
@@ -823,6 +833,37 @@ function buildDimseCase(kind: DimseKind, rng: Rng, uid: string): DimsePlan {
         what = 'an element among the fragments';
       }
       return plan([...command(), ...dataSet(bytes)], 'status', what);
+    }
+    case 'deflate-bomb': {
+      // On the Deflated Explicit VR Little Endian context (PS3.5 A.5): the data set after the
+      // command is one raw deflate stream. Each variant must end in a failure status, never a
+      // Success and never an inflate without bound (src/receive/dataset-check.ts caps the
+      // inflated bytes at receive.maxObjectBytes: 0xA700 Out of Resources, DEFLATE_TOO_LARGE).
+      const m = rng.int(0, 2);
+      const head = layOut(baseElements(rng, uid), ExplicitLE).bytes;
+      const dcmd = pdata(CTX.ctDeflated, true, encodeCommand(storeCommandValues({ sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: uid, messageId })));
+      const ddata = (b: Buffer) => pdata(CTX.ctDeflated, false, b, rng.pick([OUR_MAX_PDU - 12, rng.int(1, 4096)]));
+      if (m === 0) {
+        // Well formed, only too big: a private OB of zeros after the image, 1-16× the limit
+        // (a few KB on the wire).
+        const zeros = rng.int(FUZZ_MAX_OBJECT_BYTES + 1, 16 * FUZZ_MAX_OBJECT_BYTES) & ~1;
+        const ob = Buffer.alloc(12);
+        ob.writeUInt16LE(0x0009, 0);
+        ob.writeUInt16LE(0x1010, 2);
+        ob.write('OB', 4, 'latin1');
+        ob.writeUInt32LE(zeros, 8);
+        const bomb = deflateRawSync(Buffer.concat([head, ob, Buffer.alloc(zeros)]));
+        return { pdus: [...dcmd, ...ddata(bomb)], want: 'status', what: `deflate bomb: ${bomb.length} bytes inflating to ${head.length + 12 + zeros} (Deflated Explicit VR LE)` };
+      }
+      if (m === 1) {
+        // A deflate stream cut short: the inflater never sees its final block.
+        const d = deflateRawSync(head);
+        const cut = rng.int(1, d.length - 1);
+        return { pdus: [...dcmd, ...ddata(d.subarray(0, cut))], want: 'status', what: `deflate stream cut at ${cut} of ${d.length} (Deflated Explicit VR LE)` };
+      }
+      // A deflate stream that is fine, holding a data set that is not: its last element cut in two.
+      const d = deflateRawSync(head.subarray(0, head.length - rng.int(1, 3)));
+      return { pdus: [...dcmd, ...ddata(d)], want: 'status', what: 'deflated data set cut inside its last element (Deflated Explicit VR LE)' };
     }
     case 'uid-mismatch': {
       const m = rng.int(0, 2);
