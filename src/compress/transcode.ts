@@ -64,6 +64,8 @@ export function encodeDataset(dataset: Buffer, target: Exclude<Compression, 'non
   if (isNotCompressible(img)) return { kind: 'skip', reason: img.reason };
   if (img.pixelData.length === undefined) return { kind: 'skip', reason: 'pixel data already encapsulated' };
   if (img.pixelData.length < img.frames * img.frameBytes) return { kind: 'skip', reason: 'pixel data shorter than the image pixel module says' };
+  const extra = notExactlyFrames(dataset, img.pixelData.valueOffset, img.pixelData.length, img.frames * img.frameBytes);
+  if (extra) return { kind: 'skip', reason: extra };
   const signed = img.pixelRepresentation === 1;
   const planar = img.samplesPerPixel > 1 && img.planarConfiguration === 1;
   let encode: (frame: Buffer) => Buffer;
@@ -222,4 +224,17 @@ function inflateBounded(dataset: Buffer, max: number | undefined): Buffer {
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw codecFailed(`deflated data set inflates to more than compress.maxObjectBytes=${max}`);
     throw codecFailed(`deflated data set cannot be inflated: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Why pixel data that is more than its frames must not be re-encoded: the codecs carry frames
+ * only, so trailing padding (seen: 128 bytes after an MR's frames) would be lost. The one byte
+ * PS3.5 §7.1.1 adds to make an odd value even is allowed when it is 0x00, since decoding writes
+ * that same byte back.
+ */
+function notExactlyFrames(dataset: Buffer, valueOffset: number, length: number, framesBytes: number): string | undefined {
+  if (length === framesBytes) return undefined;
+  if (framesBytes % 2 === 1 && length === framesBytes + 1 && dataset[valueOffset + framesBytes] === 0) return undefined;
+  const n = length - framesBytes;
+  return `pixel data is ${length} bytes, its frames ${framesBytes}: the ${n} byte${n === 1 ? '' : 's'} after them would be lost`;
 }

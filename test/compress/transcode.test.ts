@@ -97,6 +97,25 @@ describe('transcode: encode then decode gives back every pixel and every other e
     expect(decodeDataset(imageDataset({ rows: 8, cols: 8, samples: 1, bits: 16 }), TS.JPEGBaseline8Bit, codecs)).toMatchObject({ kind: 'skip' });
   });
 
+  it('never re-encodes pixel data that is more than its frames: trailing padding, or a non-zero pad byte after an odd length', () => {
+    const withPixels = (spec: Parameters<typeof imageElements>[0], f: (px: Buffer) => Buffer) =>
+      build(imageElements(spec, '1.2.3').map((e) => (e.tag === Tag.PixelData && Buffer.isBuffer(e.value) ? { ...e, value: f(e.value) } : e)), ExplicitLE);
+    // The MR of issue 17: 128 bytes after the frames.
+    const padded = withPixels({ rows: 16, cols: 16, samples: 1, bits: 16 }, (px) => Buffer.concat([px, Buffer.alloc(128, 0x5a)]));
+    for (const target of ['jpeg-ls', 'rle', 'htj2k'] as const) {
+      expect(encodeDataset(padded, target, codecs)).toEqual({ kind: 'skip', reason: 'pixel data is 640 bytes, its frames 512: the 128 bytes after them would be lost' });
+    }
+    // 17 × 33 × 8 bit = 561 bytes, padded to 562: a zero pad comes back on decoding, any other does not.
+    const oddZero = withPixels({ rows: 17, cols: 33, samples: 1, bits: 8 }, (px) => px);
+    expect(encodeDataset(oddZero, 'rle', codecs)).toMatchObject({ kind: 'done' });
+    const oddOther = withPixels({ rows: 17, cols: 33, samples: 1, bits: 8 }, (px) => {
+      const b = Buffer.from(px);
+      b[561] = 0xff;
+      return b;
+    });
+    expect(encodeDataset(oddOther, 'rle', codecs)).toMatchObject({ kind: 'skip', reason: expect.stringContaining('the 1 byte after them') });
+  });
+
   it('RLE survives its worst case (lone bytes between pairs expand the row)', () => {
     const row = [1, 2, 2, 3, 4, 4, 5, 6, 6, 7];
     const frame = Buffer.from(Array.from({ length: 300 }, (_, i) => row[i % row.length]!));
