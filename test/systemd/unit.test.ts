@@ -115,6 +115,16 @@ describe('systemd/pacs-edge.service', () => {
     for (const d of dirs) expect(rw, `${d} is writable`).toContain(d);
   });
 
+  it('is Type=notify with a watchdog: NotifyAccess=all (systemd-notify is a child), WatchdogSec above watchdog.stallSeconds, restarted on failure', () => {
+    expect(last('Type')).toBe('notify');
+    expect(last('NotifyAccess')).toBe('all');
+    const watchdog = /^(\d+)s$/.exec(last('WatchdogSec') ?? '');
+    expect(watchdog).not.toBeNull();
+    // The in-process watchdog (default 60 s, leaves the marker the next start audits) fires first.
+    expect(Number(watchdog![1])).toBeGreaterThan(60);
+    expect(last('Restart')).toBe('on-failure');
+  });
+
   it('does not restart after an integrity failure or a wrong device key (exit codes 4, 5 and 7)', () => {
     expect(values('RestartPreventExitStatus').join(' ').split(/\s+/)).toEqual(expect.arrayContaining(['4', '5', '7']));
   });
