@@ -33,7 +33,8 @@ const { workerData } = require('node:worker_threads');
     try {
       writeDurableSync(workerData.markerFile, JSON.stringify(marker) + '\\n', { mode: 0o600 });
     } finally {
-      process.stderr.write(JSON.stringify({ level: 60, msg: 'WATCHDOG: the event loop has not run for ' + marker.stalledSeconds + ' s; killing the process (SIGKILL) so that it is restarted', stalledSeconds: marker.stalledSeconds }) + '\\n');
+      // fd 2 directly: a worker's process.stderr goes through the main thread, which is stuck.
+      require('node:fs').writeSync(2, JSON.stringify({ level: 60, msg: 'WATCHDOG: the event loop has not run for ' + marker.stalledSeconds + ' s; killing the process (SIGKILL) so that it is restarted', stalledSeconds: marker.stalledSeconds }) + '\\n');
       process.kill(process.pid, 'SIGKILL');
     }
   }, workerData.checkMs);
@@ -62,6 +63,8 @@ export function startLoopWatchdog(o: { stallMs: number; markerFile: string; tick
   tick.unref();
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
+    // The source is a CommonJS script whatever flags the process was started with (--input-type=module).
+    execArgv: [],
     workerData: { beat: shared, stallMs: o.stallMs, markerFile: o.markerFile, checkMs: o.checkMs ?? Math.min(1000, o.stallMs / 4), durableModule: durableModuleUrl() },
   });
   worker.unref();
