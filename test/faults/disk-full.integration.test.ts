@@ -186,7 +186,10 @@ describe.skipIf(skipSuite('the disk-full fault test', missingTmpfs()))('fault: t
     gw = await startGateway({
       dir: vol,
       spool: { minFreeBytes: MIN_FREE, compressAtRest: false, keepForwardedHours: 0 },
-      config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, compression: 'none', associations: 1 }], forwarding: FAST },
+      // The audit trail lives off the volume: this test is about the spool. With the trail on a
+      // full volume the gateway refuses associations instead (audit.onFailure: refuse), which is
+      // test/audit/audit-failure.integration.test.ts.
+      config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, compression: 'none', associations: 1 }], forwarding: FAST, audit: { dir: path.join(tmp.dir, 'audit-1') } },
     });
     const g = gw;
     const spoolDir = g.spoolDir;
@@ -363,7 +366,7 @@ describe.skipIf(skipSuite('the disk-full fault test', missingTmpfs()))('fault: t
     const g = await startGateway({
       dir: vol2,
       spool: { minFreeBytes: MIN_FREE, compressAtRest: false, keepForwardedHours: 1 },
-      config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: scp.port, compression: 'none', associations: 1 }], forwarding: FAST },
+      config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: scp.port, compression: 'none', associations: 1 }], forwarding: FAST, audit: { dir: path.join(tmp.dir, 'audit-2') } },
     });
     try {
       // 20 MiB delivered and kept.
