@@ -123,6 +123,8 @@ describe('systemd/pacs-edge.service', () => {
     // The in-process watchdog (default 60 s, leaves the marker the next start audits) fires first.
     expect(Number(watchdog![1])).toBeGreaterThan(60);
     expect(last('Restart')).toBe('on-failure');
+    // systemctl reload is SIGHUP: configuration and certificates re-read without a restart.
+    expect(last('ExecReload')).toBe('/bin/kill -HUP $MAINPID');
   });
 
   it('does not restart after an integrity failure or a wrong device key (exit codes 4, 5 and 7)', () => {
