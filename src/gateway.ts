@@ -235,7 +235,7 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
   forwarders.start();
   started.add('forwarders', () => forwarders.stop());
   const startEvents: HealthEvent[] = [];
-  if (stall) startEvents.push({ type: 'watchdog-restart', stalledSeconds: stall.stalledSeconds, killedAt: stall.killedAt || null, stallSeconds: stall.stallSeconds });
+  if (stall) startEvents.push({ type: 'watchdog-restart', stalledSeconds: stall.stalledSeconds, killedAt: stall.killedAt || null, stallSeconds: stall.stallSeconds, ...(stall.systemd ? { by: 'systemd', systemd: stall.systemd } : { by: 'in-process' }) });
   if (audit.trail.failure.failing) startEvents.push(auditEvent({ kind: 'audit-failure', reason: audit.trail.failure.state().reason ?? '', since: audit.trail.failure.state().since ?? '' })!);
   const subscribe = [(emit: (e: HealthEvent) => void) => audit.onAlarm((a) => ((e) => e && emit(e))(auditEvent(a))), (emit: (e: HealthEvent) => void) => certificates.onEvent(emit)];
   const mqtt = config.health.mqtt

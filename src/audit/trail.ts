@@ -277,8 +277,11 @@ export class AuditTrail {
       this.pending = [...batch.slice(done), ...this.pending];
       this.stats.writeFailures++;
       const error = (err as Error).message;
-      this.o.log.error({ err: error, queued: this.pending.length, dir: this.o.dir }, 'audit trail write failed; records stay queued and are retried');
-      this.alarm({ kind: 'write-failed', error, failures: this.stats.writeFailures + this.stats.recordFailures });
+      // Said once per outage (the retries every second stay at debug): the failure watch's
+      // AUDIT FAILURE line and alarm stand for the whole period.
+      const retrying = this.failure.failing;
+      this.o.log[retrying ? 'debug' : 'error']({ err: error, queued: this.pending.length, dir: this.o.dir }, 'audit trail write failed; records stay queued and are retried');
+      if (!retrying) this.alarm({ kind: 'write-failed', error, failures: this.stats.writeFailures + this.stats.recordFailures });
       this.failure.writeFailed(`${(err as NodeJS.ErrnoException).code ?? 'error'}: ${error}`);
       if (!this.closed && !this.retryTimer) {
         this.retryTimer = setTimeout(() => {

@@ -19,11 +19,16 @@ export async function auditStallMarker(config: GatewayConfig, audit: AuditHandle
   const file = stallMarkerFile(config);
   const m = readStallMarker(file);
   if (!m) return undefined;
-  log.error({ ...m, marker: file }, `SECURITY ALERT: the previous run was killed by the watchdog: its event loop had not run for ${m.stalledSeconds} s`);
-  audit.events.securityAlert({
-    type: 'watchdog-restart',
-    detail: `the previous run (pid ${m.pid}) was killed by the in-process watchdog at ${m.killedAt || 'an unknown time'}: its event loop had not run for ${m.stalledSeconds} s (watchdog.stallSeconds ${m.stallSeconds})`,
-  });
+  if (m.systemd) {
+    log.error({ ...m, marker: file }, `SECURITY ALERT: the previous run was killed by systemd's watchdog (WatchdogSec=): it stopped answering (${m.systemd})`);
+    audit.events.securityAlert({ type: 'watchdog-restart', detail: `the previous run was killed by systemd's watchdog (WatchdogSec=) at ${m.killedAt || 'an unknown time'}: ${m.systemd}` });
+  } else {
+    log.error({ ...m, marker: file }, `SECURITY ALERT: the previous run was killed by the watchdog: its event loop had not run for ${m.stalledSeconds} s`);
+    audit.events.securityAlert({
+      type: 'watchdog-restart',
+      detail: `the previous run (pid ${m.pid}) was killed by the in-process watchdog at ${m.killedAt || 'an unknown time'}: its event loop had not run for ${m.stalledSeconds} s (watchdog.stallSeconds ${m.stallSeconds})`,
+    });
+  }
   await audit.trail.flush();
   if (audit.trail.durableSeq === audit.trail.lastSeq) removeStallMarker(file);
   else log.warn({ marker: file }, 'the watchdog restart could not be made durable in the audit trail yet: the marker stays for the next start');

@@ -10,6 +10,8 @@ export interface StallMarker {
   pid: number;
   /** The limit it broke (watchdog.stallSeconds). */
   stallSeconds: number;
+  /** Left by the unit's ExecStopPost= when systemd's own watchdog (WatchdogSec=) killed the process: "watchdog <exit code> <exit status>". */
+  systemd?: string | undefined;
 }
 
 export const STALL_MARKER = 'watchdog-stall.json';
@@ -82,6 +84,9 @@ export function readStallMarker(file: string): StallMarker | undefined {
   } catch {
     return undefined;
   }
+  // systemd/pacs-edge.service ExecStopPost=: "systemd <SERVICE_RESULT> <EXIT_CODE> <EXIT_STATUS> <time>".
+  const sd = /^systemd (\S+) (\S*) ?(\S*) ?(\S*)/.exec(text.trim());
+  if (sd) return { stalledSeconds: 0, killedAt: sd[4] ?? '', pid: 0, stallSeconds: 0, systemd: [sd[1], sd[2], sd[3]].filter(Boolean).join(' ') };
   try {
     const m = JSON.parse(text) as Partial<StallMarker>;
     return { stalledSeconds: Number(m.stalledSeconds) || 0, killedAt: String(m.killedAt ?? ''), pid: Number(m.pid) || 0, stallSeconds: Number(m.stallSeconds) || 0 };

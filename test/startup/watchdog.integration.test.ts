@@ -40,7 +40,7 @@ describe('watchdog', () => {
     const gw = await startGateway({ dir, config: { device: { id: 'edge-watchdog' }, health: { mqtt: { url: broker.url, intervalSeconds: 1 } } } });
     try {
       const e = await waitFor(() => events.messages.map((m) => JSON.parse(m.text) as Record<string, unknown>).find((m) => m.type === 'watchdog-restart'), { what: 'the MQTT watchdog-restart event' });
-      expect(e).toMatchObject({ type: 'watchdog-restart', stalledSeconds: 61.2, killedAt: '2026-01-02T03:04:05.000Z', stallSeconds: 60, device: 'edge-watchdog' });
+      expect(e).toMatchObject({ type: 'watchdog-restart', by: 'in-process', stalledSeconds: 61.2, killedAt: '2026-01-02T03:04:05.000Z', stallSeconds: 60, device: 'edge-watchdog' });
       expect(gw.logs.some((l) => l.msg.startsWith('SECURITY ALERT: the previous run was killed by the watchdog'))).toBe(true);
       expect(existsSync(marker)).toBe(false);
     } finally {
@@ -56,6 +56,24 @@ describe('watchdog', () => {
     const again = await startGateway({ dir, port: gw.port });
     expect(await again.stop()).toBe(0);
     expect(trailText(path.join(dir, 'audit')).split('its event loop had not run for').length - 1).toBe(1);
+  });
+
+  it('a marker left by the unit\'s ExecStopPost= after systemd\'s own watchdog fired is audited and raised too (by: systemd)', async () => {
+    const dir = path.join(tmp.dir, 'systemd-marker');
+    mkdirSync(path.join(dir, 'spool'), { recursive: true });
+    const marker = path.join(dir, 'spool', STALL_MARKER);
+    writeFileSync(marker, 'systemd watchdog dumped ABRT 2026-01-02T03:04:05Z\n');
+    const events = await record(broker.url, 'pacs-edge/edge-sd-watchdog/events');
+    const gw = await startGateway({ dir, config: { device: { id: 'edge-sd-watchdog' }, health: { mqtt: { url: broker.url, intervalSeconds: 1 } } } });
+    try {
+      const e = await waitFor(() => events.messages.map((m) => JSON.parse(m.text) as Record<string, unknown>).find((m) => m.type === 'watchdog-restart'), { what: 'the MQTT watchdog-restart event' });
+      expect(e).toMatchObject({ by: 'systemd', systemd: 'watchdog dumped ABRT', killedAt: '2026-01-02T03:04:05Z' });
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      expect(await gw.stop()).toBe(0);
+      await events.close();
+    }
+    expect(trailText(path.join(dir, 'audit'))).toContain('killed by systemd&apos;s watchdog (WatchdogSec=) at 2026-01-02T03:04:05Z: watchdog dumped ABRT');
   });
 
   it('with NOTIFY_SOCKET set, the gateway sends READY=1 once it listens and WATCHDOG=1 every WatchdogSec/3', async () => {
