@@ -93,7 +93,7 @@ describe('certificate expiry', () => {
     expect(echo.code, echo.stdout + echo.stderr).toBe(0);
   });
 
-  it('SIGHUP re-reads the certificates: a renewed receive certificate on the same path changes the days left, and TLS storescu works with it', async () => {
+  it('SIGHUP and pacs-edge reload re-read the certificates: a renewed receive certificate on the same path changes the days left, and TLS storescu works with it', async () => {
     const renewed = issueCertificate({ dir: certDir, name: 'receive-60d', ca: certs.ca, caKey: certs.caKey, cn: '127.0.0.1', daysLeft: 60 });
     copyFileSync(renewed.cert, serverCert);
     copyFileSync(renewed.key, serverKey);
@@ -113,6 +113,14 @@ describe('certificate expiry', () => {
     const s = await run('openssl', ['s_client', '-connect', `127.0.0.1:${tlsPort}`, '-cert', certs.client.cert, '-key', certs.client.key, '-CAfile', certs.ca], { timeoutMs: 15_000 });
     const served = await run('sh', ['-c', `printf '%s' "$0" | openssl x509 -noout -enddate`, s.stdout], { timeoutMs: 15_000 });
     expect(new Date(served.stdout.trim().replace('notAfter=', '')).toISOString()).toBe(renewed.notAfter.toISOString());
+
+    // The same through the control socket: `pacs-edge reload`.
+    const later = issueCertificate({ dir: certDir, name: 'receive-90d', ca: certs.ca, caKey: certs.caKey, cn: '127.0.0.1', daysLeft: 90 });
+    copyFileSync(later.cert, serverCert);
+    copyFileSync(later.key, serverKey);
+    const rl = await run(process.execPath, [CLI, 'reload', '--config', gw!.configFile], { timeoutMs: 30_000 });
+    expect(rl.code, rl.stdout + rl.stderr).toBe(0);
+    expect((await cert('receive')).notAfter).toBe(later.notAfter.toISOString());
   });
 
   it('the expired certificate is in the audit trail as a Security Alert (110113), and the trail verifies', async () => {
