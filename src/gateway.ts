@@ -1,4 +1,4 @@
-import type { AuditHandle } from './audit/index.js';
+import type { AuditAlarm, AuditHandle } from './audit/index.js';
 import { writeAuditAnchor } from './audit/start-checks.js';
 import { AtRestCompressor } from './compress/at-rest.js';
 import { CodecPool } from './compress/pool.js';
@@ -8,7 +8,9 @@ import { configWarnings } from './config/validate.js';
 import { CommitmentRegistry } from './forward/commitment.js';
 import { Forwarders } from './forward/forwarders.js';
 import { ControlServer } from './health/control-server.js';
+import { CertificateWatch } from './health/certificate-watch.js';
 import { serveMetrics } from './health/metrics.js';
+import type { HealthEvent } from './health/mqtt-health.js';
 import { healthSource, startMqttHealth } from './health/mqtt-start.js';
 import { operatorControlRoutes, type ReloadResult } from './health/operator-controls.js';
 import { statusDocument } from './health/status-document.js';
@@ -29,6 +31,8 @@ import { answerStudies } from './spool/studies.js';
 import { openAuditForStart, refuseStart } from './startup/audit-start.js';
 import { commitmentServices } from './startup/commitment-services.js';
 import { preflight } from './startup/preflight.js';
+import { announceAuditPolicy, auditStallMarker, startStallWatchdog } from './startup/self-protection.js';
+import { startSystemdNotify } from './startup/systemd-notify.js';
 import { makeReload } from './startup/reload.js';
 import { StartedParts } from './startup/started-parts.js';
 import { VERSION } from './version.js';
@@ -131,6 +135,9 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
 
   const audit = await openAuditForStart(config, log, { deviceKey, signal: opts.signal, integrityAlerts: opts.integrityAlerts });
   started.add('audit trail', (err) => refuseStart(audit, err));
+  // A run the watchdog killed is audited first; then what an alarm-only audit policy means.
+  const stall = await auditStallMarker(config, audit, log);
+  announceAuditPolicy(config, audit, log);
   const opened = await openSpool(config, { access: 'gateway', log, deviceKey, command: 'pacs-edge run', signal: opts.signal });
   started.add('spool', () => opened.close());
   const { spool, recovery } = opened;
@@ -170,15 +177,21 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
     audit: audit.events,
     accessionKey: accKey,
     commitment: commitmentServices({ config, scp: commitmentScp, registry, log }),
+    // audit.onFailure: refuse — no new association while its facts could not be recorded.
+    refusing: config.audit.onFailure === 'refuse' ? () => (audit.trail.failure.failing ? (audit.trail.failure.state().reason ?? 'unknown') : undefined) : undefined,
   });
   const atRest = config.spool.compressAtRest ? startAtRest({ spool, codecPool, config, log, receiving: () => dicom.stats.activeAssociations > 0 }) : undefined;
   if (atRest) started.add('compression at rest', () => atRest.stop());
 
   const startedAt = Date.now();
-  const statusDoc = statusDocument({ config, startedAt, dicom, spool, guard: new DiskGuard(config.spool.dir, config.spool), forwarders, codecPool, atRest, commitmentScp });
+  const certificates = new CertificateWatch({ config: () => live.config, log, audit: audit.events });
+  const auditState = () => ({ ...audit.trail.failure.state(), onFailure: config.audit.onFailure, queuedRecords: audit.trail.lastSeq - audit.trail.durableSeq });
+  const statusDoc = statusDocument({ config, startedAt, dicom, spool, guard: new DiskGuard(config.spool.dir, config.spool), forwarders, codecPool, atRest, commitmentScp, audit: auditState, certificates: () => certificates.status() });
   const record = (r: OperatorAuditRecord) => (r.kind === 'purged' ? audit.events.purged(r) : audit.events.requeued(r));
   const studyEvents = new StudyEvents({ studies: () => spool.studies.all(), mark: (uid, what) => spool.markStudy(uid, what), stableMs: config.studies.stableSeconds * 1000, log });
-  const reload = makeReload({ configFile: opts.configFile, live, log, dicom, spool, forwarders, studyEvents, audit: audit.events });
+  const reloadConfig = makeReload({ configFile: opts.configFile, live, log, dicom, spool, forwarders, studyEvents, audit: audit.events });
+  // A reload re-reads the certificate files: their days left follow at once.
+  const reload = (by: string) => reloadConfig(by).then((r) => (certificates.check(), r));
 
   const control = new ControlServer({
     socketPath: config.control.socket,
@@ -221,9 +234,14 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
   if (web) started.add('status page', () => web.close());
   forwarders.start();
   started.add('forwarders', () => forwarders.stop());
+  const startEvents: HealthEvent[] = [];
+  if (stall) startEvents.push({ type: 'watchdog-restart', stalledSeconds: stall.stalledSeconds, killedAt: stall.killedAt || null, stallSeconds: stall.stallSeconds, ...(stall.systemd ? { by: 'systemd', systemd: stall.systemd } : { by: 'in-process' }) });
+  if (audit.trail.failure.failing) startEvents.push(auditEvent({ kind: 'audit-failure', reason: audit.trail.failure.state().reason ?? '', since: audit.trail.failure.state().since ?? '' })!);
+  const subscribe = [(emit: (e: HealthEvent) => void) => audit.onAlarm((a) => ((e) => e && emit(e))(auditEvent(a))), (emit: (e: HealthEvent) => void) => certificates.onEvent(emit)];
   const mqtt = config.health.mqtt
-    ? startMqttHealth(config, config.health.mqtt, { statusDoc, health, stats: dicom.stats, startedAt, recovery, log, forwarders: () => forwarders.all(), spool, record, studyEvents, alertSinks, onBlocked: (fn) => dicom.onBlocked(fn) })
+    ? startMqttHealth(config, config.health.mqtt, { statusDoc, health, stats: dicom.stats, startedAt, recovery, log, forwarders: () => forwarders.all(), spool, record, studyEvents, alertSinks, onBlocked: (fn) => dicom.onBlocked(fn), subscribe, startEvents })
     : undefined;
+  certificates.start();
 
   log.info(
     {
@@ -239,6 +257,10 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
     'gateway listening',
   );
   audit.events.started();
+  // The two watchdogs start once the gateway listens: systemd's (READY=1, then WATCHDOG=1 pings)
+  // and the in-process one (a worker thread that kills a stalled process).
+  const systemd = startSystemdNotify({ log });
+  const stopStallWatchdog = startStallWatchdog(config, log);
   return {
     config,
     log,
@@ -256,6 +278,9 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
     reload,
     health: {
       stop: async () => {
+        systemd?.stop();
+        stopStallWatchdog?.();
+        certificates.stop();
         studyEvents.stop();
         await web?.close();
         await metrics?.close();
@@ -274,4 +299,11 @@ function startAtRest(o: { spool: LevelSpool; codecPool: CodecPool; config: Gatew
     for await (const r of o.spool.rewriter.records()) atRest.offer(r);
   })().catch((err: unknown) => o.log.warn({ err: (err as Error).message }, 'could not list the spool for compression at rest'));
   return atRest;
+}
+
+/** The MQTT event of an audit alarm that is one (recording stopped, recording again). */
+function auditEvent(a: AuditAlarm): HealthEvent | undefined {
+  if (a.kind === 'audit-failure') return { type: 'audit-failure', reason: a.reason, since: a.since };
+  if (a.kind === 'audit-recovered') return { type: 'audit-recovered', seconds: a.seconds };
+  return undefined;
 }

@@ -7,4 +7,8 @@ export type AuditAlarm =
   /** Usage is at or over `audit.maxBytes` (repeats while it lasts). */
   | { kind: 'budget-exceeded'; usedBytes: number; maxBytes: number }
   /** At open: the files end before the head, the head is missing or fails its HMAC. */
-  | { kind: 'chain-broken'; detail: string };
+  | { kind: 'chain-broken'; detail: string }
+  /** Recording stopped: a write failed or the file system is (nearly) full (failure-watch.ts). Once per failure. */
+  | { kind: 'audit-failure'; reason: string; since: string }
+  /** Recording works again after `seconds`. */
+  | { kind: 'audit-recovered'; seconds: number };

@@ -94,6 +94,8 @@ export interface AuditHandle {
   trail: AuditTrail;
   events: AuditEvents;
   syslog: SyslogForwarder | undefined;
+  /** Hear the trail's alarms (MQTT events, the listener's refusal while recording fails). */
+  onAlarm(fn: (a: AuditAlarm) => void): void;
   /** Flush and close (after recording what is to be recorded, e.g. `events.stopped()`). */
   stop(): Promise<void>;
 }
@@ -103,6 +105,7 @@ export async function openAudit(config: GatewayConfig, log: Logger, opts: { key?
   const key = opts.key ?? DeviceKey.loadOrCreate(auditKeyFile(config));
   const wildcard = ['0.0.0.0', '::', ''].includes(config.receive.host);
   let syslog: SyslogForwarder | undefined;
+  const sinks: ((a: AuditAlarm) => void)[] = [];
   const trail = await AuditTrail.open({
     dir: config.audit.dir,
     retentionDays: config.audit.retentionDays,
@@ -111,8 +114,9 @@ export async function openAudit(config: GatewayConfig, log: Logger, opts: { key?
     log,
     source: { deviceId: config.device.id, aeTitle: config.receive.aeTitle, host: wildcard ? hostname() : config.receive.host, pid: process.pid },
     onAlarm: (a) => {
-      log[a.kind === 'budget-warning' ? 'warn' : 'error']({ alarm: a }, 'audit alarm');
+      log[a.kind === 'budget-warning' || a.kind === 'audit-recovered' ? 'warn' : 'error']({ alarm: a }, 'audit alarm');
       opts.onAlarm?.(a);
+      for (const fn of sinks) fn(a);
     },
     // Retention never deletes what the syslog server has not had yet.
     deliveredSeq: config.audit.syslog ? () => syslog?.deliveredSeq ?? 0 : undefined,
@@ -126,6 +130,7 @@ export async function openAudit(config: GatewayConfig, log: Logger, opts: { key?
     trail,
     events: new AuditEvents(trail),
     syslog,
+    onAlarm: (fn) => sinks.push(fn),
     stop: async () => {
       await trail.stop();
       await syslog?.stop();

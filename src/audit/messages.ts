@@ -42,6 +42,8 @@ export const SECURITY_ALERT_TYPES = {
   // rather than bend a standard code, these use a private coding scheme (PS3.15 allows any).
   'audit-storage-exhausted': { code: 'AUDIT-BUDGET', system: '99PACSEDGE', text: 'Audit storage budget exceeded' },
   'audit-chain-broken': { code: 'AUDIT-CHAIN', system: '99PACSEDGE', text: 'Audit trail integrity check failed' },
+  // Nor for "the process was killed because its event loop stopped": a private code too.
+  'watchdog-restart': { code: 'WATCHDOG', system: '99PACSEDGE', text: 'Restarted after the watchdog killed a stalled process' },
 } as const;
 export type SecurityAlertType = keyof typeof SECURITY_ALERT_TYPES;
 

@@ -21,6 +21,7 @@ import {
 } from './chain.js';
 import type { AuditAlarm } from './alarms.js';
 import { AuditBudget } from './budget.js';
+import { AuditFailureWatch } from './failure-watch.js';
 import { drainInbox } from './inbox.js';
 import { acquireLock, releaseLock } from './lock.js';
 import { buildAuditMessage, type AuditEvent, type AuditSource } from './messages.js';
@@ -90,6 +91,8 @@ export class AuditTrail {
   private readonly key: Buffer;
   private readonly budget: AuditBudget;
   private readonly now: () => Date;
+  /** Whether records can be written now (status, and the refusal of new associations). */
+  readonly failure: AuditFailureWatch;
   /** Counters, for status and metrics. */
   readonly stats = { records: 0, writeFailures: 0, recordFailures: 0, retentionDeletedFiles: 0 };
 
@@ -97,6 +100,7 @@ export class AuditTrail {
     this.key = o.key.derive('audit-chain');
     this.now = o.now ?? (() => new Date());
     this.head = { seq: 0, hmac: GENESIS, baseSeq: 0, baseHmac: GENESIS };
+    this.failure = new AuditFailureWatch({ dir: o.dir, log: o.log, alarm: (a) => this.alarm(a), record: (e) => this.record(e), queued: () => this.pending.length, now: this.now });
     this.budget = new AuditBudget({ maxBytes: o.maxBytes, repeatMs: o.budgetRepeatMs, now: this.now, log: o.log, alarm: (a) => this.alarm(a), record: (e) => this.record(e) });
   }
 
@@ -143,6 +147,7 @@ export class AuditTrail {
     t.intervals.push(setInterval(() => void t.retentionPass(), RETENTION_INTERVAL_MS).unref());
     void t.drainInbox();
     void t.retentionPass();
+    t.failure.start();
     return t;
   }
 
@@ -272,8 +277,12 @@ export class AuditTrail {
       this.pending = [...batch.slice(done), ...this.pending];
       this.stats.writeFailures++;
       const error = (err as Error).message;
-      this.o.log.error({ err: error, queued: this.pending.length, dir: this.o.dir }, 'audit trail write failed; records stay queued and are retried');
-      this.alarm({ kind: 'write-failed', error, failures: this.stats.writeFailures + this.stats.recordFailures });
+      // Said once per outage (the retries every second stay at debug): the failure watch's
+      // AUDIT FAILURE line and alarm stand for the whole period.
+      const retrying = this.failure.failing;
+      this.o.log[retrying ? 'debug' : 'error']({ err: error, queued: this.pending.length, dir: this.o.dir }, 'audit trail write failed; records stay queued and are retried');
+      if (!retrying) this.alarm({ kind: 'write-failed', error, failures: this.stats.writeFailures + this.stats.recordFailures });
+      this.failure.writeFailed(`${(err as NodeJS.ErrnoException).code ?? 'error'}: ${error}`);
       if (!this.closed && !this.retryTimer) {
         this.retryTimer = setTimeout(() => {
           this.retryTimer = undefined;
@@ -283,6 +292,7 @@ export class AuditTrail {
       }
       return;
     }
+    this.failure.writeOk();
     for (const fn of this.durableListeners) {
       try {
         fn(this.head.seq);
@@ -368,6 +378,7 @@ export class AuditTrail {
   async stop(): Promise<void> {
     if (this.closed) return;
     for (const i of this.intervals) clearInterval(i);
+    this.failure.stop();
     await this.drainInbox();
     await this.flush();
     if (this.pending.length > 0) {

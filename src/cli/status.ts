@@ -122,6 +122,17 @@ export function renderStatus(s: Record<string, unknown>): string {
   }
   const codecs = s.codecs as { workers: number; busy: number; queued: number } | undefined;
   if (codecs) lines.push('', `codecs    ${codecs.workers} worker(s), ${codecs.busy} busy, ${codecs.queued} waiting`);
+  const audit = s.audit as { state: string; since: string | null; reason: string | null; onFailure: string; queuedRecords: number } | undefined;
+  if (audit?.state === 'failing') {
+    lines.push(`audit     FAILING since ${when(audit.since ?? undefined)}: ${audit.reason ?? ''}; ${audit.queuedRecords} record(s) waiting in memory`);
+    lines.push(audit.onFailure === 'refuse' ? '          new associations are REFUSED until the trail can write again (audit.onFailure: refuse)' : '          associations are accepted; the trail may get gaps (audit.onFailure: alarm)');
+  }
+  const certs = (s.certificates ?? []) as { role: string; name: string; daysLeft: number | null; expired: boolean; notAfter: string | null; error?: string }[];
+  for (const c of certs) {
+    const who = c.role === 'forward' ? `forward ${c.name}` : c.role;
+    const what = c.daysLeft === null ? `cannot be read: ${c.error ?? ''}` : c.expired ? `EXPIRED ${c.notAfter}` : `${Math.floor(c.daysLeft)} days left (${c.notAfter})${c.daysLeft <= 30 ? ' — renew it' : ''}`;
+    lines.push(`cert      ${who}: ${what}`);
+  }
   return lines.join('\n');
 }
 

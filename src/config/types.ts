@@ -176,7 +176,20 @@ export interface GatewayConfig {
     maxBytes: number;
     /** Forward every record to a syslog server over TLS (RFC 5425). */
     syslog?: AuditSyslogConfig | undefined;
+    /**
+     * When a record cannot be written (disk full, I/O error): `refuse` (default, MLPS 2.0 level 3
+     * 审计进程保护) answers new associations with a transient A-ASSOCIATE-RJ until the trail is
+     * writable again; `alarm` keeps receiving (log, MQTT, status) and says at every start that
+     * the trail may have gaps. Records are kept in memory and written when the disk recovers.
+     */
+    onFailure: 'refuse' | 'alarm';
   };
+  /**
+   * The in-process watchdog (src/util/loop-watchdog.ts): a worker thread kills the process when
+   * the event loop has not run for `stallSeconds` (0 = off; default 60), leaving a marker that
+   * the next start audits. systemd's WatchdogSec= is the outer line (src/startup/systemd-notify.ts).
+   */
+  watchdog: { stallSeconds: number };
 }
 
 /** `audit.syslog`: RFC 5425 (syslog over TLS 1.2+) server; files are resolved against the config file. */

@@ -15,7 +15,7 @@ import type { CallerConfig, ForwardConfig, GatewayConfig } from './types.js';
  */
 export function validateConfig(doc: unknown, opts: { baseDir: string; file?: string }): GatewayConfig {
   const v = new Validator();
-  const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'forwarding', 'compress', 'health', 'log', 'control', 'workers', 'audit', 'security', 'studies']);
+  const root = v.object(doc, '', ['extends', 'device', 'receive', 'spool', 'forward', 'forwarding', 'compress', 'health', 'log', 'control', 'workers', 'audit', 'security', 'studies', 'watchdog']);
   const studies = v.object(root.studies ?? {}, 'studies', ['stableSeconds', 'keepDays']);
   const fwd = v.object(root.forwarding ?? {}, 'forwarding', [
     'connectTimeoutSeconds', 'acseTimeoutSeconds', 'responseTimeoutSeconds', 'retryBaseSeconds', 'retryMaxSeconds', 'idleReleaseSeconds', 'maxAttempts', 'batch', 'maxPduLength',
@@ -37,7 +37,8 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const workers = v.object(root.workers ?? {}, 'workers', ['threads']);
   const compress = v.object(root.compress ?? {}, 'compress', ['workers', 'verify', 'maxObjectBytes']);
   const security = v.object(root.security ?? {}, 'security', ['integrity']);
-  const audit = v.object(root.audit ?? {}, 'audit', ['dir', 'retentionDays', 'maxBytes', 'syslog']);
+  const audit = v.object(root.audit ?? {}, 'audit', ['dir', 'retentionDays', 'maxBytes', 'syslog', 'onFailure']);
+  const watchdog = v.object(root.watchdog ?? {}, 'watchdog', ['stallSeconds']);
   const auditSyslog = audit.syslog === undefined ? undefined : v.object(audit.syslog, 'audit.syslog', ['host', 'port', 'ca', 'cert', 'key']);
   const health = v.object(root.health ?? {}, 'health', ['mqtt', 'metrics', 'web']);
   const metrics = health.metrics === undefined ? undefined : v.object(health.metrics, 'health.metrics', ['host', 'port']);
@@ -224,6 +225,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
           }
         : undefined,
     },
+    watchdog: { stallSeconds: v.int(watchdog.stallSeconds, 'watchdog.stallSeconds', { min: 0, max: 3600 }) ?? 60 },
     security: {
       integrity: v.oneOf(security.integrity, 'security.integrity', ['enforce', 'warn', 'off'] as const) ?? 'warn',
     },
@@ -237,6 +239,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       dir: path.resolve(opts.baseDir, v.string(audit.dir, 'audit.dir') ?? path.join(path.dirname(resolvedSpool || path.resolve(opts.baseDir, 'spool')), 'audit')),
       retentionDays: v.int(audit.retentionDays, 'audit.retentionDays', { min: 1, max: 36500 }) ?? 180,
       maxBytes: v.bytes(audit.maxBytes, 'audit.maxBytes') ?? 1024 ** 3,
+      onFailure: v.oneOf(audit.onFailure, 'audit.onFailure', ['refuse', 'alarm'] as const) ?? 'refuse',
       syslog: auditSyslog
         ? {
             host: v.string(auditSyslog.host, 'audit.syslog.host', { required: true }) ?? '',

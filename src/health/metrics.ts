@@ -64,6 +64,15 @@ export function renderMetrics(h: Doc): string {
     w.metric('pacs_edge_spool_compressed_objects_total', 'counter', 'Objects compressed at rest since start.', one(z.compressed));
     w.metric('pacs_edge_spool_compress_backlog', 'gauge', 'Objects waiting for compression at rest.', one(z.backlog));
   }
+  const a = h.audit;
+  if (a) {
+    w.metric('pacs_edge_audit_recording', 'gauge', '1 while audit records are written, 0 while they cannot be (audit.onFailure decides what receive does).', one(a.state === 'ok' ? 1 : 0));
+    w.metric('pacs_edge_audit_queued_records', 'gauge', 'Audit records made but not yet durable (waiting in memory).', one(a.queuedRecords));
+    w.metric('pacs_edge_audit_failures_total', 'counter', 'Times audit recording stopped since start.', one(a.failures));
+  }
+  for (const c of (h.certificates ?? []) as Doc[]) {
+    w.metric('pacs_edge_certificate_days_left', 'gauge', 'Days until a certificate the gateway presents expires (negative: expired), by role.', [[{ role: String(c.role), name: String(c.name) }, c.daysLeft]]);
+  }
   for (const d of (h.destinations ?? []) as Doc[]) {
     const l = { destination: String(d.name) };
     w.metric('pacs_edge_destination_pending', 'gauge', 'Objects queued for the destination.', [[l, d.pending]]);

@@ -21,7 +21,7 @@ const RECONNECT_MIN_MS = 1000;
 const RECONNECT_MAX_MS = 60_000;
 
 export interface HealthEvent {
-  type: 'destination-down' | 'destination-up' | 'disk-low' | 'disk-ok' | 'dead-letter' | 'association-rejected' | 'recovery' | 'object-corrupt' | 'address-blocked' | 'spool-unreadable' | 'study-received' | 'study-delivered' | 'study-incomplete';
+  type: 'destination-down' | 'destination-up' | 'disk-low' | 'disk-ok' | 'dead-letter' | 'association-rejected' | 'recovery' | 'object-corrupt' | 'address-blocked' | 'spool-unreadable' | 'study-received' | 'study-delivered' | 'study-incomplete' | 'audit-failure' | 'audit-recovered' | 'certificate-expiring' | 'certificate-expired' | 'watchdog-restart';
   [key: string]: unknown;
 }
 

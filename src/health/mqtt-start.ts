@@ -10,7 +10,7 @@ import type { RecoveryReport, Spool } from '../spool/spool.js';
 import { VERSION } from '../version.js';
 import { EventWatch } from './event-watch.js';
 import { Rate, systemFigures, watermark } from './health-report.js';
-import { MqttHealth } from './mqtt-health.js';
+import { MqttHealth, type HealthEvent } from './mqtt-health.js';
 
 type StatusDoc = Record<string, unknown> & {
   spool: { dir: string; freeBytes: number; minFreeBytes: number; compressAtRest?: { bytesIn: number; bytesOut: number } };
@@ -118,6 +118,10 @@ export function startMqttHealth(
     alertSinks?: ((a: { destination: string; id: string; sopInstanceUid: string }) => void)[];
     /** Addresses blocked after repeated refused associations (src/receive/caller-guard.ts). */
     onBlocked?: (fn: (b: { address: string; rejections: number; since: number; until: number }) => void) => void;
+    /** More event sources (audit failure, certificate expiry), subscribed once MQTT runs. */
+    subscribe?: ((emit: (e: HealthEvent) => void) => void)[];
+    /** Events about the start itself (a watchdog restart, a trail already failing). */
+    startEvents?: HealthEvent[];
   },
 ): { stop: () => Promise<void> } {
   const health = deps.health;
@@ -136,6 +140,8 @@ export function startMqttHealth(
   deps.onBlocked?.((b) => mqtt.event({ type: 'address-blocked', address: b.address, rejections: b.rejections, blockedUntil: new Date(b.until).toISOString() }));
   deps.stats.onRejected((r) => mqtt.event({ type: 'association-rejected', callingAeTitle: r.callingAeTitle, calledAeTitle: r.calledAeTitle, address: r.address, code: r.code, reason: r.why }));
   mqtt.start();
+  for (const sub of deps.subscribe ?? []) sub((e) => mqtt.event(e));
+  for (const e of deps.startEvents ?? []) mqtt.event(e);
   const r = deps.recovery;
   mqtt.event({ type: 'recovery', recovered: r.recovered, lost: r.lost.length, unreadable: r.unreadable.length, discardedPartials: r.discardedPartials, danglingQueueEntries: r.danglingQueueEntries });
   // Objects kept but not sent because their files cannot be opened (a wrong or missing device key): an alarm, not a figure.

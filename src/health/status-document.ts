@@ -7,6 +7,7 @@ import type { DicomServer } from '../receive/server.js';
 import type { DiskGuard } from '../spool/disk-guard.js';
 import type { LevelSpool } from '../spool/level-spool.js';
 import { VERSION } from '../version.js';
+import type { CertificateState } from './certificate-watch.js';
 
 /**
  * The status document: one JSON object that `pacs-edge status`, MQTT health, the metrics and
@@ -23,6 +24,10 @@ export function statusDocument(parts: {
   codecPool: CodecPool;
   atRest?: AtRestCompressor | undefined;
   commitmentScp?: CommitmentScp | undefined;
+  /** Whether the audit trail can write now (src/audit/failure-watch.ts), with audit.onFailure. */
+  audit?: (() => Record<string, unknown>) | undefined;
+  /** Days left of every certificate the gateway presents (src/health/certificate-watch.ts). */
+  certificates?: (() => CertificateState[]) | undefined;
 }): () => Promise<Record<string, unknown>> {
   const { config, dicom, spool, forwarders, codecPool, atRest, commitmentScp } = parts;
   return async () => {
@@ -44,6 +49,8 @@ export function statusDocument(parts: {
       destinations: spoolStats.destinations.map((d) => ({ ...d, ...forwarders.find(d.name)?.status() })),
       codecs: { workers: config.compress.workers, busy: codecPool.busy, queued: codecPool.queued },
       ...(commitmentScp ? { commitment: commitmentScp.stats() } : {}),
+      ...(parts.audit ? { audit: parts.audit() } : {}),
+      ...(parts.certificates ? { certificates: parts.certificates() } : {}),
     };
   };
 }

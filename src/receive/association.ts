@@ -23,6 +23,8 @@ export interface AssociationOptions {
   readonly stats: ReceiveStats;
   /** Asked when the A-ASSOCIATE-RQ arrives: false at receive.maxAssociations (the request gets a transient reject). */
   readonly admit: () => boolean;
+  /** Asked first when the A-ASSOCIATE-RQ arrives: why new associations are refused now (the audit trail cannot write), or undefined. */
+  readonly refusing?: (() => string | undefined) | undefined;
   /** The peer sent its A-ASSOCIATE-RQ: the connection no longer counts as silent. */
   readonly spoke?: (() => void) | undefined;
   /** ARTIM expired before any A-ASSOCIATE-RQ: a refused attempt of the address (blocking). */
@@ -32,6 +34,15 @@ export interface AssociationOptions {
   readonly audit?: AuditEvents | undefined;
   readonly accessionKey?: Buffer | undefined;
 }
+
+/**
+ * The A-ASSOCIATE-RJ while the audit trail cannot write (PS3.8 §9.3.4, Table 9-21): result 2
+ * rejected-transient (it ends without a restart or a change at the caller), source 1 DICOM UL
+ * service-user (the refusal is this application's decision, not a protocol or presentation-layer
+ * condition), reason 1 no-reason-given (no listed user reason fits; "temporary-congestion" and
+ * "local-limit-exceeded" belong to source 3 and would send the operator looking at the load).
+ */
+const AUDIT_FAILURE_REJECT = { result: Reject.Result.Transient, source: Reject.Source.ServiceUser, reason: Reject.UserReason.NoReasonGiven };
 
 /**
  * One inbound association: the upper layer's {@link Acceptor} (PS3.8 state machine, ARTIM and
@@ -101,6 +112,13 @@ export class Association {
     const base = { assoc: this.o.id, remote: this.remote, callingAe: rq.callingAeTitle, calledAe: rq.calledAeTitle };
     // What a refusal tells statistics, the audit trail and MQTT about the peer: bounded, printable.
     const who = { callingAeTitle: peerText(rq.callingAeTitle, 16), calledAeTitle: peerText(rq.calledAeTitle, 16), address: peerText(this.remote) };
+    const refusing = this.o.refusing?.();
+    if (refusing !== undefined) {
+      // Judged before the request itself: while nothing can be audited, no peer (allowed or not)
+      // gets an association whose facts would go unrecorded (audit.onFailure: refuse).
+      this.log.warn({ ...base, reason: refusing }, 'association rejected (transient): the audit trail cannot be written (audit.onFailure: refuse)');
+      return this.reject(AUDIT_FAILURE_REJECT, { ...who, code: 'audit-failure', why: `audit trail cannot be written: ${refusing}`, transient: true });
+    }
     const decision = negotiate(rq, this.o.config, this.remote, this.o.commitment?.peers ?? []);
     if (decision.kind === 'reject') {
       this.log.warn({ ...base, result: decision.result, source: decision.source, reason: decision.reason, code: decision.code }, `association rejected: ${decision.why}`);

@@ -28,7 +28,7 @@ export interface AcceptedContext {
  * (a bounded set, whatever peers send). `why` says it in words, with the peer's values made safe
  * ({@link peerText}).
  */
-export type RejectCode = 'protocol-version' | 'application-context' | 'called-ae' | 'calling-ae' | 'max-associations';
+export type RejectCode = 'protocol-version' | 'application-context' | 'called-ae' | 'calling-ae' | 'max-associations' | 'audit-failure';
 
 export type Decision =
   | { kind: 'reject'; result: number; source: number; reason: number; code: RejectCode; why: string }

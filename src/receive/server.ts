@@ -53,12 +53,17 @@ export class DicomServer {
       audit?: AuditEvents | undefined;
       /** Hashes Accession Numbers for the study index (src/security/accession.ts). */
       accessionKey?: Buffer | undefined;
+      /** Why new associations are refused now (the audit trail cannot write, audit.onFailure: refuse), or undefined. */
+      refusing?: (() => string | undefined) | undefined;
     },
   ) {
     const c = deps.config;
     this.guard = new CallerGuard(c.blocking);
     // Who failed to associate: audited, and counted towards a block of the address.
     this.stats.onRejected((r) => {
+      // Refusals because the trail cannot write are not queued as records one by one (a caller
+      // retrying would fill memory): the trail's 110133/110134 alerts bound the period instead.
+      if (r.code === 'audit-failure') return;
       deps.audit?.associationRejected({ callingAe: r.callingAeTitle, calledAe: r.calledAeTitle, address: r.address, reason: r.why });
       if (!r.transient) this.countRejection(r.address, r.why);
     });
@@ -190,6 +195,7 @@ export class DicomServer {
       stats: this.stats,
       // Judged when the request arrives: only associations count against receive.maxAssociations.
       admit: () => this.stats.activeAssociations < this.deps.config.maxAssociations,
+      refusing: this.deps.refusing,
       spoke: () => this.silent.delete(socket),
       silentTooLong: () => this.countRejection(remote, 'no A-ASSOCIATE-RQ within ARTIM timeout'),
       commitment: this.deps.commitment,

@@ -246,12 +246,20 @@ describe('AuditTrail', () => {
     expect(alarms[0]).toMatchObject({ kind: 'write-failed' });
     expect(trail.stats.writeFailures).toBe(1);
     expect(logs.some((l) => l.msg === 'audit trail write failed; records stay queued and are retried')).toBe(true);
+    // Recording stopped: one alarm, and the 110133 Security Alert chained behind the failed record.
+    expect(alarms.filter((a) => a.kind === 'audit-failure')).toHaveLength(1);
+    expect(trail.failure.state()).toMatchObject({ state: 'failing', failures: 1 });
     trail.record(received(1));
     rmSync(blocker, { recursive: true });
-    // The retry timer writes both once the disk is back.
-    await waitFor(() => trail.durableSeq === 2, { timeoutMs: 10_000, what: 'the retry to write the queued records' });
+    // The retry (every second) writes the queue, then 110134 Audit Recording Started follows.
+    await waitFor(() => trail.durableSeq === 4, { timeoutMs: 10_000, what: 'the retry to write the queued records' });
+    expect(alarms.filter((a) => a.kind === 'audit-recovered')).toHaveLength(1);
+    expect(trail.failure.state()).toMatchObject({ state: 'ok', since: null, failures: 1 });
     await trail.stop();
-    expect(await verifyTrail(dir, chainKey)).toMatchObject({ ok: true, records: 2 });
+    expect(await verifyTrail(dir, chainKey)).toMatchObject({ ok: true, records: 4 });
+    const text = lines(blocker).join('\n');
+    expect(text.indexOf('110133')).toBeGreaterThan(0);
+    expect(text.indexOf('110134')).toBeGreaterThan(text.indexOf('110133'));
   });
 
   it('one writer per directory: a live owner keeps the lock; a dead one, or a pid now used by another program, loses it', async () => {

@@ -60,6 +60,27 @@ describe('pacs-edge status: compression line', () => {
     expect(out).toMatch(/receive {3}EDGE on 0\.0\.0\.0 TLS 2762 /);
     expect(out).toMatch(/BLOCKED 10\.0\.0\.9 until .* after 20 refused associations/);
   });
+
+  it('shouts a failing audit trail and what it does to receive; lists the certificates with their days left', () => {
+    const out = renderStatus({
+      device: 'edge-1',
+      running: true,
+      pid: 1,
+      uptimeSeconds: 5,
+      receive: { aeTitle: 'EDGE', host: '0.0.0.0', port: 11112, tlsPort: null, activeAssociations: 0, objectsStored: 0, bytesStored: 0, objectsFailed: 0, blocked: [] },
+      spool: { dir: '/s', objects: 0, bytes: 0 },
+      destinations: [],
+      audit: { state: 'failing', since: '2026-11-26T10:00:00.000Z', reason: 'ENOSPC: no space left on device', onFailure: 'refuse', queuedRecords: 3, failures: 1 },
+      certificates: [
+        { role: 'receive', name: 'receive', file: '/c.pem', notAfter: '2026-12-01T00:00:00.000Z', daysLeft: 4.5, expired: false },
+        { role: 'forward', name: 'pacs', file: '/f.pem', notAfter: '2026-11-01T00:00:00.000Z', daysLeft: -25, expired: true },
+      ],
+    });
+    expect(out).toMatch(/audit {5}FAILING since .*: ENOSPC: no space left on device; 3 record\(s\) waiting in memory/);
+    expect(out).toContain('new associations are REFUSED');
+    expect(out).toMatch(/cert {6}receive: 4 days left \(2026-12-01T00:00:00\.000Z\) — renew it/);
+    expect(out).toMatch(/cert {6}forward pacs: EXPIRED 2026-11-01/);
+  });
 });
 
 describe('pacs-edge status --watch', () => {

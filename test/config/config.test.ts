@@ -106,7 +106,8 @@ describe('loadConfig: a valid minimal file gets the defaults', () => {
       health: {},
       security: { integrity: 'warn' },
       compress: { workers: Math.max(1, availableParallelism() - 1), verify: true, maxObjectBytes: 256 * 1024 ** 2 },
-      audit: { dir: path.join(tmp.dir, 'audit'), retentionDays: 180, maxBytes: 1024 ** 3, syslog: undefined },
+      audit: { dir: path.join(tmp.dir, 'audit'), retentionDays: 180, maxBytes: 1024 ** 3, syslog: undefined, onFailure: 'refuse' },
+      watchdog: { stallSeconds: 60 },
     });
     expect(configWarnings(c)).toEqual([]);
   });
@@ -546,12 +547,13 @@ describe('receive.tls and the plain listener', () => {
 describe('audit', () => {
   it('defaults beside the spool; every key kept; files resolved against the config directory', () => {
     const c = validate(doc());
-    expect(c.audit).toEqual({ dir: '/var/lib/audit', retentionDays: 180, maxBytes: 1024 ** 3, syslog: undefined });
-    const full = validate(doc({ audit: { dir: 'trail', retentionDays: 365, maxBytes: '2GiB', syslog: { host: 'siem.example', ca: 'ca.pem', cert: 'c.pem', key: 'c.key' } } }));
+    expect(c.audit).toEqual({ dir: '/var/lib/audit', retentionDays: 180, maxBytes: 1024 ** 3, syslog: undefined, onFailure: 'refuse' });
+    const full = validate(doc({ audit: { dir: 'trail', retentionDays: 365, maxBytes: '2GiB', onFailure: 'alarm', syslog: { host: 'siem.example', ca: 'ca.pem', cert: 'c.pem', key: 'c.key' } } }));
     expect(full.audit).toEqual({
       dir: '/etc/pacs-edge/trail',
       retentionDays: 365,
       maxBytes: 2 * 1024 ** 3,
+      onFailure: 'alarm',
       syslog: { host: 'siem.example', port: 6514, ca: '/etc/pacs-edge/ca.pem', cert: '/etc/pacs-edge/c.pem', key: '/etc/pacs-edge/c.key' },
     });
     expect(configWarnings(full).filter((w) => w.startsWith('audit'))).toEqual([]);

@@ -1,6 +1,6 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Level } from 'level';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,9 +11,10 @@ import type { SpoolRecord } from '../../src/spool/spool.js';
 import { datasetBytes, echoscu, startStorescp, storescu, type StorescuResult } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
 import { freePort, type GatewayProcess, nothingPending, startGateway, tempDir, waitFor } from '../helpers/processes.js';
-import { missingRoot, skipSuite } from '../helpers/requirements.js';
+import { skipSuite } from '../helpers/requirements.js';
 import { type FaultResult, recordFault } from '../helpers/reliability.js';
 import { readSpoolFile } from '../helpers/spool-files.js';
+import { freeBytes, missingTmpfs, mountTmpfs, unmountTmpfs } from '../helpers/tmpfs.js';
 
 /**
  * Fault: the spool's file system fills up. The spool lives on a 48 MiB tmpfs mounted for the
@@ -34,38 +35,6 @@ const MiB = 1024 * 1024;
 const VOLUME = '48m';
 const MIN_FREE = 8 * MiB;
 const FAST = { retryBaseSeconds: 0.2, retryMaxSeconds: 1, idleReleaseSeconds: 1, responseTimeoutSeconds: 10 };
-
-/** Why this machine cannot mount the test's size-limited tmpfs; undefined when it can. */
-function missingMount(): string | undefined {
-  if (process.platform !== 'linux') return 'needs Linux tmpfs';
-  const root = missingRoot('to mount a size-limited tmpfs');
-  if (root) return root;
-  const probe = tempDir('pacs-edge-mount-probe-');
-  try {
-    const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe.dir]);
-    if (r.status !== 0) return `mount -t tmpfs failed: ${String(r.stderr).trim()}`;
-    spawnSync('umount', [probe.dir]);
-    return undefined;
-  } finally {
-    probe.cleanup();
-  }
-}
-
-function mountVolume(dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${VOLUME},mode=0755`, 'tmpfs', dir]);
-  if (r.status !== 0) throw new Error(`mount failed: ${String(r.stderr)}`);
-}
-
-function unmountVolume(dir: string): void {
-  // Lazy: a process that still holds a file there (it should not) cannot make the test hang.
-  spawnSync('umount', ['-l', dir]);
-}
-
-const freeBytes = (dir: string): number => {
-  const s = statfsSync(dir);
-  return s.bavail * s.bsize;
-};
 
 /** Lowest free space seen on a volume, per phase, sampled every 5 ms. */
 function freeSampler(dir: string) {
@@ -178,7 +147,7 @@ function spawnFiller(file: string): { go: () => Promise<{ bytes: number; code: s
   };
 }
 
-describe.skipIf(skipSuite('the disk-full fault test', missingMount()))('fault: the spool volume fills up (48 MiB tmpfs)', () => {
+describe.skipIf(skipSuite('the disk-full fault test', missingTmpfs()))('fault: the spool volume fills up (48 MiB tmpfs)', () => {
   const tmp = tempDir('pacs-edge-diskfull-');
   const vol = path.join(tmp.dir, 'vol');
   const vol2 = path.join(tmp.dir, 'vol2');
@@ -200,7 +169,7 @@ describe.skipIf(skipSuite('the disk-full fault test', missingMount()))('fault: t
   beforeAll(() => {
     mkdirSync(src);
     mkdirSync(pacsDir);
-    mountVolume(vol);
+    mountTmpfs(vol, VOLUME);
     mounted.push(vol);
   });
 
@@ -208,7 +177,7 @@ describe.skipIf(skipSuite('the disk-full fault test', missingMount()))('fault: t
     if (row) recordFault(row);
     await gw?.stop();
     await pacs?.stop();
-    for (const m of mounted) unmountVolume(m);
+    for (const m of mounted) unmountTmpfs(m);
     tmp.cleanup();
   });
 
@@ -217,7 +186,10 @@ describe.skipIf(skipSuite('the disk-full fault test', missingMount()))('fault: t
     gw = await startGateway({
       dir: vol,
       spool: { minFreeBytes: MIN_FREE, compressAtRest: false, keepForwardedHours: 0 },
-      config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, compression: 'none', associations: 1 }], forwarding: FAST },
+      // The audit trail lives off the volume: this test is about the spool. With the trail on a
+      // full volume the gateway refuses associations instead (audit.onFailure: refuse), which is
+      // test/audit/audit-failure.integration.test.ts.
+      config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, compression: 'none', associations: 1 }], forwarding: FAST, audit: { dir: path.join(tmp.dir, 'audit-1') } },
     });
     const g = gw;
     const spoolDir = g.spoolDir;
@@ -384,7 +356,7 @@ describe.skipIf(skipSuite('the disk-full fault test', missingMount()))('fault: t
   }, 110_000);
 
   it('with spool.keepForwardedHours, a full volume evicts delivered objects first and never an unsent one', async () => {
-    mountVolume(vol2);
+    mountTmpfs(vol2, VOLUME);
     mounted.push(vol2);
     const pacs2Dir = path.join(tmp.dir, 'pacs2');
     mkdirSync(pacs2Dir);
@@ -394,7 +366,7 @@ describe.skipIf(skipSuite('the disk-full fault test', missingMount()))('fault: t
     const g = await startGateway({
       dir: vol2,
       spool: { minFreeBytes: MIN_FREE, compressAtRest: false, keepForwardedHours: 1 },
-      config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: scp.port, compression: 'none', associations: 1 }], forwarding: FAST },
+      config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: scp.port, compression: 'none', associations: 1 }], forwarding: FAST, audit: { dir: path.join(tmp.dir, 'audit-2') } },
     });
     try {
       // 20 MiB delivered and kept.

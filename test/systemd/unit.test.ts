@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
+import { readStallMarker } from '../../src/util/loop-watchdog.js';
 import { ROOT, run, tempDir } from '../helpers/processes.js';
 import { missingTools, skipTest } from '../helpers/requirements.js';
 
@@ -113,6 +114,40 @@ describe('systemd/pacs-edge.service', () => {
     const audit = (example as unknown as { audit?: { dir: string } }).audit;
     if (audit) dirs.push(audit.dir);
     for (const d of dirs) expect(rw, `${d} is writable`).toContain(d);
+  });
+
+  it('is Type=notify with a watchdog: NotifyAccess=all (systemd-notify is a child), WatchdogSec above watchdog.stallSeconds, restarted on failure', () => {
+    expect(last('Type')).toBe('notify');
+    expect(last('NotifyAccess')).toBe('all');
+    const watchdog = /^(\d+)s$/.exec(last('WatchdogSec') ?? '');
+    expect(watchdog).not.toBeNull();
+    // The in-process watchdog (default 60 s, leaves the marker the next start audits) fires first.
+    expect(Number(watchdog![1])).toBeGreaterThan(60);
+    expect(last('Restart')).toBe('on-failure');
+    // systemctl reload is SIGHUP: configuration and certificates re-read without a restart.
+    expect(last('ExecReload')).toBe('/bin/kill -HUP $MAINPID');
+  });
+
+  it('ExecStopPost= leaves the watchdog marker when systemd\'s watchdog fired, and only then (run here with sh, as systemd would after unescaping $$ and %%)', async () => {
+    const line = last('ExecStopPost')!;
+    const m = /^\/bin\/sh -c '(.*)'$/.exec(line);
+    expect(m, line).not.toBeNull();
+    const t = tempDir('pacs-edge-stoppost-');
+    try {
+      const script = m![1]!.replace(/\$\$/g, '$').replace(/%%/g, '%').replaceAll('/var/lib/pacs-edge/spool', t.dir);
+      const marker = path.join(t.dir, 'watchdog-stall.json');
+      const ok = await run('/bin/sh', ['-c', script], { env: { SERVICE_RESULT: 'success', EXIT_CODE: 'exited', EXIT_STATUS: '0' } });
+      expect(ok.code).toBe(0);
+      expect(existsSync(marker)).toBe(false);
+      const fired = await run('/bin/sh', ['-c', script], { env: { SERVICE_RESULT: 'watchdog', EXIT_CODE: 'dumped', EXIT_STATUS: 'ABRT' } });
+      expect(fired.code, fired.stderr).toBe(0);
+      const read = readStallMarker(marker)!;
+      expect(read.systemd).toBe('watchdog dumped ABRT');
+      expect(Number.isNaN(Date.parse(read.killedAt))).toBe(false);
+      expect(existsSync(`${marker}.tmp`)).toBe(false);
+    } finally {
+      t.cleanup();
+    }
   });
 
   it('does not restart after an integrity failure or a wrong device key (exit codes 4, 5 and 7)', () => {
