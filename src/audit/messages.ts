@@ -42,6 +42,9 @@ export const SECURITY_ALERT_TYPES = {
   // rather than bend a standard code, these use a private coding scheme (PS3.15 allows any).
   'audit-storage-exhausted': { code: 'AUDIT-BUDGET', system: '99PACSEDGE', text: 'Audit storage budget exceeded' },
   'audit-chain-broken': { code: 'AUDIT-CHAIN', system: '99PACSEDGE', text: 'Audit trail integrity check failed' },
+  // A spooled object or index record changed on the card without the device key (record MAC,
+  // plain file where a sealed one was written): evidence of tampering with the store itself.
+  'spool-integrity': { code: 'SPOOL-INTEGRITY', system: '99PACSEDGE', text: 'Spool object or record failed its authentication' },
 } as const;
 export type SecurityAlertType = keyof typeof SECURITY_ALERT_TYPES;
 

@@ -20,6 +20,27 @@ export function sealKeyOf(device: DeviceKey, profile: SealProfile): SealKey {
 }
 
 /**
+ * The MAC key of the spool index's records (HKDF purpose `spool-index`, src/spool/record-codec.ts):
+ * derived under every profile, `none` included, so that records cannot be forged or changed on
+ * the card without the device key.
+ */
+export function indexMacKey(device: DeviceKey): Buffer {
+  return device.derive('spool-index', 32);
+}
+
+/**
+ * The key of destinations' Error Comments kept in dead letters (HKDF purpose
+ * `dead-letter-comment`): a seal key of the profile in force (src/spool/dead-letters.ts).
+ */
+export function commentKey(device: DeviceKey, profile: SealProfile): SealKey {
+  const keks = {
+    'aes-256-gcm': device.derive('dead-letter-comment', 32),
+    gm: Buffer.concat([device.derive('dead-letter-comment-sm4', 16), device.derive('dead-letter-comment-sm3', 32)]),
+  };
+  return { profile, kek: keks[profile], others: keks };
+}
+
+/**
  * The spool's key under `spool.encryption` from the device key. `sealNew` false: profile none —
  * new files are written plain, but the device key still opens what was sealed before, so turning
  * encryption off never strands an object.
