@@ -248,7 +248,7 @@ function decodePayload(bytes: Buffer): { config: string; deviceId: string; creat
   const entries = p.files.map((f): BackupEntry => {
     // Authenticated, so written by pacs-edge; still, a path must be absolute and plain.
     if (typeof f.path !== 'string' || !path.isAbsolute(f.path) || path.normalize(f.path) !== f.path || f.path.split('/').includes('..')) {
-      throw new BackupError('INVALID', `backup names an unusable path ${JSON.stringify(f.path)}`);
+      throw new BackupError('INVALID', `backup names an unusable path ${JSON.stringify(f.path)}. Nothing was restored.`);
     }
     const data = Buffer.from(f.data, 'base64');
     if (createHash('sha256').update(data).digest('hex') !== f.sha256) throw new BackupError('INVALID', `backup copy of ${f.path} does not match its SHA-256`);

@@ -74,7 +74,9 @@ export function checkRestorePaths(configFile: string, entries: readonly RestoreE
     if (e.role === 'config' && p !== configFile) throw refused(`the backup's configuration entry ${p} is not its configuration ${configFile}`);
     if (e.role === 'device-key' && p !== owned.keyFile) throw refused(`the backup puts the device key at ${p}, not at the spool.encryption.keyFile of its configuration (${owned.keyFile})`);
     if (e.role === 'audit-head' && p !== owned.auditHead) throw refused(`the backup puts the audit head at ${p}, not in the audit.dir of its configuration`);
-    const dir = owned.dirs.filter((d) => inside(p, d)).sort((a, b) => b.length - a.length)[0];
+    // The outermost owned directory: every link below it is looked at (an owned directory nested
+    // in another, such as the key's, is checked too, not trusted as a starting point).
+    const dir = owned.dirs.filter((d) => inside(p, d)).sort((a, b) => a.length - b.length)[0];
     if (!dir) throw refused(`the backup names ${p}, outside the directories its configuration owns (${owned.dirs.join(', ')})`);
     const top = path.join(root, dir);
     const target = path.join(root, p);
