@@ -133,4 +133,18 @@ describe('index record authentication', () => {
     cleanups.pop();
     await index(w.config, async (db) => expect(w.codec.markerState((await db.get(INDEX_MAC_MARKER))!)).toBe('done'));
   });
+
+  it('before each send: a record changed in the index after recovery is refused, kept and quarantined, never handed out', async () => {
+    const w = await world(2);
+    const o = await reopen(w);
+    // The running spool's own index (what a process with the card mounted could change underneath).
+    const db = (o.spool as unknown as { db: Level<string, string> }).db;
+    const raw = (await db.get(`o!${w.ids[0]}`))!;
+    const { m } = JSON.parse(raw) as { m: string };
+    await db.put(`o!${w.ids[0]}`, JSON.stringify({ ...(JSON.parse(unkeyedRecord({ ...recordOf(raw), sha256: '0'.repeat(64) })) as object), m }));
+    expect((await o.spool.claim('pacs', 10)).map((c) => c.record.id)).toEqual([w.ids[1]]);
+    expect(o.spool.stats().unreadable).toBe(1);
+    expect(await db.get(`x!${w.ids[0]}`)).toBeDefined();
+    expect(await db.get(`o!${w.ids[0]}`)).toBeDefined();
+  });
 });
