@@ -5,6 +5,7 @@ import { Level } from 'level';
 import { describe, expect, it } from 'vitest';
 import { controlGet } from '../../src/health/control-server.js';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
+import { SPOOL_FORMAT } from '../../src/spool/format.js';
 import { INDEX_MAC_MARKER, unkeyedRecord } from '../../src/spool/record-codec.js';
 import type { SpoolRecord } from '../../src/spool/spool.js';
 import { datasetBytes, startStorescp, storescu } from '../helpers/dcmtk.js';
@@ -21,7 +22,8 @@ import { readSpoolFile } from '../helpers/spool-files.js';
  * in the audit trail. The untouched object is delivered, and so is a new one afterwards.
  *
  * And the upgrade: a spool whose records were written by the release before the MAC (the exact
- * encoding it wrote, `{r, c}`, no marker) delivers everything after the update.
+ * encoding it wrote, `{r, c}`, no marker, spool format 2) delivers everything after the update,
+ * and is then format 3, which that release refuses to open (it would write unkeyed records).
  */
 type Status = { spool: { unreadable: number }; destinations: { pending: number; deadLetter: number }[] };
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -135,11 +137,14 @@ describe('someone with the SD card but not the device key', () => {
             await db.put(k, unkeyedRecord(r));
           }
           await db.del(INDEX_MAC_MARKER);
+          // …in the format that release wrote (2: before the index MAC).
+          await db.put('m!format', JSON.stringify({ version: 2, by: '0.9.0' }));
         });
         pacs = await startStorescp(s.pacsDir, 'PACS', { port: s.pacsPort });
         gw = await runGateway(s.configFile, { port: s.port, spoolDir: s.spoolDir });
         const adopted = await gw.waitForLog((l) => String(l.msg).startsWith('spool index: authenticating the records of an earlier release'));
         expect(adopted.records).toBe(3);
+        expect(gw.logs.filter((l) => l.msg === 'spool format migration: step done').map((l) => l.format)).toEqual([3]);
         await waitFor(() => nothingPending(s.spoolDir), { what: 'all delivered' });
         const st = (await controlGet(path.join(s.spoolDir, 'control.sock'), '/status')) as Status;
         expect(st.destinations[0]!.deadLetter).toBe(0);
@@ -151,6 +156,7 @@ describe('someone with the SD card but not the device key', () => {
         // From now on the index is authenticated: the marker is there, and every record carries a MAC.
         await withIndex(s.spoolDir, async (db) => {
           expect(await db.get(INDEX_MAC_MARKER)).toBeDefined();
+          expect(JSON.parse((await db.get('m!format'))!)).toMatchObject({ version: SPOOL_FORMAT });
         });
       } finally {
         await gw?.stop();
