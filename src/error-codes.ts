@@ -32,6 +32,7 @@ export const ERROR_CODES = {
 
   // ---- keys and formats ----------------------------------------------------------------
   DEVICE_KEY_MISSING: { meaning: 'the device key is missing but data was made with it; none is made', retryable: false, exit: 'spoolKey' },
+  DEVICE_KEY_CREDENTIAL_MISSING: { meaning: 'spool.encryption.keyCredential is configured but the systemd credential is not there ($CREDENTIALS_DIRECTORY); no key is made', retryable: false, exit: 'spoolKey' },
   DEVICE_KEY_MISMATCH: { meaning: 'the device key is not the one this box’s data was made with', retryable: false, exit: 'spoolKey' },
   SPOOL_KEY_MISSING: { meaning: 'the spool holds sealed objects and there is no key', retryable: false, exit: 'spoolKey' },
   SPOOL_KEY_MISMATCH: { meaning: 'the key opens none of the spool’s sealed objects', retryable: false, exit: 'spoolKey' },
@@ -92,6 +93,7 @@ export const ERROR_CODES = {
   UNSUPPORTED_VERSION: { meaning: 'a backup format this release does not read', retryable: false },
   WRONG_PASSPHRASE: { meaning: 'the backup passphrase is wrong', retryable: false },
   TAMPERED: { meaning: 'the backup is damaged or has been tampered with', retryable: false },
+  BACKUP_PATH_REFUSED: { meaning: 'a backup names a path outside the directories its configuration owns, or a link was planted in the target; nothing restored', retryable: false },
   EXISTS: { meaning: 'the output file exists (use --force)', retryable: false },
   INVALID: { meaning: 'a file to back up or restore cannot be read', retryable: false },
 } as const satisfies Record<string, CodeInfo>;

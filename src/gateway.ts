@@ -142,12 +142,17 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
   started.add('spool', () => opened.close());
   const { spool, recovery } = opened;
   logRecovery(log, recovery, config);
+  // Changed on the card without the device key: kept (not sent), and a Security Alert each (ids only, no patient data).
+  for (const t of recovery.tampered ?? []) audit.events.securityAlert({ type: 'spool-integrity', detail: `spooled object ${t.id}: ${t.reason}` });
 
   // Started on first use: a gateway that forwards only uncompressed never starts a codec worker.
   const codecPool = new CodecPool({ workers: config.compress.workers, seal: opened.seal });
   started.add('codec workers', () => codecPool.close());
   // Alarms go to whatever health reporting starts later (MQTT events).
-  const alertSinks: ((a: { destination: string; id: string; sopInstanceUid: string }) => void)[] = [];
+  const alertSinks: ((a: { destination: string; id: string; sopInstanceUid: string; reason?: string }) => void)[] = [
+    // A spooled copy found corrupt when sent (damaged, or planted/swapped on the card): audited as a Security Alert.
+    (a) => audit.events.securityAlert({ type: 'spool-integrity', detail: `spooled object ${a.id} for ${a.destination} is corrupt, not sent${a.reason ? `: ${a.reason}` : ''}` }),
+  ];
   const registry = new CommitmentRegistry();
   const forwarders = new Forwarders({
     config,

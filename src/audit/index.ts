@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import type { GatewayConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { DeviceKey } from '../security/device-key.js';
+import { credentialKey } from '../security/spool-key.js';
 import type { SecurityAlertType } from './messages.js';
 import { SyslogForwarder } from './syslog.js';
 import { AuditTrail, type AuditAlarm } from './trail.js';
@@ -102,7 +103,7 @@ export interface AuditHandle {
 
 /** Open the trail in `audit.dir` and start forwarding to `audit.syslog` when configured. */
 export async function openAudit(config: GatewayConfig, log: Logger, opts: { key?: DeviceKey; onAlarm?: (a: AuditAlarm) => void } = {}): Promise<AuditHandle> {
-  const key = opts.key ?? DeviceKey.loadOrCreate(auditKeyFile(config));
+  const key = opts.key ?? (config.spool.encryption.keyCredential ? credentialKey(config.spool.encryption.keyCredential) : DeviceKey.loadOrCreate(auditKeyFile(config)));
   const wildcard = ['0.0.0.0', '::', ''].includes(config.receive.host);
   let syslog: SyslogForwarder | undefined;
   const sinks: ((a: AuditAlarm) => void)[] = [];

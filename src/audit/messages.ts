@@ -44,6 +44,9 @@ export const SECURITY_ALERT_TYPES = {
   'audit-chain-broken': { code: 'AUDIT-CHAIN', system: '99PACSEDGE', text: 'Audit trail integrity check failed' },
   // Nor for "the process was killed because its event loop stopped": a private code too.
   'watchdog-restart': { code: 'WATCHDOG', system: '99PACSEDGE', text: 'Restarted after the watchdog killed a stalled process' },
+  // A spooled object or index record changed on the card without the device key (record MAC,
+  // plain file where a sealed one was written): evidence of tampering with the store itself.
+  'spool-integrity': { code: 'SPOOL-INTEGRITY', system: '99PACSEDGE', text: 'Spool object or record failed its authentication' },
 } as const;
 export type SecurityAlertType = keyof typeof SECURITY_ALERT_TYPES;
 

@@ -11,6 +11,7 @@ import { controlGet } from '../health/control-server.js';
 import { createLogger } from '../log.js';
 import { writeDurable } from '../util/durable-write.js';
 import { DeviceKey } from '../security/device-key.js';
+import { deviceKeyFor } from '../security/spool-key.js';
 import { checkDeviceKeyFits } from '../spool/key-check.js';
 import { INBOX_DIR } from '../audit/chain.js';
 import { auditKeyFile } from '../audit/index.js';
@@ -34,7 +35,7 @@ export async function auditCommand(config: GatewayConfig, json: boolean): Promis
   const keyFile = auditKeyFile(config);
   let key: DeviceKey;
   try {
-    key = DeviceKey.load(keyFile);
+    key = config.spool.encryption.keyCredential ? deviceKeyFor(config, { create: false }) : DeviceKey.load(keyFile);
   } catch (err) {
     console.error(`pacs-edge audit verify: cannot read the device key ${keyFile}: ${(err as Error).message}`);
     return 1;

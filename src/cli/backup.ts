@@ -6,15 +6,16 @@ import { parse } from 'yaml';
 import { HEAD_FILE } from '../audit/chain.js';
 import { loadConfig } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, type PacsEdgeError } from '../errors.js';
 import { DeviceKey } from '../security/device-key.js';
 import { VERSION } from '../version.js';
 import { controlGet } from '../health/control-server.js';
-import { sealKeyOf } from '../security/spool-key.js';
+import { deviceKeyFor, sealKeyOf } from '../security/spool-key.js';
 import { holdSpoolLock, sealedFilesOpenedBy } from '../spool/open.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { actAsStateOwner } from '../security/state-owner.js';
 import { writeDurableSync } from '../util/durable-write.js';
+import { checkRestorePaths, makeDirsBelow } from './restore-paths.js';
 
 /**
  * `pacs-edge backup` / `pacs-edge restore` (数据备份恢复, GB/T 22239-2019 §8.1.4.9): one
@@ -121,7 +122,12 @@ export function collectBackup(configFile: string): { config: GatewayConfig; entr
   chain.forEach((f, i) => add(f, i === 0 ? 'config' : 'profile', i === 0 ? 'configuration' : 'profile'));
 
   const keyFile = config.spool.encryption.keyFile;
-  if (existsSync(keyFile)) {
+  if (config.spool.encryption.keyCredential) {
+    // From the systemd credential (run under systemd-run -p LoadCredentialEncrypted=…); refused when absent.
+    seen.add(keyFile);
+    entries.push({ path: keyFile, role: 'device-key', mode: 0o600, data: deviceKeyFor(config, { create: false }).exportForBackup() });
+    notes.push(`device key taken from the credential ${config.spool.encryption.keyCredential}; a restore writes it to ${keyFile}: turn it into a credential again there (docs/operations.md)`);
+  } else if (existsSync(keyFile)) {
     // Through DeviceKey.load: a key file of the wrong size is refused here, not found out at restore.
     const key = DeviceKey.load(keyFile).exportForBackup();
     seen.add(keyFile);
@@ -242,7 +248,7 @@ function decodePayload(bytes: Buffer): { config: string; deviceId: string; creat
   const entries = p.files.map((f): BackupEntry => {
     // Authenticated, so written by pacs-edge; still, a path must be absolute and plain.
     if (typeof f.path !== 'string' || !path.isAbsolute(f.path) || path.normalize(f.path) !== f.path || f.path.split('/').includes('..')) {
-      throw new BackupError('INVALID', `backup names an unusable path ${JSON.stringify(f.path)}`);
+      throw new BackupError('INVALID', `backup names an unusable path ${JSON.stringify(f.path)}. Nothing was restored.`);
     }
     const data = Buffer.from(f.data, 'base64');
     if (createHash('sha256').update(data).digest('hex') !== f.sha256) throw new BackupError('INVALID', `backup copy of ${f.path} does not match its SHA-256`);
@@ -259,8 +265,9 @@ function decodePayload(bytes: Buffer): { config: string; deviceId: string; creat
 function writeDurably(file: string, data: Buffer, mode: number): void {
   const dir = statSync(path.dirname(file));
   const owner = process.getuid?.() === 0 && dir.uid !== 0 ? { uid: dir.uid, gid: dir.gid } : undefined;
-  // The umask may take bits away: the mode is set exactly.
-  writeDurableSync(file, data, { mode, exactMode: true, owner, tmp: `${file}.restore-${process.pid}.tmp` });
+  // The umask may take bits away: the mode is set exactly. The temporary file is made with
+  // O_EXCL | O_NOFOLLOW and renamed over the target (a rename replaces a link, never follows it).
+  writeDurableSync(file, data, { mode, exactMode: true, owner, tmp: `${file}.restore-${process.pid}.tmp`, noFollow: true });
 }
 
 /** `pacs-edge backup --config FILE --out FILE.peb --passphrase-file P [--force]` */
@@ -285,7 +292,7 @@ export async function backupCommand(configFile: string, args: string[], option: 
     // The keys left the box (encrypted): a Security Alert, Use of Restricted Function (110132), not a failure.
     const keyEntry = entries.find((e) => e.role === 'device-key');
     if (keyEntry && existsSync(config.audit.dir)) {
-      const key = DeviceKey.load(config.spool.encryption.keyFile);
+      const key = deviceKeyFor(config, { create: false });
       // The backup is written; the audit record is appended as the trail's owner (state-owner.ts).
       actAsStateOwner(config);
       const recorded = await recordOffline(config, key, {
@@ -318,6 +325,7 @@ export async function restoreCommand(args: string[], option: (name: string) => s
     console.error('pacs-edge restore: --in FILE.peb, --passphrase-file FILE and --root DIR are required (--root / restores in place)');
     return EXIT.usage;
   }
+  let configTarget: string | undefined;
   try {
     const pass = readPassphrase(passFile);
     let sealed: Buffer;
@@ -329,12 +337,14 @@ export async function restoreCommand(args: string[], option: (name: string) => s
     // Everything is decrypted, authenticated and checked before the first file is written.
     const backup = decodePayload(openBackup(sealed, pass));
     const absRoot = path.resolve(root);
+    configTarget = path.join(absRoot, backup.config);
+    // Only into the directories the backup's configuration owns, through no planted link.
+    const owners = checkRestorePaths(backup.config, backup.entries, absRoot);
     const targets = backup.entries.map((e) => ({ ...e, target: path.join(absRoot, e.path) }));
     const existing = targets.filter((t) => existsSync(t.target));
     if (existing.length > 0 && !args.includes('--force')) {
       throw new BackupError('EXISTS', `refusing to overwrite ${existing.map((t) => t.target).join(', ')}: use --force`);
     }
-    const configTarget = path.join(absRoot, backup.config);
     // The gateway of the configuration being replaced, if there is one here.
     let current: GatewayConfig | undefined;
     try {
@@ -345,7 +355,7 @@ export async function restoreCommand(args: string[], option: (name: string) => s
     const write = async () => {
       if (current) await refuseStrandingKey(current, targets);
       for (const t of targets) {
-        mkdirSync(path.dirname(t.target), { recursive: true, mode: t.role === 'device-key' ? 0o700 : 0o750 });
+        makeDirsBelow(owners.get(backup.entries.find((e) => e.path === t.path)!)!, path.dirname(t.target), t.role === 'device-key' ? 0o700 : 0o750);
         writeDurably(t.target, t.data, t.mode);
         console.log(`  ${t.role.padEnd(13)} ${t.target} (mode ${t.mode.toString(8)})`);
       }
@@ -359,10 +369,12 @@ export async function restoreCommand(args: string[], option: (name: string) => s
     } else await write();
     console.log(`${input}: restored ${targets.length} file(s) of device ${backup.deviceId} (backup of ${backup.createdAt}) under ${absRoot}`);
     console.log(`check it with: pacs-edge check-config --config ${configTarget}`);
-    console.log(`audit: ${await auditRestore(configTarget, input, backup.createdAt)}`);
+    console.log(`audit: ${await auditRestore(configTarget, input, `restored ${targets.length} file(s) from the backup of ${backup.createdAt}`)}`);
     return EXIT.ok;
   } catch (err) {
     console.error(`pacs-edge restore: ${(err as Error).message}`);
+    // A crafted backup refused: the box it was aimed at records the attempt (when it has a trail).
+    if ((err as PacsEdgeError).code === 'BACKUP_PATH_REFUSED' && configTarget) console.error(`audit: ${await auditRestore(configTarget, input, `restore refused: ${(err as Error).message}`, true)}`);
     return err instanceof BackupError ? EXIT.failed : exitCodeFor(err);
   }
 }
@@ -389,8 +401,8 @@ async function refuseStrandingKey(current: GatewayConfig, targets: readonly (Bac
   }
 }
 
-/** Record the restore in the restored box's audit trail (when there is one). */
-async function auditRestore(configFile: string, input: string, createdAt: string): Promise<string> {
+/** Record the restore (or its refusal) in the restored box's audit trail (when there is one): who, which backup, what. */
+async function auditRestore(configFile: string, input: string, what: string, failure = false): Promise<string> {
   try {
     const config = loadConfig(configFile);
     if (!existsSync(config.audit.dir) || !existsSync(config.spool.encryption.keyFile)) return 'no audit trail here yet: nothing recorded';
@@ -399,8 +411,8 @@ async function auditRestore(configFile: string, input: string, createdAt: string
     return await recordOffline(config, key, {
       kind: 'security-alert',
       type: 'security-configuration',
-      detail: `configuration and keys restored from the backup ${path.resolve(input)} (made ${createdAt}) by ${safeUser()}`,
-      failure: false,
+      detail: `${path.resolve(input)} by ${safeUser()}: ${what}`,
+      failure,
     });
   } catch (err) {
     return `not recorded: ${(err as Error).message}`;

@@ -80,17 +80,22 @@ export const COMMANDS: readonly Command[] = [
     needsConfig: true,
     run: (a) => statusCommand(a.config(), a.has('--json'), watchInterval(a.args)),
   },
-  ...(['list', 'retry', 'purge'] as const).map(
+  ...(['list', 'show', 'retry', 'purge'] as const).map(
     (action): Command => ({
       name: `dead-letter ${action}`,
-      usage: `--config FILE ${action === 'list' ? '[--destination NAME]' : '--destination NAME'}${action === 'list' ? '' : ' [--id ID ... | --study UID]'}${action === 'purge' ? ' --yes' : ''} [--json]`,
+      usage:
+        action === 'show'
+          ? '--config FILE --destination NAME --id ID'
+          : `--config FILE ${action === 'list' ? '[--destination NAME]' : '--destination NAME'}${action === 'list' ? '' : ' [--id ID ... | --study UID]'}${action === 'purge' ? ' --yes' : ''} [--json]`,
       summary:
         action === 'list'
           ? 'objects a destination refused for good'
-          : action === 'retry'
-            ? 'queue dead letters again (audited)'
-            : 'give up on dead letters for good: the destination will never get them (audited)',
-      spool: action === 'list' ? 'reads' : 'changes',
+          : action === 'show'
+            ? "one dead letter with the destination's Error Comment opened (needs the device key)"
+            : action === 'retry'
+              ? 'queue dead letters again (audited)'
+              : 'give up on dead letters for good: the destination will never get them (audited)',
+      spool: action === 'list' || action === 'show' ? 'reads' : 'changes',
       needsConfig: true,
       run: (a) => deadLetterCommand(a.config(), action, a.args, a.option),
     }),

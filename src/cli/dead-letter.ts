@@ -4,7 +4,8 @@ import type { GatewayConfig } from '../config/types.js';
 import { controlRequest } from '../health/control-server.js';
 import { createLogger } from '../log.js';
 import { checkDeviceKeyFits } from '../spool/key-check.js';
-import { deviceKeyFor } from '../security/spool-key.js';
+import { commentKey, deviceKeyFor } from '../security/spool-key.js';
+import { openComment } from '../spool/dead-letters.js';
 import { openSpool, readSpool } from '../spool/open.js';
 import { purgeDeadLetters, retryDeadLetters, type OperatorAuditRecord, type OperatorRequest } from '../spool/operator.js';
 import type { DeadLetter } from '../spool/spool.js';
@@ -18,7 +19,7 @@ import { actAsStateOwner } from '../security/state-owner.js';
  * recovery — so they can do nothing the gateway would not (src/spool/open.ts). Retry and purge
  * are logged and audited either way, with the operator's account; purge needs `--yes`.
  */
-export async function deadLetterCommand(config: GatewayConfig, action: 'list' | 'retry' | 'purge', args: string[], option: (name: string) => string | undefined): Promise<number> {
+export async function deadLetterCommand(config: GatewayConfig, action: 'list' | 'show' | 'retry' | 'purge', args: string[], option: (name: string) => string | undefined): Promise<number> {
   // Whatever it opens or writes stays the service user's, even under sudo (state-owner.ts).
   actAsStateOwner(config);
   const destination = option('--destination');
@@ -28,6 +29,7 @@ export async function deadLetterCommand(config: GatewayConfig, action: 'list' | 
     console.error(`pacs-edge dead-letter: no destination "${destination}" in the configuration`);
     return EXIT.usage;
   }
+  if (action === 'show') return showDeadLetter(config, destination, ids[0]);
   if (action !== 'list' && !destination) {
     console.error(`pacs-edge dead-letter ${action}: --destination NAME is required`);
     return EXIT.usage;
@@ -46,7 +48,8 @@ export async function deadLetterCommand(config: GatewayConfig, action: 'list' | 
     else {
       for (const d of list) {
         const status = d.status === undefined ? '-' : `0x${d.status.toString(16).toUpperCase().padStart(4, '0')}`;
-        console.log(`${d.destination.padEnd(14)} ${d.id}  ${new Date(d.at).toISOString()}  ${status}  study ${d.studyInstanceUid ?? '-'}  ${d.sopInstanceUid}  ${d.reason}`);
+        const comment = d.comment ? `  (Error Comment: ${d.comment.length} bytes${d.comment.sealed ? ', sealed: dead-letter show' : ', not kept'})` : '';
+        console.log(`${d.destination.padEnd(14)} ${d.id}  ${new Date(d.at).toISOString()}  ${status}  study ${d.studyInstanceUid ?? '-'}  ${d.sopInstanceUid}  ${d.reason}${comment}`);
       }
     }
     return EXIT.ok;
@@ -98,4 +101,33 @@ async function changeStopped(config: GatewayConfig, action: 'retry' | 'purge', r
   }
   const audited = await recordOffline(config, deviceKey, records);
   return { result, audited };
+}
+
+/**
+ * `dead-letter show`: one dead letter, with the destination's Error Comment opened with the
+ * device key (it may name a patient, so the spool keeps it sealed, and only an administrator who
+ * can read the key sees it). Printed to the terminal only, never logged.
+ */
+async function showDeadLetter(config: GatewayConfig, destination: string | undefined, id: string | undefined): Promise<number> {
+  if (!destination || !id) {
+    console.error('pacs-edge dead-letter show: --destination NAME and --id ID are required');
+    return EXIT.usage;
+  }
+  let list = (await controlRequest(config.control.socket, 'GET', '/dead-letters', undefined)) as DeadLetter[] | undefined;
+  list ??= await readSpool(config, (view) => view.listDeadLetters(destination));
+  const d = list.find((x) => x.destination === destination && x.id === id);
+  if (!d) {
+    console.error(`pacs-edge dead-letter show: no dead letter ${id} for ${destination}`);
+    return EXIT.usage;
+  }
+  let comment: string | undefined;
+  if (d.comment?.sealed) {
+    const device = deviceKeyFor(config, { create: false });
+    const head = Buffer.from(d.comment.sealed, 'base64');
+    comment = openComment(commentKey(device, head[5] === 2 ? 'gm' : 'aes-256-gcm'), d.comment);
+  }
+  const status = d.status === undefined ? '-' : `0x${d.status.toString(16).toUpperCase().padStart(4, '0')}`;
+  console.log(`destination   ${d.destination}\nid            ${d.id}\nat            ${new Date(d.at).toISOString()}\nstatus        ${status}\nstudy         ${d.studyInstanceUid ?? '-'}\nSOP instance  ${d.sopInstanceUid}\nreason        ${d.reason}`);
+  if (d.comment) console.log(`Error Comment ${comment ?? `(${d.comment.length} bytes, not kept: spool.encryption.profile none)`}`);
+  return EXIT.ok;
 }

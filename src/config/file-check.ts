@@ -40,7 +40,8 @@ export function namedFiles(config: GatewayConfig): { key: string; file: string; 
   tls(config.audit.syslog, 'audit.syslog');
   tls(config.health.web?.tls, 'health.web.tls');
   if (config.health.web?.passwordFile) out.push({ key: 'health.web.passwordFile', file: config.health.web.passwordFile, kind: 'password' });
-  out.push({ key: 'spool.encryption.keyFile', file: config.spool.encryption.keyFile, kind: 'device-key' });
+  // From a systemd credential, there is no key file to check (and none should lie there).
+  if (!config.spool.encryption.keyCredential) out.push({ key: 'spool.encryption.keyFile', file: config.spool.encryption.keyFile, kind: 'device-key' });
   return out;
 }
 

@@ -109,7 +109,16 @@ export interface GatewayConfig {
      * Encryption at rest (GB/T 39786): every object under a fresh data key, wrapped by the device
      * key in `keyFile` (0600, outside the spool, made at the first start).
      */
-    encryption: { profile: 'aes-256-gcm' | 'gm' | 'none'; keyFile: string };
+    encryption: {
+      profile: 'aes-256-gcm' | 'gm' | 'none';
+      keyFile: string;
+      /**
+       * Take the device key from a systemd credential of this name (`$CREDENTIALS_DIRECTORY/<name>`,
+       * `LoadCredentialEncrypted=`, sealed to the TPM2 or the host key) instead of `keyFile`: no
+       * clear key on the data partition. Configured and absent: the gateway refuses to start.
+       */
+      keyCredential?: string | undefined;
+    };
   };
   forward: ForwardConfig[];
   /** Study-level bookkeeping: when a study counts as complete (no object for `stableSeconds`), how long its history stays. */

@@ -1,4 +1,5 @@
 import { resolveSopClass } from '../dicom/sop-classes.js';
+import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -31,7 +32,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const file = (x: unknown, p: string, required = false) => ((f) => (f ? path.resolve(opts.baseDir, f) : undefined))(v.string(x, p, { required }));
   const commitment = v.object(receive.commitment ?? {}, 'receive.commitment', ['enabled', 'report', 'timeoutSeconds']);
   const spool = v.object(root.spool, 'spool', ['dir', 'minFreeBytes', 'maxBytes', 'verifyOnStart', 'keepForwardedHours', 'compressAtRest', 'encryption']);
-  const encryption = v.object(spool.encryption ?? {}, 'spool.encryption', ['profile', 'keyFile']);
+  const encryption = v.object(spool.encryption ?? {}, 'spool.encryption', ['profile', 'keyFile', 'keyCredential']);
   const log = v.object(root.log ?? {}, 'log', ['level']);
   const control = v.object(root.control ?? {}, 'control', ['socket']);
   const workers = v.object(root.workers ?? {}, 'workers', ['threads']);
@@ -169,6 +170,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
         profile: v.oneOf(encryption.profile, 'spool.encryption.profile', ['aes-256-gcm', 'gm', 'none'] as const) ?? 'aes-256-gcm',
         // Beside the spool, never in it: a copy of the spool alone must not carry its key.
         keyFile: ((f) => (f ? path.resolve(opts.baseDir, f) : path.join(path.dirname(resolvedSpool || '.'), 'keys', 'device.key')))(v.string(encryption.keyFile, 'spool.encryption.keyFile')),
+        ...credentialName(v, encryption.keyCredential),
       },
       keepForwardedHours: v.number(spool.keepForwardedHours, 'spool.keepForwardedHours', { min: 0, max: 24 * 365 }) ?? 48,
     },
@@ -278,13 +280,24 @@ function isInside(file: string, dir: string): boolean {
   return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
 }
 
+/** A systemd credential name (no path: it is looked up in $CREDENTIALS_DIRECTORY only). */
+function credentialName(v: Validator, raw: unknown): { keyCredential?: string } {
+  const name = v.string(raw, 'spool.encryption.keyCredential');
+  if (name === undefined) return {};
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name) || name.startsWith('.')) v.problem('spool.encryption.keyCredential', 'must be a systemd credential name ([A-Za-z0-9_.-], no path)');
+  return { keyCredential: name };
+}
+
 /** Warnings that do not stop the gateway but that an operator must see. */
 export function configWarnings(c: GatewayConfig): string[] {
   const out: string[] = [];
   if (c.receive.callers.some((x) => x.aeTitle === '*')) out.push('receive.callers accepts any calling AE title ("*"): development only, never on a hospital network');
   const mh = c.health.metrics?.host;
   if (mh && !['127.0.0.1', '::1', 'localhost'].includes(mh)) out.push(`health.metrics.host is ${mh}: /metrics (no authentication) is reachable from the network`);
-  if (c.spool.encryption.profile === 'none') out.push('spool.encryption.profile is none: spooled images are stored unencrypted');
+  if (c.spool.encryption.profile === 'none') out.push('spool.encryption.profile is none: spooled images are stored unencrypted, and anyone holding the SD card can read them');
+  if (c.spool.encryption.keyCredential && existsSync(c.spool.encryption.keyFile)) {
+    out.push(`spool.encryption.keyCredential is set, yet a clear key file lies at ${c.spool.encryption.keyFile}: it is not used; shred it once the credential works (docs/operations.md)`);
+  }
   if (c.security.integrity === 'off') out.push('security.integrity is off: the installation is not checked against dist/MANIFEST.sha256 at start');
   if (!c.compress.verify) out.push('compress.verify is off: compressed frames are sent without being decoded and compared first');
   if (c.audit.retentionDays < 180) out.push(`audit.retentionDays is ${c.audit.retentionDays}: below the 180 days 等级保护 (MLPS 2.0) asks for; tests and labs only`);

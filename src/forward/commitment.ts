@@ -223,7 +223,8 @@ export class CommitTracker {
         'N-ACTION-RSP',
       );
       if (category(rsp.status) === 'failure') {
-        await this.refused(t, `N-ACTION refused with 0x${hex4(rsp.status)} (${describe(rsp.status).name})${rsp.errorComment ? `: ${rsp.errorComment}` : ''}`, log);
+        // The Error Comment may name a patient: sealed into the dead letters, never in the log.
+        await this.refused(t, `N-ACTION refused with 0x${hex4(rsp.status)} (${describe(rsp.status).name})`, log, rsp.errorComment);
         return 'refused';
       }
       t.requestedAt = Date.now();
@@ -265,10 +266,10 @@ export class CommitTracker {
   }
 
   /** The destination cannot commit at all (SOP class not supported, N-ACTION refused): dead-letter, with the reason. */
-  private async refused(t: Transaction, reason: string, log: Logger): Promise<void> {
+  private async refused(t: Transaction, reason: string, log: Logger, peerComment?: string): Promise<void> {
     log.error({ objects: t.claims.size, reason }, 'storage commitment refused: objects dead-lettered (check forward[].commit and the destination)');
     this.close(t);
-    for (const c of t.claims.values()) await this.deps.spool.deadLetter(this.dest.name, c.record.id, `storage commitment refused: ${reason}`);
+    for (const c of t.claims.values()) await this.deps.spool.deadLetter(this.dest.name, c.record.id, `storage commitment refused: ${reason}`, undefined, peerComment);
     this.counts.failed += t.claims.size;
   }
 

@@ -75,7 +75,7 @@ export class DestinationForwarder {
       /** Codec workers; without them objects go only in their stored syntax. */
       codecs?: { pool: CodecPool; verify: boolean; maxObjectBytes: number } | undefined;
       /** Alarms for the health reporting (set once it has started). */
-      alerts?: { corrupt: (a: { destination: string; id: string; sopInstanceUid: string }) => void } | undefined;
+      alerts?: { corrupt: (a: { destination: string; id: string; sopInstanceUid: string; reason: string }) => void } | undefined;
       /** Where Storage Commitment transactions are registered (needed when `commit` is set). */
       commitments?: CommitmentRegistry | undefined;
       commitTimeoutMs?: number | undefined;
@@ -362,13 +362,13 @@ export class DestinationForwarder {
       return false;
     }
     if (o.kind === 'dead-letter') {
-      await this.deps.spool.deadLetter(this.dest.name, id, withPeerComment(o), o.status);
+      await this.deps.spool.deadLetter(this.dest.name, id, o.reason, o.status, o.peerComment);
       this.counts.deadLettered++;
       this.transfers.note(c, o.corrupt ? 'spooled copy corrupt' : 'refused by the destination');
       if (o.corrupt) {
         // Not the destination's doing: the spool's copy is damaged (disk, card). Raise the alarm.
         log.error({ sopInstanceUid, id, reason: o.reason }, 'spooled object is corrupt: dead-lettered, nothing of it was completed at the destination');
-        this.deps.alerts?.corrupt({ destination: this.dest.name, id, sopInstanceUid });
+        this.deps.alerts?.corrupt({ destination: this.dest.name, id, sopInstanceUid, reason: o.reason });
         return false;
       }
       log.error({ sopInstanceUid, id, status: o.status === undefined ? undefined : `0x${hex4(o.status)}`, reason: o.reason }, 'object dead-lettered: the destination refused it permanently');
@@ -377,7 +377,7 @@ export class DestinationForwarder {
     // Transient. An object the destination keeps refusing with a status must not block the queue forever.
     if (o.status !== undefined && c.attempts + 1 >= this.deps.settings.maxAttempts) {
       const reason = `gave up after ${c.attempts + 1} attempts: ${o.reason}`;
-      await this.deps.spool.deadLetter(this.dest.name, id, withPeerComment({ ...o, reason }), o.status);
+      await this.deps.spool.deadLetter(this.dest.name, id, reason, o.status, o.peerComment);
       this.counts.deadLettered++;
       log.error({ sopInstanceUid, id, reason }, 'object dead-lettered: transient refusals did not stop');
       return false;
@@ -415,11 +415,6 @@ export class DestinationForwarder {
   private async release(claims: Claim[]): Promise<void> {
     for (const c of claims) await this.deps.spool.unclaim(this.dest.name, c.record.id);
   }
-}
-
-/** The dead-letter reason: ours, plus what the destination said (kept on the device only). */
-function withPeerComment(o: { reason: string; peerComment?: string }): string {
-  return o.peerComment ? `${o.reason}; destination says: ${o.peerComment}` : o.reason;
 }
 
 /** What one worker carries from one pass of its loop to the next (and across an error). */

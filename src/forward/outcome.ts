@@ -34,7 +34,8 @@ export function outcomeOfStatus(status: number, errorComment?: string): Outcome 
   if (cat === 'success') return { kind: 'delivered', status, warning: false };
   if (cat === 'warning') return { kind: 'delivered', status, warning: true };
   // The destination's Error Comment is free text that we do not control: it may name a patient.
-  // It is kept apart (only the on-device dead-letter record shows it), never in logs or status.
+  // It is kept apart from the reason: the dead letter seals it (src/spool/dead-letters.ts), and
+  // it never reaches a log line, the status or MQTT.
   const reason = `${describe(status).name} (0x${hex4(status)})`;
   const peer = errorComment ? { peerComment: errorComment } : {};
   if (isOutOfResources(status) || TRANSIENT_STATUSES.has(status)) return { kind: 'retry', reason, status, ...peer };

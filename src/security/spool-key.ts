@@ -20,6 +20,27 @@ export function sealKeyOf(device: DeviceKey, profile: SealProfile): SealKey {
 }
 
 /**
+ * The MAC key of the spool index's records (HKDF purpose `spool-index`, src/spool/record-codec.ts):
+ * derived under every profile, `none` included, so that records cannot be forged or changed on
+ * the card without the device key.
+ */
+export function indexMacKey(device: DeviceKey): Buffer {
+  return device.derive('spool-index', 32);
+}
+
+/**
+ * The key of destinations' Error Comments kept in dead letters (HKDF purpose
+ * `dead-letter-comment`): a seal key of the profile in force (src/spool/dead-letters.ts).
+ */
+export function commentKey(device: DeviceKey, profile: SealProfile): SealKey {
+  const keks = {
+    'aes-256-gcm': device.derive('dead-letter-comment', 32),
+    gm: Buffer.concat([device.derive('dead-letter-comment-sm4', 16), device.derive('dead-letter-comment-sm3', 32)]),
+  };
+  return { profile, kek: keks[profile], others: keks };
+}
+
+/**
  * The spool's key under `spool.encryption` from the device key. `sealNew` false: profile none —
  * new files are written plain, but the device key still opens what was sealed before, so turning
  * encryption off never strands an object.
@@ -60,6 +81,7 @@ export function dataMadeWithDeviceKey(config: GatewayConfig): string[] {
  * @throws PacsEdgeError DEVICE_KEY_MISSING (nothing is created), KEY_FILE_INVALID / KEY_FILE_MODE
  */
 export function deviceKeyFor(config: GatewayConfig, opts: { create: boolean }): DeviceKey {
+  if (config.spool.encryption.keyCredential) return credentialKey(config.spool.encryption.keyCredential);
   const file = config.spool.encryption.keyFile;
   if (existsSync(file)) return DeviceKey.load(file);
   const data = dataMadeWithDeviceKey(config);
@@ -72,4 +94,31 @@ export function deviceKeyFor(config: GatewayConfig, opts: { create: boolean }): 
   }
   if (!opts.create) throw new PacsEdgeError('DEVICE_KEY_MISSING', `there is no device key ${file} yet: the gateway has not started here`, { retryable: false, details: { keyFile: file } });
   return DeviceKey.loadOrCreate(file);
+}
+
+/**
+ * The device key from a systemd credential (`spool.encryption.keyCredential`): the file
+ * `$CREDENTIALS_DIRECTORY/<name>`, which systemd decrypts for the service from
+ * `LoadCredentialEncrypted=` (sealed to the board's TPM2, or to the host key in
+ * /var/lib/systemd/credential.secret) into a private, unswappable ramfs. Nothing is written:
+ * there is no key file on the data partition, and none is ever made. Absent (the unit lacks the
+ * line, the credential cannot be decrypted on this board, the command runs outside the service):
+ * a refusal, whatever data is here, since a new key would strand everything made with the old.
+ *
+ * @see systemd.exec(5) "Credentials", systemd-creds(1)
+ * @throws PacsEdgeError DEVICE_KEY_CREDENTIAL_MISSING, KEY_FILE_INVALID
+ */
+export function credentialKey(name: string): DeviceKey {
+  const dir = process.env.CREDENTIALS_DIRECTORY;
+  const file = dir ? path.join(dir, name) : undefined;
+  if (!file || !existsSync(file)) {
+    throw new PacsEdgeError(
+      'DEVICE_KEY_CREDENTIAL_MISSING',
+      dir
+        ? `spool.encryption.keyCredential is ${name}, but there is no credential ${file}: add LoadCredentialEncrypted=${name}:… to the unit (systemd/pacs-edge-credential.conf) and check that it decrypts on this board. No key was made and nothing was changed.`
+        : `spool.encryption.keyCredential is ${name}, but CREDENTIALS_DIRECTORY is not set: start the gateway from its unit (or a command with systemd-run -p LoadCredentialEncrypted=${name}:… --pipe). No key was made and nothing was changed.`,
+      { retryable: false, details: { credential: name } },
+    );
+  }
+  return DeviceKey.load(file);
 }

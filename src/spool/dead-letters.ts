@@ -1,5 +1,5 @@
+import { sealBuffer, type SealKey, unsealBuffer } from '../security/sealed-file.js';
 import { deadLetterKey, deadLetterRange, objectKey, queueKey } from './keys.js';
-import { sealRecord } from './record-codec.js';
 import type { DeadLetter, SpoolRecord } from './spool.js';
 import type { SpoolState } from './spool-state.js';
 
@@ -33,6 +33,8 @@ export class DeadLetters {
     private readonly h: SpoolState,
     /** The destination no longer owes the object (`delivered` false: an operator gave it up). */
     private readonly done: (destination: string, id: string, delivered: boolean) => Promise<void>,
+    /** Seals a destination's Error Comment; undefined: only its length is kept. */
+    private readonly commentKey?: SealKey | undefined,
   ) {}
 
   async retry(destination: string, ids?: readonly string[]): Promise<number> {
@@ -85,7 +87,7 @@ export class DeadLetters {
         const study = this.h.studies.requeued(updated, dest, false);
         await this.h.db.batch(
           [
-            { type: 'put', key: objectKey(r.id), value: sealRecord(updated) },
+            { type: 'put', key: objectKey(r.id), value: this.h.records.seal(updated) },
             { type: 'put', key: queueKey(dest, r.id), value: '' },
             ...(study ? [study] : []),
           ],
@@ -112,10 +114,11 @@ export class DeadLetters {
     return letters.length;
   }
 
-  async add(destination: string, id: string, reason: string, status?: number): Promise<void> {
+  async add(destination: string, id: string, reason: string, status?: number, peerComment?: string): Promise<void> {
     const record = await this.h.records.get(id);
     if (!record) return;
-    const dl: DeadLetter = { id, destination, sopInstanceUid: record.sopInstanceUid, sopClassUid: record.sopClassUid, studyInstanceUid: record.studyInstanceUid, reason, status, at: Date.now() };
+    const comment = peerComment ? sealComment(this.commentKey, peerComment) : undefined;
+    const dl: DeadLetter = { id, destination, sopInstanceUid: record.sopInstanceUid, sopClassUid: record.sopClassUid, studyInstanceUid: record.studyInstanceUid, reason, status, at: Date.now(), ...(comment ? { comment } : {}) };
     const study = this.h.studies.deadLettered(record, destination);
     await this.h.db.batch(
       [
@@ -134,4 +137,20 @@ export class DeadLetters {
     for await (const v of this.h.db.values(deadLetterRange(destination))) out.push(JSON.parse(v) as DeadLetter);
     return out;
   }
+}
+
+/**
+ * A destination's Error Comment (0000,0902) as a dead letter keeps it: free text we do not
+ * control, which a PACS may fill with a patient's name. Sealed (src/security/sealed-file.ts)
+ * under a key of its own derived from the device key (`dead-letter-comment`), so the index on
+ * the card does not hold it in clear; without a key (profile none) only its length is kept.
+ */
+export function sealComment(key: SealKey | undefined, text: string): NonNullable<DeadLetter['comment']> {
+  const bytes = Buffer.from(text, 'utf8');
+  return key ? { length: bytes.length, sealed: sealBuffer(key, bytes).toString('base64') } : { length: bytes.length };
+}
+
+/** The Error Comment of a dead letter, for an administrator holding the device key. @throws PacsEdgeError SPOOL_CORRUPT */
+export function openComment(key: SealKey, comment: NonNullable<DeadLetter['comment']>): string | undefined {
+  return comment.sealed === undefined ? undefined : unsealBuffer(key, Buffer.from(comment.sealed, 'base64')).toString('utf8');
 }

@@ -1,6 +1,5 @@
 import { unlink } from 'node:fs/promises';
 import { durableKey, handedOverKey, keyRange, objectKey, queueKey, SYNC_KEY, uidKey } from './keys.js';
-import { sealRecord } from './record-codec.js';
 import { HANDED_OVER_KEEP_MS, type SpoolRecord } from './spool.js';
 import type { SpoolState } from './spool-state.js';
 
@@ -41,7 +40,7 @@ export class Delivery {
     if (pending.length > 0) {
       await this.s.db.batch(
         [
-          { type: 'put', key: objectKey(id), value: sealRecord({ ...record, pending }) },
+          { type: 'put', key: objectKey(id), value: this.s.records.seal({ ...record, pending }) },
           { type: 'del', key: queueKey(destination, id) },
           ...studyOps,
         ],
@@ -58,7 +57,7 @@ export class Delivery {
       const forwardedAt = Date.now();
       await this.s.db.batch(
         [
-          { type: 'put', key: objectKey(id), value: sealRecord({ ...record, pending, forwardedAt }) },
+          { type: 'put', key: objectKey(id), value: this.s.records.seal({ ...record, pending, forwardedAt }) },
           { type: 'del', key: queueKey(destination, id) },
           ...handed,
         ],

@@ -19,10 +19,14 @@ import { FORMAT_KEY } from './keys.js';
  *   1  releases before the format was recorded (no `m!format`): index keys o!/q!/d!/u!/c!/z!/h!.
  *   2  the marker itself, and `x!<id>` (objects quarantined because their file cannot be opened).
  *      Nothing of a format-1 spool needs rewriting: the step records the marker.
+ *   3  index records carry an HMAC (record-codec.ts) and `m!index-mac` says all of them do; a
+ *      record without one is refused. Recorded here so that a release before it, which would
+ *      write unkeyed records (quarantined at the next upgrade), refuses the spool instead (exit
+ *      7). The records themselves are MACed by recovery right after (index-auth.ts, resumable).
  * Object files carry their own version (the sealed header, src/security/sealed-file.ts) and so does
  * the audit trail (`format` in head.json, src/audit/chain.ts).
  */
-export const SPOOL_FORMAT = 2;
+export const SPOOL_FORMAT = 3;
 
 interface Marker {
   version: number;
@@ -42,6 +46,11 @@ const STEPS: Step[] = [
   {
     to: 2,
     what: 'record the format in the index (quarantine keys x! become possible)',
+    run: async () => undefined,
+  },
+  {
+    to: 3,
+    what: 'index records authenticated with the device key (HMAC); earlier releases can no longer write this spool',
     run: async () => undefined,
   },
 ];

@@ -16,6 +16,7 @@
  *   h!<sopInstanceUid>  when every destination confirmed it (Storage Commitment)
  *   s!<studyUid>        what happened to the study, per destination (studies.ts)
  *   m!format            the spool's format version (format.ts)
+ *   m!index-mac         every record is authenticated (MACed marker, record-codec.ts, index-auth.ts)
  *   m!sync              a throw-away entry whose synced write makes earlier unsynced ones durable
  */
 

@@ -12,13 +12,13 @@ import { recoverSpool } from './recovery.js';
 import { FileObjectWriter } from './file-writer.js';
 import { Sealer, type SealKey } from '../security/sealed-file.js';
 import { StudyBook } from './studies.js';
-import { formatId, sealRecord } from './record-codec.js';
+import { formatId, RecordCodec } from './record-codec.js';
 import { SpoolState } from './spool-state.js';
 import { DeadLetters, UNROUTED, unroutedLetter } from './dead-letters.js';
 import { FileRewriter } from './rewriter.js';
 import { Delivery } from './delivery.js';
 import { type Claim, type DeadLetter, type ObjectInfo, type ObjectReader, type ObjectWriter, type RecoveryReport, type Spool, type SpoolRecord, type SpoolRewriter, type SpoolStats } from './spool.js';
-import { deadLetterKey, durableKey, objectKey, queueKey, uidKey } from './keys.js';
+import { deadLetterKey, durableKey, objectKey, quarantineKey, queueKey, uidKey } from './keys.js';
 import { openObjectFile } from './object-reader.js';
 
 /**
@@ -89,6 +89,13 @@ export class LevelSpool implements Spool {
       /** The device key file, named when recovery refuses a spool it cannot open. */
       keyFile?: string | undefined;
       /**
+       * The index records' MAC key (HKDF `spool-index` of the device key, record-codec.ts);
+       * undefined only for a spool without a device key (tests).
+       */
+      indexKey?: Buffer | undefined;
+      /** Seals destinations' Error Comments in dead letters; undefined (profile none): only their length is kept. */
+      commentKey?: SealKey | undefined;
+      /**
        * Which destinations an object goes to (forward[].match); default: every destination.
        * An empty answer parks it as an `unrouted` dead letter (see {@link UNROUTED}).
        */
@@ -101,9 +108,9 @@ export class LevelSpool implements Spool {
     this.objectsDir = path.join(opts.dir, 'objects');
     this.dirSync = new CoalescedDirSync(this.objectsDir);
     this.guard = new DiskGuard(opts.dir, opts);
-    this.s = new SpoolState(this.db, this.objectsDir, opts.destinations);
+    this.s = new SpoolState(this.db, this.objectsDir, opts.destinations, new RecordCodec(opts.indexKey));
     this.delivery = new Delivery(this.s, opts);
-    this.letters = new DeadLetters(this.s, (destination, id, delivered) => this.delivery.done(destination, id, delivered));
+    this.letters = new DeadLetters(this.s, (destination, id, delivered) => this.delivery.done(destination, id, delivered), opts.commentKey);
     this.files = new FileRewriter(this.s, { sealing: () => this.sealing, hashPool: opts.hashPool, syncDir: () => this.dirSync.sync() });
     this.rewriter = this.files.api;
   }
@@ -229,13 +236,14 @@ export class LevelSpool implements Spool {
     // the ones whose forward[].match takes them.
     const routed = this.opts.route ? this.opts.route(info) : [...this.opts.destinations];
     const unrouted = routed.length === 0 && this.opts.destinations.length > 0;
-    const record: SpoolRecord = { id, ...info, pending: unrouted ? [UNROUTED] : routed };
+    // `plain` is authenticated with the record: a plain file is accepted only where its record says so.
+    const record: SpoolRecord = { id, ...info, pending: unrouted ? [UNROUTED] : routed, ...(this.sealing ? {} : { plain: true }) };
     const markers = this.pendingMarkers.splice(0);
     const unlinks = this.delivery.takeUnlinks();
     let study = this.s.studies.received(record);
     if (unrouted) study = this.s.studies.deadLettered(record, UNROUTED) ?? study;
     const ops: { type: 'put'; key: string; value: string }[] = [
-      { type: 'put', key: objectKey(id), value: sealRecord(record) },
+      { type: 'put', key: objectKey(id), value: this.s.records.seal(record) },
       { type: 'put', key: uidKey(info.sopInstanceUid), value: id },
       ...(unrouted
         ? [{ type: 'put' as const, key: deadLetterKey(UNROUTED, id), value: JSON.stringify(unroutedLetter(record)) }]
@@ -270,9 +278,24 @@ export class LevelSpool implements Spool {
     for (const { id, attempts } of this.s.queues.lease(destination, max, (x) => this.files.busy(x))) {
       const record = await this.s.records.get(id);
       if (record) out.push({ record, destination, attempts });
-      else this.s.queues.remove(destination, id);
+      else await this.refuseRecord(destination, id);
     }
     return out;
+  }
+
+  /**
+   * A queued object whose record is gone or no longer passes its checksum and MAC (changed on
+   * the card since recovery). Gone: its queue entry goes. Present but refused: never handed
+   * out, kept in the index as it is, quarantined for this run (counted in status) and judged
+   * again by the next start's recovery.
+   */
+  private async refuseRecord(destination: string, id: string): Promise<void> {
+    this.s.queues.remove(destination, id);
+    if ((await this.db.get(objectKey(id))) === undefined) return;
+    const reason = 'index record fails its checksum or authentication (MAC)';
+    this.s.quarantined.set(id, reason);
+    await this.db.put(quarantineKey(id), JSON.stringify({ reason, at: Date.now() })).catch(() => undefined);
+    this.opts.log.error({ id, destination, reason }, 'spooled object refused before sending: its index record was changed outside the gateway; kept, not sent');
   }
 
   async read(id: string, opts: { verify?: 'spool' | 'caller' } = {}): Promise<ObjectReader> {
@@ -355,8 +378,8 @@ export class LevelSpool implements Spool {
     return this.letters.purge(destination, ids);
   }
 
-  deadLetter(destination: string, id: string, reason: string, status?: number): Promise<void> {
-    return this.letters.add(destination, id, reason, status);
+  deadLetter(destination: string, id: string, reason: string, status?: number, peerComment?: string): Promise<void> {
+    return this.letters.add(destination, id, reason, status, peerComment);
   }
 
   listDeadLetters(destination?: string): Promise<DeadLetter[]> {
@@ -390,6 +413,7 @@ export class LevelSpool implements Spool {
       log: this.opts.log,
       seal: this.opts.seal,
       keyFile: this.opts.keyFile,
+      codec: this.s.records.codec,
     });
     this.s.queues = r.queues;
     this.s.quarantined = r.quarantined;

@@ -148,7 +148,7 @@ export class MemorySpool implements Spool {
     return n;
   }
 
-  async deadLetter(destination: string, id: string, reason: string, status?: number): Promise<void> {
+  async deadLetter(destination: string, id: string, reason: string, status?: number, peerComment?: string): Promise<void> {
     const o = this.objects.get(id);
     if (!o) return;
     this.queues.remove(destination, id);

@@ -28,6 +28,9 @@ export async function openObjectFile(file: string, record: SpoolRecord, o: { ver
       const sealed = SealedReader.fromHead(o.seal, head.subarray(0, n), record.size, (buf, position) => readFd(fd, buf, position));
       return { size: record.size, sha256: record.sha256, verified: o.verify !== 'caller', read: (buf, position) => sealed.read(buf, position), close: () => closeFd(fd) };
     }
+    // Plain, where the authenticated record says sealed: a file planted or swapped on the card
+    // by someone without the key. Never sent (a dead letter `corrupt:`, an alarm).
+    if (!record.plain) throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${record.id} is not encrypted, but its record says it was sealed: a planted or swapped file`, { retryable: false, details: { id: record.id } });
   } catch (err) {
     await closeFd(fd).catch(() => undefined);
     throw err;

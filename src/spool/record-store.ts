@@ -1,6 +1,6 @@
 import type { Level } from 'level';
-import { keyRange, objectKey } from './keys.js';
-import { openRecord } from './record-codec.js';
+import { idOf, keyRange, objectKey } from './keys.js';
+import type { RecordCodec } from './record-codec.js';
 import type { SpoolRecord } from './spool.js';
 
 /**
@@ -14,14 +14,26 @@ import type { SpoolRecord } from './spool.js';
 export class RecordStore {
   private readonly cache = new Map<string, SpoolRecord>();
 
-  constructor(private readonly db: Level<string, string>) {}
+  constructor(
+    private readonly db: Level<string, string>,
+    /** Checks each record read from the index: its checksum and its MAC (record-codec.ts). */
+    readonly codec: RecordCodec,
+  ) {}
 
-  /** The record of `id`, or undefined when there is none (or it fails its seal). */
+  /** A record as it is written to the index (checksum and MAC). */
+  seal(r: SpoolRecord): string {
+    return this.codec.seal(r);
+  }
+
+  /**
+   * The record of `id`, or undefined when there is none, or it fails its checksum or MAC (read
+   * from the index before each send: a record changed on the card since recovery is refused).
+   */
   async get(id: string): Promise<SpoolRecord | undefined> {
     const hit = this.cache.get(id);
     if (hit) return hit;
     const raw = await this.db.get(objectKey(id));
-    const r = raw === undefined ? undefined : openRecord(raw);
+    const r = raw === undefined ? undefined : this.codec.open(id, raw);
     if (r) this.remember(r);
     return r;
   }
@@ -48,8 +60,8 @@ export class RecordStore {
 
   /** Every record, oldest first, read from the index (not the cache). */
   async *all(): AsyncGenerator<SpoolRecord> {
-    for await (const v of this.db.values(keyRange('o'))) {
-      const r = openRecord(v);
+    for await (const [k, v] of this.db.iterator(keyRange('o'))) {
+      const r = this.codec.open(idOf(k), v);
       if (r) yield r;
     }
   }

@@ -9,7 +9,8 @@ import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, sealedSize, type Seal
 import { migrate, refuseNewerFormat } from './format.js';
 import { QueueState } from './queues.js';
 import { owe as oweTo, type Owed, StudyBook, type StudySummary } from './studies.js';
-import { openRecord, rewrittenRecord, sealRecord } from './record-codec.js';
+import { type RecordCodec, rewrittenRecord } from './record-codec.js';
+import { authenticateIndex } from './index-auth.js';
 import type { DeadLetter, RecoveryReport, SpoolRecord } from './spool.js';
 import { deadLetterKey, destinationAndId, durableKey, idOf, keyRange, objectKey, quarantineKey, queueKey, studyKey, uidKey } from './keys.js';
 
@@ -50,6 +51,8 @@ export interface RecoveryInput {
   seal?: SealKey | undefined;
   /** The device key file, named when recovery refuses because of it. */
   keyFile?: string | undefined;
+  /** Checks and writes index records (checksum and MAC, record-codec.ts). */
+  codec: RecordCodec;
 }
 
 export interface RecoveryResult {
@@ -74,6 +77,10 @@ interface Entry {
   id: string;
   raw: string;
   record: SpoolRecord | undefined;
+  /** The record's MAC: checked good, absent (an earlier release's record), or not checked (no key). */
+  mac: 'ok' | 'missing' | 'unchecked' | undefined;
+  /** Why `record` is undefined. */
+  problem: 'checksum' | 'mac' | undefined;
   /** Size of its `.dcm` file; undefined when there is none. */
   fileSize: number | undefined;
   confirmed: boolean;
@@ -121,7 +128,8 @@ async function survey(opts: RecoveryInput): Promise<{ files: Map<string, { size:
   for await (const [key, raw] of opts.db.iterator(keyRange('o'))) {
     const id = idOf(key);
     maxId = Math.max(maxId, Number(id));
-    entries.push({ id, raw, record: openRecord(raw), fileSize: files.get(id)?.size, confirmed: markers.has(id), head: undefined });
+    const c = opts.codec.check(id, raw);
+    entries.push({ id, raw, record: c.record, mac: c.record ? c.mac : undefined, problem: c.record ? undefined : c.problem, fileSize: files.get(id)?.size, confirmed: markers.has(id), head: undefined });
   }
   await eachLimited(
     entries.filter((e) => e.fileSize !== undefined),
@@ -177,10 +185,14 @@ async function finishRewrites(opts: RecoveryInput, unreadable: ReadonlySet<strin
     ops.push({ type: 'del', key });
     const intent = JSON.parse(raw) as { size: number; sha256: string; transferSyntaxUid: string };
     const recRaw = await db.get(objectKey(id));
-    const record = recRaw === undefined ? undefined : openRecord(recRaw);
-    const now = await opts.hashPool.hashFile(path.join(opts.objectsDir, `${id}.dcm`)).catch(() => undefined);
+    // Only an authenticated record is brought up to date (the index was authenticated first).
+    const record = recRaw === undefined ? undefined : opts.codec.open(id, recRaw);
+    const file = path.join(opts.objectsDir, `${id}.dcm`);
+    const now = await opts.hashPool.hashFile(file).catch(() => undefined);
     if (record && now && now.sha256 === intent.sha256 && now.size === intent.size) {
-      ops.push({ type: 'put', key: objectKey(id), value: sealRecord(rewrittenRecord(record, intent)) });
+      // Intents of earlier releases do not say whether the new file is sealed: its header does.
+      const plain = (intent as { plain?: boolean }).plain ?? !isSealed(await readHead(file));
+      ops.push({ type: 'put', key: objectKey(id), value: opts.codec.seal(rewrittenRecord(record, { ...intent, plain })) });
       finished++;
     } else undone++;
   }
@@ -201,6 +213,8 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
   refuseUnlessReadable(opts, s.entries);
   // An older format is brought up to date first (crash-safe steps, src/spool/format.ts).
   await migrate(db, log, format);
+  // Index records of an earlier release are authenticated once; unkeyed ones are refused after.
+  await authenticateIndex(opts, s.entries);
   const unreadableIds = new Set(s.entries.filter((e) => e.head?.problem).map((e) => e.id));
   // 2. Interrupted replacements change records: finish them, then look again at what they touched.
   if (await hasIntents(db)) {
@@ -281,9 +295,12 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
   // 3. Judge each indexed object; hash where needed, on the worker pool, all threads at once.
   const hashing: { e: Entry & { record: SpoolRecord }; hash: Promise<{ sha256: string; size: number } | { error: PacsEdgeError | Error }> }[] = [];
   for (const e of entries) {
-    if (!e.record) {
-      // A damaged index entry: which destinations it owes is unknown, so nothing of it is touched.
-      quarantine(e, 'index record fails its checksum');
+    if (!e.record || (e.mac === 'missing' && opts.codec.strict)) {
+      // A damaged, forged or unauthenticated index entry: which destinations it owes is not
+      // known for sure, so nothing of it is touched, and nothing of it is sent.
+      const reason = !e.record && e.problem === 'checksum' ? 'index record fails its checksum' : e.record ? 'index record is not authenticated (no MAC; written outside the gateway)' : 'index record fails its authentication (MAC)';
+      if (e.record || e.problem === 'mac') (report.tampered ??= []).push({ id: e.id, reason });
+      quarantine(e, reason);
       continue;
     }
     const withRecord = e as Entry & { record: SpoolRecord };
@@ -294,6 +311,14 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
     }
     if (e.head?.problem) {
       quarantine(e, e.head.problem.message);
+      continue;
+    }
+    if (!e.head?.sealed && !e.record.plain && opts.codec.keyed) {
+      // A plain file where the authenticated record says sealed: planted or swapped by someone
+      // without the key. Kept as evidence, never sent, whatever the profile (and never discarded).
+      const reason = 'object file is not encrypted, but its record says it was sealed: a planted or swapped file';
+      (report.tampered ??= []).push({ id: e.id, reason });
+      corrupt(withRecord, reason);
       continue;
     }
     const expected = e.head?.sealed ? sealedSize(e.record.size, e.head.sealed) : e.record.size;
@@ -334,7 +359,8 @@ export async function recoverSpool(opts: RecoveryInput): Promise<RecoveryResult>
   for await (const key of db.keys(keyRange('q'))) {
     const { destination: dest, id } = destinationAndId(key);
     const r = live.get(id);
-    if (r) {
+    // Queue keys are not authenticated: one only counts for a destination the record owes.
+    if (r && r.pending.includes(dest)) {
       queues.enqueue(dest, id, { size: r.size, receivedAt: r.receivedAt });
       owe(id, dest, 'pending');
     } else if (quarantined.has(id)) owe(id, dest, 'pending');

@@ -6,7 +6,7 @@ import { crashpoint } from '../util/crashpoint.js';
 import { stageDurable, type StagedFile } from '../util/durable-write.js';
 import type { HashPool } from './hash-pool.js';
 import { objectKey, rewriteKey } from './keys.js';
-import { rewrittenRecord, sealRecord } from './record-codec.js';
+import { rewrittenRecord } from './record-codec.js';
 import type { SpoolRecord, SpoolRewriter } from './spool.js';
 import type { SpoolState } from './spool-state.js';
 
@@ -80,9 +80,9 @@ export class FileRewriter {
     let sha256: string;
     let size: number;
     let staged: StagedFile;
+    // Sealed under a fresh data key of its own, like every spool file.
+    const sealing = this.o.sealing();
     try {
-      // Sealed under a fresh data key of its own, like every spool file.
-      const sealing = this.o.sealing();
       const onDisk = sealing ? sealBuffer(sealing, bytes) : bytes;
       staged = await stageDurable(this.h.filePath(id), onDisk, { tmp, mode: 0o640, syncDir: () => this.o.syncDir() });
       // Hashed on the worker pool (an object can be large: never on the event loop), from what
@@ -94,8 +94,8 @@ export class FileRewriter {
       await unlink(tmp).catch(() => undefined);
       throw err;
     }
-    const next = rewrittenRecord(record, { size, sha256, transferSyntaxUid });
-    await this.h.db.put(rewriteKey(id), JSON.stringify({ size: next.size, sha256, transferSyntaxUid }), { sync: true });
+    const next = rewrittenRecord(record, { size, sha256, transferSyntaxUid, plain: !sealing });
+    await this.h.db.put(rewriteKey(id), JSON.stringify({ size: next.size, sha256, transferSyntaxUid, plain: !sealing }), { sync: true });
     crashpoint('rewrite-after-intent');
     await staged.commit();
     crashpoint('rewrite-after-rename');
@@ -108,7 +108,7 @@ export class FileRewriter {
     }
     const updated = { ...next, pending: current.pending, forwardedAt: current.forwardedAt };
     await this.h.db.batch([
-      { type: 'put', key: objectKey(id), value: sealRecord(updated) },
+      { type: 'put', key: objectKey(id), value: this.h.records.seal(updated) },
       { type: 'del', key: rewriteKey(id) },
     ]);
     this.h.records.remember(updated);

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Level } from 'level';
 import { QueueState } from './queues.js';
+import type { RecordCodec } from './record-codec.js';
 import { RecordStore } from './record-store.js';
 import type { SpoolRecord } from './spool.js';
 import { StudyBook } from './studies.js';
@@ -36,9 +37,10 @@ export class SpoolState {
     readonly db: Level<string, string>,
     readonly objectsDir: string,
     destinations: readonly string[],
+    codec: RecordCodec,
   ) {
     this.queues = new QueueState(destinations);
-    this.records = new RecordStore(db);
+    this.records = new RecordStore(db, codec);
   }
 
   filePath(id: string): string {

@@ -43,6 +43,12 @@ export interface SpoolRecord extends ObjectInfo {
   pending: string[];
   /** When the last destination confirmed it (kept for `spool.keepForwardedHours`). */
   forwardedAt?: number | undefined;
+  /**
+   * The file was written unencrypted (`spool.encryption.profile` none when it arrived). Part of
+   * the authenticated record: a plain file where the record does not say so is a planted or
+   * swapped file, corrupt under every profile (record-codec.ts, object-reader.ts).
+   */
+  plain?: boolean | undefined;
 }
 
 /** Streams one incoming object into the spool. Not durable until {@link commit} resolves. */
@@ -91,6 +97,12 @@ export interface DeadLetter {
   reason: string;
   status?: number | undefined;
   at: number;
+  /**
+   * The destination's Error Comment (0000,0902), free text that may name a patient: its length,
+   * and under an encryption profile the text sealed with a key derived from the device key
+   * (base64, `pacs-edge dead-letter show` opens it). Never in clear.
+   */
+  comment?: { length: number; sealed?: string | undefined } | undefined;
 }
 
 export interface DestinationStats {
@@ -131,6 +143,12 @@ export interface RecoveryReport {
   unreadable: { id: string; sopInstanceUid: string; reason: string }[];
   /** Queue entries pointing to no object, removed. */
   danglingQueueEntries: number;
+  /**
+   * Of `lost` and `unreadable`, those changed on the card by someone without the device key: an
+   * index record that fails its MAC or has none after the index was authenticated, a plain file
+   * where the record says sealed. The gateway raises a Security Alert for them.
+   */
+  tampered?: { id: string; reason: string }[] | undefined;
 }
 
 /** How long {@link Spool.handedOver} remembers a delivered object (7 days). */
@@ -163,7 +181,8 @@ export interface Spool {
   /** Give a claim back untried (its place and attempt count unchanged). */
   unclaim(destination: string, id: string): Promise<void>;
   /** Delivery failed permanently: park it on the destination's dead-letter list. */
-  deadLetter(destination: string, id: string, reason: string, status?: number): Promise<void>;
+  /** `peerComment`: the destination's Error Comment, kept only sealed (see {@link DeadLetter.comment}). */
+  deadLetter(destination: string, id: string, reason: string, status?: number, peerComment?: string): Promise<void>;
   listDeadLetters(destination?: string): Promise<DeadLetter[]>;
   /** Put dead letters (all of a destination's, or the given ids) back in its queue, in id order. Returns how many. */
   retryDeadLetters(destination: string, ids?: readonly string[]): Promise<number>;

@@ -36,6 +36,12 @@ export interface DurableWriteOptions {
   exclusive?: boolean | undefined;
   /** fsync of the directory, when the caller shares one (a coalesced sync); default: open, fsync, close. */
   syncDir?: (() => Promise<void>) | undefined;
+  /**
+   * The temporary file is created with O_EXCL | O_NOFOLLOW (a stale one, or a symbolic link
+   * planted in its place, is removed first, never followed): for writes into a directory
+   * someone else could have prepared (`pacs-edge restore`). Synchronous writes only.
+   */
+  noFollow?: boolean | undefined;
 }
 
 /** A temporary file written and fsynced, waiting to be put in place. */
@@ -112,7 +118,9 @@ export function writeDurableSync(file: string, data: string | Uint8Array, o: Omi
 export function stageDurableSync(file: string, data: string | Uint8Array, o: Omit<DurableWriteOptions, 'syncDir'> = {}): StagedFileSync {
   const tmp = tmpOf(file, o);
   const scope = path.basename(file);
-  const fd = fs.openSync(tmp, 'w', o.mode ?? 0o666);
+  if (o.noFollow) fs.rmSync(tmp, { force: true }); // unlink: a planted link goes, its target is untouched
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+  const fd = fs.openSync(tmp, o.noFollow ? O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW : 'w', o.mode ?? 0o666);
   try {
     if (o.owner) fs.fchownSync(fd, o.owner.uid, o.owner.gid);
     if (o.exactMode && o.mode !== undefined) fs.fchmodSync(fd, o.mode);

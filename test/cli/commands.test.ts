@@ -27,7 +27,7 @@ describe('the CLI command table', () => {
   it('an unknown action of a command with actions names the actions, exit 2', async () => {
     const r = await run(process.execPath, [CLI, 'dead-letter', 'shred']);
     expect(r.code).toBe(EXIT.usage);
-    expect(r.stderr).toContain('pacs-edge dead-letter: unknown or missing action "shred"; one of: list, retry, purge');
+    expect(r.stderr).toContain('pacs-edge dead-letter: unknown or missing action "shred"; one of: list, show, retry, purge');
   });
 
   it('a command that needs a configuration says so, exit 2', async () => {

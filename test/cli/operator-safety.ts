@@ -140,6 +140,13 @@ export const CASES: Record<string, (w: World, phase: Phase) => Promise<void>> = 
     const list = JSON.parse(r.stdout) as { id: string }[];
     for (const d of w.dead) expect(list.map((x) => x.id)).toContain(d.id);
   },
+  'dead-letter show': async (w) => {
+    // Reads one dead letter (here refused by association, so no Error Comment): nothing changes.
+    const d = w.dead[0]!;
+    const r = await cli(w, ['dead-letter', 'show', '--config', w.configFile, '--destination', 'pacs', '--id', d.id]);
+    ok(r, 'dead-letter show');
+    expect(r.stdout).toContain(`id            ${d.id}`);
+  },
   'dead-letter retry': async (w) => {
     const d = w.dead.shift()!;
     const r = await cli(w, ['dead-letter', 'retry', '--config', w.configFile, '--destination', 'pacs', '--id', d.id]);

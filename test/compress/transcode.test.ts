@@ -99,7 +99,7 @@ describe('transcode: encode then decode gives back every pixel and every other e
 
   it('never re-encodes pixel data that is more than its frames: trailing padding, or a non-zero pad byte after an odd length', () => {
     const withPixels = (spec: Parameters<typeof imageElements>[0], f: (px: Buffer) => Buffer) =>
-      build(imageElements(spec, '1.2.3').map((e) => (e.tag === Tag.PixelData && Buffer.isBuffer(e.value) ? { ...e, value: f(e.value) } : e)), ExplicitLE);
+      build(imageElements(spec, '1.2.3').map((e) => (e.tag === Tag.PixelData && 'value' in e && Buffer.isBuffer(e.value) ? { ...e, value: f(e.value) } : e)), ExplicitLE);
     // The MR of issue 17: 128 bytes after the frames.
     const padded = withPixels({ rows: 16, cols: 16, samples: 1, bits: 16 }, (px) => Buffer.concat([px, Buffer.alloc(128, 0x5a)]));
     for (const target of ['jpeg-ls', 'rle', 'htj2k'] as const) {

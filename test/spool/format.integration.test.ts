@@ -71,9 +71,9 @@ describe('spool format versions', () => {
       const gw = await runGateway(w.configFile, { port: w.port, spoolDir: w.spoolDir });
       const recovered = await gw.waitForLog((l) => l.msg === 'spool recovered');
       expect(recovered).toMatchObject({ recovered: 6, lost: 0, unreadable: 0 });
-      expect(gw.logs.filter((l) => l.msg === 'spool format migration: step done').map((l) => l.format)).toEqual([2]);
+      expect(gw.logs.filter((l) => l.msg === 'spool format migration: step done').map((l) => l.format)).toEqual([2, 3]);
       expect(await gw.stop()).toBe(0);
-      expect(JSON.parse((await indexDump(w.spoolDir))['m!format']!)).toEqual(expect.objectContaining({ version: 2 }));
+      expect(JSON.parse((await indexDump(w.spoolDir))['m!format']!)).toEqual(expect.objectContaining({ version: SPOOL_FORMAT }));
       expect(JSON.parse((await indexDump(w.spoolDir))['m!format']!).migrating).toBeUndefined();
       expect((await status(w.configFile)).doc).toMatchObject({ spool: { objects: 6 }, destinations: [{ pending: 6 }] });
     } finally {

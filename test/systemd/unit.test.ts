@@ -154,6 +154,18 @@ describe('systemd/pacs-edge.service', () => {
     expect(values('RestartPreventExitStatus').join(' ').split(/\s+/)).toEqual(expect.arrayContaining(['4', '5', '7']));
   });
 
+  it('the credential drop-in loads the key the configuration names (spool.encryption.keyCredential), encrypted, and nothing else', () => {
+    const dropIn = parseUnit(readFileSync(path.join(ROOT, 'systemd/pacs-edge-credential.conf'), 'utf8'));
+    expect([...dropIn.keys()]).toEqual(['Service']);
+    const svc = dropIn.get('Service')!;
+    expect([...svc.keys()]).toEqual(['LoadCredentialEncrypted']);
+    const [name, file] = svc.get('LoadCredentialEncrypted')![0]!.split(':');
+    expect(name).toBe('pacs-edge-device-key');
+    expect(file).toBe('/etc/credstore.encrypted/pacs-edge-device-key');
+    // The provisioning the operations guide gives encrypts under that very name (systemd checks it).
+    expect(readFileSync(path.join(ROOT, 'docs/operations.md'), 'utf8')).toContain(`--name=${name}`);
+  });
+
   it('systemd-analyze verify accepts it', async (ctx) => {
     if (!skipTest(ctx, 'the unit verification', missingTools(SYSTEMD_ANALYZE))) return;
     // verify also checks that ExecStart's program exists. /usr/bin/pacs-edge comes with the
