@@ -1,5 +1,4 @@
 import type { AuditHandle } from './audit/index.js';
-import { writeAuditAnchor } from './audit/start-checks.js';
 import { AtRestCompressor } from './compress/at-rest.js';
 import { CodecPool } from './compress/pool.js';
 import { checkNamedFiles } from './config/file-check.js';
@@ -116,8 +115,8 @@ export class Gateway {
     await p.closeSpool();
     await p.codecPool.close();
     p.audit.events.stopped();
+    // The trail's last flush also writes the audit anchor (src/audit/anchor.ts).
     await p.audit.stop();
-    await writeAuditAnchor(p.config, p.audit).catch((err: unknown) => p.log.warn({ err: (err as Error).message }, 'could not write the audit anchor'));
     p.log.info('gateway stopped');
   }
 }

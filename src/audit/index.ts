@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { DeviceKey } from '../security/device-key.js';
 import type { SecurityAlertType } from './messages.js';
 import { SyslogForwarder } from './syslog.js';
+import { anchorFileOf } from './anchor.js';
 import { AuditTrail, type AuditAlarm } from './trail.js';
 
 export { AuditTrail, type AuditAlarm } from './trail.js';
@@ -114,7 +115,9 @@ export async function openAudit(config: GatewayConfig, log: Logger, opts: { key?
       log[a.kind === 'budget-warning' ? 'warn' : 'error']({ alarm: a }, 'audit alarm');
       opts.onAlarm?.(a);
     },
-    // Retention never deletes what the syslog server has not had yet.
+    anchorFile: anchorFileOf(config.spool.dir),
+    // Only the running gateway applies retention, and never to what the syslog server has not had yet.
+    retention: true,
     deliveredSeq: config.audit.syslog ? () => syslog?.deliveredSeq ?? 0 : undefined,
   });
   const s = config.audit.syslog;
