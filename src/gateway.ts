@@ -17,6 +17,7 @@ import { type Logger, setLogLevel } from './log.js';
 import { CommitmentScp } from './receive/commitment-scp.js';
 import { DicomServer } from './receive/server.js';
 import { accessionKey } from './security/accession.js';
+import { patientAuditRef } from './security/patient-pseudonym.js';
 import { spoolControlRoutes } from './spool/control-routes.js';
 import { DiskGuard } from './spool/disk-guard.js';
 import type { LevelSpool } from './spool/level-spool.js';
@@ -168,6 +169,7 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
     log,
     audit: audit.events,
     accessionKey: accKey,
+    patientRef: patientAuditRef(config.audit.patientId, deviceKey),
     commitment: commitmentServices({ config, scp: commitmentScp, registry, log }),
   });
   const atRest = config.spool.compressAtRest ? startAtRest({ spool, codecPool, config, log, receiving: () => dicom.stats.activeAssociations > 0 }) : undefined;

@@ -23,8 +23,9 @@ export function auditKeyFile(config: GatewayConfig): string {
 /**
  * What the rest of the gateway calls to audit something. Every method returns at once and
  * never throws (the trail logs, counts and alarms failures). Without a trail (tests, tools)
- * the calls do nothing. Arguments carry UIDs, AE titles, addresses and counts only: there is
- * deliberately no way to pass a patient attribute.
+ * the calls do nothing. Arguments carry UIDs, AE titles, addresses and counts, and for the
+ * instance messages `patient`: the Patient participant as `audit.patientId` made it at
+ * reception (a pseudonym by default), never another patient attribute.
  */
 export class AuditEvents {
   constructor(private readonly trail: AuditTrail | undefined) {}
@@ -50,17 +51,17 @@ export class AuditEvents {
   }
 
   /** 110104 DICOM Instances Transferred, action C: `count` instances of one study and SOP Class stored from a modality (per association). */
-  instancesReceived(e: { callingAe: string; address: string; studyUid: string; sopClassUid: string; count: number }): void {
+  instancesReceived(e: { callingAe: string; address: string; studyUid: string; sopClassUid: string; count: number; patient?: string | undefined }): void {
     this.trail?.record({ kind: 'instances-received', ...e });
   }
 
   /** 110102 Begin Transferring DICOM Instances: the gateway starts sending `count` instances of a study to a destination. */
-  beginTransfer(e: { destination: string; aeTitle: string; address: string; studyUid: string; count: number }): void {
+  beginTransfer(e: { destination: string; aeTitle: string; address: string; studyUid: string; count: number; patient?: string | undefined }): void {
     this.trail?.record({ kind: 'begin-transfer', ...e });
   }
 
   /** 110104 DICOM Instances Transferred, action R: delivered to a destination (`failed`: outcome 4 with that reason, e.g. dead-lettered). */
-  instancesForwarded(e: { destination: string; aeTitle: string; address: string; studyUid: string; sopClassUid: string; count: number; failed?: string }): void {
+  instancesForwarded(e: { destination: string; aeTitle: string; address: string; studyUid: string; sopClassUid: string; count: number; failed?: string; patient?: string | undefined }): void {
     this.trail?.record({ kind: 'instances-forwarded', ...e });
   }
 

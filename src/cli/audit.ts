@@ -12,6 +12,7 @@ import { controlGet } from '../health/control-server.js';
 import { createLogger } from '../log.js';
 import { writeDurable } from '../util/durable-write.js';
 import { DeviceKey } from '../security/device-key.js';
+import { patientPseudonym, PATIENT_PSEUDONYM_PURPOSE } from '../security/patient-pseudonym.js';
 import { checkDeviceKeyFits } from '../spool/key-check.js';
 import { ANCHOR_PURPOSE, anchorFileOf } from '../audit/anchor.js';
 import { INBOX_DIR } from '../audit/chain.js';
@@ -145,4 +146,45 @@ async function toInbox(config: GatewayConfig, events: readonly OfflineEvent[]): 
 /** True when a gateway answers on the control socket (it holds the trail for as long as it runs). */
 async function gatewayAnswers(config: GatewayConfig): Promise<boolean> {
   return (await controlGet(config.control.socket, '/status', 1000).catch(() => undefined)) !== undefined;
+}
+
+/**
+ * `pacs-edge audit pseudonym --config FILE`: the Patient ID comes on stdin (not an argument:
+ * arguments show in process lists and shell histories), the pseudonym the audit trail names that
+ * patient by goes to stdout (src/security/patient-pseudonym.ts), so an auditor can search the
+ * trail or the syslog collector for one patient. Needs the device key (the trail's owner or root).
+ * That it was used is recorded (Security Alert, Use of Restricted Function), without the ID.
+ */
+export async function pseudonymCommand(config: GatewayConfig): Promise<number> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) {
+    chunks.push(c as Buffer);
+    if (chunks.reduce((n, b) => n + b.length, 0) > 4096) break;
+  }
+  // The first line; a Patient ID (LO) is at most 64 characters.
+  const id = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0]!.trim();
+  if (!id || id.length > 64) {
+    console.error('pacs-edge audit pseudonym: give one Patient ID (1-64 characters) on stdin');
+    return EXIT.usage;
+  }
+  let key: DeviceKey;
+  try {
+    key = DeviceKey.load(auditKeyFile(config));
+  } catch (err) {
+    console.error(`pacs-edge audit pseudonym: cannot read the device key ${auditKeyFile(config)}: ${(err as Error).message}`);
+    return EXIT.failed;
+  }
+  console.log(patientPseudonym(key.derive(PATIENT_PSEUDONYM_PURPOSE), Buffer.from(id, 'utf8')));
+  if (config.audit.patientId !== 'pseudonym') console.error(`note: audit.patientId is ${config.audit.patientId}: the trail does not name patients by this pseudonym`);
+  if (existsSync(config.audit.dir)) {
+    actAsStateOwner(config);
+    const recorded = await recordOffline(
+      config,
+      key,
+      { kind: 'security-alert', type: 'use-of-restricted-function', detail: `a Patient ID pseudonym was computed by ${safeUser()} (pacs-edge audit pseudonym)`, failure: false },
+      { readOnly: true },
+    );
+    console.error(`audit: ${recorded}`);
+  }
+  return EXIT.ok;
 }

@@ -176,6 +176,11 @@ export interface GatewayConfig {
     maxBytes: number;
     /** Forward every record to a syslog server over TLS (RFC 5425). */
     syslog?: AuditSyslogConfig | undefined;
+    /**
+     * The Patient participant of the messages about instances (src/security/patient-pseudonym.ts):
+     * `pseudonym` (keyed HMAC of the Patient ID, default), `clear` (the ID itself), `none`.
+     */
+    patientId: 'pseudonym' | 'clear' | 'none';
   };
 }
 

@@ -8,7 +8,7 @@ import { Tag, tagString } from './tags.js';
  * length), follows encapsulated pixel data fragments, and checks that every length fits its
  * parent and that the stream ends exactly at an element boundary with every sequence closed.
  * Values are skipped, never copied, except a handful of top-level UIDs that identify the object
- * (no patient attributes are ever captured). It never changes a byte: the caller stores what it
+ * (and the Patient ID, which the receiver turns into the audit trail's Patient participant at once). It never changes a byte: the caller stores what it
  * received.
  *
  * @see PS3.5 §7.1 (data element encoding), §7.5 (nesting), §A.4 (encapsulation)
@@ -25,6 +25,11 @@ export interface DatasetIdentity {
    * (src/security/accession.ts), so a field engineer can find a study by it; never stored.
    */
   accessionNumber?: string;
+  /**
+   * Patient ID (0010,0020): held only until the receiver has turned it into the audit trail's
+   * Patient participant (src/security/patient-pseudonym.ts); never logged.
+   */
+  patientId?: string;
 }
 
 /** Explicit-VR VRs whose header has 2 reserved bytes and a 32-bit length. @see PS3.5 Table 7.1-1 */
@@ -36,7 +41,7 @@ const SHORT_VRS = new Set([
 ]);
 const UNDEFINED = 0xffffffff;
 
-/** Captured top-level attributes: UIDs, two short codes, and the accession number (to be hashed at once); never patient data. */
+/** Captured top-level attributes: UIDs, two short codes, the accession number and Patient ID (both turned into keyed hashes at once). */
 const CAPTURE = new Map<number, keyof DatasetIdentity>([
   [Tag.SopClassUid, 'sopClassUid'],
   [Tag.SopInstanceUid, 'sopInstanceUid'],
@@ -44,6 +49,7 @@ const CAPTURE = new Map<number, keyof DatasetIdentity>([
   [Tag.SeriesInstanceUid, 'seriesInstanceUid'],
   [Tag.Modality, 'modality'],
   [Tag.AccessionNumber, 'accessionNumber'],
+  [Tag.PatientId, 'patientId'],
   [Tag.NumberOfFrames, 'numberOfFrames'],
 ]);
 const MAX_CAPTURE = 256;

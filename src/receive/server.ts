@@ -53,6 +53,8 @@ export class DicomServer {
       audit?: AuditEvents | undefined;
       /** Hashes Accession Numbers for the study index (src/security/accession.ts). */
       accessionKey?: Buffer | undefined;
+      /** The audit trail's Patient participant from a Patient ID (src/security/patient-pseudonym.ts). */
+      patientRef?: ((patientId: string | undefined) => string | undefined) | undefined;
     },
   ) {
     const c = deps.config;
@@ -195,6 +197,7 @@ export class DicomServer {
       commitment: this.deps.commitment,
       audit: this.deps.audit,
       accessionKey: this.deps.accessionKey,
+      patientRef: this.deps.patientRef,
     });
   }
 

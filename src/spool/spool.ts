@@ -21,6 +21,12 @@ export interface ObjectInfo {
    * a site asks about, without the number lying in clear on the box.
    */
   accessionHash?: string | undefined;
+  /**
+   * The audit trail's Patient participant ID, made at reception as `audit.patientId` then said
+   * (src/security/patient-pseudonym.ts): a keyed pseudonym by default, the Patient ID itself only
+   * when a site chose `clear`; absent with `none`. The forwarder's audit messages name it.
+   */
+  patientRef?: string | undefined;
   callingAeTitle: string;
   /** Bytes of the Part 10 file (header + data set). */
   size: number;
