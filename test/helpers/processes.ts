@@ -197,8 +197,8 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env
     if (opts.input !== undefined) p.stdin!.end(opts.input);
     let stdout = '';
     let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    p.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const t = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
     p.on('close', (code) => {
       clearTimeout(t);
