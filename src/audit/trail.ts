@@ -151,6 +151,9 @@ export class AuditTrail {
     await acquireLock(o.dir);
     try {
       await t.recover();
+      // The anchor vouches for where the chain stands from the start of the run, before any
+      // record of it (what the check in recover() found is queued as a Security Alert).
+      await t.writeAnchor();
     } catch (err) {
       await releaseLock(o.dir);
       throw err;
