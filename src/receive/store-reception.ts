@@ -56,7 +56,7 @@ export class StoreReception {
       patientRef?: ((patientId: string | undefined) => string | undefined) | undefined;
     },
   ) {
-    this.check = createDatasetCheck(opts.ts, { maxInflatedBytes: opts.maxBytes });
+    this.check = createDatasetCheck(opts.ts, { maxInflatedBytes: opts.maxBytes, patientRef: opts.patientRef });
     const header = buildPart10Header({
       sopClassUid: opts.sopClassUid,
       sopInstanceUid: opts.sopInstanceUid,
@@ -146,7 +146,7 @@ export class StoreReception {
         modality: identity?.modality,
         // Only its keyed hash is kept: the number itself goes no further than this line.
         accessionHash: accessionHash(this.opts.accessionKey, identity?.accessionNumber),
-        patientRef: this.opts.patientRef?.(identity?.patientId),
+        patientRef: identity?.patientRef,
         callingAeTitle: this.opts.callingAeTitle,
       });
       return { status: Status.Success.code, record };
