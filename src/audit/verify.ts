@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { readAnchor } from './anchor.js';
+import { readCursor } from './syslog.js';
 import { GENESIS, listFiles, parseRecord, readHead, readLines, recordHmac, sameHex, type Head } from './chain.js';
 
 /** What is wrong with the first bad record. */
@@ -20,7 +21,7 @@ export type ProblemKind =
   /** The anchor outside the audit directory (anchor.ts) is missing while records exist, or fails its MAC. */
   | 'anchor-missing'
   | 'anchor-invalid'
-  /** The trail ends below the anchor, or its record at the anchor's seq is another: head and files were rolled back (or replaced) together. */
+  /** The trail ends below the anchor or the syslog cursor, or its record at the anchor's seq is another: head and files were rolled back (or replaced) together. */
   | 'rolled-back';
 
 export interface VerifyProblem {
@@ -57,6 +58,10 @@ export interface VerifyReport {
 export async function verifyTrail(dir: string, key: Buffer, opts: { anchor?: { file: string; key: Buffer } | undefined } = {}): Promise<VerifyReport> {
   // Read in the reverse of the order a running gateway writes (files, head, anchor), so a trail
   // growing meanwhile is never taken for one rolled back. Nothing here writes.
+  // The syslog cursor is a third place that knows how far the trail got (the forwarder sends
+  // only durable records): not authenticated, and in the audit directory, so it only catches a
+  // rollback that forgot it; the collector's copy is what an attacker with the disk cannot reach.
+  const cursor = await readCursor(dir);
   const anchor = opts.anchor ? await readAnchor(opts.anchor.file, opts.anchor.key) : undefined;
   const hs = await readHead(dir, key);
   const files = await listFiles(dir);
@@ -135,6 +140,15 @@ export async function verifyTrail(dir: string, key: Buffer, opts: { anchor?: { f
         detail: `the trail ends at seq ${expSeq}${head ? ` (its head says ${head.seq})` : ''}, but the anchor says seq ${anchor.anchor.seq} was written: ${anchor.anchor.seq - expSeq} record(s) removed and the head rolled back`,
       });
     }
+  }
+  if (cursor > Math.max(expSeq, head?.seq ?? 0)) {
+    return fail({
+      what: 'rolled-back',
+      file: 'syslog.cursor',
+      line: 0,
+      seq: expSeq + 1,
+      detail: `the trail ends at seq ${expSeq}, but the syslog forwarder had delivered up to seq ${cursor}: records were removed (the syslog collector has them)`,
+    });
   }
   if (!head) {
     if (report.records > 0) return fail({ what: 'head-missing', file: 'head.json', line: 0, seq: 0, detail: 'head.json is missing: truncation of the log cannot be ruled out' });

@@ -121,4 +121,13 @@ describe('audit anchor', () => {
     writeFileSync(path.join(base, 'spool', 'audit.anchor'), anchor);
     expect((await verify()).problem).toMatchObject({ what: 'rolled-back', seq: 2 });
   });
+
+  it('a trail cut below what the syslog forwarder had delivered (its cursor) is named rolled-back, even without the anchor', async () => {
+    const { first, dir, verify } = await setup();
+    first.trail.record(start);
+    await first.trail.stop();
+    writeFileSync(path.join(dir, 'syslog.cursor'), JSON.stringify({ seq: 5 }));
+    const r = await verify(false);
+    expect(r.problem).toMatchObject({ what: 'rolled-back', file: 'syslog.cursor', detail: expect.stringMatching(/delivered up to seq 5/) });
+  });
 });
