@@ -92,6 +92,7 @@ export class AuditTrail {
   private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
+  private inboxPass: Promise<void> = Promise.resolve();
   private fh: FileHandle | undefined;
   private fhName = '';
   private fhSize = 0;
@@ -409,9 +410,16 @@ export class AuditTrail {
   }
 
   /** Events left by `pacs-edge audit verify` while the gateway held the lock (inbox.ts). */
-  private async drainInbox(): Promise<void> {
-    if (this.closed) return;
-    await drainInbox(path.join(this.o.dir, INBOX_DIR), { record: (e) => this.record(e), logUri: this.uri, log: this.o.log });
+  private drainInbox(): Promise<void> {
+    // One pass at a time: two overlapping passes (the one at open and the one at stop) would
+    // both read an event before either removes it, and record it twice.
+    this.inboxPass = this.inboxPass.then(async () => {
+      if (this.closed) return;
+      await drainInbox(path.join(this.o.dir, INBOX_DIR), { record: (e) => this.record(e), logUri: this.uri, log: this.o.log }).catch((err: unknown) =>
+        this.o.log.warn({ err: (err as Error).message }, 'audit inbox pass failed'),
+      );
+    });
+    return this.inboxPass;
   }
 
   /** Flush everything, close the file, release the lock. Records after this are refused (logged). */
