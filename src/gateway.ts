@@ -1,5 +1,4 @@
 import type { AuditAlarm, AuditHandle } from './audit/index.js';
-import { writeAuditAnchor } from './audit/start-checks.js';
 import { AtRestCompressor } from './compress/at-rest.js';
 import { CodecPool } from './compress/pool.js';
 import { checkNamedFiles } from './config/file-check.js';
@@ -20,6 +19,7 @@ import { type Logger, setLogLevel } from './log.js';
 import { CommitmentScp } from './receive/commitment-scp.js';
 import { DicomServer } from './receive/server.js';
 import { accessionKey } from './security/accession.js';
+import { patientAuditRef } from './security/patient-pseudonym.js';
 import { spoolControlRoutes } from './spool/control-routes.js';
 import { DiskGuard } from './spool/disk-guard.js';
 import type { LevelSpool } from './spool/level-spool.js';
@@ -120,8 +120,8 @@ export class Gateway {
     await p.closeSpool();
     await p.codecPool.close();
     p.audit.events.stopped();
+    // The trail's last flush also writes the audit anchor (src/audit/anchor.ts).
     await p.audit.stop();
-    await writeAuditAnchor(p.config, p.audit).catch((err: unknown) => p.log.warn({ err: (err as Error).message }, 'could not write the audit anchor'));
     p.log.info('gateway stopped');
   }
 }
@@ -181,6 +181,7 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
     log,
     audit: audit.events,
     accessionKey: accKey,
+    patientRef: patientAuditRef(config.audit.patientId, deviceKey),
     commitment: commitmentServices({ config, scp: commitmentScp, registry, log }),
     // audit.onFailure: refuse — no new association while its facts could not be recorded.
     refusing: config.audit.onFailure === 'refuse' ? () => (audit.trail.failure.failing ? (audit.trail.failure.state().reason ?? 'unknown') : undefined) : undefined,

@@ -5,6 +5,7 @@ import { DeviceKey } from '../security/device-key.js';
 import { credentialKey } from '../security/spool-key.js';
 import type { SecurityAlertType } from './messages.js';
 import { SyslogForwarder } from './syslog.js';
+import { anchorFileOf } from './anchor.js';
 import { AuditTrail, type AuditAlarm } from './trail.js';
 
 export { AuditTrail, type AuditAlarm } from './trail.js';
@@ -23,8 +24,9 @@ export function auditKeyFile(config: GatewayConfig): string {
 /**
  * What the rest of the gateway calls to audit something. Every method returns at once and
  * never throws (the trail logs, counts and alarms failures). Without a trail (tests, tools)
- * the calls do nothing. Arguments carry UIDs, AE titles, addresses and counts only: there is
- * deliberately no way to pass a patient attribute.
+ * the calls do nothing. Arguments carry UIDs, AE titles, addresses and counts, and for the
+ * instance messages `patient`: the Patient participant as `audit.patientId` made it at
+ * reception (a pseudonym by default), never another patient attribute.
  */
 export class AuditEvents {
   constructor(private readonly trail: AuditTrail | undefined) {}
@@ -50,17 +52,17 @@ export class AuditEvents {
   }
 
   /** 110104 DICOM Instances Transferred, action C: `count` instances of one study and SOP Class stored from a modality (per association). */
-  instancesReceived(e: { callingAe: string; address: string; studyUid: string; sopClassUid: string; count: number }): void {
+  instancesReceived(e: { callingAe: string; address: string; studyUid: string; sopClassUid: string; count: number; patient?: string | undefined }): void {
     this.trail?.record({ kind: 'instances-received', ...e });
   }
 
   /** 110102 Begin Transferring DICOM Instances: the gateway starts sending `count` instances of a study to a destination. */
-  beginTransfer(e: { destination: string; aeTitle: string; address: string; studyUid: string; count: number }): void {
+  beginTransfer(e: { destination: string; aeTitle: string; address: string; studyUid: string; count: number; patient?: string | undefined }): void {
     this.trail?.record({ kind: 'begin-transfer', ...e });
   }
 
   /** 110104 DICOM Instances Transferred, action R: delivered to a destination (`failed`: outcome 4 with that reason, e.g. dead-lettered). */
-  instancesForwarded(e: { destination: string; aeTitle: string; address: string; studyUid: string; sopClassUid: string; count: number; failed?: string }): void {
+  instancesForwarded(e: { destination: string; aeTitle: string; address: string; studyUid: string; sopClassUid: string; count: number; failed?: string; patient?: string | undefined }): void {
     this.trail?.record({ kind: 'instances-forwarded', ...e });
   }
 
@@ -119,7 +121,9 @@ export async function openAudit(config: GatewayConfig, log: Logger, opts: { key?
       opts.onAlarm?.(a);
       for (const fn of sinks) fn(a);
     },
-    // Retention never deletes what the syslog server has not had yet.
+    anchorFile: anchorFileOf(config.spool.dir),
+    // Only the running gateway applies retention, and never to what the syslog server has not had yet.
+    retention: true,
     deliveredSeq: config.audit.syslog ? () => syslog?.deliveredSeq ?? 0 : undefined,
   });
   const s = config.audit.syslog;

@@ -8,12 +8,10 @@ import { isIP } from 'node:net';
  * line (no XML declaration, no line breaks, so a record is one JSON line on disk and one syslog
  * message on the wire). Every value is escaped.
  *
- * No patient data, ever. PS3.15 lists a Patient participant object (ParticipantObjectTypeCode 1,
- * role 1) in the messages about instances (Instances Transferred, Begin Transferring, Study
- * Deleted). The gateway never decodes Patient Name or Patient ID (see src/log.ts), and these
- * builders have no parameter that could carry them, so that participant is deliberately left
- * out: a message names the study (Study Instance UID), the SOP Class and counts only. A
- * repository that needs the patient joins on the Study Instance UID at the PACS. See docs/audit.md.
+ * The Patient participant object of PS3.15 A.5.3 (ParticipantObjectTypeCode 1, role 1, ID type 2
+ * "Patient Number") is in the messages about instances when the event carries `patient`: a keyed
+ * pseudonym of the Patient ID by default (`audit.patientId`, src/security/patient-pseudonym.ts),
+ * the ID itself only where a site chose `clear`. No other patient attribute ever. See docs/audit.md.
  */
 
 /** Who writes the messages: the gateway itself. */
@@ -56,9 +54,9 @@ export type AuditEvent =
   | { kind: 'application-stop' }
   | { kind: 'association-rejected'; callingAe: string; calledAe: string; address: string; reason: string }
   | { kind: 'node-auth-failure'; address: string; reason: string }
-  | { kind: 'instances-received'; callingAe: string; address: string; studyUid: string; sopClassUid: string; count: number }
-  | { kind: 'begin-transfer'; destination: string; aeTitle: string; address: string; studyUid: string; count: number }
-  | { kind: 'instances-forwarded'; destination: string; aeTitle: string; address: string; studyUid: string; sopClassUid: string; count: number; failed?: string | undefined }
+  | { kind: 'instances-received'; callingAe: string; address: string; studyUid: string; sopClassUid: string; count: number; patient?: string | undefined }
+  | { kind: 'begin-transfer'; destination: string; aeTitle: string; address: string; studyUid: string; count: number; patient?: string | undefined }
+  | { kind: 'instances-forwarded'; destination: string; aeTitle: string; address: string; studyUid: string; sopClassUid: string; count: number; failed?: string | undefined; patient?: string | undefined }
   | { kind: 'purged'; studyUid: string; count: number; reason: string; sopClassUid?: string | undefined; by?: string | undefined }
   | { kind: 'instances-requeued'; studyUid: string; count: number; reason: string; by: string }
   | { kind: 'config-changed'; what: string; security?: boolean | undefined }
@@ -96,6 +94,7 @@ const ID_NODE = dcm('110182', 'Node ID');
 const ID_DEVICE = dcm('113877', 'Device Name');
 const ID_STUDY = dcm('110180', 'Study Instance UID');
 const ID_URI: Code = { code: '12', system: 'RFC-3881', text: 'URI' };
+const ID_PATIENT: Code = { code: '2', system: 'RFC-3881', text: 'Patient Number' };
 
 /** RFC 3881 EventOutcomeIndicator: 0 success, 4 minor failure, 8 serious failure, 12 major failure. */
 type Outcome = '0' | '4' | '8' | '12';
@@ -176,9 +175,9 @@ function object(o: {
   id: string;
   idType: Code;
   /** RFC 3881 ParticipantObjectTypeCode: 1 person, 2 system object, 3 organization, 4 other. */
-  type: '2' | '4';
-  /** ParticipantObjectTypeCodeRole: 3 report (used for studies), 13 security resource. */
-  role?: '3' | '13' | undefined;
+  type: '1' | '2' | '4';
+  /** ParticipantObjectTypeCodeRole: 1 patient, 3 report (used for studies), 13 security resource. */
+  role?: '1' | '3' | '13' | undefined;
   lifeCycle?: string | undefined;
   name?: string | undefined;
   details?: Record<string, string> | undefined;
@@ -203,10 +202,10 @@ function object(o: {
   );
 }
 
-/**
- * The study as participant object: Study Instance UID, SOP Class and count. The Patient
- * participant object of PS3.15 is left out on purpose (module comment).
- */
+/** The Patient participant object (type 1 person, role 1 patient), when there is one: PS3.15 A.5.3. */
+const patientObject = (patient: string | undefined): string[] => (patient ? [object({ id: patient, idType: ID_PATIENT, type: '1', role: '1' })] : []);
+
+/** The study as participant object: Study Instance UID, SOP Class and count. */
 function study(studyUid: string, count: number, sopClassUid?: string, lifeCycle?: string): string {
   return object({
     id: studyUid,
@@ -264,13 +263,13 @@ export function applicationActivity(src: AuditSource, at: Date, start: boolean):
  * the Source (110153) and the requestor (it opened the association), the gateway the Destination
  * (110152).
  */
-export function instancesReceived(src: AuditSource, at: Date, e: { callingAe: string; address: string; studyUid: string; sopClassUid: string; count: number }): string {
+export function instancesReceived(src: AuditSource, at: Date, e: { callingAe: string; address: string; studyUid: string; sopClassUid: string; count: number; patient?: string | undefined }): string {
   return message(
     src,
     at,
     { id: EVENT_IDS.instancesTransferred, action: 'C', outcome: '0' },
     [peer(e.callingAe, e.address, true, ROLE_SOURCE), gateway(src, false, ROLE_DESTINATION)],
-    [study(e.studyUid, e.count, e.sopClassUid, '1')],
+    [...patientObject(e.patient), study(e.studyUid, e.count, e.sopClassUid, '1')],
   );
 }
 
@@ -282,25 +281,25 @@ export function instancesReceived(src: AuditSource, at: Date, e: { callingAe: st
 export function instancesForwarded(
   src: AuditSource,
   at: Date,
-  e: { destination: string; aeTitle: string; address: string; studyUid: string; sopClassUid: string; count: number; failed?: string | undefined },
+  e: { destination: string; aeTitle: string; address: string; studyUid: string; sopClassUid: string; count: number; failed?: string | undefined; patient?: string | undefined },
 ): string {
   return message(
     src,
     at,
     { id: EVENT_IDS.instancesTransferred, action: 'R', outcome: e.failed ? '4' : '0', outcomeText: e.failed ? `${e.destination}: ${e.failed}` : `destination ${e.destination}` },
     [gateway(src, true, ROLE_SOURCE), peer(e.aeTitle, e.address, false, ROLE_DESTINATION)],
-    [study(e.studyUid, e.count, e.sopClassUid)],
+    [...patientObject(e.patient), study(e.studyUid, e.count, e.sopClassUid)],
   );
 }
 
 /** 110102 Begin Transferring DICOM Instances, action E: gateway = Source and requestor, PACS = Destination. */
-export function beginTransfer(src: AuditSource, at: Date, e: { destination: string; aeTitle: string; address: string; studyUid: string; count: number }): string {
+export function beginTransfer(src: AuditSource, at: Date, e: { destination: string; aeTitle: string; address: string; studyUid: string; count: number; patient?: string | undefined }): string {
   return message(
     src,
     at,
     { id: EVENT_IDS.beginTransferring, action: 'E', outcome: '0', outcomeText: `destination ${e.destination}` },
     [gateway(src, true, ROLE_SOURCE), peer(e.aeTitle, e.address, false, ROLE_DESTINATION)],
-    [study(e.studyUid, e.count)],
+    [...patientObject(e.patient), study(e.studyUid, e.count)],
   );
 }
 

@@ -11,62 +11,14 @@ import type { AuditEvents, AuditHandle } from './index.js';
  */
 
 /**
- * The audit trail's own record of how far it got lives in its directory; a deleted directory
- * starts a fresh chain that verifies. So the spool keeps an anchor too (`audit.anchor`: the
- * last durable sequence number of the previous run, written at every start and stop): a trail
- * that restarts below it has lost records, and says so in a Security Alert in the new chain.
- *
- * The anchor is replaced durably (src/util/durable-write.ts), so a crash or a power loss leaves
- * the previous anchor or the new one. An anchor that is there but unreadable (damaged on the
- * disk, or edited) can vouch for nothing: like a head that fails its MAC (docs/audit.md), it is
- * recorded as a Security Alert and the gateway starts, with a fresh anchor. A missing anchor is
- * the first start (or one before anchors existed) and says nothing.
+ * The audit trail's own record of how far it got lives in its directory; a deleted or rolled
+ * back directory would start a chain that verifies. So the spool keeps an anchor too
+ * (`<spool.dir>/audit.anchor`, authenticated, anchor.ts), which the trail checks when it opens
+ * and rewrites after every flush: what that check found is already a Security Alert in the
+ * chain; here the gateway also says it in its log.
  */
-export async function checkAuditAnchor(config: GatewayConfig, audit: AuditHandle, log: Logger): Promise<void> {
-  const file = anchorFile(config);
-  const before = await readAnchor(file);
-  const now = audit.trail.lastSeq;
-  if (before.state === 'ok' && now < before.seq) {
-    const detail = `the audit trail restarts at seq ${now}, but the previous run reached seq ${before.seq}: its records were deleted`;
-    log.error({ auditSeq: now, anchorSeq: before.seq }, `SECURITY ALERT: ${detail}`);
-    audit.events.securityAlert({ type: 'audit-chain-broken', detail });
-  } else if (before.state === 'unreadable') {
-    const detail = `the audit anchor ${file} is unreadable (${before.detail}): it cannot show whether records of the previous run were deleted`;
-    log.error({ auditSeq: now, anchor: file }, `SECURITY ALERT: ${detail}`);
-    audit.events.securityAlert({ type: 'audit-chain-broken', detail });
-  }
-  await writeAuditAnchor(config, audit);
-}
-
-/**
- * Remember where the audit chain stands (see {@link checkAuditAnchor}): the last record that is
- * on the disk, never one still queued, so a crash right after cannot leave an anchor ahead of
- * the trail (which the next start would take for deleted records).
- */
-export async function writeAuditAnchor(config: GatewayConfig, audit: AuditHandle): Promise<void> {
-  await audit.trail.flush();
-  await writeDurable(anchorFile(config), JSON.stringify({ seq: audit.trail.durableSeq, at: new Date().toISOString() }), { mode: 0o600 });
-}
-
-const anchorFile = (config: GatewayConfig): string => path.join(config.spool.dir, 'audit.anchor');
-
-type Anchor = { state: 'missing' } | { state: 'unreadable'; detail: string } | { state: 'ok'; seq: number };
-
-async function readAnchor(file: string): Promise<Anchor> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing' };
-    return { state: 'unreadable', detail: (err as Error).message };
-  }
-  try {
-    const seq = (JSON.parse(text) as { seq?: unknown } | null)?.seq;
-    if (Number.isSafeInteger(seq) && (seq as number) >= 0) return { state: 'ok', seq: seq as number };
-  } catch {
-    /* not JSON: below */
-  }
-  return { state: 'unreadable', detail: text.length === 0 ? 'empty' : `${Buffer.byteLength(text)} bytes that are not an anchor` };
+export function checkAuditAnchor(audit: AuditHandle, log: Logger): void {
+  for (const detail of audit.trail.anchorProblems) log.error({ auditSeq: audit.trail.lastSeq }, `SECURITY ALERT: ${detail}`);
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   parseRecord,
   readHead,
   readLines,
+  readRecords,
   recordHmac,
   type Head,
 } from './chain.js';
@@ -24,6 +25,7 @@ import { AuditBudget } from './budget.js';
 import { AuditFailureWatch } from './failure-watch.js';
 import { drainInbox } from './inbox.js';
 import { acquireLock, releaseLock } from './lock.js';
+import { ANCHOR_PURPOSE, anchorFindings, writeAnchor } from './anchor.js';
 import { buildAuditMessage, type AuditEvent, type AuditSource } from './messages.js';
 import { deleteExpired } from './retention.js';
 
@@ -44,6 +46,16 @@ export interface AuditTrailOptions {
   budgetRepeatMs?: number | undefined;
   /** Records up to this seq may be deleted by retention (the syslog cursor); default: all. */
   deliveredSeq?: (() => number) | undefined;
+  /**
+   * The anchor file outside the audit directory (anchor.ts, `<spool.dir>/audit.anchor`): checked
+   * at open, rewritten after every flush. Absent: no anchor (unit tests, tools).
+   */
+  anchorFile?: string | undefined;
+  /**
+   * Run the retention rule (hourly and at open). Only the running gateway does (openAudit): a
+   * command on a stopped gateway has no syslog cursor to respect and must not delete days.
+   */
+  retention?: boolean | undefined;
   /** Clock, for tests. */
   now?: (() => Date) | undefined;
 }
@@ -81,6 +93,7 @@ export class AuditTrail {
   private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
+  private inboxPass: Promise<void> = Promise.resolve();
   private fh: FileHandle | undefined;
   private fhName = '';
   private fhSize = 0;
@@ -89,15 +102,19 @@ export class AuditTrail {
   private intervals: NodeJS.Timeout[] = [];
   private durableListeners: ((seq: number) => void)[] = [];
   private readonly key: Buffer;
+  private readonly anchorKey: Buffer;
   private readonly budget: AuditBudget;
   private readonly now: () => Date;
   /** Whether records can be written now (status, and the refusal of new associations). */
   readonly failure: AuditFailureWatch;
   /** Counters, for status and metrics. */
   readonly stats = { records: 0, writeFailures: 0, recordFailures: 0, retentionDeletedFiles: 0 };
+  /** What the anchor check at open found (each also recorded as a Security Alert). */
+  anchorProblems: readonly string[] = [];
 
   private constructor(private readonly o: AuditTrailOptions) {
     this.key = o.key.derive('audit-chain');
+    this.anchorKey = o.key.derive(ANCHOR_PURPOSE);
     this.now = o.now ?? (() => new Date());
     this.head = { seq: 0, hmac: GENESIS, baseSeq: 0, baseHmac: GENESIS };
     this.failure = new AuditFailureWatch({ dir: o.dir, log: o.log, alarm: (a) => this.alarm(a), record: (e) => this.record(e), queued: () => this.pending.length, now: this.now });
@@ -139,14 +156,19 @@ export class AuditTrail {
     await acquireLock(o.dir);
     try {
       await t.recover();
+      // The anchor vouches for where the chain stands from the start of the run, before any
+      // record of it (what the check in recover() found is queued as a Security Alert).
+      await t.writeAnchor();
     } catch (err) {
       await releaseLock(o.dir);
       throw err;
     }
     t.intervals.push(setInterval(() => void t.drainInbox(), INBOX_INTERVAL_MS).unref());
-    t.intervals.push(setInterval(() => void t.retentionPass(), RETENTION_INTERVAL_MS).unref());
     void t.drainInbox();
-    void t.retentionPass();
+    if (o.retention) {
+      t.intervals.push(setInterval(() => void t.retentionPass(), RETENTION_INTERVAL_MS).unref());
+      void t.retentionPass();
+    }
     t.failure.start();
     return t;
   }
@@ -192,6 +214,18 @@ export class AuditTrail {
         this.prev = last.hmac;
       }
       this.head = { seq: this.seq, hmac: this.prev, baseSeq: 0, baseHmac: GENESIS };
+    }
+    if (this.o.anchorFile) {
+      const found = await anchorFindings(this.o.anchorFile, this.anchorKey, { seq: this.seq, hmac: this.prev, baseSeq: this.head.baseSeq }, async (seq) => {
+        const r = (await readRecords(this.o.dir, seq - 1, 1)).records[0];
+        return r?.seq === seq ? r : undefined;
+      });
+      problems.push(...found.problems);
+      this.anchorProblems = found.problems;
+      if (found.continueFrom) {
+        this.seq = found.continueFrom.seq;
+        this.prev = found.continueFrom.hmac;
+      }
     }
     this.head = { ...this.head, seq: this.seq, hmac: this.prev };
     for (const detail of problems) {
@@ -272,6 +306,7 @@ export class AuditTrail {
       }
       const last = batch[batch.length - 1]!;
       await this.writeHead({ ...this.head, seq: last.seq, hmac: last.hmac });
+      await this.writeAnchor();
     } catch (err) {
       // Put back what is not durable, ahead of anything recorded meanwhile, and retry later.
       this.pending = [...batch.slice(done), ...this.pending];
@@ -329,6 +364,22 @@ export class AuditTrail {
     }
   }
 
+  /**
+   * The anchor follows the head (never ahead of it: files, head, anchor, each durable). A failed
+   * anchor write does not undo the records (they are durable): it is logged and alarmed, and the
+   * next flush writes it again.
+   */
+  private async writeAnchor(): Promise<void> {
+    if (!this.o.anchorFile) return;
+    try {
+      await writeAnchor(this.o.anchorFile, this.anchorKey, { seq: this.head.seq, hmac: this.head.hmac, at: this.now().toISOString() });
+    } catch (err) {
+      const error = (err as Error).message;
+      this.o.log.error({ err: error, anchor: this.o.anchorFile }, 'audit anchor could not be written');
+      this.alarm({ kind: 'write-failed', error, failures: this.stats.writeFailures + this.stats.recordFailures });
+    }
+  }
+
   private async writeHead(h: Head): Promise<void> {
     await writeDurable(path.join(this.o.dir, HEAD_FILE), headText(this.key, h), { mode: 0o640 });
     this.head = h;
@@ -369,9 +420,16 @@ export class AuditTrail {
   }
 
   /** Events left by `pacs-edge audit verify` while the gateway held the lock (inbox.ts). */
-  private async drainInbox(): Promise<void> {
-    if (this.closed) return;
-    await drainInbox(path.join(this.o.dir, INBOX_DIR), { record: (e) => this.record(e), logUri: this.uri, log: this.o.log });
+  private drainInbox(): Promise<void> {
+    // One pass at a time: two overlapping passes (the one at open and the one at stop) would
+    // both read an event before either removes it, and record it twice.
+    this.inboxPass = this.inboxPass.then(async () => {
+      if (this.closed) return;
+      await drainInbox(path.join(this.o.dir, INBOX_DIR), { record: (e) => this.record(e), logUri: this.uri, log: this.o.log }).catch((err: unknown) =>
+        this.o.log.warn({ err: (err as Error).message }, 'audit inbox pass failed'),
+      );
+    });
+    return this.inboxPass;
   }
 
   /** Flush everything, close the file, release the lock. Records after this are refused (logged). */

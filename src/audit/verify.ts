@@ -1,4 +1,6 @@
 import path from 'node:path';
+import { readAnchor } from './anchor.js';
+import { readCursor } from './syslog.js';
 import { GENESIS, listFiles, parseRecord, readHead, readLines, recordHmac, sameHex, type Head } from './chain.js';
 
 /** What is wrong with the first bad record. */
@@ -15,7 +17,12 @@ export type ProblemKind =
   | 'reordered'
   /** head.json is missing while records exist, or fails its HMAC. */
   | 'head-missing'
-  | 'head-invalid';
+  | 'head-invalid'
+  /** The anchor outside the audit directory (anchor.ts) is missing while records exist, or fails its MAC. */
+  | 'anchor-missing'
+  | 'anchor-invalid'
+  /** The trail ends below the anchor or the syslog cursor, or its record at the anchor's seq is another: head and files were rolled back (or replaced) together. */
+  | 'rolled-back';
 
 export interface VerifyProblem {
   what: ProblemKind;
@@ -48,9 +55,16 @@ export interface VerifyReport {
  * (64 zeros and seq 0 until retention deletes a file). Then the head: the log must reach the seq
  * it names, with the same HMAC. Stops at the first problem and names it.
  */
-export async function verifyTrail(dir: string, key: Buffer): Promise<VerifyReport> {
-  const files = await listFiles(dir);
+export async function verifyTrail(dir: string, key: Buffer, opts: { anchor?: { file: string; key: Buffer } | undefined } = {}): Promise<VerifyReport> {
+  // Read in the reverse of the order a running gateway writes (files, head, anchor), so a trail
+  // growing meanwhile is never taken for one rolled back. Nothing here writes.
+  // The syslog cursor is a third place that knows how far the trail got (the forwarder sends
+  // only durable records): not authenticated, and in the audit directory, so it only catches a
+  // rollback that forgot it; the collector's copy is what an attacker with the disk cannot reach.
+  const cursor = await readCursor(dir);
+  const anchor = opts.anchor ? await readAnchor(opts.anchor.file, opts.anchor.key) : undefined;
   const hs = await readHead(dir, key);
+  const files = await listFiles(dir);
   const report: VerifyReport = { ok: true, dir, files: files.length, records: 0 };
   const fail = (p: VerifyProblem): VerifyReport => ({ ...report, ok: false, problem: p });
   if (hs.state === 'invalid') return fail({ what: 'head-invalid', file: 'head.json', line: 0, seq: 0, detail: hs.detail });
@@ -97,6 +111,9 @@ export async function verifyTrail(dir: string, key: Buffer): Promise<VerifyRepor
       if (!sameHex(r.prev, expHmac)) {
         return fail({ ...at, what: 'edited', seq: r.seq, detail: `the record does not chain to seq ${expSeq} (that record was replaced)` });
       }
+      if (anchor?.state === 'ok' && r.seq === anchor.anchor.seq && !sameHex(r.hmac, anchor.anchor.hmac)) {
+        return fail({ ...at, what: 'rolled-back', seq: r.seq, detail: `the record differs from the one the anchor ${opts.anchor!.file} names: the trail was replaced` });
+      }
       if (head && r.seq === head.seq) {
         if (!sameHex(r.hmac, head.hmac)) return fail({ ...at, what: 'edited', seq: r.seq, detail: 'the record differs from the one the head vouches for' });
         headSeen = true;
@@ -107,6 +124,31 @@ export async function verifyTrail(dir: string, key: Buffer): Promise<VerifyRepor
       expSeq = r.seq;
       expHmac = r.hmac;
     }
+  }
+  if (anchor) {
+    const anchorFile = opts.anchor!.file;
+    if (anchor.state === 'invalid') return fail({ what: 'anchor-invalid', file: anchorFile, line: 0, seq: 0, detail: `the audit anchor ${anchor.detail}: a rollback of the trail cannot be ruled out` });
+    if (anchor.state === 'missing' && (report.records > 0 || (head?.seq ?? 0) > 0)) {
+      return fail({ what: 'anchor-missing', file: anchorFile, line: 0, seq: 0, detail: 'the audit anchor is missing while the trail has records: a rollback of the trail cannot be ruled out' });
+    }
+    if (anchor.state === 'ok' && anchor.anchor.seq > Math.max(expSeq, head?.seq ?? 0)) {
+      return fail({
+        what: 'rolled-back',
+        file: anchorFile,
+        line: 0,
+        seq: expSeq + 1,
+        detail: `the trail ends at seq ${expSeq}${head ? ` (its head says ${head.seq})` : ''}, but the anchor says seq ${anchor.anchor.seq} was written: ${anchor.anchor.seq - expSeq} record(s) removed and the head rolled back`,
+      });
+    }
+  }
+  if (cursor > Math.max(expSeq, head?.seq ?? 0)) {
+    return fail({
+      what: 'rolled-back',
+      file: 'syslog.cursor',
+      line: 0,
+      seq: expSeq + 1,
+      detail: `the trail ends at seq ${expSeq}, but the syslog forwarder had delivered up to seq ${cursor}: records were removed (the syslog collector has them)`,
+    });
   }
   if (!head) {
     if (report.records > 0) return fail({ what: 'head-missing', file: 'head.json', line: 0, seq: 0, detail: 'head.json is missing: truncation of the log cannot be ruled out' });

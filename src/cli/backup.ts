@@ -293,14 +293,15 @@ export async function backupCommand(configFile: string, args: string[], option: 
     const keyEntry = entries.find((e) => e.role === 'device-key');
     if (keyEntry && existsSync(config.audit.dir)) {
       const key = deviceKeyFor(config, { create: false });
-      // The backup is written; the audit record is appended as the trail's owner (state-owner.ts).
+      // The backup only reads: the record goes through the inbox (as the trail's owner, state-owner.ts),
+      // so the trail's files stay as they were; a stopped gateway records it at its next start.
       actAsStateOwner(config);
       const recorded = await recordOffline(config, key, {
         kind: 'security-alert',
         type: 'use-of-restricted-function',
         detail: `backup of the configuration and the device key written to ${path.resolve(out)} by ${safeUser()}`,
         failure: false,
-      });
+      }, { readOnly: true });
       console.log(`audit: ${recorded}`);
     }
     return 0;

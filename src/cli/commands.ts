@@ -1,4 +1,4 @@
-import { auditCommand } from './audit.js';
+import { auditCommand, pseudonymCommand } from './audit.js';
 import { loadConfig } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
 import { ConfigError } from '../errors.js';
@@ -162,6 +162,14 @@ export const COMMANDS: readonly Command[] = [
     spool: 'none',
     needsConfig: true,
     run: (a) => auditCommand(a.config(), a.has('--json')),
+  },
+  {
+    name: 'audit pseudonym',
+    usage: '--config FILE  (the Patient ID on stdin)',
+    summary: "print the Patient participant the audit trail names a Patient ID by (audit.patientId: pseudonym), to search the trail; audited",
+    spool: 'none',
+    needsConfig: true,
+    run: (a) => pseudonymCommand(a.config()),
   },
   {
     name: 'backup',

@@ -192,6 +192,11 @@ export interface GatewayConfig {
      * the trail may have gaps. Records are kept in memory and written when the disk recovers.
      */
     onFailure: 'refuse' | 'alarm';
+    /**
+     * The Patient participant of the messages about instances (src/security/patient-pseudonym.ts):
+     * `pseudonym` (keyed HMAC of the Patient ID, default), `clear` (the ID itself), `none`.
+     */
+    patientId: 'pseudonym' | 'clear' | 'none';
   };
   /**
    * The in-process watchdog (src/util/loop-watchdog.ts): a worker thread kills the process when

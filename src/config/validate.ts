@@ -38,7 +38,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const workers = v.object(root.workers ?? {}, 'workers', ['threads']);
   const compress = v.object(root.compress ?? {}, 'compress', ['workers', 'verify', 'maxObjectBytes']);
   const security = v.object(root.security ?? {}, 'security', ['integrity']);
-  const audit = v.object(root.audit ?? {}, 'audit', ['dir', 'retentionDays', 'maxBytes', 'syslog', 'onFailure']);
+  const audit = v.object(root.audit ?? {}, 'audit', ['dir', 'retentionDays', 'maxBytes', 'syslog', 'onFailure', 'patientId']);
   const watchdog = v.object(root.watchdog ?? {}, 'watchdog', ['stallSeconds']);
   const auditSyslog = audit.syslog === undefined ? undefined : v.object(audit.syslog, 'audit.syslog', ['host', 'port', 'ca', 'cert', 'key']);
   const health = v.object(root.health ?? {}, 'health', ['mqtt', 'metrics', 'web']);
@@ -242,6 +242,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       retentionDays: v.int(audit.retentionDays, 'audit.retentionDays', { min: 1, max: 36500 }) ?? 180,
       maxBytes: v.bytes(audit.maxBytes, 'audit.maxBytes') ?? 1024 ** 3,
       onFailure: v.oneOf(audit.onFailure, 'audit.onFailure', ['refuse', 'alarm'] as const) ?? 'refuse',
+      patientId: v.oneOf(audit.patientId, 'audit.patientId', ['pseudonym', 'clear', 'none'] as const) ?? 'pseudonym',
       syslog: auditSyslog
         ? {
             host: v.string(auditSyslog.host, 'audit.syslog.host', { required: true }) ?? '',
@@ -300,6 +301,7 @@ export function configWarnings(c: GatewayConfig): string[] {
   }
   if (c.security.integrity === 'off') out.push('security.integrity is off: the installation is not checked against dist/MANIFEST.sha256 at start');
   if (!c.compress.verify) out.push('compress.verify is off: compressed frames are sent without being decoded and compared first');
+  if (c.audit.patientId === 'clear') out.push('audit.patientId is clear: the audit trail and the syslog copy carry Patient IDs in clear (pseudonym is the default)');
   if (c.audit.retentionDays < 180) out.push(`audit.retentionDays is ${c.audit.retentionDays}: below the 180 days 等级保护 (MLPS 2.0) asks for; tests and labs only`);
   if (c.audit.maxBytes > 0 && c.audit.maxBytes < 16 * 1024 * 1024) out.push('audit.maxBytes is below 16 MiB: the audit budget alarm will fire early and often');
   if (c.spool.minFreeBytes < 64 * 1024 * 1024) out.push('spool.minFreeBytes is below 64 MiB: the disk may fill before the gateway refuses objects');

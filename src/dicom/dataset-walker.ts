@@ -8,7 +8,7 @@ import { Tag, tagString } from './tags.js';
  * length), follows encapsulated pixel data fragments, and checks that every length fits its
  * parent and that the stream ends exactly at an element boundary with every sequence closed.
  * Values are skipped, never copied, except a handful of top-level UIDs that identify the object
- * (no patient attributes are ever captured). It never changes a byte: the caller stores what it
+ * (and the Patient ID, only when a `patientRef` function is given, which turns it into the audit trail's Patient participant at once). It never changes a byte: the caller stores what it
  * received.
  *
  * @see PS3.5 §7.1 (data element encoding), §7.5 (nesting), §A.4 (encapsulation)
@@ -25,6 +25,12 @@ export interface DatasetIdentity {
    * (src/security/accession.ts), so a field engineer can find a study by it; never stored.
    */
   accessionNumber?: string;
+  /**
+   * What the `patientRef` option made of the Patient ID (0010,0020): the audit trail's Patient
+   * participant (src/security/patient-pseudonym.ts). The ID itself is never kept: its bytes are
+   * handed to that function as they arrive and dropped. Absent without the option.
+   */
+  patientRef?: string;
 }
 
 /** Explicit-VR VRs whose header has 2 reserved bytes and a 32-bit length. @see PS3.5 Table 7.1-1 */
@@ -36,7 +42,7 @@ const SHORT_VRS = new Set([
 ]);
 const UNDEFINED = 0xffffffff;
 
-/** Captured top-level attributes: UIDs, two short codes, and the accession number (to be hashed at once); never patient data. */
+/** Captured top-level attributes: UIDs, two short codes, the accession number (hashed at once by the receiver), and the Patient ID only through `patientRef`. */
 const CAPTURE = new Map<number, keyof DatasetIdentity>([
   [Tag.SopClassUid, 'sopClassUid'],
   [Tag.SopInstanceUid, 'sopInstanceUid'],
@@ -44,6 +50,7 @@ const CAPTURE = new Map<number, keyof DatasetIdentity>([
   [Tag.SeriesInstanceUid, 'seriesInstanceUid'],
   [Tag.Modality, 'modality'],
   [Tag.AccessionNumber, 'accessionNumber'],
+  [Tag.PatientId, 'patientRef'],
   [Tag.NumberOfFrames, 'numberOfFrames'],
 ]);
 const MAX_CAPTURE = 256;
@@ -83,7 +90,11 @@ export class DatasetWalker {
   private implicit: boolean;
   private le: boolean;
 
-  constructor(private readonly encoding: { explicitVr: boolean; littleEndian: boolean }) {
+  constructor(
+    private readonly encoding: { explicitVr: boolean; littleEndian: boolean },
+    /** Turns the Patient ID into what the audit trail names the patient by; without it the ID is skipped like any value. */
+    private readonly patientRef?: ((patientId: string) => string | undefined) | undefined,
+  ) {
     this.implicit = !encoding.explicitVr;
     this.le = this.implicit ? true : encoding.littleEndian;
   }
@@ -258,7 +269,7 @@ export class DatasetWalker {
 
   private beginValue(length: number, key: keyof DatasetIdentity | undefined, fail: (m: string) => never): void {
     this.checkFits(length, fail);
-    this.captureKey = key !== undefined && length <= MAX_CAPTURE ? key : undefined;
+    this.captureKey = key !== undefined && length <= MAX_CAPTURE && (key !== 'patientRef' || this.patientRef) ? key : undefined;
     this.capture = [];
     this.skip = length;
     if (length === 0) this.valueDone();
@@ -270,6 +281,9 @@ export class DatasetWalker {
       if (this.captureKey === 'numberOfFrames') {
         const n = Number.parseInt(s, 10);
         if (Number.isFinite(n)) this.identity.numberOfFrames = n;
+      } else if (this.captureKey === 'patientRef') {
+        const ref = s ? this.patientRef?.(s) : undefined;
+        if (ref) this.identity.patientRef = ref;
       } else {
         this.identity[this.captureKey] = s;
       }

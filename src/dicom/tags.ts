@@ -37,6 +37,7 @@ export const Tag = {
   SopClassUid: 0x00080016,
   SopInstanceUid: 0x00080018,
   AccessionNumber: 0x00080050,
+  PatientId: 0x00100020,
   Modality: 0x00080060,
   // Storage Commitment module, PS3.3 §C.14.1
   ReferencedSopClassUid: 0x00081150,

@@ -5,7 +5,8 @@ import type { Claim } from '../spool/spool.js';
 /**
  * The audit messages of one destination's batches: 110102 Begin Transferring once per study
  * when a batch starts, and 110104 DICOM Instances Transferred (action R) once per study, SOP
- * class and outcome when it ends, rather than one message per object.
+ * class, outcome and patient when it ends, rather than one message per object. The patient is
+ * the record's `patientRef`, made at reception (src/security/patient-pseudonym.ts).
  * @see PS3.15 A.5.3.2 (Begin Transferring), A.5.3.5 (Instances Transferred)
  */
 export class TransferAudit {
@@ -21,21 +22,28 @@ export class TransferAudit {
     const a = this.audit;
     if (!a) return;
     const byStudy = new Map<string, number>();
-    for (const c of claims) byStudy.set(c.record.studyInstanceUid ?? '', (byStudy.get(c.record.studyInstanceUid ?? '') ?? 0) + 1);
-    for (const [studyUid, count] of byStudy) a.beginTransfer({ destination: this.dest.name, aeTitle: this.dest.aeTitle, address: this.dest.host, studyUid, count });
+    for (const c of claims) {
+      const k = JSON.stringify([c.record.studyInstanceUid ?? '', c.record.patientRef ?? '']);
+      byStudy.set(k, (byStudy.get(k) ?? 0) + 1);
+    }
+    for (const [k, count] of byStudy) {
+      const [studyUid = '', patient] = JSON.parse(k) as string[];
+      a.beginTransfer({ destination: this.dest.name, aeTitle: this.dest.aeTitle, address: this.dest.host, studyUid, count, ...(patient ? { patient } : {}) });
+    }
   }
 
   /** One object of the batch is settled: delivered, or (`failed`, why) given up. */
   note(c: Claim, failed?: string): void {
     if (!this.audit) return;
-    const k = `${c.record.studyInstanceUid ?? ''}|${c.record.sopClassUid}|${failed ?? ''}`;
+    // JSON, not a separator: a Patient ID in clear may hold any character.
+    const k = JSON.stringify([c.record.studyInstanceUid ?? '', c.record.sopClassUid, failed ?? '', c.record.patientRef ?? '']);
     this.batch.set(k, (this.batch.get(k) ?? 0) + 1);
   }
 
   flush(): void {
     for (const [k, count] of this.batch) {
-      const [studyUid = '', sopClassUid = '', failed] = k.split('|');
-      this.audit?.instancesForwarded({ destination: this.dest.name, aeTitle: this.dest.aeTitle, address: this.dest.host, studyUid, sopClassUid, count, ...(failed ? { failed } : {}) });
+      const [studyUid = '', sopClassUid = '', failed, patient] = JSON.parse(k) as string[];
+      this.audit?.instancesForwarded({ destination: this.dest.name, aeTitle: this.dest.aeTitle, address: this.dest.host, studyUid, sopClassUid, count, ...(failed ? { failed } : {}), ...(patient ? { patient } : {}) });
     }
     this.batch.clear();
   }

@@ -33,6 +33,7 @@ export interface AssociationOptions {
   /** The audit trail: what this association stored, per study and SOP class, when it ends. */
   readonly audit?: AuditEvents | undefined;
   readonly accessionKey?: Buffer | undefined;
+  readonly patientRef?: ((patientId: string | undefined) => string | undefined) | undefined;
 }
 
 /**
@@ -138,6 +139,7 @@ export class Association {
       stats: this.o.stats,
       commitment: this.o.commitment,
       accessionKey: this.o.accessionKey,
+      patientRef: this.o.patientRef,
       auditing: this.o.audit !== undefined,
       contexts: decision.accepted,
       callingAe: rq.callingAeTitle,
@@ -194,8 +196,8 @@ export class Association {
     const s = this.service;
     if (s) {
       for (const [k, count] of s.storedByStudy) {
-        const [studyUid = '', sopClassUid = ''] = k.split('|');
-        this.o.audit?.instancesReceived({ callingAe: this.callingAe, address: this.remote, studyUid, sopClassUid, count });
+        const [studyUid = '', sopClassUid = '', patient] = JSON.parse(k) as string[];
+        this.o.audit?.instancesReceived({ callingAe: this.callingAe, address: this.remote, studyUid, sopClassUid, count, ...(patient ? { patient } : {}) });
       }
       s.storedByStudy.clear();
     }

@@ -15,12 +15,16 @@ export interface DatasetCheck {
 }
 
 /**
+ * @param opts.patientRef turns the Patient ID into the audit trail's Patient participant as it is read (src/dicom/dataset-walker.ts).
  * @param opts.maxInflatedBytes for a deflated syntax: the most the data set may inflate to
  *   (receive.maxObjectBytes). Beyond it the check fails and inflating stops, so a few kilobytes
  *   that inflate to gigabytes (a deflate bomb) cost neither memory nor minutes of CPU.
  */
-export function createDatasetCheck(ts: TransferSyntaxInfo, opts: { maxInflatedBytes?: number | undefined } = {}): DatasetCheck {
-  const walker = new DatasetWalker({ explicitVr: ts.explicitVr, littleEndian: ts.littleEndian });
+export function createDatasetCheck(
+  ts: TransferSyntaxInfo,
+  opts: { maxInflatedBytes?: number | undefined; patientRef?: ((patientId: string) => string | undefined) | undefined } = {},
+): DatasetCheck {
+  const walker = new DatasetWalker({ explicitVr: ts.explicitVr, littleEndian: ts.littleEndian }, opts.patientRef);
   if (!ts.deflated) {
     let error: unknown;
     return {

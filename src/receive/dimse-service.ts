@@ -50,7 +50,8 @@ export interface DimseServiceOptions {
   readonly stats: ReceiveStats;
   readonly commitment?: CommitmentServices | undefined;
   readonly accessionKey?: Buffer | undefined;
-  /** Stored objects are counted per "study|SOP class" for the audit trail. */
+  readonly patientRef?: ((patientId: string | undefined) => string | undefined) | undefined;
+  /** Stored objects are counted per study, SOP class and patient participant for the audit trail. */
   readonly auditing: boolean;
   readonly contexts: ReadonlyMap<number, AcceptedContext>;
   readonly callingAe: string;
@@ -188,6 +189,7 @@ export class DimseService implements MessageSink {
       callingAeTitle: this.o.callingAe,
       maxBytes: this.o.config.maxObjectBytes,
       accessionKey: this.o.accessionKey,
+      patientRef: this.o.patientRef,
       backpressure: (pause) => this.link.hold('spool', pause),
     });
     this.expectDataSet(ctxId, store, { status: Status.ProcessingFailure.code }, respond);
@@ -292,7 +294,8 @@ export class DimseService implements MessageSink {
       this.counts.stored++;
       this.counts.bytes += o.record?.size ?? 0;
       if (this.o.auditing && o.record) {
-        const k = `${o.record.studyInstanceUid ?? ''}|${o.record.sopClassUid}`;
+        // JSON, not a separator: a Patient ID in clear may hold any character.
+        const k = JSON.stringify([o.record.studyInstanceUid ?? '', o.record.sopClassUid, o.record.patientRef ?? '']);
         this.storedByStudy.set(k, (this.storedByStudy.get(k) ?? 0) + 1);
       }
       this.o.stats.stored(o.record?.size ?? 0, this.o.callingAe);

@@ -55,6 +55,8 @@ export class DicomServer {
       accessionKey?: Buffer | undefined;
       /** Why new associations are refused now (the audit trail cannot write, audit.onFailure: refuse), or undefined. */
       refusing?: (() => string | undefined) | undefined;
+      /** The audit trail's Patient participant from a Patient ID (src/security/patient-pseudonym.ts). */
+      patientRef?: ((patientId: string | undefined) => string | undefined) | undefined;
     },
   ) {
     const c = deps.config;
@@ -201,6 +203,7 @@ export class DicomServer {
       commitment: this.deps.commitment,
       audit: this.deps.audit,
       accessionKey: this.deps.accessionKey,
+      patientRef: this.deps.patientRef,
     });
   }
 

@@ -52,9 +52,11 @@ export class StoreReception {
       backpressure: (pause: boolean) => void;
       /** Hashes the Accession Number for the study index; without it none is kept. */
       accessionKey?: Buffer | undefined;
+      /** The audit trail's Patient participant from the Patient ID (src/security/patient-pseudonym.ts); kept in the record, the ID itself nowhere. */
+      patientRef?: ((patientId: string | undefined) => string | undefined) | undefined;
     },
   ) {
-    this.check = createDatasetCheck(opts.ts, { maxInflatedBytes: opts.maxBytes });
+    this.check = createDatasetCheck(opts.ts, { maxInflatedBytes: opts.maxBytes, patientRef: opts.patientRef });
     const header = buildPart10Header({
       sopClassUid: opts.sopClassUid,
       sopInstanceUid: opts.sopInstanceUid,
@@ -144,6 +146,7 @@ export class StoreReception {
         modality: identity?.modality,
         // Only its keyed hash is kept: the number itself goes no further than this line.
         accessionHash: accessionHash(this.opts.accessionKey, identity?.accessionNumber),
+        patientRef: identity?.patientRef,
         callingAeTitle: this.opts.callingAeTitle,
       });
       return { status: Status.Success.code, record };

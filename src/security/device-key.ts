@@ -10,7 +10,9 @@ import { writeDurableSync } from '../util/durable-write.js';
  * backup of this one file and the configuration restores them all.
  *
  * Purposes in use: `spool-kek` (aes-256-gcm) or `spool-kek-sm4` + `spool-kek-sm3` (gm), which
- * wrap the per-object data keys, and `audit-chain` (HMAC of the audit trail). Backups are
+ * wrap the per-object data keys, `audit-chain` (HMAC of the audit trail), `audit-anchor` (MAC
+ * of the audit anchor in the spool's directory, src/audit/anchor.ts), `audit-patient` (the
+ * Patient ID pseudonym of the audit messages, patient-pseudonym.ts) and `accession-index`. Backups are
  * encrypted under a passphrase instead (they must open on a box without this key).
  *
  * @see GB/T 22239-2019 §8.1.4.8 (数据保密性), RFC 5869 (HKDF)

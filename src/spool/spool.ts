@@ -7,7 +7,10 @@
  * index entry are on stable storage (fsynced); only then may the receiver answer Success.
  */
 
-/** Facts about a stored object. UIDs and sizes only: no patient data is ever kept in the index. */
+/**
+ * Facts about a stored object. UIDs, sizes and keyed hashes: no patient data is kept in the
+ * index, except the Patient ID in `patientRef` where a site set `audit.patientId: clear`.
+ */
 export interface ObjectInfo {
   sopClassUid: string;
   sopInstanceUid: string;
@@ -21,6 +24,13 @@ export interface ObjectInfo {
    * a site asks about, without the number lying in clear on the box.
    */
   accessionHash?: string | undefined;
+  /**
+   * The audit trail's Patient participant ID, made at reception as `audit.patientId` then said
+   * (src/security/patient-pseudonym.ts): a keyed pseudonym by default, the Patient ID itself only
+   * when a site chose `clear` (then it lies in the index unencrypted, like the trail itself);
+   * absent with `none`. The forwarder's audit messages name it.
+   */
+  patientRef?: string | undefined;
   callingAeTitle: string;
   /** Bytes of the Part 10 file (header + data set). */
   size: number;

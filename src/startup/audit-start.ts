@@ -20,7 +20,7 @@ export async function openAuditForStart(
 ): Promise<AuditHandle> {
   const audit = await openAuditWaiting(config, log, opts.deviceKey, opts.signal);
   try {
-    await checkAuditAnchor(config, audit, log);
+    checkAuditAnchor(audit, log);
     await auditConfigurationChange(config, audit.events, log);
   } catch (err) {
     await refuseStart(audit, err as Error);

@@ -62,8 +62,11 @@ function structure(root: XmlElement): void {
     if (p.attrs.NetworkAccessPointID) expect(p.attrs.NetworkAccessPointTypeCode).toBe(/^[\d.]+$/.test(p.attrs.NetworkAccessPointID) ? '2' : '1');
   }
   for (const o of kids(root, 'ParticipantObjectIdentification')) {
-    // Never a person: no Patient participant object (type 1, role 1) in any message.
-    expect(o.attrs.ParticipantObjectTypeCode).not.toBe('1');
+    // A person only as the Patient participant (type 1, role 1, ID type 2 "Patient Number").
+    if (o.attrs.ParticipantObjectTypeCode === '1') {
+      expect(o.attrs.ParticipantObjectTypeCodeRole).toBe('1');
+      expect(kid(o, 'ParticipantObjectIDTypeCode').attrs).toMatchObject({ 'csd-code': '2', codeSystemName: 'RFC-3881', originalText: 'Patient Number' });
+    }
     expect(kid(o, 'ParticipantObjectIDTypeCode').attrs['csd-code']).toBeTruthy();
   }
   const ev = kid(root, 'EventIdentification');
@@ -171,6 +174,28 @@ describe('audit messages (PS3.15 A.5)', () => {
       expect(x).not.toContain('CANARY');
       expect(x).not.toMatch(/Patient/i);
       parseXml(x);
+    }
+  });
+
+  it('the Patient participant (PS3.15 A.5.3: type 1 person, role 1 patient, ID type 2) comes first in the instance messages that carry one, and nowhere else', () => {
+    const PSEUDONYM = 'ab'.repeat(32);
+    const withPatient: AuditEvent[] = [
+      { kind: 'instances-received', callingAe: 'CT01', address: '10.1.2.50', studyUid: STUDY, sopClassUid: CT, count: 2, patient: PSEUDONYM },
+      { kind: 'begin-transfer', destination: 'central', aeTitle: 'PACS', address: '10.9.9.9', studyUid: STUDY, count: 2, patient: PSEUDONYM },
+      { kind: 'instances-forwarded', destination: 'central', aeTitle: 'PACS', address: '10.9.9.9', studyUid: STUDY, sopClassUid: CT, count: 2, patient: PSEUDONYM },
+    ];
+    for (const e of withPatient) {
+      const root = parseXml(buildAuditMessage(SRC, e, AT));
+      structure(root);
+      const [patient, study] = kids(root, 'ParticipantObjectIdentification');
+      expect(patient!.attrs).toMatchObject({ ParticipantObjectID: PSEUDONYM, ParticipantObjectTypeCode: '1', ParticipantObjectTypeCodeRole: '1' });
+      expect(kid(patient!, 'ParticipantObjectIDTypeCode').attrs).toMatchObject({ 'csd-code': '2', codeSystemName: 'RFC-3881', originalText: 'Patient Number' });
+      expect(study!.attrs.ParticipantObjectID).toBe(STUDY);
+    }
+    // Without `patient` (audit.patientId: none, or no Patient ID in the data set): the study only.
+    for (const e of EVENTS) {
+      const objects = kids(parseXml(buildAuditMessage(SRC, e, AT)), 'ParticipantObjectIdentification');
+      expect(objects.filter((o) => o.attrs.ParticipantObjectTypeCode === '1')).toEqual([]);
     }
   });
 });

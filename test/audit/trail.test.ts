@@ -310,6 +310,21 @@ describe('AuditTrail', () => {
     expect(recs[2]).toContain('UserID=\\"bob\\"');
     expect(readdirSync(path.join(dir, 'inbox'))).toEqual([]);
   });
+
+  it('an event waiting in the inbox is recorded once when the trail opens and stops at once (the two inbox passes do not overlap)', async () => {
+    const b = base();
+    const first = await openTrail(b);
+    await first.trail.stop();
+    for (let k = 0; k < 5; k++) writeFileSync(path.join(first.dir, 'inbox', `e${k}.json`), JSON.stringify({ kind: 'audit-log-read', by: `auditor${k}` }));
+    const { trail, dir } = await openTrail(b);
+    await trail.stop();
+    const reads = readdirSync(dir)
+      .filter((f) => f.endsWith('.log'))
+      .flatMap((f) => lines(path.join(dir, f)))
+      .filter((l) => l.includes('110101'));
+    expect(reads).toHaveLength(5);
+    expect(readdirSync(path.join(dir, 'inbox'))).toEqual([]);
+  });
 });
 
 void AuditTrail;

@@ -20,6 +20,8 @@ function setup(): { base: string; config: string } {
   return { base, config };
 }
 
+/** The anchor where the configuration's spool is (src/audit/anchor.ts). */
+const anchorOf = (base: string) => path.join(base, 'spool', 'audit.anchor');
 const verify = (config: string, ...extra: string[]) => run(process.execPath, [CLI, 'audit', 'verify', '--config', config, ...extra], { timeoutMs: 30_000 });
 const logLines = (dir: string) =>
   readdirSync(dir)
@@ -27,17 +29,25 @@ const logLines = (dir: string) =>
     .sort()
     .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean));
 
+/** What the gateway does when it opens the trail: record what commands left in the inbox. */
+async function recordInbox(base: string): Promise<void> {
+  const { trail } = await openTrail(base, { anchorFile: anchorOf(base) });
+  await trail.stop(); // stop drains the inbox first
+}
+
 describe('pacs-edge audit verify', () => {
-  it('exit 0 when intact; the reading is appended afterwards as 110101 Audit Log Used', async () => {
+  it('exit 0 when intact; the reading waits in the inbox (verify writes nothing to the trail) and is recorded as 110101 Audit Log Used when the trail next opens', async () => {
     const { base, config } = setup();
-    const { trail, dir, chainKey } = await openTrail(base);
+    const { trail, dir, chainKey } = await openTrail(base, { anchorFile: anchorOf(base) });
     trail.record(start);
     trail.record(received(3));
     await trail.stop();
     const r = await verify(config, '--json');
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as { ok: boolean; records: number; recorded: string };
-    expect(out).toMatchObject({ ok: true, records: 2, recorded: 'seq 3' });
+    expect(out).toMatchObject({ ok: true, records: 2, recorded: 'queued in the audit inbox: the gateway records it at its next start' });
+    expect(logLines(dir)).toHaveLength(2);
+    await recordInbox(base);
     const last = parseRecord(logLines(dir).at(-1)!)!;
     expect(last.seq).toBe(3);
     expect(last.xml).toContain('csd-code="110101"');
@@ -50,7 +60,7 @@ describe('pacs-edge audit verify', () => {
 
   it('exit 3 when a record was edited, naming it; the reading is recorded with outcome 4', async () => {
     const { base, config } = setup();
-    const { trail, dir } = await openTrail(base);
+    const { trail, dir } = await openTrail(base, { anchorFile: anchorOf(base) });
     for (let i = 0; i < 4; i++) trail.record(received(i));
     await trail.stop();
     const [file] = readdirSync(dir).filter((f) => f.endsWith('.log'));
@@ -62,6 +72,7 @@ describe('pacs-edge audit verify', () => {
     const json = await verify(config, '--json');
     expect(json.code).toBe(3);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, problem: { what: 'edited', file, line: 3, seq: 3 } });
+    await recordInbox(base);
     const reads = logLines(dir).map((l) => parseRecord(l)!).filter((x) => x.xml.includes('110101'));
     expect(reads).toHaveLength(2);
     expect(reads[0]!.xml).toContain('EventOutcomeIndicator="4"');
@@ -70,7 +81,7 @@ describe('pacs-edge audit verify', () => {
   it('exit 3 for a deleted day file; 1 without the key; 2 for a usage error', async () => {
     const { base, config } = setup();
     let t = Date.UTC(2025, 1, 1, 12);
-    const { trail, dir } = await openTrail(base, { now: () => new Date(t) });
+    const { trail, dir } = await openTrail(base, { anchorFile: anchorOf(base), now: () => new Date(t) });
     for (let d = 0; d < 3; d++, t += 86_400_000) {
       trail.record(received(d));
       await trail.flush();
@@ -88,12 +99,12 @@ describe('pacs-edge audit verify', () => {
 
   it('while a gateway holds the trail, the reading goes through its inbox', async () => {
     const { base, config } = setup();
-    const { trail, dir } = await openTrail(base);
+    const { trail, dir } = await openTrail(base, { anchorFile: anchorOf(base) });
     trail.record(start);
     await trail.flush();
     const r = await verify(config, '--json');
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).recorded).toBe('handed to the running gateway');
+    expect(JSON.parse(r.stdout).recorded).toMatch(/^(handed to the running gateway|queued in the audit inbox)/);
     await new Promise((res) => setTimeout(res, 1300));
     await trail.stop();
     expect(logLines(dir).at(-1)).toContain('110101');

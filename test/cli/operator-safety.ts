@@ -52,8 +52,8 @@ interface StatusJson {
   destinations: { name: string; pending: number; deadLetter: number }[];
 }
 
-const cli = async (w: World, args: string[], timeoutMs = 30_000): Promise<RunResult> => {
-  const r = await run(process.execPath, [CLI, ...args], { timeoutMs });
+const cli = async (w: World, args: string[], timeoutMs = 30_000, input?: string): Promise<RunResult> => {
+  const r = await run(process.execPath, [CLI, ...args], { timeoutMs, ...(input === undefined ? {} : { input }) });
   w.transcript.push(`$ pacs-edge ${args.join(' ')}\n→ ${r.code}\n${r.stdout.slice(-800)}${r.stderr.slice(-800)}`);
   return r;
 };
@@ -218,7 +218,12 @@ export const CASES: Record<string, (w: World, phase: Phase) => Promise<void>> = 
   'audit verify': async (w) => {
     const r = await cli(w, ['audit', 'verify', '--config', w.configFile]);
     ok(r, 'audit verify');
-    expect(r.stdout).toMatch(/reading recorded: (seq \d+|handed to the running gateway)/);
+    expect(r.stdout).toMatch(/reading recorded: (queued in the audit inbox|handed to the running gateway)/);
+  },
+  'audit pseudonym': async (w) => {
+    const r = await cli(w, ['audit', 'pseudonym', '--config', w.configFile], 30_000, 'PID-SAFETY\n');
+    ok(r, 'audit pseudonym');
+    expect(r.stdout.trim()).toMatch(/^[0-9a-f]{64}$/);
   },
   backup: async (w, phase) => {
     const out = path.join(w.dir, `backup-${phase}.peb`);

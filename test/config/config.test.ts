@@ -106,7 +106,7 @@ describe('loadConfig: a valid minimal file gets the defaults', () => {
       health: {},
       security: { integrity: 'warn' },
       compress: { workers: Math.max(1, availableParallelism() - 1), verify: true, maxObjectBytes: 256 * 1024 ** 2 },
-      audit: { dir: path.join(tmp.dir, 'audit'), retentionDays: 180, maxBytes: 1024 ** 3, syslog: undefined, onFailure: 'refuse' },
+      audit: { dir: path.join(tmp.dir, 'audit'), retentionDays: 180, maxBytes: 1024 ** 3, syslog: undefined, onFailure: 'refuse', patientId: 'pseudonym' },
       watchdog: { stallSeconds: 60 },
     });
     expect(configWarnings(c)).toEqual([]);
@@ -547,13 +547,14 @@ describe('receive.tls and the plain listener', () => {
 describe('audit', () => {
   it('defaults beside the spool; every key kept; files resolved against the config directory', () => {
     const c = validate(doc());
-    expect(c.audit).toEqual({ dir: '/var/lib/audit', retentionDays: 180, maxBytes: 1024 ** 3, syslog: undefined, onFailure: 'refuse' });
-    const full = validate(doc({ audit: { dir: 'trail', retentionDays: 365, maxBytes: '2GiB', onFailure: 'alarm', syslog: { host: 'siem.example', ca: 'ca.pem', cert: 'c.pem', key: 'c.key' } } }));
+    expect(c.audit).toEqual({ dir: '/var/lib/audit', retentionDays: 180, maxBytes: 1024 ** 3, syslog: undefined, onFailure: 'refuse', patientId: 'pseudonym' });
+    const full = validate(doc({ audit: { dir: 'trail', retentionDays: 365, maxBytes: '2GiB', onFailure: 'alarm', patientId: 'none', syslog: { host: 'siem.example', ca: 'ca.pem', cert: 'c.pem', key: 'c.key' } } }));
     expect(full.audit).toEqual({
       dir: '/etc/pacs-edge/trail',
       retentionDays: 365,
       maxBytes: 2 * 1024 ** 3,
       onFailure: 'alarm',
+      patientId: 'none',
       syslog: { host: 'siem.example', port: 6514, ca: '/etc/pacs-edge/ca.pem', cert: '/etc/pacs-edge/c.pem', key: '/etc/pacs-edge/c.key' },
     });
     expect(configWarnings(full).filter((w) => w.startsWith('audit'))).toEqual([]);
@@ -569,5 +570,14 @@ describe('audit', () => {
     const short = validate(doc({ audit: { retentionDays: 7 } }));
     expect(short.audit.retentionDays).toBe(7);
     expect(configWarnings(short).some((w) => w.startsWith('audit.retentionDays is 7'))).toBe(true);
+  });
+
+  it('audit.patientId: pseudonym (default), clear (with a warning) or none; anything else is an error', () => {
+    expect(problemsOf(() => validate(doc({ audit: { patientId: 'hash' } }))).some((p) => p.startsWith('audit.patientId'))).toBe(true);
+    expect(problemsOf(() => validate(doc({ audit: { patientId: true } }))).some((p) => p.startsWith('audit.patientId'))).toBe(true);
+    const clear = validate(doc({ audit: { patientId: 'clear' } }));
+    expect(clear.audit.patientId).toBe('clear');
+    expect(configWarnings(clear).some((w) => w.startsWith('audit.patientId is clear'))).toBe(true);
+    expect(configWarnings(validate(doc())).some((w) => w.startsWith('audit.patientId'))).toBe(false);
   });
 });

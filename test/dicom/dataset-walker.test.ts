@@ -337,6 +337,21 @@ describe('the walker never captures patient data', () => {
       expect(inside).not.toContain('Secret');
       expect(inside).not.toContain('PID-7788');
     });
+
+    it(`${name}: with a patientRef function (audit.patientId), identity holds only what it made of the Patient ID, never the ID`, () => {
+      const seen: string[] = [];
+      const w = new DatasetWalker(enc, (id) => {
+        seen.push(id);
+        return 'pseudonym-of-the-id';
+      });
+      const bytes = encodeDataset(els, enc);
+      for (let i = 0; i < bytes.length; i += 7) w.write(bytes.subarray(i, i + 7));
+      const id = w.end();
+      expect(seen).toEqual(['PID-7788-SECRET']);
+      expect(id.patientRef).toBe('pseudonym-of-the-id');
+      expect(JSON.stringify(id)).not.toContain('PID-7788');
+      expect(reachableText(w)).not.toContain('PID-7788');
+    });
   }
 });
 

@@ -123,6 +123,8 @@ export function ctElements(opts: {
   modality?: string;
   /** Accession Number (0008,0050), absent by default. */
   accessionNumber?: string;
+  /** Patient ID (0010,0020), absent by default. */
+  patientId?: string;
 }): El[] {
   const rows = opts.rows ?? 16;
   const cols = opts.cols ?? 16;
@@ -148,6 +150,7 @@ export function ctElements(opts: {
       items: [[{ tag: 0x00081150, vr: 'UI', value: pad(CT_IMAGE_STORAGE, '\0') }, { tag: 0x00081155, vr: 'UI', value: pad('1.2.3.4', '\0') }]],
     },
     { tag: 0x00100010, vr: 'PN', value: pad('Test^Fixture') },
+    ...(opts.patientId ? [{ tag: 0x00100020, vr: 'LO', value: pad(opts.patientId) } as El] : []),
     { tag: 0x00180050, vr: 'DS', value: '5.000000' },
     { tag: 0x0020000d, vr: 'UI', value: pad(opts.studyUid ?? '1.2.826.0.1.3680043.2.1125.1', '\0') },
     { tag: 0x0020000e, vr: 'UI', value: pad('1.2.826.0.1.3680043.2.1125.2', '\0') },
@@ -193,6 +196,7 @@ export interface FixtureOptions {
   modality?: string;
   sopClassUid?: string;
   accessionNumber?: string;
+  patientId?: string;
 }
 
 export function ctFile(opts: FixtureOptions = {}): {

@@ -56,9 +56,13 @@ describe('audit trail of receive, forward, configuration change and restart', ()
       expect(forwarded.some((r) => r.xml.includes('PACS'))).toBe(true);
       expect(count(records, /csd-code="110102"/)).toBeGreaterThanOrEqual(1);
       expect(count(records, /csd-code="110113"[\s\S]*csd-code="110129"/)).toBe(1); // security configuration changed
-      // The chain verifies, and reading it is audited (110101) afterwards.
+      // The chain verifies, and reading it is audited (110101): verify only reads, so the stopped
+      // gateway records the reading from its inbox at its next start.
       const v = await run(process.execPath, [CLI, 'audit', 'verify', '--config', gw.configFile]);
       expect(v.code, v.stdout + v.stderr).toBe(0);
+      expect(count(trail(auditDir), /csd-code="110101"/)).toBe(0);
+      const next = await startGateway({ dir: tmp.dir, port, config, receive: { callers: [{ aeTitle: 'STORESCU' }] } });
+      expect(await next.stop()).toBe(0);
       expect(count(trail(auditDir), /csd-code="110101"/)).toBe(1);
     } finally {
       await pacs.stop();
