@@ -7,6 +7,7 @@ import type { GatewayConfig } from './config/types.js';
 import { configWarnings } from './config/validate.js';
 import { CommitmentRegistry } from './forward/commitment.js';
 import { Forwarders } from './forward/forwarders.js';
+import { auditControlRoutes } from './health/audit-routes.js';
 import { ControlServer } from './health/control-server.js';
 import { serveMetrics } from './health/metrics.js';
 import { healthSource, startMqttHealth } from './health/mqtt-start.js';
@@ -180,14 +181,19 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
   const studyEvents = new StudyEvents({ studies: () => spool.studies.all(), mark: (uid, what) => spool.markStudy(uid, what), stableMs: config.studies.stableSeconds * 1000, log });
   const reload = makeReload({ configFile: opts.configFile, live, log, dicom, spool, forwarders, studyEvents, audit: audit.events });
 
+  // Who did what through the control sockets and MQTT commands, allowed or refused (src/health/roles.ts).
+  const restricted = (e: { detail: string; failure: boolean; by: string }) => audit.events.securityAlert({ type: 'use-of-restricted-function', ...e });
   const control = new ControlServer({
     socketPath: config.control.socket,
     routes: {
       ...spoolControlRoutes({ spool, log, record, accessionKey: accKey, config: () => live.config }),
       ...operatorControlRoutes({ forwarders, log, audit: audit.events, setLevel: (level) => setLogLevel(log, level), reload }),
+      ...auditControlRoutes({ dir: config.audit.dir, chainKey: deviceKey.derive('audit-chain'), audit: audit.events }),
       '/status': statusDoc,
     },
     log,
+    groups: config.security.roles,
+    audit: restricted,
   });
   await control.listen();
   started.add('control socket', () => control.close());
@@ -222,7 +228,7 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
   forwarders.start();
   started.add('forwarders', () => forwarders.stop());
   const mqtt = config.health.mqtt
-    ? startMqttHealth(config, config.health.mqtt, { statusDoc, health, stats: dicom.stats, startedAt, recovery, log, forwarders: () => forwarders.all(), spool, record, studyEvents, alertSinks, onBlocked: (fn) => dicom.onBlocked(fn) })
+    ? startMqttHealth(config, config.health.mqtt, { statusDoc, health, stats: dicom.stats, startedAt, recovery, log, forwarders: () => forwarders.all(), spool, record, audit: restricted, studyEvents, alertSinks, onBlocked: (fn) => dicom.onBlocked(fn) })
     : undefined;
 
   log.info(

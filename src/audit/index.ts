@@ -84,7 +84,7 @@ export class AuditEvents {
   }
 
   /** 110113 Security Alert of any listed type; outcome 4 unless `failure: false`. */
-  securityAlert(e: { type: SecurityAlertType; detail: string; failure?: boolean }): void {
+  securityAlert(e: { type: SecurityAlertType; detail: string; failure?: boolean; by?: string }): void {
     this.trail?.record({ kind: 'security-alert', ...e });
   }
 }
