@@ -198,7 +198,7 @@ describe('health over MQTT (real Mosquitto)', () => {
     });
     const send = async (name: string, payload: string) => {
       const c = await connect(broker.url);
-      await c.publishAsync(`pacs-edge/edge-cmd/cmd/${name}`, payload, { qos: 1 });
+      await c.publishAsync(`pacs-edge/edge-cmd/cmd/operator/field-op/${name}`, payload, { qos: 1 });
       await c.endAsync();
     };
     const result = (name: string, id: string) =>
@@ -208,7 +208,7 @@ describe('health over MQTT (real Mosquitto)', () => {
       }, { what: `result of ${name} ${id}` });
     try {
       await waitFor(() => gw.logs.some((l) => l.msg === 'MQTT connected') || undefined, { what: 'MQTT connected' });
-      await new Promise((r) => setTimeout(r, 500)); // the subscription to cmd/+ follows the connection
+      await new Promise((r) => setTimeout(r, 500)); // the subscription to cmd/+/+/+ follows the connection
       await send('ping', '{"id":"p1"}');
       expect(await result('ping', 'p1')).toMatchObject({ ok: true, result: { pong: true } });
       await send('echo-destination', '{"id":"e1","destination":"pacs"}');
