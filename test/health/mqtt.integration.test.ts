@@ -203,7 +203,7 @@ describe('health over MQTT (real Mosquitto)', () => {
     };
     const result = (name: string, id: string) =>
       waitFor(() => {
-        const m = sub.messages.find((x) => x.topic.endsWith(`/cmd-result/${name}`) && x.text.includes(`"${id}"`));
+        const m = sub.messages.find((x) => x.topic.endsWith(`/cmd-result/operator/field-op/${name}`) && x.text.includes(`"${id}"`));
         return m ? valid('cmd-result', m.text) : undefined;
       }, { what: `result of ${name} ${id}` });
     try {
@@ -229,7 +229,7 @@ describe('health over MQTT (real Mosquitto)', () => {
       await send('reboot', '{"id":"x1"}');
       expect(await result('reboot', 'x1')).toMatchObject({ ok: false, error: expect.stringMatching(/unknown command/) });
       await send('ping', 'not json');
-      await waitFor(() => sub.messages.find((m) => m.topic.endsWith('/cmd-result/ping') && m.text.includes('"ok":false')), { what: 'error result for a malformed payload' });
+      await waitFor(() => sub.messages.find((m) => m.topic.endsWith('/cmd-result/operator/field-op/ping') && m.text.includes('"ok":false')), { what: 'error result for a malformed payload' });
     } finally {
       await gw.stop();
     }
