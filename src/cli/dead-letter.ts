@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import pino from 'pino';
 import { recordOffline, safeUser } from './audit.js';
 import type { GatewayConfig } from '../config/types.js';
@@ -5,7 +6,7 @@ import { controlRequest } from '../health/control-server.js';
 import { createLogger } from '../log.js';
 import { checkDeviceKeyFits } from '../spool/key-check.js';
 import { deviceKeyFor } from '../security/spool-key.js';
-import { openSpool, readSpool } from '../spool/open.js';
+import { mayReach, openSpool, readSpool } from '../spool/open.js';
 import { purgeDeadLetters, retryDeadLetters, type OperatorAuditRecord, type OperatorRequest } from '../spool/operator.js';
 import type { DeadLetter } from '../spool/spool.js';
 import { EXIT } from './exit-codes.js';
@@ -85,6 +86,8 @@ export async function deadLetterCommand(config: GatewayConfig, action: 'list' | 
 async function changeStopped(config: GatewayConfig, action: 'retry' | 'purge', req: OperatorRequest): Promise<{ result: { retried?: number; purged?: number }; audited: string } | number> {
   // Log lines go to stderr: stdout is the command's answer (--json).
   const log = createLogger({ level: 'info', deviceId: config.device.id, destination: pino.destination({ dest: 2, sync: true }) });
+  // Before the key: an operator is told the stopped gateway's files are root's, not that a key is missing.
+  mayReach(config.spool.dir, constants.R_OK | constants.W_OK | constants.X_OK);
   const deviceKey = deviceKeyFor(config, { create: false });
   await checkDeviceKeyFits(config, deviceKey);
   const opened = await openSpool(config, { access: 'admin', log, deviceKey, command: `pacs-edge dead-letter ${action}` });

@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import pino from 'pino';
 import { recordOffline, safeUser } from './audit.js';
 import type { GatewayConfig } from '../config/types.js';
@@ -8,7 +9,7 @@ import { accessionHash, accessionKey } from '../security/accession.js';
 import { checkDeviceKeyFits } from '../spool/key-check.js';
 import { actAsStateOwner } from '../security/state-owner.js';
 import { deviceKeyFor } from '../security/spool-key.js';
-import { openSpool, readSpool } from '../spool/open.js';
+import { mayReach, openSpool, readSpool } from '../spool/open.js';
 import { resendStudy, type OperatorAuditRecord, type ResendRequest } from '../spool/operator.js';
 import { answerStudies, studyJson, type StudyQuery } from '../spool/studies.js';
 import { EXIT } from './exit-codes.js';
@@ -117,6 +118,8 @@ export async function resendCommand(config: GatewayConfig, option: (n: string) =
   let audited = 'recorded by the running gateway';
   if (!result) {
     const log = createLogger({ level: 'info', deviceId: config.device.id, destination: pino.destination({ dest: 2, sync: true }) });
+    // Before the key: an operator is told the stopped gateway's files are root's, not that a key is missing.
+    mayReach(config.spool.dir, constants.R_OK | constants.W_OK | constants.X_OK);
     const deviceKey = deviceKeyFor(config, { create: false });
     await checkDeviceKeyFits(config, deviceKey);
     const opened = await openSpool(config, { access: 'admin', log, deviceKey, command: 'pacs-edge resend' });

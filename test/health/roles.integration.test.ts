@@ -75,7 +75,7 @@ describe.skipIf(skip)('roles: administrator, operator, auditor', () => {
     return { dir, gw, pacs, as, paused, stop: async () => (await gw.stop(), await pacs.stop()) };
   }
 
-  it('an operator runs status and pause but not purge, restore or audit verify; an auditor verifies but cannot pause; someone with no role gets nothing; the trail names each proven account', { timeout: 120_000 }, async () => {
+  it('an operator runs status and pause but not purge, restore or audit verify; an auditor verifies but cannot pause; someone with no role gets nothing; a stopped gateway\'s files are root\'s; the trail names each proven account', { timeout: 120_000 }, async () => {
     const g = await gateway('control');
     try {
       const opUid = uidOf(OP);
@@ -114,6 +114,15 @@ describe.skipIf(skip)('roles: administrator, operator, auditor', () => {
       expect(await g.paused()).toBe(false);
 
       expect(await g.gw.stop()).toBe(0);
+      // Stopped: its files are root's; an operator is told so, never shown an empty spool.
+      const stoppedStatus = await g.as(OP, 'status');
+      expect(stoppedStatus.code).toBe(8);
+      expect(stoppedStatus.stderr).toMatch(/of a stopped gateway is for root \(sudo\) and its owner only/);
+      const stoppedPurge = await g.as(OP, 'dead-letter', 'purge', '--destination', 'pacs', '--yes');
+      expect(stoppedPurge.code).toBe(8);
+      const stoppedVerify = await g.as(AU, 'audit', 'verify');
+      expect(stoppedVerify.code).toBe(8);
+      expect(stoppedVerify.stderr).toMatch(/checking its files directly is for root or the state owner/);
       const trail = trailText(g.dir);
       expect(trail).toContain(`destination pacs paused by ${OP} (uid ${opUid}, operator)`);
       expect(trail).toContain(`control POST /dead-letters/purge refused to ${OP} (uid ${opUid}, operator): outside the role`);
