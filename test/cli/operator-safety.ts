@@ -211,7 +211,7 @@ export const CASES: Record<string, (w: World, phase: Phase) => Promise<void>> = 
   'audit verify': async (w) => {
     const r = await cli(w, ['audit', 'verify', '--config', w.configFile]);
     ok(r, 'audit verify');
-    expect(r.stdout).toMatch(/reading recorded: (seq \d+|handed to the running gateway)/);
+    expect(r.stdout).toMatch(/reading recorded: (seq \d+|recorded by the running gateway \(110101, by root \(uid 0, administrator\)\))/);
   },
   backup: async (w, phase) => {
     const out = path.join(w.dir, `backup-${phase}.peb`);
