@@ -18,7 +18,7 @@ interface CodeInfo {
   readonly retryable: boolean;
   readonly status?: string;
   readonly abort?: 'UnrecognizedPdu' | 'UnexpectedPdu' | 'InvalidPduParameterValue';
-  readonly exit?: 'spoolKey' | 'formatNewer' | 'spoolBusy';
+  readonly exit?: 'spoolKey' | 'formatNewer' | 'spoolBusy' | 'roleDenied';
 }
 
 export const ERROR_CODES = {
@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   RELOAD_REFUSED: { meaning: 'a configuration reload was refused (not started from a file, or not applicable)', retryable: false },
   CONTROL_BAD_REQUEST: { meaning: 'a control request (CLI or MQTT command) is malformed', retryable: false },
   GATEWAY_RUNNING: { meaning: 'the command needs a stopped gateway', retryable: false, exit: 'spoolBusy' },
+  ROLE_DENIED: { meaning: 'the caller’s role (administrator, operator, auditor) may not do this, or the caller has none', retryable: false, exit: 'roleDenied' },
+  CONTROL_PROOF_FAILED: { meaning: 'a control request did not prove who sent it (no, a reused or a forged who-file)', retryable: false, exit: 'roleDenied' },
 
   // ---- keys and formats ----------------------------------------------------------------
   DEVICE_KEY_MISSING: { meaning: 'the device key is missing but data was made with it; none is made', retryable: false, exit: 'spoolKey' },

@@ -1,4 +1,4 @@
-import type { AuditAlarm, AuditHandle } from './audit/index.js';
+import { ANCHOR_PURPOSE, type AuditAlarm, type AuditHandle, anchorFileOf } from './audit/index.js';
 import { AtRestCompressor } from './compress/at-rest.js';
 import { CodecPool } from './compress/pool.js';
 import { checkNamedFiles } from './config/file-check.js';
@@ -6,6 +6,7 @@ import type { GatewayConfig } from './config/types.js';
 import { configWarnings } from './config/validate.js';
 import { CommitmentRegistry } from './forward/commitment.js';
 import { Forwarders } from './forward/forwarders.js';
+import { auditControlRoutes } from './health/audit-routes.js';
 import { ControlServer } from './health/control-server.js';
 import { CertificateWatch } from './health/certificate-watch.js';
 import { serveMetrics } from './health/metrics.js';
@@ -199,14 +200,19 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
   // A reload re-reads the certificate files: their days left follow at once.
   const reload = (by: string) => reloadConfig(by).then((r) => (certificates.check(), r));
 
+  // Who did what through the control sockets and MQTT commands, allowed or refused (src/health/roles.ts).
+  const restricted = (e: { detail: string; failure: boolean; by: string }) => audit.events.securityAlert({ type: 'use-of-restricted-function', ...e });
   const control = new ControlServer({
     socketPath: config.control.socket,
     routes: {
       ...spoolControlRoutes({ spool, log, record, accessionKey: accKey, config: () => live.config }),
       ...operatorControlRoutes({ forwarders, log, audit: audit.events, setLevel: (level) => setLogLevel(log, level), reload }),
+      ...auditControlRoutes({ dir: config.audit.dir, chainKey: deviceKey.derive('audit-chain'), anchor: { file: anchorFileOf(config.spool.dir), key: deviceKey.derive(ANCHOR_PURPOSE) }, audit: audit.events }),
       '/status': statusDoc,
     },
     log,
+    groups: config.security.roles,
+    audit: restricted,
   });
   await control.listen();
   started.add('control socket', () => control.close());
@@ -245,7 +251,7 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
   if (audit.trail.failure.failing) startEvents.push(auditEvent({ kind: 'audit-failure', reason: audit.trail.failure.state().reason ?? '', since: audit.trail.failure.state().since ?? '' })!);
   const subscribe = [(emit: (e: HealthEvent) => void) => audit.onAlarm((a) => ((e) => e && emit(e))(auditEvent(a))), (emit: (e: HealthEvent) => void) => certificates.onEvent(emit)];
   const mqtt = config.health.mqtt
-    ? startMqttHealth(config, config.health.mqtt, { statusDoc, health, stats: dicom.stats, startedAt, recovery, log, forwarders: () => forwarders.all(), spool, record, studyEvents, alertSinks, onBlocked: (fn) => dicom.onBlocked(fn), subscribe, startEvents })
+    ? startMqttHealth(config, config.health.mqtt, { statusDoc, health, stats: dicom.stats, startedAt, recovery, log, forwarders: () => forwarders.all(), spool, record, audit: restricted, studyEvents, alertSinks, onBlocked: (fn) => dicom.onBlocked(fn), subscribe, startEvents })
     : undefined;
   certificates.start();
 

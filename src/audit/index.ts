@@ -9,6 +9,7 @@ import { anchorFileOf } from './anchor.js';
 import { AuditTrail, type AuditAlarm } from './trail.js';
 
 export { AuditTrail, type AuditAlarm } from './trail.js';
+export { ANCHOR_PURPOSE, anchorFileOf } from './anchor.js';
 export { verifyTrail, describe as describeVerify, type VerifyReport, type VerifyProblem } from './verify.js';
 export { SyslogForwarder } from './syslog.js';
 export { buildAuditMessage, SECURITY_ALERT_TYPES, type AuditEvent, type AuditSource, type SecurityAlertType } from './messages.js';
@@ -87,7 +88,7 @@ export class AuditEvents {
   }
 
   /** 110113 Security Alert of any listed type; outcome 4 unless `failure: false`. */
-  securityAlert(e: { type: SecurityAlertType; detail: string; failure?: boolean }): void {
+  securityAlert(e: { type: SecurityAlertType; detail: string; failure?: boolean; by?: string }): void {
     this.trail?.record({ kind: 'security-alert', ...e });
   }
 }

@@ -62,7 +62,7 @@ export type AuditEvent =
   | { kind: 'config-changed'; what: string; security?: boolean | undefined }
   | { kind: 'audit-log-read'; by: string; logUri: string; outcome?: string | undefined }
   | { kind: 'audit-log-deleted'; file: string; logUri: string; reason: string }
-  | { kind: 'security-alert'; type: SecurityAlertType; detail: string; failure?: boolean | undefined };
+  | { kind: 'security-alert'; type: SecurityAlertType; detail: string; failure?: boolean | undefined; by?: string | undefined };
 
 interface Code {
   code: string;
@@ -364,13 +364,17 @@ export function configChanged(src: AuditSource, at: Date, e: { what: string; sec
   );
 }
 
-/** 110113 Security Alert of any type of {@link SECURITY_ALERT_TYPES}; outcome 4 when `failure` (default true). */
-export function securityAlert(src: AuditSource, at: Date, e: { type: SecurityAlertType; detail: string; failure?: boolean | undefined }): string {
+/**
+ * 110113 Security Alert of any type of {@link SECURITY_ALERT_TYPES}; outcome 4 when `failure`
+ * (default true). `by`: the person whose request it was (proven account, src/health/roles.ts),
+ * then the requestor, the gateway the performer.
+ */
+export function securityAlert(src: AuditSource, at: Date, e: { type: SecurityAlertType; detail: string; failure?: boolean | undefined; by?: string | undefined }): string {
   return message(
     src,
     at,
     { id: EVENT_IDS.securityAlert, action: 'E', outcome: e.failure === false ? '0' : '4', type: SECURITY_ALERT_TYPES[e.type], outcomeText: e.detail },
-    [device(src, true)],
+    e.by ? [operator(e.by), device(src, false)] : [device(src, true)],
     [object({ id: src.deviceId, idType: ID_DEVICE, type: '2', details: { 'Alert Description': e.detail } })],
   );
 }

@@ -5,10 +5,10 @@ import { userInfo } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { Code } from '../errors.js';
-import { EXIT } from './exit-codes.js';
 import type { GatewayConfig } from '../config/types.js';
 import { actAsStateOwner } from '../security/state-owner.js';
-import { controlGet } from '../health/control-server.js';
+import { controlAnswers, controlRequest } from '../health/control-server.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
 import { createLogger } from '../log.js';
 import { writeDurable } from '../util/durable-write.js';
 import { DeviceKey } from '../security/device-key.js';
@@ -33,7 +33,22 @@ export const EXIT_NOT_INTACT = EXIT.auditNotIntact;
  * cut). Exit 0 intact, 3 not intact, 1 cannot check (no key, unreadable directory), 2 usage.
  */
 export async function auditCommand(config: GatewayConfig, json: boolean): Promise<number> {
-  // The reading is appended to the trail: as the trail's owner, even under sudo.
+  // A running gateway checks its own trail for the administrator or an auditor (the key stays
+  // with it) and records the reading with the proven account; an operator is refused there.
+  let remote: (VerifyReport & { text: string; recorded: string }) | undefined;
+  try {
+    remote = (await controlRequest(config.control.socket, 'POST', '/audit/verify', {})) as typeof remote;
+  } catch (err) {
+    console.error(`pacs-edge audit verify: ${(err as Error).message}`);
+    return exitCodeFor(err);
+  }
+  if (remote) {
+    if (json) console.log(JSON.stringify(remote));
+    else console.log(`${remote.text}\nreading recorded: ${remote.recorded}`);
+    return remote.ok ? 0 : EXIT_NOT_INTACT;
+  }
+  // Stopped: the trail and the key are files only root and the state owner may read. The reading
+  // is appended to the trail: as the trail's owner, even under sudo.
   actAsStateOwner(config);
   const dir = config.audit.dir;
   const keyFile = auditKeyFile(config);
@@ -41,8 +56,9 @@ export async function auditCommand(config: GatewayConfig, json: boolean): Promis
   try {
     key = config.spool.encryption.keyCredential ? deviceKeyFor(config, { create: false }) : DeviceKey.load(keyFile);
   } catch (err) {
-    console.error(`pacs-edge audit verify: cannot read the device key ${keyFile}: ${(err as Error).message}`);
-    return 1;
+    const denied = (err as { code?: string }).code === 'EACCES' || (err as { cause?: { code?: string } }).cause?.code === 'EACCES';
+    console.error(`pacs-edge audit verify: cannot read the device key ${keyFile}: ${(err as Error).message}${denied ? ' (the gateway is stopped: checking its files directly is for root or the state owner; an auditor verifies through the running gateway)' : ''}`);
+    return denied ? EXIT.roleDenied : 1;
   }
   let report: VerifyReport;
   try {
@@ -146,7 +162,7 @@ async function toInbox(config: GatewayConfig, events: readonly OfflineEvent[]): 
 
 /** True when a gateway answers on the control socket (it holds the trail for as long as it runs). */
 async function gatewayAnswers(config: GatewayConfig): Promise<boolean> {
-  return (await controlGet(config.control.socket, '/status', 1000).catch(() => undefined)) !== undefined;
+  return controlAnswers(config.control.socket);
 }
 
 /**

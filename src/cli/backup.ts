@@ -9,7 +9,7 @@ import type { GatewayConfig } from '../config/types.js';
 import { ConfigError, type PacsEdgeError } from '../errors.js';
 import { DeviceKey } from '../security/device-key.js';
 import { VERSION } from '../version.js';
-import { controlGet } from '../health/control-server.js';
+import { controlAnswers, controlGet } from '../health/control-server.js';
 import { deviceKeyFor, sealKeyOf } from '../security/spool-key.js';
 import { holdSpoolLock, sealedFilesOpenedBy } from '../spool/open.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
@@ -362,7 +362,7 @@ export async function restoreCommand(args: string[], option: (name: string) => s
       }
     };
     if (current) {
-      if ((await controlGet(current.control.socket, '/status', 2000).catch(() => undefined)) !== undefined) {
+      if (await controlAnswers(current.control.socket)) {
         console.error(`pacs-edge restore: the gateway of ${configTarget} is running (it answers on ${current.control.socket}): stop it first (systemctl stop pacs-edge). Nothing was restored.`);
         return EXIT.spoolBusy;
       }

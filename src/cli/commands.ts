@@ -44,6 +44,12 @@ export interface Command {
   spool: 'owns' | 'changes' | 'reads' | 'none';
   /** Whether `--config FILE` (or $PACS_EDGE_CONFIG) is required. */
   needsConfig: boolean;
+  /**
+   * Administrator only, enforced by the operating system: what the command touches (device key,
+   * configuration, a stopped gateway's files) only root may read or write. Said at once, with
+   * this reason, instead of failing half-way on a permission error (exit 8).
+   */
+  rootOnly?: string;
   run(a: CommandArgs & { configFile: string; config: () => GatewayConfig }): Promise<number>;
 }
 
@@ -177,6 +183,7 @@ export const COMMANDS: readonly Command[] = [
     summary: 'one encrypted file: configuration and profiles, device key, TLS/MQTT credentials, audit head',
     spool: 'none',
     needsConfig: true,
+    rootOnly: 'it exports the device key and credentials',
     run: (a) => backupCommand(a.configFile, a.args, a.option),
   },
   {
@@ -185,6 +192,7 @@ export const COMMANDS: readonly Command[] = [
     summary: 'write a backup back under DIR (--root / in place); refused while the gateway runs or when its key would strand queued objects',
     spool: 'changes',
     needsConfig: false,
+    rootOnly: 'it writes the configuration, the device key and the audit head',
     run: (a) => restoreCommand(a.args, a.option),
   },
   {
@@ -222,7 +230,7 @@ export const COMMANDS: readonly Command[] = [
 export function usageText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   const lines = COMMANDS.map((c) => `  pacs-edge ${c.name.padEnd(width)}  ${c.usage}\n  ${' '.repeat(width + 12)}${c.summary}`);
-  return `pacs-edge ${VERSION} — DICOM edge gateway\n\nusage:\n${lines.join('\n')}\n\nexit codes: 0 ok, 1 failed, 2 usage, 3 audit trail not intact, 4 installation integrity, 5 device key missing or wrong, 6 spool in use, 7 spool or audit trail of a newer release`;
+  return `pacs-edge ${VERSION} — DICOM edge gateway\n\nusage:\n${lines.join('\n')}\n\nexit codes: 0 ok, 1 failed, 2 usage, 3 audit trail not intact, 4 installation integrity, 5 device key missing or wrong, 6 spool in use, 7 spool or audit trail of a newer release, 8 your role may not do this`;
 }
 
 const ALIASES: Record<string, string> = { '--version': 'version', '-v': 'version', '--help': 'help', '-h': 'help' };
@@ -252,6 +260,10 @@ export async function dispatch(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   const { command, rest } = found;
+  if (command.rootOnly && process.geteuid?.() !== 0) {
+    console.error(`pacs-edge ${command.name}: administrator only (run it as root: sudo pacs-edge ${command.name} …): ${command.rootOnly}; nothing was done`);
+    return EXIT.roleDenied;
+  }
   const option = (name: string): string | undefined => {
     const i = rest.indexOf(name);
     if (i >= 0) return rest[i + 1];

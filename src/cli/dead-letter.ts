@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import pino from 'pino';
 import { recordOffline, safeUser } from './audit.js';
 import type { GatewayConfig } from '../config/types.js';
@@ -6,7 +7,7 @@ import { createLogger } from '../log.js';
 import { checkDeviceKeyFits } from '../spool/key-check.js';
 import { commentKey, deviceKeyFor } from '../security/spool-key.js';
 import { openComment } from '../spool/dead-letters.js';
-import { openSpool, readSpool } from '../spool/open.js';
+import { mayReach, openSpool, readSpool } from '../spool/open.js';
 import { purgeDeadLetters, retryDeadLetters, type OperatorAuditRecord, type OperatorRequest } from '../spool/operator.js';
 import type { DeadLetter } from '../spool/spool.js';
 import { EXIT } from './exit-codes.js';
@@ -20,8 +21,8 @@ import { actAsStateOwner } from '../security/state-owner.js';
  * are logged and audited either way, with the operator's account; purge needs `--yes`.
  */
 export async function deadLetterCommand(config: GatewayConfig, action: 'list' | 'show' | 'retry' | 'purge', args: string[], option: (name: string) => string | undefined): Promise<number> {
-  // Whatever it opens or writes stays the service user's, even under sudo (state-owner.ts).
-  actAsStateOwner(config);
+  // Through the running gateway as whoever runs it (root stays root in the audit trail); only
+  // the stopped gateway's files are opened as the service user (state-owner.ts), even under sudo.
   const destination = option('--destination');
   const ids = args.flatMap((a, i) => (args[i - 1] === '--id' ? [a] : []));
   const json = args.includes('--json');
@@ -41,7 +42,10 @@ export async function deadLetterCommand(config: GatewayConfig, action: 'list' | 
 
   if (action === 'list') {
     let list = (await controlRequest(config.control.socket, 'GET', '/dead-letters', undefined)) as DeadLetter[] | undefined;
-    list ??= await readSpool(config, (view) => view.listDeadLetters());
+    if (!list) {
+      actAsStateOwner(config);
+      list = await readSpool(config, (view) => view.listDeadLetters());
+    }
     if (destination) list = list.filter((d) => d.destination === destination);
     if (json) console.log(JSON.stringify(list, null, 2));
     else if (list.length === 0) console.log('no dead letters');
@@ -59,7 +63,10 @@ export async function deadLetterCommand(config: GatewayConfig, action: 'list' | 
   const study = option('--study');
   if (study !== undefined) {
     let list = (await controlRequest(config.control.socket, 'GET', '/dead-letters', undefined)) as DeadLetter[] | undefined;
-    list ??= await readSpool(config, (view) => view.listDeadLetters(destination));
+    if (!list) {
+      actAsStateOwner(config);
+      list = await readSpool(config, (view) => view.listDeadLetters(destination));
+    }
     const of = list.filter((d) => d.destination === destination && d.studyInstanceUid === study).map((d) => d.id);
     if (of.length === 0) {
       console.log(`no dead letters of study ${study} for ${destination}`);
@@ -86,8 +93,11 @@ export async function deadLetterCommand(config: GatewayConfig, action: 'list' | 
 
 /** Retry or purge on a stopped gateway's spool: the lock, the key and the full recovery, then the audit records. */
 async function changeStopped(config: GatewayConfig, action: 'retry' | 'purge', req: OperatorRequest): Promise<{ result: { retried?: number; purged?: number }; audited: string } | number> {
+  actAsStateOwner(config);
   // Log lines go to stderr: stdout is the command's answer (--json).
   const log = createLogger({ level: 'info', deviceId: config.device.id, destination: pino.destination({ dest: 2, sync: true }) });
+  // Before the key: an operator is told the stopped gateway's files are root's, not that a key is missing.
+  mayReach(config.spool.dir, constants.R_OK | constants.W_OK | constants.X_OK);
   const deviceKey = deviceKeyFor(config, { create: false });
   await checkDeviceKeyFits(config, deviceKey);
   const opened = await openSpool(config, { access: 'admin', log, deviceKey, command: `pacs-edge dead-letter ${action}` });
@@ -114,7 +124,11 @@ async function showDeadLetter(config: GatewayConfig, destination: string | undef
     return EXIT.usage;
   }
   let list = (await controlRequest(config.control.socket, 'GET', '/dead-letters', undefined)) as DeadLetter[] | undefined;
-  list ??= await readSpool(config, (view) => view.listDeadLetters(destination));
+  if (!list) {
+    // Stopped: the spool's files are opened as the service user, even under sudo (state-owner.ts).
+    actAsStateOwner(config);
+    list = await readSpool(config, (view) => view.listDeadLetters(destination));
+  }
   const d = list.find((x) => x.destination === destination && x.id === id);
   if (!d) {
     console.error(`pacs-edge dead-letter show: no dead letter ${id} for ${destination}`);

@@ -22,6 +22,8 @@ export const EXIT = {
   spoolBusy: 6,
   /** The spool or the audit trail was written by a newer release (a downgrade too far): nothing was changed. */
   formatNewer: 7,
+  /** The caller's role may not run this command (or the caller has no role): nothing was done. */
+  roleDenied: 8,
 } as const;
 
 /** The exit code for an error that ended a command or a start: the `exit` of its code in the error table. */

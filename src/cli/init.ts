@@ -54,6 +54,9 @@ export function initCommand(option: (name: string) => string | undefined): numbe
       ],
     },
     spool: { dir: path.resolve(option('--spool') ?? '/var/lib/pacs-edge/spool') },
+    // The device layout: the control sockets in the unit's RuntimeDirectory (0711), where
+    // operators and auditors can reach theirs (docs/operations.md, Roles).
+    ...(option('--spool') === undefined ? { control: { socket: '/run/pacs-edge/control.socket' } } : {}),
     forward: [
       {
         name: 'pacs',

@@ -3,16 +3,16 @@ import type { GatewayConfig } from '../config/types.js';
 import { controlRequest } from '../health/control-server.js';
 import type { ReloadResult } from '../health/operator-controls.js';
 import { LOG_LEVELS } from '../log.js';
-import { actAsStateOwner } from '../security/state-owner.js';
-import { EXIT } from './exit-codes.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
 
 /**
  * Operating the running gateway without MQTT: `destination pause|resume|echo NAME`,
  * `log-level LEVEL`, `reload`. They act on the running process (its control socket); with the
- * gateway stopped there is nothing to act on, and they say so (exit 1). Audited by the gateway.
+ * gateway stopped there is nothing to act on, and they say so (exit 1). Audited by the gateway,
+ * with the account proven on the control socket; a role that may not do it gets exit 8.
  */
 async function ask(config: GatewayConfig, what: string, path: string, body: Record<string, unknown>): Promise<{ ok: true; answer: unknown } | { ok: false; code: number }> {
-  actAsStateOwner(config);
+  // As whoever runs it (root under sudo stays root): the gateway records the proven account.
   try {
     const answer = await controlRequest(config.control.socket, 'POST', path, { ...body, by: safeUser() }, 30_000);
     if (answer === undefined) {
@@ -22,7 +22,7 @@ async function ask(config: GatewayConfig, what: string, path: string, body: Reco
     return { ok: true, answer };
   } catch (err) {
     console.error(`pacs-edge ${what}: ${(err as Error).message}`);
-    return { ok: false, code: EXIT.failed };
+    return { ok: false, code: exitCodeFor(err) };
   }
 }
 

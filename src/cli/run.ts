@@ -1,3 +1,5 @@
+import { chownSync, existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { openAudit } from '../audit/index.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../errors.js';
@@ -6,7 +8,7 @@ import { createLogger } from '../log.js';
 import { deviceKeyFor } from '../security/spool-key.js';
 import { INTEGRITY_EXIT_CODE, installRoot, integrityFailures, verifyInstallation } from '../security/integrity.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { actAsStateOwner } from '../security/state-owner.js';
+import { actAsStateOwner, stateOwner } from '../security/state-owner.js';
 
 /**
  * `pacs-edge run`: the gateway in the foreground until SIGTERM/SIGINT. A start that fails (a
@@ -21,6 +23,14 @@ export async function runCommand(file: string): Promise<number> {
   } catch (err) {
     console.error(err instanceof ConfigError ? err.message : (err as Error).message);
     return EXIT.failed;
+  }
+  // The control sockets' run directory (systemd makes it: RuntimeDirectory=); started by root
+  // without systemd, made here while root may, for the state owner (0711: passable, not listable).
+  const runDir = path.dirname(config.control.socket);
+  if (process.geteuid?.() === 0 && !existsSync(runDir)) {
+    mkdirSync(runDir, { recursive: true, mode: 0o711 });
+    const owner = stateOwner(config);
+    if (owner) chownSync(runDir, owner.uid, owner.gid);
   }
   // Started by root on a box whose state is the service user's: run as that user (state-owner.ts).
   actAsStateOwner(config);

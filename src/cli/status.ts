@@ -1,3 +1,4 @@
+import { PacsEdgeError } from '../errors.js';
 import type { GatewayConfig } from '../config/types.js';
 import { controlGet } from '../health/control-server.js';
 import { readSpool } from '../spool/open.js';
@@ -37,7 +38,11 @@ export async function statusCommand(config: GatewayConfig, json: boolean, watchS
 }
 
 async function statusOnce(config: GatewayConfig, json: boolean): Promise<number> {
-  let status = (await controlGet(config.control.socket, '/status').catch(() => undefined)) as Record<string, unknown> | undefined;
+  // A refusal (no role, an unproven caller) is the answer: the spool behind it is not the caller's to read.
+  let status = (await controlGet(config.control.socket, '/status').catch((err: unknown) => {
+    if (err instanceof PacsEdgeError) throw err;
+    return undefined;
+  })) as Record<string, unknown> | undefined;
   if (!status) {
     try {
       const spool = await readSpool(config, async (view) => view.stats());

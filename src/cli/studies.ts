@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import pino from 'pino';
 import { recordOffline, safeUser } from './audit.js';
 import type { GatewayConfig } from '../config/types.js';
@@ -8,7 +9,7 @@ import { accessionHash, accessionKey } from '../security/accession.js';
 import { checkDeviceKeyFits } from '../spool/key-check.js';
 import { actAsStateOwner } from '../security/state-owner.js';
 import { deviceKeyFor } from '../security/spool-key.js';
-import { openSpool, readSpool } from '../spool/open.js';
+import { mayReach, openSpool, readSpool } from '../spool/open.js';
 import { resendStudy, type OperatorAuditRecord, type ResendRequest } from '../spool/operator.js';
 import { answerStudies, studyJson, type StudyQuery } from '../spool/studies.js';
 import { EXIT } from './exit-codes.js';
@@ -40,7 +41,6 @@ type StudyDoc = Record<string, unknown> & {
 };
 
 export async function studiesCommand(config: GatewayConfig, option: (n: string) => string | undefined, has: (f: string) => boolean): Promise<number> {
-  actAsStateOwner(config);
   const q: StudyQuery = {};
   const since = option('--since');
   if (since !== undefined) {
@@ -63,7 +63,8 @@ export async function studiesCommand(config: GatewayConfig, option: (n: string) 
   if (accession !== undefined) q.accession = accession;
   let answer = (await controlRequest(config.control.socket, 'POST', '/studies/query', q)) as { studies: StudyDoc[] } | undefined;
   if (!answer) {
-    // Stopped: read the spool; an accession number is hashed here, with the device key.
+    // Stopped: read the spool (as its owner); an accession number is hashed here, with the device key.
+    actAsStateOwner(config);
     const key = accession ? accessionKey(deviceKeyFor(config, { create: false })) : undefined;
     const all = await readSpool(config, (v) => v.studies());
     answer = answerStudies(all, q, { now: Date.now(), stableMs: config.studies.stableSeconds * 1000, hash: (a) => accessionHash(key, a) }) as { studies: StudyDoc[] };
@@ -79,12 +80,12 @@ export async function studyCommand(config: GatewayConfig, uid: string | undefine
     console.error('usage: pacs-edge study UID --config FILE [--json]');
     return EXIT.usage;
   }
-  actAsStateOwner(config);
   let doc = (await controlRequest(config.control.socket, 'POST', '/study', { uid }).catch((err: Error) => {
     if (/no study/.test(err.message)) return null;
     throw err;
   })) as StudyDoc | null | undefined;
   if (doc === undefined) {
+    actAsStateOwner(config);
     const s = (await readSpool(config, (v) => v.studies())).find((x) => x.studyInstanceUid === uid);
     doc = s ? (studyJson(s, Date.now(), config.studies.stableSeconds * 1000, true) as StudyDoc) : null;
   }
@@ -111,12 +112,14 @@ export async function resendCommand(config: GatewayConfig, option: (n: string) =
     console.error(`pacs-edge resend: no destination "${destination}" in the configuration`);
     return EXIT.usage;
   }
-  actAsStateOwner(config);
   const req: ResendRequest = { study, ...(destination ? { destination } : {}), by: safeUser() };
   let result = (await controlRequest(config.control.socket, 'POST', '/studies/resend', req)) as Awaited<ReturnType<typeof resendStudy>> | undefined;
   let audited = 'recorded by the running gateway';
   if (!result) {
+    actAsStateOwner(config);
     const log = createLogger({ level: 'info', deviceId: config.device.id, destination: pino.destination({ dest: 2, sync: true }) });
+    // Before the key: an operator is told the stopped gateway's files are root's, not that a key is missing.
+    mayReach(config.spool.dir, constants.R_OK | constants.W_OK | constants.X_OK);
     const deviceKey = deviceKeyFor(config, { create: false });
     await checkDeviceKeyFits(config, deviceKey);
     const opened = await openSpool(config, { access: 'admin', log, deviceKey, command: 'pacs-edge resend' });

@@ -162,6 +162,13 @@ export interface GatewayConfig {
      * (exit code 4); `warn` (default): the same Security Alert, and the gateway starts; `off`.
      */
     integrity: 'enforce' | 'warn' | 'off';
+    /**
+     * Role separation (MLPS 2.0 三员分立) on the control sockets (src/health/roles.ts): members
+     * of `operatorsGroup` may open `operator.socket`, members of `auditorsGroup` `auditor.socket`,
+     * both next to `control.socket` (administrator, owner only). A group that does not exist
+     * leaves its socket owner-only (a warning says so).
+     */
+    roles: { operatorsGroup: string; auditorsGroup: string };
   };
   /** Codec workers for transfer syntax conversion before forwarding. */
   compress: {

@@ -37,7 +37,13 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
   const control = v.object(root.control ?? {}, 'control', ['socket']);
   const workers = v.object(root.workers ?? {}, 'workers', ['threads']);
   const compress = v.object(root.compress ?? {}, 'compress', ['workers', 'verify', 'maxObjectBytes']);
-  const security = v.object(root.security ?? {}, 'security', ['integrity']);
+  const security = v.object(root.security ?? {}, 'security', ['integrity', 'roles']);
+  const roles = v.object(security.roles ?? {}, 'security.roles', ['operatorsGroup', 'auditorsGroup']);
+  const group = (x: unknown, p: string, d: string) => {
+    const g = v.string(x, p);
+    if (g !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(g)) v.problem(p, 'not a group name (lower-case letters, digits, _ and -)');
+    return g ?? d;
+  };
   const audit = v.object(root.audit ?? {}, 'audit', ['dir', 'retentionDays', 'maxBytes', 'syslog', 'onFailure', 'patientId']);
   const watchdog = v.object(root.watchdog ?? {}, 'watchdog', ['stallSeconds']);
   const auditSyslog = audit.syslog === undefined ? undefined : v.object(audit.syslog, 'audit.syslog', ['host', 'port', 'ca', 'cert', 'key']);
@@ -230,6 +236,10 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
     watchdog: { stallSeconds: v.int(watchdog.stallSeconds, 'watchdog.stallSeconds', { min: 0, max: 3600 }) ?? 60 },
     security: {
       integrity: v.oneOf(security.integrity, 'security.integrity', ['enforce', 'warn', 'off'] as const) ?? 'warn',
+      roles: {
+        operatorsGroup: group(roles.operatorsGroup, 'security.roles.operatorsGroup', 'pacs-edge-operators'),
+        auditorsGroup: group(roles.auditorsGroup, 'security.roles.auditorsGroup', 'pacs-edge-auditors'),
+      },
     },
     compress: {
       workers: v.int(compress.workers, 'compress.workers', { min: 1, max: 64 }) ?? Math.max(1, availableParallelism() - 1),

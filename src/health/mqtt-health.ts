@@ -4,6 +4,10 @@ import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { MqttConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
+import { PacsEdgeError } from '../errors.js';
+import { MQTT_COMMAND_ROLES, MQTT_ROLES, type Role } from './roles.js';
+
+const refused = (m: string) => new PacsEdgeError('ROLE_DENIED', m);
 
 /**
  * Device health over MQTT for field engineers: `<prefix>/<device>/status` (retained; the last
@@ -43,8 +47,10 @@ export class MqttHealth {
       /** The health document (the same `destinations` objects as `pacs-edge status --json`). */
       health: () => Promise<Record<string, unknown>>;
       log: Logger;
-      /** Command handlers, subscribed only with `health.mqtt.commands: true`. */
-      commands?: Record<string, (args: Record<string, unknown>) => Promise<unknown>> | undefined;
+      /** Command handlers, subscribed only with `health.mqtt.commands: true`; `by` is who sent it (broker account and role). */
+      commands?: Record<string, (args: Record<string, unknown>, by: string) => Promise<unknown>> | undefined;
+      /** Every command, done or refused, with its role and broker account (110113 / 110132). */
+      audit?: ((e: { detail: string; failure: boolean; by: string }) => void) | undefined;
     },
   ) {
     this.protocolVersion = cfg.protocolVersion;
@@ -93,14 +99,21 @@ export class MqttHealth {
   }
 
   /**
-   * `cmd/<name>` → `cmd-result/<name>`: the payload is a JSON object (its `id`, if any, is echoed
-   * back); the result is `{ id, ok: true, result }` or `{ id, ok: false, error }`. An unknown
-   * command or a payload that is not a JSON object gets an error result, never silence.
+   * `cmd/<role>/<username>/<name>` → `cmd-result/<role>/<username>/<name>`. The broker's ACL
+   * (`pattern write <prefix>/+/cmd/operator/%u/#`, docs/mqtt.md) lets an account publish only
+   * under its own name and only to the roles it grants, so the topic carries an identity the
+   * broker enforced. Administrator commands are never taken over MQTT; a command outside its
+   * role is refused; both, and every command done, are audited with role and account. The
+   * payload is a JSON object (its `id`, if any, is echoed back); the result is
+   * `{ id, ok: true, result }` or `{ id, ok: false, error }`, never silence.
    */
   private async command(client: MqttClient, topic: string, payload: Buffer): Promise<void> {
     const prefix = this.topic('cmd/');
     if (!topic.startsWith(prefix)) return;
-    const name = topic.slice(prefix.length);
+    const parts = topic.slice(prefix.length).split('/');
+    if (parts.length !== 3) return;
+    const [role, username, name] = parts as [Role, string, string];
+    const by = `mqtt:${username} (${role})`;
     let id: unknown = null;
     let reply: Record<string, unknown>;
     try {
@@ -110,12 +123,16 @@ export class MqttHealth {
       id = (args as { id?: unknown }).id ?? null;
       const handler = this.deps.commands?.[name];
       if (!handler) throw badRequest(`unknown command "${name}"; known: ${Object.keys(this.deps.commands ?? {}).join(', ')}`);
-      reply = { id, ok: true, result: await handler(args as Record<string, unknown>) };
+      if (!MQTT_ROLES.includes(role)) throw refused(`the ${role} role takes no commands over MQTT (administrator actions are local only: pacs-edge on the device)`);
+      if (!(MQTT_COMMAND_ROLES[name] ?? []).includes(role)) throw refused(`${username} (${role}) may not ${name}: it is for the ${(MQTT_COMMAND_ROLES[name] ?? []).join(' or ') || 'administrator'} role`);
+      reply = { id, ok: true, result: await handler(args as Record<string, unknown>, by) };
+      this.deps.audit?.({ detail: `MQTT command ${name} by ${by}`, failure: false, by });
     } catch (err) {
       reply = { id, ok: false, error: (err as Error).message };
+      this.deps.audit?.({ detail: `MQTT command ${name} by ${by} ${(err as { code?: string }).code === 'ROLE_DENIED' ? 'refused: outside the role' : `failed: ${(err as Error).message}`}`, failure: true, by });
     }
-    this.deps.log.info({ command: name, ok: reply.ok }, 'MQTT command');
-    client.publish(this.topic(`cmd-result/${name}`), JSON.stringify({ ...reply, device: this.deps.deviceId, at: new Date().toISOString() }), { qos: 1 });
+    this.deps.log.info({ command: name, role, username, ok: reply.ok }, 'MQTT command');
+    client.publish(this.topic(`cmd-result/${role}/${username}/${name}`), JSON.stringify({ ...reply, device: this.deps.deviceId, at: new Date().toISOString() }), { qos: 1 });
   }
 
   private statusPayload(state: 'online' | 'offline'): string {
@@ -163,7 +180,7 @@ export class MqttHealth {
       client.publish(this.topic('status'), this.statusPayload('online'), { qos: 1, retain: true });
       for (const p of this.queued.splice(0)) client.publish(this.topic('events'), p, { qos: 1 });
       this.publishHealth();
-      if (this.cfg.commands && this.deps.commands) client.subscribe(this.topic('cmd/+'), { qos: 1 });
+      if (this.cfg.commands && this.deps.commands) client.subscribe(this.topic('cmd/+/+/+'), { qos: 1 });
     });
     client.on('message', (topic, payload) => void this.command(client, topic, payload));
     client.on('error', (err: Error & { code?: number | string }) => {

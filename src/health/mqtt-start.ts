@@ -24,7 +24,7 @@ type StatusDoc = Record<string, unknown> & {
  * from state changes (every second), refused associations and the start-up recovery.
  */
 /** The MQTT commands (`health.mqtt.commands: true`). */
-function commandHandlers(deps: { startedAt: number; forwarders: () => readonly DestinationForwarder[]; spool: Pick<Spool, 'retryDeadLetters' | 'listDeadLetters' | 'find'>; log: Logger; record: (r: OperatorAuditRecord) => void; by: string }): Record<string, (args: Record<string, unknown>) => Promise<unknown>> {
+function commandHandlers(deps: { startedAt: number; forwarders: () => readonly DestinationForwarder[]; spool: Pick<Spool, 'retryDeadLetters' | 'listDeadLetters' | 'find'>; log: Logger; record: (r: OperatorAuditRecord) => void }): Record<string, (args: Record<string, unknown>, by: string) => Promise<unknown>> {
   const destination = (args: Record<string, unknown>): DestinationForwarder => {
     if (typeof args.destination !== 'string') throw badRequest('"destination" (a forward[] name) is required');
     const f = deps.forwarders().find((x) => x.name === args.destination);
@@ -38,24 +38,24 @@ function commandHandlers(deps: { startedAt: number; forwarders: () => readonly D
       const r = await destination(args).echo();
       return { destination: args.destination, status: `0x${r.status.toString(16).padStart(4, '0')}`, ms: r.ms };
     },
-    'retry-dead-letter': async (args) => {
+    'retry-dead-letter': async (args, by) => {
       const f = destination(args);
       const ids = args.ids === undefined ? undefined : Array.isArray(args.ids) && args.ids.every((i) => typeof i === 'string') ? (args.ids as string[]) : undefined;
       if (args.ids !== undefined && !ids) throw badRequest('"ids" must be a list of strings');
       // The same operation, log line and audit record as `pacs-edge dead-letter retry` (src/spool/operator.ts).
-      const { retried } = await retryDeadLetters(deps.spool, { destination: f.name, ids, by: deps.by }, { log: deps.log, record: deps.record, how: 'MQTT command' });
+      const { retried } = await retryDeadLetters(deps.spool, { destination: f.name, ids, by }, { log: deps.log, record: deps.record, how: 'MQTT command' });
       return { destination: f.name, retried };
     },
-    'pause-forward': async (args) => {
+    'pause-forward': async (args, by) => {
       const fs = some(args);
       for (const f of fs) f.pause();
-      deps.log.warn({ destinations: fs.map((f) => f.name) }, 'forwarding paused (MQTT command)');
+      deps.log.warn({ destinations: fs.map((f) => f.name), by }, 'forwarding paused (MQTT command)');
       return { paused: fs.map((f) => f.name) };
     },
-    'resume-forward': async (args) => {
+    'resume-forward': async (args, by) => {
       const fs = some(args);
       for (const f of fs) f.resume();
-      deps.log.info({ destinations: fs.map((f) => f.name) }, 'forwarding resumed (MQTT command)');
+      deps.log.info({ destinations: fs.map((f) => f.name), by }, 'forwarding resumed (MQTT command)');
       return { resumed: fs.map((f) => f.name) };
     },
   };
@@ -112,6 +112,8 @@ export function startMqttHealth(
     spool: Pick<Spool, 'retryDeadLetters' | 'listDeadLetters' | 'find'>;
     /** Audit records of operator changes made by MQTT commands. */
     record: (r: OperatorAuditRecord) => void;
+    /** Every MQTT command, done or refused (110113 Security Alert, 110132 Use of Restricted Function). */
+    audit?: (e: { detail: string; failure: boolean; by: string }) => void;
     /** study-received / study-delivered / study-incomplete (src/health/study-events.ts). */
     studyEvents?: StudyEvents | undefined;
     /** Where alarms raised elsewhere (a corrupt spooled object) are handed in. */
@@ -131,8 +133,9 @@ export function startMqttHealth(
     startedAt: new Date(deps.startedAt),
     health,
     log: deps.log,
-    // The broker account (or client id) is who an MQTT command is audited as.
-    commands: cfg.commands ? commandHandlers({ ...deps, by: `MQTT ${cfg.username ?? cfg.clientId}` }) : undefined,
+    // Who sent a command is the role and broker account of its topic (the broker's ACL enforces them).
+    commands: cfg.commands ? commandHandlers(deps) : undefined,
+    audit: deps.audit,
   });
   const watch = new EventWatch((e) => mqtt.event(e));
   deps.alertSinks?.push((a) => mqtt.event({ type: 'object-corrupt', destination: a.destination, sopInstanceUid: a.sopInstanceUid }));

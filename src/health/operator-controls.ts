@@ -6,8 +6,8 @@ import { LOG_LEVELS, type Logger } from '../log.js';
 /**
  * What an operator does to the running gateway without MQTT (`pacs-edge destination
  * pause|resume|echo`, `log-level`, `reload`), as control-socket routes. Each is logged and audited
- * with the operator's account (110113 Security Alert, 110132 Use of Restricted Function, not a
- * failure): a paused destination holds images back, a debug log level and a reload change what
+ * with the caller's proven account (`by`, set by the control server from the who-proof, never
+ * the client's word; 110113 Security Alert, 110132 Use of Restricted Function, not a failure): a paused destination holds images back, a debug log level and a reload change what
  * the gateway does.
  */
 export interface ReloadResult {
@@ -27,7 +27,7 @@ export function operatorControlRoutes(deps: {
   setLevel: (level: (typeof LOG_LEVELS)[number]) => void;
   reload: (by: string) => Promise<ReloadResult>;
 }): Record<string, (body: unknown) => Promise<unknown>> {
-  const audit = (detail: string) => deps.audit.securityAlert({ type: 'use-of-restricted-function', detail, failure: false });
+  const audit = (detail: string, by: string) => deps.audit.securityAlert({ type: 'use-of-restricted-function', detail, failure: false, by });
   const destination = (body: unknown) => {
     const b = (body ?? {}) as { name?: unknown; by?: unknown };
     if (typeof b.name !== 'string') throw bad('name (a destination) is required');
@@ -40,14 +40,14 @@ export function operatorControlRoutes(deps: {
       const { f, by } = destination(body);
       f.pause();
       deps.log.warn({ destination: f.name, by }, 'forwarding paused (operator request): objects stay queued until resumed');
-      audit(`destination ${f.name} paused by ${by}`);
+      audit(`destination ${f.name} paused by ${by}`, by);
       return { destination: f.name, paused: true };
     },
     'POST /destinations/resume': async (body) => {
       const { f, by } = destination(body);
       f.resume();
       deps.log.info({ destination: f.name, by }, 'forwarding resumed (operator request)');
-      audit(`destination ${f.name} resumed by ${by}`);
+      audit(`destination ${f.name} resumed by ${by}`, by);
       return { destination: f.name, paused: false };
     },
     'POST /destinations/echo': async (body) => {
@@ -55,7 +55,7 @@ export function operatorControlRoutes(deps: {
       const r = await f.echo();
       const status = `0x${r.status.toString(16).toUpperCase().padStart(4, '0')}`;
       deps.log.info({ destination: f.name, by, status, ms: r.ms }, 'C-ECHO to a destination (operator request)');
-      audit(`C-ECHO to destination ${f.name} by ${by}: ${status}`);
+      audit(`C-ECHO to destination ${f.name} by ${by}: ${status}`, by);
       return { destination: f.name, status, ms: r.ms };
     },
     'POST /log-level': async (body) => {
@@ -64,7 +64,7 @@ export function operatorControlRoutes(deps: {
       const level = b.level as (typeof LOG_LEVELS)[number];
       deps.setLevel(level);
       deps.log.warn({ level, by: who(b) }, 'log level changed (operator request)');
-      audit(`log level set to ${level} by ${who(b)}`);
+      audit(`log level set to ${level} by ${who(b)}`, who(b));
       return { level };
     },
     'POST /reload': async (body) => deps.reload(who((body ?? {}) as { by?: unknown })),

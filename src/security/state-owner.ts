@@ -12,18 +12,23 @@ import type { GatewayConfig } from '../config/types.js';
  */
 export function actAsStateOwner(config: GatewayConfig): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0 || !process.setuid || !process.setgid) return undefined;
-  let st: { uid: number; gid: number } | undefined;
-  for (const dir of [config.spool.dir, config.audit.dir]) {
-    try {
-      st = statSync(dir);
-      break;
-    } catch {
-      /* not made yet: try the next one */
-    }
-  }
-  if (!st || st.uid === 0) return undefined;
+  const st = stateOwner(config);
+  if (!st) return undefined;
   process.setgroups?.([st.gid]);
   process.setgid(st.gid);
   process.setuid(st.uid);
   return { uid: st.uid, gid: st.gid };
+}
+
+/** Owner of the state directory (`spool.dir`, else `audit.dir`) when it is not root; undefined otherwise. */
+export function stateOwner(config: GatewayConfig): { uid: number; gid: number } | undefined {
+  for (const dir of [config.spool.dir, config.audit.dir]) {
+    try {
+      const st = statSync(dir);
+      return st.uid === 0 ? undefined : { uid: st.uid, gid: st.gid };
+    } catch {
+      /* not made yet: try the next one */
+    }
+  }
+  return undefined;
 }

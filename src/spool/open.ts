@@ -1,4 +1,4 @@
-import { chownSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, chownSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
@@ -121,6 +121,7 @@ export async function openSpool(
   opts: { access: SpoolAccess; log: Logger; deviceKey: DeviceKey | undefined; command: string; lockWaitMs?: number; signal?: AbortSignal },
 ): Promise<OpenedSpool> {
   const dir = config.spool.dir;
+  mayReach(dir, constants.R_OK | constants.W_OK | constants.X_OK);
   await mkdir(dir, { recursive: true, mode: 0o750 });
   refuseOrphanedObjects(dir);
   const { key: seal, sealNew } = spoolKey(config, opts.deviceKey);
@@ -193,6 +194,8 @@ export async function readSpool<T>(config: GatewayConfig, fn: (view: SpoolView) 
   const dir = config.spool.dir;
   const destinations = config.forward.map((f) => f.name);
   const indexDir = path.join(dir, 'index');
+  // A spool the caller may not enter is not an empty one.
+  mayReach(dir, constants.R_OK | constants.X_OK);
   if (!existsSync(path.join(indexDir, 'CURRENT'))) return fn(emptyView(destinations));
   const db = new Level<string, string>(indexDir, { valueEncoding: 'utf8', createIfMissing: false });
   await withLockWait(dir, opts.lockWaitMs ?? 3000, () => db.open());
@@ -210,6 +213,20 @@ export async function readSpool<T>(config: GatewayConfig, fn: (view: SpoolView) 
     });
   } finally {
     await db.close();
+  }
+}
+
+/**
+ * A stopped gateway's spool is root's and its state owner's (mode 0700): an operator or auditor
+ * (src/health/roles.ts) works through the running gateway. Said as such (ROLE_DENIED, exit 8)
+ * rather than as an empty spool or a permission error half-way. A directory not made yet is fine.
+ */
+export function mayReach(dir: string, mode: number): void {
+  try {
+    accessSync(dir, mode);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new PacsEdgeError('ROLE_DENIED', `the spool ${dir} of a stopped gateway is for root (sudo) and its owner only; operators and auditors work through the running gateway`, { cause: err });
   }
 }
 

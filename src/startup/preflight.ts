@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { AUDIT_FORMAT, auditFormatOf } from '../audit/chain.js';
 import type { GatewayConfig } from '../config/types.js';
 import { Code, PacsEdgeError } from '../errors.js';
-import { controlGet } from '../health/control-server.js';
+import { controlAnswers } from '../health/control-server.js';
 import { checkDeviceKeyFits } from '../spool/key-check.js';
 import type { DeviceKey } from '../security/device-key.js';
 import { deviceKeyFor } from '../security/spool-key.js';
@@ -20,7 +20,7 @@ import { VERSION } from '../version.js';
 export async function preflight(config: GatewayConfig): Promise<DeviceKey> {
   await mkdir(config.spool.dir, { recursive: true, mode: 0o750 });
   // A gateway already answering on this control socket owns the spool and the trail: say so at once.
-  if ((await controlGet(config.control.socket, '/status', 1000).catch(() => undefined)) !== undefined) {
+  if (await controlAnswers(config.control.socket)) {
     throw new PacsEdgeError(Code.GATEWAY_RUNNING, `a gateway is already running with this configuration (it answers on ${config.control.socket})`);
   }
   // Made at the first start only, never over data sealed or chained with another (src/security/spool-key.ts)…

@@ -218,7 +218,7 @@ export const CASES: Record<string, (w: World, phase: Phase) => Promise<void>> = 
   'audit verify': async (w) => {
     const r = await cli(w, ['audit', 'verify', '--config', w.configFile]);
     ok(r, 'audit verify');
-    expect(r.stdout).toMatch(/reading recorded: (queued in the audit inbox|handed to the running gateway)/);
+    expect(r.stdout).toMatch(/reading recorded: (queued in the audit inbox|recorded by the running gateway \(110101, by root \(uid 0, administrator\)\))/);
   },
   'audit pseudonym': async (w) => {
     const r = await cli(w, ['audit', 'pseudonym', '--config', w.configFile], 30_000, 'PID-SAFETY\n');

@@ -104,7 +104,7 @@ describe('loadConfig: a valid minimal file gets the defaults', () => {
       control: { socket: path.join(spoolDir, 'control.sock') },
       workers: { threads: 2 },
       health: {},
-      security: { integrity: 'warn' },
+      security: { integrity: 'warn', roles: { operatorsGroup: 'pacs-edge-operators', auditorsGroup: 'pacs-edge-auditors' } },
       compress: { workers: Math.max(1, availableParallelism() - 1), verify: true, maxObjectBytes: 256 * 1024 ** 2 },
       audit: { dir: path.join(tmp.dir, 'audit'), retentionDays: 180, maxBytes: 1024 ** 3, syslog: undefined, onFailure: 'refuse', patientId: 'pseudonym' },
       watchdog: { stallSeconds: 60 },

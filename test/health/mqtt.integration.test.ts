@@ -198,17 +198,17 @@ describe('health over MQTT (real Mosquitto)', () => {
     });
     const send = async (name: string, payload: string) => {
       const c = await connect(broker.url);
-      await c.publishAsync(`pacs-edge/edge-cmd/cmd/${name}`, payload, { qos: 1 });
+      await c.publishAsync(`pacs-edge/edge-cmd/cmd/operator/field-op/${name}`, payload, { qos: 1 });
       await c.endAsync();
     };
     const result = (name: string, id: string) =>
       waitFor(() => {
-        const m = sub.messages.find((x) => x.topic.endsWith(`/cmd-result/${name}`) && x.text.includes(`"${id}"`));
+        const m = sub.messages.find((x) => x.topic.endsWith(`/cmd-result/operator/field-op/${name}`) && x.text.includes(`"${id}"`));
         return m ? valid('cmd-result', m.text) : undefined;
       }, { what: `result of ${name} ${id}` });
     try {
       await waitFor(() => gw.logs.some((l) => l.msg === 'MQTT connected') || undefined, { what: 'MQTT connected' });
-      await new Promise((r) => setTimeout(r, 500)); // the subscription to cmd/+ follows the connection
+      await new Promise((r) => setTimeout(r, 500)); // the subscription to cmd/+/+/+ follows the connection
       await send('ping', '{"id":"p1"}');
       expect(await result('ping', 'p1')).toMatchObject({ ok: true, result: { pong: true } });
       await send('echo-destination', '{"id":"e1","destination":"pacs"}');
@@ -229,7 +229,7 @@ describe('health over MQTT (real Mosquitto)', () => {
       await send('reboot', '{"id":"x1"}');
       expect(await result('reboot', 'x1')).toMatchObject({ ok: false, error: expect.stringMatching(/unknown command/) });
       await send('ping', 'not json');
-      await waitFor(() => sub.messages.find((m) => m.topic.endsWith('/cmd-result/ping') && m.text.includes('"ok":false')), { what: 'error result for a malformed payload' });
+      await waitFor(() => sub.messages.find((m) => m.topic.endsWith('/cmd-result/operator/field-op/ping') && m.text.includes('"ok":false')), { what: 'error result for a malformed payload' });
     } finally {
       await gw.stop();
     }

@@ -17,19 +17,40 @@ export interface Broker {
   restart: () => Promise<void>;
 }
 
-export async function startMosquitto(dir: string, port?: number, tls?: { ca: string; cert: string; key: string }): Promise<Broker> {
+/**
+ * `auth`: accounts (a password file made with mosquitto_passwd) and ACL lines (`user NAME`,
+ * `topic …`, `pattern … %u …`); anonymous clients are then refused.
+ */
+export interface BrokerAuth {
+  users: Record<string, string>;
+  acl: string[];
+}
+
+export async function startMosquitto(dir: string, port?: number, tls?: { ca: string; cert: string; key: string }, auth?: BrokerAuth): Promise<Broker> {
   const p = port ?? (await freePort());
   const conf = path.join(dir, `mosquitto-${p}.conf`);
   // Started as root, Mosquitto drops to user "mosquitto", who cannot read certificates in a
   // 0700 temp dir: stay root then (a test broker on loopback). As another user it keeps its user.
   const userLine = process.getuid?.() === 0 ? ['user root'] : [];
   const tlsLines = tls ? [`cafile ${tls.ca}`, `certfile ${tls.cert}`, `keyfile ${tls.key}`, 'require_certificate true', 'use_identity_as_username true', 'tls_version tlsv1.2'] : [];
-  writeFileSync(conf, [...userLine, `listener ${p} 127.0.0.1`, ...tlsLines, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning'].join('\n') + '\n');
+  const authLines: string[] = [];
+  if (auth) {
+    const passwords = path.join(dir, `mosquitto-${p}.passwd`);
+    writeFileSync(passwords, '');
+    for (const [user, password] of Object.entries(auth.users)) {
+      const r = spawnSync('mosquitto_passwd', ['-b', passwords, user, password], { encoding: 'utf8', timeout: 10_000 });
+      if (r.status !== 0) throw new Error(`mosquitto_passwd ${user}: ${r.stderr}`);
+    }
+    const acl = path.join(dir, `mosquitto-${p}.acl`);
+    writeFileSync(acl, auth.acl.join('\n') + '\n');
+    authLines.push(`password_file ${passwords}`, `acl_file ${acl}`);
+  }
+  writeFileSync(conf, [...userLine, `listener ${p} 127.0.0.1`, ...tlsLines, ...authLines, `allow_anonymous ${auth ? 'false' : 'true'}`, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning'].join('\n') + '\n');
   let proc: ChildProcess | undefined;
   const launch = async () => {
     proc = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     await waitFor(async () => {
-      if (tls) return (await canConnect(p)) || undefined;
+      if (tls || auth) return (await canConnect(p)) || undefined;
       const c = await connect(`mqtt://127.0.0.1:${p}`, 500).catch(() => undefined);
       if (!c) return undefined;
       await c.endAsync();
@@ -59,9 +80,9 @@ function canConnect(port: number): Promise<boolean> {
 export { makeCertificates } from './certificates.js';
 
 /** A connected test client (fails after `timeoutMs`). */
-export function connect(url: string, timeoutMs = 5000): Promise<MqttClient> {
+export function connect(url: string, timeoutMs = 5000, login?: { username: string; password: string }): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: timeoutMs });
+    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: timeoutMs, ...login });
     const t = setTimeout(() => {
       c.end(true);
       reject(new Error('MQTT connect timed out'));
@@ -79,8 +100,8 @@ export function connect(url: string, timeoutMs = 5000): Promise<MqttClient> {
 }
 
 /** Every message on `filter`, as it arrives (payloads as text). */
-export async function record(url: string, filter: string): Promise<{ messages: { topic: string; text: string; retain: boolean }[]; close: () => Promise<void> }> {
-  const c = await connect(url);
+export async function record(url: string, filter: string, login?: { username: string; password: string }): Promise<{ messages: { topic: string; text: string; retain: boolean }[]; close: () => Promise<void> }> {
+  const c = await connect(url, 5000, login);
   const messages: { topic: string; text: string; retain: boolean }[] = [];
   c.on('message', (topic, payload, packet) => messages.push({ topic, text: payload.toString('utf8'), retain: packet.retain }));
   await c.subscribeAsync(filter, { qos: 1 });

@@ -110,7 +110,10 @@ describe('systemd/pacs-edge.service', () => {
     expect(last('StateDirectoryMode')).toBe('0700');
     // The example device configuration's own paths (defaults included) fall in those directories.
     const example = loadConfig(path.join(ROOT, 'firmware-config/gateway.example.yaml'));
-    const dirs = [example.spool.dir, path.dirname(example.spool.encryption.keyFile), path.dirname(example.control.socket)];
+    const dirs = [example.spool.dir, path.dirname(example.spool.encryption.keyFile)];
+    // The control sockets live in the unit's RuntimeDirectory (writable to the service, made before each start).
+    expect(values('RuntimeDirectory').flatMap((v) => v.split(/\s+/)).map((d) => `/run/${d}`)).toContain(path.dirname(example.control.socket));
+    expect(last('RuntimeDirectoryMode')).toBe('0711');
     const audit = (example as unknown as { audit?: { dir: string } }).audit;
     if (audit) dirs.push(audit.dir);
     for (const d of dirs) expect(rw, `${d} is writable`).toContain(d);
