@@ -105,7 +105,16 @@ export interface AuditHandle {
 }
 
 /** Open the trail in `audit.dir` and start forwarding to `audit.syslog` when configured. */
-export async function openAudit(config: GatewayConfig, log: Logger, opts: { key?: DeviceKey; onAlarm?: (a: AuditAlarm) => void } = {}): Promise<AuditHandle> {
+export async function openAudit(
+  config: GatewayConfig,
+  log: Logger,
+  opts: {
+    key?: DeviceKey;
+    onAlarm?: (a: AuditAlarm) => void;
+    /** false: leave the spool's anchor alone (a start refused before the spool may be touched: the installation check). */
+    anchor?: boolean;
+  } = {},
+): Promise<AuditHandle> {
   const key = opts.key ?? (config.spool.encryption.keyCredential ? credentialKey(config.spool.encryption.keyCredential) : DeviceKey.loadOrCreate(auditKeyFile(config)));
   const wildcard = ['0.0.0.0', '::', ''].includes(config.receive.host);
   let syslog: SyslogForwarder | undefined;
@@ -122,7 +131,7 @@ export async function openAudit(config: GatewayConfig, log: Logger, opts: { key?
       opts.onAlarm?.(a);
       for (const fn of sinks) fn(a);
     },
-    anchorFile: anchorFileOf(config.spool.dir),
+    anchorFile: opts.anchor === false ? undefined : anchorFileOf(config.spool.dir),
     // Only the running gateway applies retention, and never to what the syslog server has not had yet.
     retention: true,
     deliveredSeq: config.audit.syslog ? () => syslog?.deliveredSeq ?? 0 : undefined,

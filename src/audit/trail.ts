@@ -390,13 +390,7 @@ export class AuditTrail {
    * behind the writes so the head it moves is never written concurrently. Never rejects.
    */
   retentionPass(): Promise<void> {
-    this.chain = this.chain.then(async () => {
-      try {
-        await this.deleteExpired();
-      } catch (err) {
-        this.o.log.error({ err: (err as Error).message }, 'audit retention pass failed');
-      }
-    });
+    this.chain = this.chain.then(() => this.deleteExpired().catch((err: unknown) => this.o.log.error({ err: (err as Error).message }, 'audit retention pass failed')));
     return this.chain;
   }
 

@@ -26,8 +26,10 @@ export async function runCommand(file: string): Promise<number> {
   }
   // The control sockets' run directory (systemd makes it: RuntimeDirectory=); started by root
   // without systemd, made here while root may, for the state owner (0711: passable, not listable).
+  // A socket kept in the spool directory (older configurations) waits for the spool to be made,
+  // after the installation check: a refused start must not have touched the spool.
   const runDir = path.dirname(config.control.socket);
-  if (process.geteuid?.() === 0 && !existsSync(runDir)) {
+  if (process.geteuid?.() === 0 && !existsSync(runDir) && path.resolve(runDir) !== path.resolve(config.spool.dir)) {
     mkdirSync(runDir, { recursive: true, mode: 0o711 });
     const owner = stateOwner(config);
     if (owner) chownSync(runDir, owner.uid, owner.gid);
@@ -48,7 +50,7 @@ export async function runCommand(file: string): Promise<number> {
     if (failures.length > 0 && enforce) {
       // The refusal goes into the audit trail too (only the trail opens; nothing else runs).
       try {
-        const audit = await openAudit(config, log, { key: deviceKeyFor(config, { create: true }) });
+        const audit = await openAudit(config, log, { key: deviceKeyFor(config, { create: true }), anchor: false });
         for (const f of failures.slice(0, 20)) audit.events.securityAlert({ type: 'software-configuration', detail: `installation integrity check failed: ${f}; start refused` });
         await audit.stop();
       } catch (err) {
