@@ -2,7 +2,7 @@ import { chmodSync, chownSync, mkdirSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
-import { datasetBytes, startStorescp, storescu } from '../helpers/dcmtk.js';
+import { datasetBytes, startStorescp, storescu, wholeFilesAt } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
 import { CLI, freePort, run, runGateway, tempDir, waitFor, writeGatewayConfig } from '../helpers/processes.js';
 import { requireRoot } from '../helpers/root.js';
@@ -87,9 +87,8 @@ describe('commands run as root on a box whose state belongs to the service user'
       gw = await runGateway(configFile, { port, spoolDir: spool });
       const status = readFileSync(`/proc/${gw.proc.pid}/status`, 'utf8');
       expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe(String(NOBODY));
-      await waitFor(() => readdirSync(pacsDir).filter((n) => n.endsWith('.dcm')).length === 4 || undefined, { what: '4 at the PACS' });
-      for (const n of readdirSync(pacsDir)) {
-        const b = readFileSync(path.join(pacsDir, n));
+      for (const f of await wholeFilesAt(pacsDir, 4, { what: '4 whole files at the PACS' })) {
+        const b = readFileSync(f);
         expect(datasetBytes(b).equals(datasetBytes(study.find((s) => s.uid === readPart10Header(b)!.sopInstanceUid)!.file))).toBe(true);
       }
       expect(await gw.stop()).toBe(0);

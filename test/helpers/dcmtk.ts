@@ -1,8 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { topLevelElements } from '../../src/dicom/elements.js';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { readSpoolFile } from './spool-files.js';
-import { freePort, run, type RunResult } from './processes.js';
+import { freePort, run, type RunResult, waitFor } from './processes.js';
 
 /**
  * DCMTK as the real peer: `storescu`/`echoscu` are the modality, `storescp` the reference SCP.
@@ -120,6 +122,43 @@ export async function startStorescp(
       await new Promise((res) => proc.once('exit', res));
     },
   };
+}
+
+/**
+ * The `n` .dcm files a storescp wrote in `dir`, once every one of them is whole: storescp writes
+ * a file while it receives, so one that has appeared may still be growing. Whole = its Part 10
+ * header and every top-level element parse to the end of the file, and its size did not change
+ * between two looks. Throws (via waitFor) when they do not all arrive in time.
+ */
+const NOT_WALKABLE = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.2', '1.2.840.10008.1.2.1.99']);
+
+export async function wholeFilesAt(dir: string, n: number, opts: { what?: string; timeoutMs?: number } = {}): Promise<string[]> {
+  let sizes = new Map<string, number>();
+  return waitFor(
+    () => {
+      const files = readdirSync(dir).filter((f) => f.endsWith('.dcm')).map((f) => path.join(dir, f));
+      if (files.length !== n) return undefined;
+      const now = new Map(files.map((f) => [f, statSync(f).size]));
+      const stable = files.every((f) => sizes.get(f) === now.get(f));
+      sizes = now;
+      if (!stable) return undefined;
+      for (const f of files) {
+        const b = readFileSync(f);
+        const h = readPart10Header(b);
+        if (!h) return undefined;
+        // The element walk reads explicit VR little endian (encapsulated included); other
+        // encodings rely on the header and the steady size.
+        if (NOT_WALKABLE.has(h.transferSyntaxUid)) continue;
+        try {
+          topLevelElements(b.subarray(h.datasetOffset));
+        } catch {
+          return undefined;
+        }
+      }
+      return files;
+    },
+    { what: opts.what ?? `${n} whole files in ${dir}`, timeoutMs: opts.timeoutMs ?? 20_000 },
+  );
 }
 
 /** The data set bytes of a Part 10 file (everything after the File Meta group); a spool file is decrypted first. */
