@@ -71,7 +71,22 @@ async function spoolSnapshot(spoolDir: string, scratch: string): Promise<{ recor
 
 async function copySnapshot(spoolDir: string, scratch: string): Promise<{ records: SpoolRecord[]; files: string[] }> {
   const copy = path.join(scratch, `index-copy-${Date.now()}-${Math.random().toString(36).slice(2)}`);
-  cpSync(path.join(spoolDir, 'index'), copy, { recursive: true });
+  // LevelDB changes its files while the gateway writes (log appends, a memtable flush, a
+  // compaction): a copy is kept only when the directory looked the same before and after it.
+  const index = path.join(spoolDir, 'index');
+  const look = () => readdirSync(index).sort().map((f) => { const st = statSync(path.join(index, f)); return `${f}:${st.size}:${st.mtimeMs}`; }).join();
+  for (let i = 0; ; i++) {
+    const before = look();
+    rmSync(copy, { recursive: true, force: true });
+    let copied = true;
+    try {
+      cpSync(index, copy, { recursive: true });
+    } catch {
+      copied = false; // a file went away under the copy (a compaction): take it again
+    }
+    if ((copied && look() === before) || i >= 50) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
   rmSync(path.join(copy, 'LOCK'), { force: true });
   const db = new Level<string, string>(copy, { valueEncoding: 'utf8', createIfMissing: false });
   await db.open();
