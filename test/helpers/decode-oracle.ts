@@ -99,9 +99,9 @@ export function maxAbsDiff(a: readonly number[], b: readonly number[]): number {
 export function part10Dataset(bytes: Buffer): { dataset: Buffer; ts: string; sopInstanceUid: string } {
   const h = readPart10Header(bytes);
   if (h) return { dataset: bytes.subarray(h.datasetOffset), ts: h.transferSyntaxUid, sopInstanceUid: h.sopInstanceUid };
-  // Some corpus files (JLSL_RGB_ILV0.dcm …) have a File Meta without the SOP UIDs the gateway's
+  // Some corpus files (JLSL_RGB_ILV0.dcm …) have no preamble and a File Meta without the SOP UIDs the gateway's
   // reader requires: walk the group 0002 elements (Explicit VR LE) for the transfer syntax alone.
-  let pos = 132;
+  let pos = bytes.toString('latin1', 128, 132) === 'DICM' ? 132 : 0; // one of them has no preamble
   let ts = '';
   while (pos + 8 <= bytes.length && bytes.readUInt16LE(pos) === 0x0002) {
     const el = bytes.readUInt16LE(pos + 2);
