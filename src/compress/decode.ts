@@ -3,6 +3,7 @@ import { codecFailed } from './codec-error.js';
 import type { Codecs, TranscodeResult } from './codec-modules.js';
 import { j2kCoding, j2kDecodeFrame } from './codecs/j2k.js';
 import { jpegDctDecodeFrame, jpegHeader, jpegLosslessDecodeFrame, libjpegSeesYcbcr } from './codecs/jpeg.js';
+import { jpeg12DecodeFrame } from './codecs/jpeg12.js';
 import { htj2kDecodeFrame } from './codecs/htj2k.js';
 import { jlsDecodeFrame } from './codecs/jpeg-ls.js';
 import { rleDecodeFrame } from './codecs/rle.js';
@@ -107,8 +108,14 @@ function decodeFrame(s: Buffer, ts: string, img: ImagePixel, codecs: Codecs): De
     case TS.JPEGExtended12Bit: {
       const h = jpegHeader(s);
       if (h.sof !== 0xc0 && h.sof !== 0xc1) return `JPEG frame uses SOF${h.sof - 0xc0}, not baseline or extended sequential`;
-      if (h.precision !== 8) return `JPEG: ${h.precision}-bit extended frames are not decoded by this release`;
       if (h.components !== img.samplesPerPixel) return 'JPEG: component count differs from Samples per Pixel';
+      if (h.precision === 12) {
+        // libjpeg-turbo's build is 8-bit only: our own sequential decoder, monochrome (no colour conversion to agree on).
+        if (colour) return 'JPEG: 12-bit colour frames are not decoded by this release';
+        if (img.bitsAllocated !== 16) return `JPEG: 12-bit samples in ${img.bitsAllocated} bits allocated`;
+        return { pixels: jpeg12DecodeFrame(s).pixels, lossy: true };
+      }
+      if (h.precision !== 8) return `JPEG: ${h.precision}-bit frames are not decoded`;
       if (!codecs.libjpeg) return 'JPEG: decoder not loaded';
       // libjpeg converts what it takes for YCbCr to RGB; DCMTK does the same only when the
       // Photometric Interpretation says YBR. Where the two disagree the result would differ

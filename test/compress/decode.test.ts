@@ -154,11 +154,23 @@ describe.skipIf(skipSuite('the decoding test', missingTools(REFERENCE_TOOLS)))('
     expect(textOf(decoded, LOSSY)).toBe('01');
   });
 
-  it('JPEG extended, 12-bit: not decoded (no 12-bit decoder in this release), so never altered', async () => {
-    const jpeg = await make('dcmcjpeg', ['+ee', '+un'], source(MONO12).file);
-    const src = part10Dataset(readFileSync(jpeg));
-    expect(decodeDataset(src.dataset, src.ts, codecs)).toEqual({ kind: 'skip', reason: 'JPEG: 12-bit extended frames are not decoded by this release' });
-  });
+  for (const [name, spec] of [
+    ['12 bits stored', MONO12],
+    ['12 bits stored, odd size', { rows: 37, cols: 51, samples: 1, bits: 16, bitsStored: 12 } as ImageSpec],
+    ['10 bits stored', { rows: 40, cols: 48, samples: 1, bits: 16, bitsStored: 10 } as ImageSpec],
+    ['12 bits stored, signed', { rows: 40, cols: 48, samples: 1, bits: 16, bitsStored: 12, signed: true } as ImageSpec],
+    ['12 bits stored, 3 frames of 256 x 256', { rows: 256, cols: 256, samples: 1, bits: 16, bitsStored: 12, frames: 3 } as ImageSpec],
+  ] as const) {
+    it(`JPEG extended, 12-bit (${name}): within ±1 of dcmdjpeg, marked lossy`, async () => {
+      const jpeg = await make('dcmcjpeg', ['+ee', '+un'], source(spec).file);
+      const src = part10Dataset(readFileSync(jpeg));
+      expect(src.ts).toBe(TS.JPEGExtended12Bit);
+      const { decoded, diff } = await compare(jpeg);
+      expect(diff).toBeLessThanOrEqual(1);
+      expect(textOf(decoded, LOSSY)).toBe('01');
+      expectImageAttributesKept(decoded, src.dataset);
+    });
+  }
 
   for (const [name, spec, args] of [
     ['8-bit, selection value 1 (.70)', MONO8, ['+e1']],

@@ -13,7 +13,7 @@ import { CLI, type GatewayProcess, nothingPending, run, startGateway, tempDir, w
 import { missingTools, skipSuite } from '../helpers/requirements.js';
 
 /**
- * Issue 17, decoding end to end: storescu sends JPEG Baseline, JPEG Lossless and JPEG 2000
+ * Issue 17, decoding end to end: storescu sends JPEG Baseline, JPEG Extended (12-bit), JPEG Lossless and JPEG 2000
  * (lossless and lossy) objects to the gateway; the destination is a storescp that accepts only
  * uncompressed syntaxes. Every object must arrive there decoded, with exactly the samples that
  * dcmdjpeg / opj_decompress make of the original, the lossy ones marked lossy, and nothing
@@ -79,6 +79,7 @@ describe.skipIf(skipSuite(WHAT, missingTools({ ...REFERENCE_TOOLS, storescp: 'ap
     const objects: { name: string; file: string; lossy: boolean }[] = [
       { name: 'JPEG baseline mono', file: await dcmcjpeg(['+eb'], src(mono8)), lossy: true },
       { name: 'JPEG baseline YBR_FULL_422', file: await dcmcjpeg(['+eb'], src(rgb)), lossy: true },
+      { name: 'JPEG extended 12-bit', file: await dcmcjpeg(['+ee'], src(mono12)), lossy: true },
       { name: 'JPEG lossless SV1 12-bit', file: await dcmcjpeg(['+e1'], src(mono12)), lossy: false },
       // storescu proposes only .70 for JPEG lossless (-xs): .57 (other selection values) is covered by test/compress/decode.test.ts.
       { name: 'JPEG lossless SV1 RGB', file: await dcmcjpeg(['+e1'], src(rgb)), lossy: false },
