@@ -109,6 +109,8 @@ function decodeFrame(s: Buffer, ts: string, img: ImagePixel, codecs: Codecs): De
       const h = jpegHeader(s);
       if (h.sof !== 0xc0 && h.sof !== 0xc1) return `JPEG frame uses SOF${h.sof - 0xc0}, not baseline or extended sequential`;
       if (h.components !== img.samplesPerPixel) return 'JPEG: component count differs from Samples per Pixel';
+      // Checked before decoding: the decoder allocates what the frame header says.
+      if (h.rows !== img.rows || h.columns !== img.columns) return `JPEG frame is ${h.columns} x ${h.rows}, the data set says ${img.columns} x ${img.rows}`;
       if (h.precision === 12) {
         // libjpeg-turbo's build is 8-bit only: our own sequential decoder, monochrome (no colour conversion to agree on).
         if (colour) return 'JPEG: 12-bit colour frames are not decoded by this release';
@@ -136,6 +138,7 @@ function decodeFrame(s: Buffer, ts: string, img: ImagePixel, codecs: Codecs): De
       if (h.sof !== 0xc3) return `JPEG lossless syntax with a SOF${h.sof - 0xc0} frame`;
       if (h.pointTransform !== 0) return 'JPEG lossless frame with a point transform is not decoded by this release';
       if (h.components !== img.samplesPerPixel) return 'JPEG lossless: component count differs from Samples per Pixel';
+      if (h.rows !== img.rows || h.columns !== img.columns) return `JPEG frame is ${h.columns} x ${h.rows}, the data set says ${img.columns} x ${img.rows}`;
       if (colour && img.bitsAllocated !== 8) return 'JPEG lossless: colour above 8 bits is not decoded by this release';
       if (h.precision > img.bitsAllocated) return `JPEG lossless: ${h.precision}-bit samples in ${img.bitsAllocated} bits allocated`;
       return { pixels: jpegLosslessDecodeFrame(s, img.bitsAllocated === 8 ? 1 : 2), lossy: false };

@@ -146,6 +146,26 @@ describe.skipIf(skipSuite('the decoding test', missingTools(REFERENCE_TOOLS)))('
     expect(textOf(decoded, PHOTOMETRIC)).toBe('RGB');
   });
 
+  it('JPEG colour whose coding contradicts its Photometric Interpretation, or whose size contradicts Rows: refused, never guessed', async () => {
+    const cases: [string[], string, RegExp][] = [
+      [['+eb', '+un'], 'RGB', /coded as YCbCr but Photometric Interpretation is RGB/],
+      [['+eb', '+cr', '+un'], 'YBR_FULL_422', /Photometric Interpretation YBR_FULL_422 with an RGB-coded stream/],
+    ];
+    for (const [args, pi, why] of cases) {
+      const jpeg = await make('dcmcjpeg', args, source(RGB).file);
+      const r = await run('dcmodify', ['-nb', '-m', `(0028,0004)=${pi}`, jpeg]);
+      expect(r.code, r.stderr).toBe(0);
+      const src = part10Dataset(readFileSync(jpeg));
+      const d = decodeDataset(src.dataset, src.ts, codecs);
+      expect(d.kind).toBe('skip');
+      expect(d.kind === 'skip' && d.reason).toMatch(why);
+    }
+    const jpeg = await make('dcmcjpeg', ['+eb', '+un'], source(MONO8).file);
+    expect((await run('dcmodify', ['-nb', '-m', '(0028,0010)=65', jpeg])).code).toBe(0);
+    const src = part10Dataset(readFileSync(jpeg));
+    expect(decodeDataset(src.dataset, src.ts, codecs)).toEqual({ kind: 'skip', reason: 'JPEG frame is 72 x 64, the data set says 72 x 65' });
+  });
+
   it('JPEG extended, 8-bit: within ±1 of dcmdjpeg', async () => {
     const jpeg = await make('dcmcjpeg', ['+ee', '+un'], source(MONO8).file);
     expect(part10Dataset(readFileSync(jpeg)).ts).toBe(TS.JPEGExtended12Bit);
