@@ -50,8 +50,8 @@ check-config: build
 # Mosquitto is the MQTT broker of the health tests. Chromium renders the status page (headless);
 # dpkg-dev (dpkg-scanpackages) and gnupg build and sign the apt repository of the package test.
 deps:
-	@{ command -v storescu && command -v storescp && command -v echoscu && command -v opj_decompress && [ -x /usr/sbin/Orthanc ] && [ -x /usr/sbin/mosquitto ] && command -v rsyslogd && ls /usr/lib/*/rsyslog/lmnsd_gtls.so && command -v chromium && command -v dpkg-scanpackages && command -v gpg; } >/dev/null 2>&1 || \
-	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends dcmtk orthanc libopenjp2-tools mosquitto rsyslog rsyslog-gnutls chromium dpkg-dev gnupg >/dev/null; }
+	@{ command -v storescu && command -v storescp && command -v echoscu && command -v opj_decompress && command -v gdcmconv && [ -x /usr/sbin/Orthanc ] && [ -x /usr/sbin/mosquitto ] && command -v rsyslogd && ls /usr/lib/*/rsyslog/lmnsd_gtls.so && command -v chromium && command -v dpkg-scanpackages && command -v gpg; } >/dev/null 2>&1 || \
+	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends dcmtk orthanc libopenjp2-tools libgdcm-tools mosquitto rsyslog rsyslog-gnutls chromium dpkg-dev gnupg >/dev/null; }
 
 # GDCM's gdcmconv decodes the corpus CR (lossless JPEG 2000) for the codec benchmark.
 deps-bench: deps

@@ -94,6 +94,12 @@ build_arch() {
   cp -r "$PROD/node_modules" "$lib/node_modules"
   # Type declarations some dependencies list as dependencies (mqtt: @types/ws …) are never loaded.
   rm -rf "$lib/node_modules/@types"
+  # The decoders of issue 17: only their decode-only WebAssembly builds are ever loaded
+  # (src/compress/worker.ts); their encoders and asm.js fallbacks, jpeg-lossless-decoder-js's test
+  # images and the rollup binary it lists as an optional dependency (a packaging slip of 2.1.2,
+  # nothing imports it) are left out.
+  for p in codec-libjpeg-turbo-8bit codec-openjpeg; do find "$lib/node_modules/@cornerstonejs/$p/dist" -type f ! -name '*wasm_decode.*' -delete; done
+  rm -rf "$lib/node_modules/jpeg-lossless-decoder-js/tests" "$lib/node_modules/@rollup"
   # Only this architecture's native LevelDB binding (glibc build): nothing else is ever loaded.
   local pb=$lib/node_modules/classic-level/prebuilds
   find "$pb" -mindepth 1 -maxdepth 1 ! -name "$prebuild" -exec rm -rf {} +

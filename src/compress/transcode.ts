@@ -1,10 +1,10 @@
-import { codecFailed } from './codec-error.js';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import type { CharLSModule } from '@cornerstonejs/codec-charls/wasmjs';
-import type { OpenJPHModule } from '@cornerstonejs/codec-openjph';
-import { type ElementPos, topLevelElements } from '../dicom/elements.js';
-import { encapsulate, framesOf, readFragments } from '../dicom/encapsulation.js';
-import { type ImagePixel, imagePixel, isNotCompressible } from '../dicom/image-pixel.js';
+import type { Codecs, TranscodeResult } from './codec-modules.js';
+import { rebuild } from './dataset-edit.js';
+import { decodeDataset } from './decode.js';
+import { topLevelElements } from '../dicom/elements.js';
+import { encapsulate } from '../dicom/encapsulation.js';
+import { imagePixel, isNotCompressible } from '../dicom/image-pixel.js';
 import { TS } from '../dicom/transfer-syntaxes.js';
 import { explicitToImplicit, implicitToExplicit, type VrOf } from '../dicom/vr-convert.js';
 import { htj2kDecodeFrame, htj2kEncodeFrame, htj2kUnsupported } from './codecs/htj2k.js';
@@ -33,22 +33,9 @@ export const COMPRESSION_SYNTAX: Record<Exclude<Compression, 'none'>, string> = 
   deflate: TS.DeflatedExplicitVRLittleEndian,
 };
 
-/** Stored syntaxes the gateway can decode to Explicit VR Little Endian (all lossless). */
-export const DECODABLE: ReadonlySet<string> = new Set([TS.JPEGLSLossless, TS.RLELossless, TS.HTJ2KLossless, TS.HTJ2KLosslessRPCL, TS.DeflatedExplicitVRLittleEndian]);
 
-export interface Codecs {
-  charls: () => CharLSModule;
-  openjph: () => OpenJPHModule;
-  /** The most a deflated data set may inflate to (compress.maxObjectBytes); beyond it decoding fails. */
-  maxInflatedBytes?: number | undefined;
-}
-
-export type TranscodeResult =
-  | { kind: 'done'; dataset: Buffer; transferSyntaxUid: string; frames: number }
-  /** The data set cannot be converted losslessly to that syntax (float pixels, 32-bit, no pixels…): send it another way. */
-  | { kind: 'skip'; reason: string }
-  /** A decoded frame differed from the original: the encoded form must not be used. */
-  | { kind: 'mismatch'; reason: string };
+export type { Codecs, TranscodeResult } from './codec-modules.js';
+export { DECODABLE, decodeDataset } from './decode.js';
 
 /** Encode an Explicit VR Little Endian data set into `target`'s syntax. */
 export function encodeDataset(dataset: Buffer, target: Exclude<Compression, 'none'>, codecs: Codecs, verify = true): TranscodeResult {
@@ -113,41 +100,6 @@ export function encodeDataset(dataset: Buffer, target: Exclude<Compression, 'non
   return { kind: 'done', dataset: rebuild(dataset, elements, img, encapsulate(frames), planarOut), transferSyntaxUid: COMPRESSION_SYNTAX[target], frames: img.frames };
 }
 
-/** Decode a data set stored in a lossless compressed syntax to Explicit VR Little Endian. */
-export function decodeDataset(dataset: Buffer, fromTs: string, codecs: Codecs): TranscodeResult {
-  if (fromTs === TS.DeflatedExplicitVRLittleEndian) {
-    return { kind: 'done', dataset: inflateBounded(dataset, codecs.maxInflatedBytes), transferSyntaxUid: TS.ExplicitVRLittleEndian, frames: 0 };
-  }
-  if (!DECODABLE.has(fromTs)) return { kind: 'skip', reason: `no decoder for ${fromTs}` };
-  const elements = topLevelElements(dataset);
-  const img = imagePixel(dataset, elements);
-  if (isNotCompressible(img)) return { kind: 'skip', reason: img.reason };
-  if (img.pixelData.length !== undefined) return { kind: 'skip', reason: 'pixel data is not encapsulated' };
-  const streams = framesOf(readFragments(dataset, img.pixelData.valueOffset, img.pixelData.end), img.frames);
-  const out: Buffer[] = [];
-  let planarOut: number | undefined;
-  for (const [i, s] of streams.entries()) {
-    let pixels: Buffer;
-    if (fromTs === TS.JPEGLSLossless) {
-      const d = jlsDecodeFrame(codecs.charls(), s);
-      pixels = d.pixels;
-      if (img.samplesPerPixel > 1) planarOut = d.planar ? 1 : 0;
-    } else if (fromTs === TS.RLELossless) {
-      const planar = img.samplesPerPixel > 1 && img.planarConfiguration === 1;
-      pixels = rleDecodeFrame(s, { rows: img.rows, columns: img.columns, samplesPerPixel: img.samplesPerPixel, bytesPerSample: img.bitsAllocated / 8, planar });
-    } else {
-      const d = htj2kDecodeFrame(codecs.openjph(), s);
-      if (d.components !== img.samplesPerPixel) return { kind: 'skip', reason: 'HTJ2K: component count differs from Samples per Pixel' };
-      if (!d.reversible) return { kind: 'skip', reason: 'HTJ2K stream is not reversible (lossy)' };
-      pixels = d.pixels;
-      if (img.samplesPerPixel > 1) planarOut = 0;
-    }
-    if (pixels.length !== img.frameBytes) return { kind: 'skip', reason: `frame ${i + 1} decodes to ${pixels.length} bytes, ${img.frameBytes} expected` };
-    out.push(pixels);
-  }
-  return { kind: 'done', dataset: rebuild(dataset, elements, img, nativePixelData(out, img.bitsAllocated), planarOut), transferSyntaxUid: TS.ExplicitVRLittleEndian, frames: img.frames };
-}
-
 /**
  * The data set in an uncompressed syntax (`to`: Explicit or Implicit VR Little Endian), from any
  * syntax the gateway can read: decoded if compressed, VRs added from the dictionary (`vrOf`) or
@@ -168,62 +120,6 @@ export function uncompressed(dataset: Buffer, fromTs: string, to: string, codecs
     frames = d.frames;
   }
   return { kind: 'done', dataset: to === TS.ImplicitVRLittleEndian ? explicitToImplicit(explicit) : explicit, transferSyntaxUid: to, frames };
-}
-
-/** A native (uncompressed) Pixel Data element: OW for 16-bit, OB for 8-bit, padded to even length. */
-function nativePixelData(frames: Buffer[], bitsAllocated: number): Buffer[] {
-  const length = frames.reduce((n, f) => n + f.length, 0);
-  const pad = length % 2;
-  const head = Buffer.alloc(12);
-  head.writeUInt16LE(0x7fe0, 0);
-  head.writeUInt16LE(0x0010, 2);
-  head.write(bitsAllocated > 8 ? 'OW' : 'OB', 4, 'latin1');
-  head.writeUInt32LE(length + pad, 8);
-  return pad ? [head, ...frames, Buffer.alloc(1)] : [head, ...frames];
-}
-
-/**
- * The data set with its Pixel Data element replaced and, if asked, Planar Configuration set.
- * A (retired) (7FE0,0000) group length is kept with its value recomputed for the new bytes.
- */
-function rebuild(dataset: Buffer, elements: readonly ElementPos[], img: ImagePixel, pixelData: Buffer[], planarOut: number | undefined): Buffer {
-  const edits: { start: number; end: number; bytes: Buffer[] }[] = [];
-  if (planarOut !== undefined && img.planarElement && img.planarConfiguration !== planarOut && img.planarElement.length === 2) {
-    const v = Buffer.alloc(2);
-    v.writeUInt16LE(planarOut, 0);
-    edits.push({ start: img.planarElement.valueOffset, end: img.planarElement.end, bytes: [v] });
-  }
-  const groupLength = elements.find((e) => e.tag === 0x7fe00000);
-  if (groupLength && groupLength.length === 4) {
-    const pixelBytes = pixelData.reduce((n, b) => n + b.length, 0);
-    const others = elements.filter((e) => e.tag >>> 16 === 0x7fe0 && e !== groupLength && e !== img.pixelData).reduce((n, e) => n + e.end - e.start, 0);
-    const v = Buffer.alloc(4);
-    v.writeUInt32LE(pixelBytes + others, 0);
-    edits.push({ start: groupLength.valueOffset, end: groupLength.end, bytes: [v] });
-  }
-  edits.push({ start: img.pixelData.start, end: img.pixelData.end, bytes: pixelData });
-  edits.sort((a, b) => a.start - b.start);
-  const parts: Buffer[] = [];
-  let from = 0;
-  for (const e of edits) {
-    parts.push(dataset.subarray(from, e.start), ...e.bytes);
-    from = e.end;
-  }
-  parts.push(dataset.subarray(from));
-  return Buffer.concat(parts);
-}
-
-/**
- * Inflate a deflated data set, at most `max` bytes of it: a deflate bomb fails here (and its
- * object is dead-lettered with the reason) instead of exhausting the worker's memory.
- */
-function inflateBounded(dataset: Buffer, max: number | undefined): Buffer {
-  try {
-    return inflateRawSync(dataset, max === undefined ? {} : { maxOutputLength: max });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw codecFailed(`deflated data set inflates to more than compress.maxObjectBytes=${max}`);
-    throw codecFailed(`deflated data set cannot be inflated: ${(err as Error).message}`);
-  }
 }
 
 /**

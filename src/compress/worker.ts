@@ -4,6 +4,8 @@ import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import charlsFactory, { type CharLSModule } from '@cornerstonejs/codec-charls/wasmjs';
 import openjphFactory, { type OpenJPHModule } from '@cornerstonejs/codec-openjph';
+import type { LibJpegTurboModule } from '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs';
+import type { OpenJpegModule } from '@cornerstonejs/codec-openjpeg/decodewasmjs';
 import { readPart10Header } from '../dicom/file-meta.js';
 import { TS } from '../dicom/transfer-syntaxes.js';
 import { dictionaryVr } from '../dicom/vr-dictionary.js';
@@ -41,18 +43,32 @@ lowerPriority();
 
 let charls: CharLSModule | undefined;
 let openjph: OpenJPHModule | undefined;
+let libjpeg: LibJpegTurboModule | undefined;
+let openjpeg: OpenJpegModule | undefined;
 const baseCodecs = {
   charls: () => charls!,
   openjph: () => openjph!,
+  libjpeg: () => libjpeg!,
+  openjpeg: () => openjpeg!,
 };
+const quiet = { print: () => undefined, printErr: () => undefined };
 
-/** Both codecs, loaded on the first job (decoding before re-encoding may need either). */
+/** Both encoders, loaded on the first job (decoding before re-encoding may need either). */
 async function load(): Promise<void> {
   charls ??= await charlsFactory();
-  openjph ??= await openjphFactory({ print: () => undefined, printErr: () => undefined });
+  openjph ??= await openjphFactory(quiet);
 }
 
-function run(req: JobRequest): JobReply {
+/**
+ * The decoders that only objects received in JPEG or JPEG 2000 need, loaded for the first such
+ * object (dynamic imports: a worker that never sees one never loads their WebAssembly).
+ */
+async function loadDecoderFor(ts: string): Promise<void> {
+  if (ts === TS.JPEGBaseline8Bit || ts === TS.JPEGExtended12Bit) libjpeg ??= await (await import('@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs')).default(quiet);
+  if (ts === TS.JPEG2000Lossless || ts === TS.JPEG2000) openjpeg ??= await (await import('@cornerstonejs/codec-openjpeg/decodewasmjs')).default(quiet);
+}
+
+async function run(req: JobRequest): Promise<JobReply> {
   // The size limit travels with each request (a deflated object inflates no further than it).
   const codecs = req.maxBytes === undefined ? baseCodecs : { ...baseCodecs, maxInflatedBytes: req.maxBytes };
   let file: Buffer = readFileSync(req.path);
@@ -71,6 +87,7 @@ function run(req: JobRequest): JobReply {
   if (!h) return { id: req.id, kind: 'skip', reason: 'spool file has no readable File Meta' };
   const original: Buffer = file.subarray(h.datasetOffset);
   const from = h.transferSyntaxUid;
+  await loadDecoderFor(from);
   let r: TranscodeResult;
   if (req.op === 'decode') r = uncompressed(original, from, req.to ?? TS.ExplicitVRLittleEndian, codecs, dictionaryVr);
   else {
@@ -94,8 +111,8 @@ function run(req: JobRequest): JobReply {
 
 parentPort!.on('message', (req: JobRequest) => {
   load()
-    .then(() => {
-      const reply = run(req);
+    .then(() => run(req))
+    .then((reply) => {
       parentPort!.postMessage(reply, reply.kind === 'done' ? [reply.dataset] : []);
     })
     .catch((err: unknown) => {

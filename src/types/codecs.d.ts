@@ -15,3 +15,24 @@ declare module '@cornerstonejs/codec-openjph' {
   const factory: (opts?: { print?: (s: string) => void; printErr?: (s: string) => void }) => Promise<OpenJPHModule>;
   export default factory;
 }
+declare module '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs' {
+  export interface FrameInfo { width: number; height: number; bitsPerSample: number; componentCount: number; isSigned: boolean }
+  export interface JPEGDecoder { getEncodedBuffer(len: number): Uint8Array; getDecodedBuffer(): Uint8Array; readHeader(): void; decode(): void; getFrameInfo(): FrameInfo; delete(): void }
+  export interface LibJpegTurboModule { JPEGDecoder: new () => JPEGDecoder; HEAPU8: Uint8Array }
+  const factory: (opts?: { print?: (s: string) => void; printErr?: (s: string) => void }) => Promise<LibJpegTurboModule>;
+  export default factory;
+}
+declare module '@cornerstonejs/codec-openjpeg/decodewasmjs' {
+  export interface FrameInfo { width: number; height: number; bitsPerSample: number; componentCount: number; isSigned: boolean }
+  export interface J2KDecoder { getEncodedBuffer(len: number): Uint8Array; getDecodedBuffer(): Uint8Array; readHeader(): void; decode(): void; getFrameInfo(): FrameInfo; getIsReversible(): boolean; getNumDecompositions(): number; getColorSpace(): number; delete(): void }
+  export interface OpenJpegModule { J2KDecoder: new () => J2KDecoder; HEAPU8: Uint8Array }
+  const factory: (opts?: { print?: (s: string) => void; printErr?: (s: string) => void }) => Promise<OpenJpegModule>;
+  export default factory;
+}
+declare module 'jpeg-lossless-decoder-js' {
+  export class Decoder {
+    constructor(buffer?: ArrayBuffer, numBytes?: number);
+    /** Decodes a JPEG lossless (process 14) stream; samples as an array of `numBytes`-byte integers, colour interleaved. */
+    decode(buffer: ArrayBuffer, offset: number, length: number, numBytes: number): Uint8Array | Uint16Array;
+  }
+}

@@ -31,16 +31,21 @@ export function jlsEncodeFrame(m: CharLSModule, frame: Uint8Array, info: JlsFram
   }
 }
 
-export function jlsDecodeFrame(m: CharLSModule, stream: Uint8Array): { pixels: Buffer; planar: boolean; width: number; height: number; bitsPerSample: number; components: number } {
+/**
+ * Decode one frame. A near-lossless stream (NEAR > 0) is refused unless `allowNear` (the
+ * JPEG-LS Lossy syntax, 1.2.840.10008.1.2.4.81): in the lossless syntax it would be a lie.
+ */
+export function jlsDecodeFrame(m: CharLSModule, stream: Uint8Array, allowNear = false): { pixels: Buffer; planar: boolean; near: number; width: number; height: number; bitsPerSample: number; components: number } {
   const dec = new m.JpegLSDecoder();
   try {
     dec.getEncodedBuffer(stream.length).set(stream);
     dec.decode();
     const fi = dec.getFrameInfo();
-    if (dec.getNearLossless() !== 0) throw codecFailed('JPEG-LS stream is near-lossless');
+    const near = dec.getNearLossless();
+    if (near !== 0 && !allowNear) throw codecFailed('JPEG-LS stream is near-lossless');
     // Interleave mode 0 with several components decodes plane by plane.
     const planar = fi.componentCount > 1 && dec.getInterleaveMode() === 0;
-    return { pixels: Buffer.from(dec.getDecodedBuffer()), planar, width: fi.width, height: fi.height, bitsPerSample: fi.bitsPerSample, components: fi.componentCount };
+    return { pixels: Buffer.from(dec.getDecodedBuffer()), planar, near, width: fi.width, height: fi.height, bitsPerSample: fi.bitsPerSample, components: fi.componentCount };
   } finally {
     dec.delete();
   }
