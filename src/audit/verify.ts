@@ -47,6 +47,8 @@ export interface VerifyReport {
   problem?: VerifyProblem | undefined;
   /** A torn last line (a crash during an append, never acknowledged in the head): not a failure. */
   tornTail?: { file: string; bytes: number } | undefined;
+  /** No head yet, and the anchor says none was ever written: a new trail stopped before its first head. */
+  headNotYetWritten?: boolean | undefined;
 }
 
 /**
@@ -151,8 +153,12 @@ export async function verifyTrail(dir: string, key: Buffer, opts: { anchor?: { f
     });
   }
   if (!head) {
-    if (report.records > 0) return fail({ what: 'head-missing', file: 'head.json', line: 0, seq: 0, detail: 'head.json is missing: truncation of the log cannot be ruled out' });
-    return report;
+    if (report.records === 0) return report;
+    // The gateway writes day file → head → anchor, and the anchor first when the trail opens.
+    // An authenticated anchor at seq 0 over a chain from its genesis means no head was ever
+    // written: the first flush of a new trail was cut short (a crash, a kill), not a deletion.
+    if (anchor?.state === 'ok' && anchor.anchor.seq === 0 && report.firstSeq === 1) return { ...report, headNotYetWritten: true };
+    return fail({ what: 'head-missing', file: 'head.json', line: 0, seq: 0, detail: 'head.json is missing: truncation of the log cannot be ruled out' });
   }
   if (expSeq < head.seq) {
     const lastFile = files[files.length - 1];
@@ -174,7 +180,7 @@ export async function verifyTrail(dir: string, key: Buffer, opts: { anchor?: { f
 /** One line for people. */
 export function describe(r: VerifyReport): string {
   if (r.ok) {
-    return `audit trail intact: ${r.records} record(s)${r.records ? ` (seq ${r.firstSeq}-${r.lastSeq})` : ''} in ${r.files} file(s), ${r.dir}${r.tornTail ? ` (a torn last line in ${r.tornTail.file}, left by a crash, was never acknowledged)` : ''}`;
+    return `audit trail intact: ${r.records} record(s)${r.records ? ` (seq ${r.firstSeq}-${r.lastSeq})` : ''} in ${r.files} file(s), ${r.dir}${r.tornTail ? ` (a torn last line in ${r.tornTail.file}, left by a crash, was never acknowledged)` : ''}${r.headNotYetWritten ? ' (no head yet: the anchor shows none was ever written, a new trail stopped before its first)' : ''}`;
   }
   const p = r.problem!;
   return `audit trail NOT intact: ${p.what} at ${p.file}${p.line ? ` line ${p.line}` : ''}, seq ${p.seq}: ${p.detail}`;

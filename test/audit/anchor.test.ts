@@ -41,6 +41,25 @@ describe('audit anchor', () => {
     expect(await verify()).toMatchObject({ ok: true, records: 2 });
   });
 
+  it('a new trail killed before its first head is not a finding (the anchor says no head was ever written); a head deleted later is', async () => {
+    const { first, anchorFile, anchorKey, dir, verify } = await setup();
+    // Opening wrote the anchor at seq 0, before any record.
+    expect(await readAnchor(anchorFile, anchorKey)).toMatchObject({ state: 'ok', anchor: { seq: 0 } });
+    const atOpen = readFileSync(anchorFile);
+    first.trail.record(start);
+    first.trail.record(received(1));
+    await first.trail.stop();
+    const anchorNow = readFileSync(anchorFile);
+    // The state a SIGKILL between the first day-file append and the first head leaves.
+    rmSync(path.join(dir, 'head.json'));
+    writeFileSync(anchorFile, atOpen);
+    const r = await verify();
+    expect(r).toMatchObject({ ok: true, records: 2, headNotYetWritten: true });
+    // Once a head was written the anchor says so, and a missing head is a finding.
+    writeFileSync(anchorFile, anchorNow);
+    expect(await verify()).toMatchObject({ ok: false, problem: { what: 'head-missing' } });
+  });
+
   it('head replay: an old head.json copied back with the day file cut to match verifies without the anchor, and is named rolled-back with it', async () => {
     const { first, open, dir, verify } = await setup();
     first.trail.record(start);
