@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, type SpawnOptions, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 
 /**
@@ -137,15 +137,46 @@ let clockTicks: number | undefined;
 
 /** User + system CPU time of a live process (all its threads), in seconds, from /proc/<pid>/stat. */
 export function cpuSecondsOf(pid: number): number {
+  const rest = statFields(pid);
+  return (Number(rest[11]) + Number(rest[12])) / ticks();
+}
+
+/**
+ * CPU seconds of a process and every child it forked: its own time, the time of the children it
+ * has reaped (cutime, cstime) and that of children still running or not yet reaped (a zombie
+ * keeps its times until then). What `storescp --fork` spends serving parallel senders is in
+ * its children; a child reaped between two readings moves from one sum to the other.
+ */
+export function treeCpuSecondsOf(pid: number): number {
+  const rest = statFields(pid);
+  let t = Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]);
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === pid) continue;
+    let f: string[];
+    try {
+      f = statFields(Number(d));
+    } catch {
+      continue; // gone meanwhile
+    }
+    // ppid is field 4; a child's own reaped children are already in its cutime.
+    if (Number(f[1]) === pid) t += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  }
+  return t / ticks();
+}
+
+function ticks(): number {
   if (clockTicks === undefined) {
     const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
     clockTicks = Number(r.stdout.trim());
     if (!Number.isFinite(clockTicks) || clockTicks <= 0) throw new Error('getconf CLK_TCK failed');
   }
+  return clockTicks;
+}
+
+/** Fields of /proc/PID/stat from field 3 on (the command name may contain spaces): utime is [11], stime [12], cutime [13], cstime [14]. */
+function statFields(pid: number): string[] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may contain spaces) start at field 3; utime is field 14, stime 15.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / clockTicks;
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { durableWriteFloor } from './disk-probe.js';
 import { traceSyncCalls } from './fsync-audit.js';
 import { machineFacts } from './machine.js';
-import { cpuSecondsOf, killAll, memoryOf, run, sleep } from './proc.js';
+import { killAll, memoryOf, run, sleep, treeCpuSecondsOf } from './proc.js';
 import { type Receiver, type ReceiverKind, ROOT, startReceiver } from './receivers.js';
 import { type AuditResult, type BenchResult, type FloorRun, median, type RunRecord, renderMarkdown, type Scenario, summarize } from './report.js';
 import { buildStudy } from './study.js';
@@ -90,7 +90,7 @@ async function measure(kind: ReceiverKind, scenario: Scenario, rep: number, file
   const rec: RunRecord = { receiver: kind, scenario: scenario.name, senders: scenario.senders, rep, objects: files.length, bytes, ok: false };
   let receiver: Receiver;
   try {
-    receiver = await startReceiver(kind, dir);
+    receiver = await startReceiver(kind, dir, { parallel: scenario.senders > 1 });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     return { ...rec, error: `could not start: ${(err as Error).message}` };
@@ -99,9 +99,10 @@ async function measure(kind: ReceiverKind, scenario: Scenario, rep: number, file
     rec.idleRssBytes = memoryOf(receiver.pid).rss;
     const warm = await send(receiver.port, receiver.aeTitle, [warmup]);
     if (warm.errors.length) throw new Error(`warm-up failed: ${warm.errors.join('; ')}`);
-    const cpu0 = cpuSecondsOf(receiver.pid);
+    // The receiver's process and whatever it forked (storescp --fork serves each sender in a child).
+    const cpu0 = treeCpuSecondsOf(receiver.pid);
     const { wallMs, errors } = await send(receiver.port, receiver.aeTitle, chunks(files, scenario.senders));
-    rec.receiverCpuSec = cpuSecondsOf(receiver.pid) - cpu0;
+    rec.receiverCpuSec = treeCpuSecondsOf(receiver.pid) - cpu0;
     rec.wallMs = wallMs;
     rec.imagesPerSec = files.length / (wallMs / 1000);
     rec.mbPerSec = bytes / 1e6 / (wallMs / 1000);

@@ -37,13 +37,15 @@ export interface Receiver {
 
 export type ReceiverKind = 'gateway' | 'storescp' | 'orthanc' | 'dcmjs-dimse';
 
-export async function startReceiver(kind: ReceiverKind, dir: string): Promise<Receiver> {
+export async function startReceiver(kind: ReceiverKind, dir: string, opts: { parallel?: boolean } = {}): Promise<Receiver> {
   mkdirSync(dir, { recursive: true });
   switch (kind) {
     case 'gateway':
       return startGateway(dir);
     case 'storescp':
-      return startStorescp(dir);
+      // Parallel senders get storescp --fork (one process per association), as a PACS serves
+      // several modalities at once; alone, one process serves them one after another.
+      return startStorescp(dir, { fork: opts.parallel === true });
     case 'orthanc':
       return startOrthanc(dir);
     case 'dcmjs-dimse':
@@ -94,7 +96,7 @@ export async function startGateway(dir: string, extra: Record<string, unknown> =
   };
 }
 
-/** DCMTK storescp, bit-preserving, single process (no --fork: associations are served one at a time). No fsync. */
+/** DCMTK storescp, bit-preserving; `fork`: one process per association (else they are served one at a time). No fsync. */
 export async function startStorescp(dir: string, opts: { fork?: boolean } = {}): Promise<Receiver> {
   const port = await freePort();
   const out = path.join(dir, 'out');

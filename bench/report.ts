@@ -226,9 +226,10 @@ export function renderMarkdown(r: BenchResult): string {
       '`src/spool/file-writer.ts`); the flush audit below shows the calls it actually made in this run.',
   );
   out.push(
-    '- **DCMTK storescp**: `storescp -od <dir> +B -pm +xa <port>` (bit-preserving, promiscuous, all transfer syntaxes). It writes ' +
+    '- **DCMTK storescp**: `storescp -od <dir> +B -pm +xa <port>` (bit-preserving, promiscuous, all transfer syntaxes), with `--fork` ' +
+      'in the parallel scenario (one process per association, so the senders are served at the same time, as a PACS serves several modalities). It writes ' +
       'each file and answers without any fsync: the data can still be only in the page cache when the modality is told Success. ' +
-      'Without `--fork` it is one process that serves associations one after another, so in the parallel scenario the senders queue.',
+      'Its CPU is summed over the processes it forked (reaped or not, from /proc); with `--fork` its peak RSS is the parent\'s alone (each child is about as large, one per sender).',
   );
   out.push(
     '- **Orthanc**: `Orthanc <config.json>` with storage and index in the temp dir, `DicomAet ORTHANC`, `DicomCheckCalledAet false`, ' +
