@@ -57,35 +57,31 @@ function freeSampler(dir: string) {
  * What the spool holds, from a copy of its index (the running gateway holds the LevelDB lock)
  * taken while nothing is being received, and the files of its objects directory.
  */
-async function spoolSnapshot(spoolDir: string, scratch: string): Promise<{ records: SpoolRecord[]; files: string[] }> {
-  // A copy of a LevelDB directory taken while the gateway flushes its memtable (a compaction
-  // renames and deletes files) can miss records: take it again, a few times, until the copy
-  // and the objects directory agree; a real partial file never goes away by waiting.
-  let snap = await copySnapshot(spoolDir, scratch);
+async function spoolSnapshot(spoolDir: string, scratch: string, pid: number): Promise<{ records: SpoolRecord[]; files: string[] }> {
+  // A delivered object's file goes a moment after its record (once that removal is durable):
+  // look again, a few times, until the index and the objects directory agree; a real partial
+  // file never goes away by waiting.
+  let snap = await copySnapshot(spoolDir, scratch, pid);
   for (let i = 0; i < 10 && snap.files.join() !== snap.records.map((r) => `${r.id}.dcm`).sort().join(); i++) {
     await new Promise((r) => setTimeout(r, 300));
-    snap = await copySnapshot(spoolDir, scratch);
+    snap = await copySnapshot(spoolDir, scratch, pid);
   }
   return snap;
 }
 
-async function copySnapshot(spoolDir: string, scratch: string): Promise<{ records: SpoolRecord[]; files: string[] }> {
+async function copySnapshot(spoolDir: string, scratch: string, pid: number): Promise<{ records: SpoolRecord[]; files: string[] }> {
   const copy = path.join(scratch, `index-copy-${Date.now()}-${Math.random().toString(36).slice(2)}`);
-  // LevelDB changes its files while the gateway writes (log appends, a memtable flush, a
-  // compaction): a copy is kept only when the directory looked the same before and after it.
+  // LevelDB changes its files while the gateway writes (log appends, memtable flushes,
+  // compactions in a thread of its own): the gateway is stopped (SIGSTOP, every thread) while its
+  // index and objects directory are copied and listed, so both are one moment's, then it goes on.
   const index = path.join(spoolDir, 'index');
-  const look = () => readdirSync(index).sort().map((f) => { const st = statSync(path.join(index, f)); return `${f}:${st.size}:${st.mtimeMs}`; }).join();
-  for (let i = 0; ; i++) {
-    const before = look();
-    rmSync(copy, { recursive: true, force: true });
-    let copied = true;
-    try {
-      cpSync(index, copy, { recursive: true });
-    } catch {
-      copied = false; // a file went away under the copy (a compaction): take it again
-    }
-    if ((copied && look() === before) || i >= 50) break;
-    await new Promise((r) => setTimeout(r, 50));
+  let files: string[];
+  process.kill(pid, 'SIGSTOP');
+  try {
+    cpSync(index, copy, { recursive: true });
+    files = readdirSync(path.join(spoolDir, 'objects')).sort();
+  } finally {
+    process.kill(pid, 'SIGCONT');
   }
   rmSync(path.join(copy, 'LOCK'), { force: true });
   const db = new Level<string, string>(copy, { valueEncoding: 'utf8', createIfMissing: false });
@@ -101,7 +97,7 @@ async function copySnapshot(spoolDir: string, scratch: string): Promise<{ record
     await db.close();
     rmSync(copy, { recursive: true, force: true });
   }
-  return { records, files: readdirSync(path.join(spoolDir, 'objects')).sort() };
+  return { records, files };
 }
 
 /** Every record's file has its size and SHA-256, and the objects directory holds nothing else. */
@@ -254,7 +250,7 @@ describe.skipIf(skipSuite('the disk-full fault test', missingTmpfs()))('fault: t
       notes.push(`phase A: ${a.acked.length} acked, ${refusedCount(a) + refusedCount(wf)} refused (${enospc} met ENOSPC while writing/indexing, ${guarded} by the free-space check)`);
       // Nothing partial stays behind, and everything acknowledged is intact.
       await new Promise((r) => setTimeout(r, 300));
-      let snap = await spoolSnapshot(spoolDir, tmp.dir);
+      let snap = await spoolSnapshot(spoolDir, tmp.dir, g.proc.pid!);
       verifySpool(spoolDir, snap);
       expect(new Set(snap.records.map((r) => r.sopInstanceUid))).toEqual(acknowledged);
       // Space is given back: the gateway takes objects again without a restart.
@@ -296,7 +292,7 @@ describe.skipIf(skipSuite('the disk-full fault test', missingTmpfs()))('fault: t
       expect(sampler.lowest('B'), 'free space never reached 0 while the gateway guarded it').toBeGreaterThan(0);
       expect((await echoscu(g.port)).code, 'C-ECHO answered while refusing').toBe(0);
       await new Promise((r) => setTimeout(r, 300));
-      snap = await spoolSnapshot(spoolDir, tmp.dir);
+      snap = await spoolSnapshot(spoolDir, tmp.dir, g.proc.pid!);
       verifySpool(spoolDir, snap);
       expect(new Set(snap.records.map((r) => r.sopInstanceUid)), 'objects/ holds exactly the acknowledged objects').toEqual(acknowledged);
       notes.push(`phase B: ${b.acked.length} acked then 0xA700 at ${(freeBytes(vol) / MiB).toFixed(1)} MiB free (min ${MIN_FREE / MiB} MiB), lowest free ${(sampler.lowest('B') / MiB).toFixed(1)} MiB`);
@@ -390,7 +386,7 @@ describe.skipIf(skipSuite('the disk-full fault test', missingTmpfs()))('fault: t
       expect(d.acked).toHaveLength(40);
       await waitFor(() => nothingPending(g.spoolDir), { what: 'the first study delivered', timeoutMs: 30_000 });
       await new Promise((r) => setTimeout(r, 300));
-      let snap = await spoolSnapshot(g.spoolDir, tmp.dir);
+      let snap = await spoolSnapshot(g.spoolDir, tmp.dir, g.proc.pid!);
       expect(snap.records).toHaveLength(40);
       expect(snap.records.every((r) => r.pending.length === 0 && typeof r.forwardedAt === 'number'), 'delivered objects are kept').toBe(true);
       const keptIds = new Set(snap.records.map((r) => r.id));
@@ -412,7 +408,7 @@ describe.skipIf(skipSuite('the disk-full fault test', missingTmpfs()))('fault: t
       expect(Date.parse(String(firstRefusalLine.time)), 'the first refusal came after the eviction').toBeGreaterThanOrEqual(evictedAt);
       expect(u.acked.length, 'the evicted space was used for new objects').toBeGreaterThan(40);
       await new Promise((r) => setTimeout(r, 1500)); // evicted files go after their removal is durable (≤ 1 s)
-      snap = await spoolSnapshot(g.spoolDir, tmp.dir);
+      snap = await spoolSnapshot(g.spoolDir, tmp.dir, g.proc.pid!);
       verifySpool(g.spoolDir, snap);
       expect(snap.records.filter((r) => keptIds.has(r.id)), 'every delivered object was evicted').toEqual([]);
       expect(new Set(snap.records.map((r) => r.sopInstanceUid)), 'every unsent acknowledged object is still spooled').toEqual(new Set(ackedUids(u, unsent)));
