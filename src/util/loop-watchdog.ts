@@ -29,7 +29,7 @@ const { workerData } = require('node:worker_threads');
   const { writeDurableSync } = await import(workerData.durableModule);
   const beat = new BigInt64Array(workerData.beat);
   setInterval(() => {
-    const stalledMs = Date.now() - Number(Atomics.load(beat, 0));
+    const stalledMs = Number(process.hrtime.bigint() - Atomics.load(beat, 0)) / 1e6;
     if (stalledMs < workerData.stallMs) return;
     const marker = { stalledSeconds: Math.round(stalledMs / 100) / 10, killedAt: new Date().toISOString(), pid: process.pid, stallSeconds: workerData.stallMs / 1000 };
     try {
@@ -60,8 +60,11 @@ export function startLoopWatchdog(o: { stallMs: number; markerFile: string; tick
   const tickMs = o.tickMs ?? 1000;
   const shared = new SharedArrayBuffer(8);
   const beat = new BigInt64Array(shared);
-  Atomics.store(beat, 0, BigInt(Date.now()));
-  const tick = setInterval(() => Atomics.store(beat, 0, BigInt(Date.now())), tickMs);
+  // The monotonic clock (one for every thread of the process), never the wall clock: a board
+  // without a real-time clock boots at an old time and NTP then jumps it forward by days, which
+  // must not look like a stalled loop.
+  Atomics.store(beat, 0, process.hrtime.bigint());
+  const tick = setInterval(() => Atomics.store(beat, 0, process.hrtime.bigint()), tickMs);
   tick.unref();
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
