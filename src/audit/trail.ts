@@ -60,12 +60,8 @@ export interface AuditTrailOptions {
   now?: (() => Date) | undefined;
 }
 
-interface Pending {
-  seq: number;
-  file: string;
-  line: string;
-  hmac: string;
-}
+/** A chained record waiting to be appended to its day file. */
+type Pending = { seq: number; file: string; line: string; hmac: string };
 
 const RETENTION_INTERVAL_MS = 3_600_000;
 const INBOX_INTERVAL_MS = 1000;
@@ -90,6 +86,8 @@ export class AuditTrail {
   private prev = GENESIS;
   private head: Head;
   private pending: Pending[] = [];
+  /** Records synced to a day file that the head does not cover yet (a full disk refused the head): the next flush writes it even with nothing queued, or the trail would stay failing for ever. */
+  private unheaded: { seq: number; hmac: string } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
@@ -292,7 +290,7 @@ export class AuditTrail {
   }
 
   private async writePending(): Promise<void> {
-    if (this.pending.length === 0) return;
+    if (this.pending.length === 0 && !this.unheaded) return;
     const batch = this.pending;
     this.pending = [];
     let done = 0;
@@ -303,9 +301,9 @@ export class AuditTrail {
         while (end < batch.length && batch[end]!.file === file) end++;
         await this.appendSynced(file, batch.slice(done, end).map((p) => p.line).join(''));
         done = end;
+        this.unheaded = { seq: batch[end - 1]!.seq, hmac: batch[end - 1]!.hmac };
       }
-      const last = batch[batch.length - 1]!;
-      await this.writeHead({ ...this.head, seq: last.seq, hmac: last.hmac });
+      await this.writeHead({ ...this.head, ...this.unheaded! }).then(() => (this.unheaded = undefined));
       await this.writeAnchor();
     } catch (err) {
       // Put back what is not durable, ahead of anything recorded meanwhile, and retry later.
