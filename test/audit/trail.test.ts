@@ -262,6 +262,27 @@ describe('AuditTrail', () => {
     expect(text.indexOf('110134')).toBeGreaterThan(text.indexOf('110133'));
   });
 
+  it('records the day file took but whose head the disk refused are headed by the retry, with nothing new queued: the trail recovers', async () => {
+    const { trail, alarms, dir, chainKey } = await openTrail(base());
+    trail.record(start);
+    await trail.flush();
+    // head.json cannot be replaced (a directory in its place): appends go through, heads fail.
+    rmSync(path.join(dir, 'head.json'));
+    mkdirSync(path.join(dir, 'head.json'));
+    trail.record(received(1));
+    await trail.flush();
+    expect(trail.failure.state().state).toBe('failing');
+    // The retry appends the 110133 alert and fails at the head again: nothing is queued now,
+    // only the head is behind.
+    await waitFor(() => trail.stats.writeFailures >= 2, { timeoutMs: 10_000, what: 'the retry to fail at the head too' });
+    rmSync(path.join(dir, 'head.json'), { recursive: true });
+    await waitFor(() => trail.failure.state().state === 'ok' || undefined, { timeoutMs: 10_000, what: 'the trail to recover without a new record' });
+    expect(alarms.filter((a) => a.kind === 'audit-recovered')).toHaveLength(1);
+    await trail.stop();
+    expect(trail.durableSeq).toBe(trail.lastSeq);
+    expect(await verifyTrail(dir, chainKey)).toMatchObject({ ok: true, records: trail.lastSeq });
+  });
+
   it('one writer per directory: a live owner keeps the lock; a dead one, or a pid now used by another program, loses it', async () => {
     const b = base();
     mkdirSync(path.join(b, 'audit'), { recursive: true });
