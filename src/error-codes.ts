@@ -55,6 +55,8 @@ export const ERROR_CODES = {
   STUDY_NOT_FOUND: { meaning: 'no such study in the spool’s history', retryable: false },
   OBJECT_TOO_LARGE: { meaning: 'a data set exceeds receive.maxObjectBytes', retryable: false, status: 'OutOfResources' },
   DEFLATE_TOO_LARGE: { meaning: 'a deflated data set inflates beyond the object size limit (a deflate bomb)', retryable: false, status: 'OutOfResources' },
+  SPOOL_CLOSED: { meaning: 'the spool is closed (the gateway is stopping)', retryable: true, status: 'OutOfResources' },
+  SPOOL_WRITER_FAILED: { meaning: 'the worker thread writing a received object stopped', retryable: true, status: 'OutOfResources' },
   HASH_POOL_CLOSED: { meaning: 'the hashing workers are shut down', retryable: true },
   HASH_FAILED: { meaning: 'a spool file cannot be hashed', retryable: false },
   AUDIT_LOCKED: { meaning: 'another process holds the audit trail', retryable: true, exit: 'spoolBusy' },

@@ -63,7 +63,7 @@ export class StoreReception {
       transferSyntaxUid: opts.ts.uid,
       sourceAeTitle: opts.callingAeTitle,
     });
-    this.opened = spool.begin(header).then(
+    this.opened = spool.begin(header, { sopInstanceUid: opts.sopInstanceUid }).then(
       (w) => {
         if (this.failure) {
           void w.abort();

@@ -9,8 +9,8 @@ import { openFd } from '../util/fd.js';
 import type { HashPool } from './hash-pool.js';
 import { DiskGuard } from './disk-guard.js';
 import { recoverSpool } from './recovery.js';
-import { FileObjectWriter } from './file-writer.js';
-import { Sealer, type SealKey } from '../security/sealed-file.js';
+import { defaultWriteThreads, WritePool } from './write-pool.js';
+import type { SealKey } from '../security/sealed-file.js';
 import { StudyBook } from './studies.js';
 import { formatId, RecordCodec } from './record-codec.js';
 import { SpoolState } from './spool-state.js';
@@ -26,21 +26,17 @@ import { openObjectFile } from './object-reader.js';
  * destination; each object is a Part 10 file under `<dir>/objects/`.
  *
  * Commit, which is what makes `kill -9` and power loss safe:
- *   1. bytes written to `objects/<id>.dcm` as they arrive;
+ *   1. bytes written to `objects/<id>.dcm` as they arrive, by a write worker (write-pool.ts);
  *   2. at the last byte, together: fsync of the file, fsync of the directory (its new entry),
- *      and one LevelDB batch (record with the SHA-256 computed while receiving, queue entries,
- *      UID index) written with `sync: true`;
+ *      and one LevelDB batch (record, queue entries, UID index) written with `sync: true`;
  *   3. when all of 2 is done, the receiver may answer Success, and the id joins the
  *      "durable" markers (`c!<id>`), written with the next index batch or within a second.
- * Running the index write alongside the data fsync takes its latency off the path to Success
- * (measured ~0.35 ms per object, a tenth of the budget of one association). It means a power
- * loss can leave an index entry whose file never became durable — an object that was never
- * acknowledged. Recovery tells the two cases apart with the marker: without a marker the file
- * is verified in full (SHA-256) and, if it fails, discarded as unacknowledged; with a marker a
- * failing file is an acknowledged object lost, and is reported as such.
- * A file with no index entry at all is deleted at recovery (never acknowledged either).
- * (`.part` files are from earlier versions and are deleted the same way.)
- *
+ * The index write runs alongside the data fsync (~0.35 ms per object off the path to Success),
+ * so a power loss can leave an index entry whose file never became durable: an object never
+ * acknowledged. Recovery tells the cases apart with the marker: without one the file is
+ * verified in full (SHA-256, or a sealed file's authenticated segments) and discarded as
+ * unacknowledged if it fails; with one a failing file is an acknowledged object lost, and is
+ * reported. A file with no index entry is deleted at recovery (never acknowledged either).
  * The index's keys are laid out in keys.ts; dead letters are kept by dead-letters.ts, file
  * replacements (compression at rest) made by rewriter.ts.
  *
@@ -54,6 +50,8 @@ export class LevelSpool implements Spool {
   private readonly letters: DeadLetters;
   private readonly delivery: Delivery;
   private readonly files: FileRewriter;
+  /** The worker threads that hash, seal and write received objects. */
+  private readonly writers: WritePool;
   /** Replaces object files in place (compression at rest, rewriter.ts). */
   readonly rewriter: SpoolRewriter;
   private readonly objectsDir: string;
@@ -78,6 +76,8 @@ export class LevelSpool implements Spool {
       /** Keep delivered objects this long (0: remove at once). They are evicted first when space runs low. */
       keepForwardedMs?: number;
       hashPool: HashPool;
+      /** Worker threads that hash, seal and write received objects (default: see defaultWriteThreads). */
+      writeThreads?: number | undefined;
       log: Logger;
       /** Encryption at rest: every new object file is sealed with this key (src/security/sealed-file.ts). */
       seal?: SealKey | undefined;
@@ -111,7 +111,8 @@ export class LevelSpool implements Spool {
     this.s = new SpoolState(this.db, this.objectsDir, opts.destinations, new RecordCodec(opts.indexKey));
     this.delivery = new Delivery(this.s, opts);
     this.letters = new DeadLetters(this.s, (destination, id, delivered) => this.delivery.done(destination, id, delivered), opts.commentKey);
-    this.files = new FileRewriter(this.s, { sealing: () => this.sealing, hashPool: opts.hashPool, syncDir: () => this.dirSync.sync() });
+    this.writers = new WritePool(opts.writeThreads ?? defaultWriteThreads());
+    this.files = new FileRewriter(this.s, { sealing: () => this.sealing, seal: (key, plain) => this.writers.seal(key, plain), hashPool: opts.hashPool, syncDir: () => this.dirSync.sync() });
     this.rewriter = this.files.api;
   }
 
@@ -147,6 +148,7 @@ export class LevelSpool implements Spool {
     await Promise.all(this.committing.values());
     await this.flushMarkers().catch(() => undefined);
     this.dirSync.close();
+    await this.writers.close();
     await this.db.close();
   }
 
@@ -160,7 +162,7 @@ export class LevelSpool implements Spool {
     }
   }
 
-  async begin(header: Buffer): Promise<ObjectWriter> {
+  async begin(header: Buffer, hint?: { sopInstanceUid: string }): Promise<ObjectWriter> {
     try {
       await this.guard.check(this.s.objectBytes);
     } catch (err) {
@@ -177,8 +179,12 @@ export class LevelSpool implements Spool {
     }
     const id = formatId(this.nextId++);
     const filePath = this.filePath(id);
-    const fd = await openFd(filePath, 'wx');
-    const file = new FileObjectWriter(fd, filePath, header, this.sealing ? new Sealer(this.sealing) : undefined);
+    const sealing = this.sealing;
+    // A plain file's SHA-256 is its only integrity check. A sealed file's segments are
+    // authenticated; its digest serves only to fold an identical re-send, so it is computed
+    // only when the SOP Instance UID is already spooled (or not known yet).
+    const [fd, resend] = await Promise.all([openFd(filePath, 'wx'), sealing && hint ? this.db.get(uidKey(hint.sopInstanceUid)).catch(() => id) : Promise.resolve(id)]);
+    const file = this.writers.open(fd, filePath, header, { hash: !sealing || resend !== undefined, seal: sealing });
     return {
       write: (chunk) => file.write(chunk),
       onDrain: (fn) => file.onDrain(fn),
@@ -216,7 +222,7 @@ export class LevelSpool implements Spool {
   private async index(id: string, info: ObjectInfo, previousId: string | undefined): Promise<SpoolRecord> {
     if (previousId !== undefined) {
       const prev = await this.s.records.get(previousId);
-      if (prev && prev.sha256 === info.sha256) {
+      if (prev && (await this.sameBytes(prev, info.sha256))) {
         // Same bytes again (the modality did not see our answer, or re-sent the study): keep one copy.
         await unlink(path.join(this.objectsDir, `${id}.dcm`)).catch(() => undefined);
         // If that copy is itself still being committed, our answer waits for its durability.
@@ -314,6 +320,21 @@ export class LevelSpool implements Spool {
   }
 
   /** The key new files are sealed with, if they are. */
+  /**
+   * True when `prev` holds the bytes whose SHA-256 is `sha256`. A sealed record received
+   * without a digest is hashed now, on the worker pool (a re-send is rare; its answer waits).
+   */
+  private async sameBytes(prev: SpoolRecord, sha256: string): Promise<boolean> {
+    if (sha256 === '') return false;
+    if (prev.sha256 !== '') return prev.sha256 === sha256;
+    try {
+      const h = await this.opts.hashPool.hashFile(this.filePath(prev.id));
+      return h.sha256 === sha256 && h.size === prev.size;
+    } catch {
+      return false; // unreadable or damaged: the new copy is kept beside it
+    }
+  }
+
   private get sealing(): SealKey | undefined {
     return this.opts.sealNew === false ? undefined : this.opts.seal;
   }
@@ -426,3 +447,4 @@ export class LevelSpool implements Spool {
     return r.report;
   }
 }
+

@@ -11,7 +11,8 @@ import type { ObjectReader, SpoolRecord } from './spool.js';
  */
 export async function openObjectFile(file: string, record: SpoolRecord, o: { verify: 'spool' | 'caller'; seal?: SealKey | undefined; hashPool: HashPool }): Promise<ObjectReader> {
   const { sha256, size } = o.verify === 'caller' ? record : await o.hashPool.hashFile(file);
-  if (sha256 !== record.sha256 || size !== record.size) {
+  // A sealed object received without a digest ('') is checked by opening it: every segment is authenticated.
+  if ((record.sha256 !== '' && sha256 !== record.sha256) || size !== record.size) {
     throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${record.id} fails its SHA-256 check`, {
       details: { id: record.id, sopInstanceUid: record.sopInstanceUid, size, expectedSize: record.size },
     });
@@ -26,11 +27,11 @@ export async function openObjectFile(file: string, record: SpoolRecord, o: { ver
       // byte is found before any of its segment is used (and the SHA-256 still covers it all).
       if (!o.seal) throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${record.id} is encrypted, but the spool has no key`, { retryable: false });
       const sealed = SealedReader.fromHead(o.seal, head.subarray(0, n), record.size, (buf, position) => readFd(fd, buf, position));
-      return { size: record.size, sha256: record.sha256, verified: o.verify !== 'caller', read: (buf, position) => sealed.read(buf, position), close: () => closeFd(fd) };
+      return { size: record.size, sha256: record.sha256, verified: o.verify !== 'caller' || record.sha256 === '', read: (buf, position) => sealed.read(buf, position), close: () => closeFd(fd) };
     }
     // Plain, where the authenticated record says sealed: a file planted or swapped on the card
     // by someone without the key. Never sent (a dead letter `corrupt:`, an alarm).
-    if (!record.plain) throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${record.id} is not encrypted, but its record says it was sealed: a planted or swapped file`, { retryable: false, details: { id: record.id } });
+    if (!record.plain || record.sha256 === '') throw new PacsEdgeError('SPOOL_CORRUPT', `spooled object ${record.id} is not encrypted, but its record says it was sealed: a planted or swapped file`, { retryable: false, details: { id: record.id } });
   } catch (err) {
     await closeFd(fd).catch(() => undefined);
     throw err;

@@ -1,7 +1,7 @@
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { PacsEdgeError } from '../errors.js';
-import { sealBuffer, type SealKey } from '../security/sealed-file.js';
+import type { SealKey } from '../security/sealed-file.js';
 import { crashpoint } from '../util/crashpoint.js';
 import { stageDurable, type StagedFile } from '../util/durable-write.js';
 import type { HashPool } from './hash-pool.js';
@@ -20,6 +20,8 @@ import type { SpoolState } from './spool-state.js';
 export interface RewriterOptions {
   /** The key new files are sealed with, if they are. */
   sealing(): SealKey | undefined;
+  /** Seal a whole new file under `key`, on a worker thread (src/spool/write-pool.ts). */
+  seal(key: SealKey, plain: Buffer): Promise<Buffer>;
   hashPool: HashPool;
   /** fsync of the objects directory (shared with the commits). */
   syncDir(): Promise<void>;
@@ -83,7 +85,7 @@ export class FileRewriter {
     // Sealed under a fresh data key of its own, like every spool file.
     const sealing = this.o.sealing();
     try {
-      const onDisk = sealing ? sealBuffer(sealing, bytes) : bytes;
+      const onDisk = sealing ? await this.o.seal(sealing, bytes) : bytes;
       staged = await stageDurable(this.h.filePath(id), onDisk, { tmp, mode: 0o640, syncDir: () => this.o.syncDir() });
       // Hashed on the worker pool (an object can be large: never on the event loop), from what
       // was written, so the record vouches for the bytes on disk.

@@ -81,7 +81,11 @@ export interface ObjectWriter {
 export interface ObjectReader {
   /** Bytes of the Part 10 file. */
   readonly size: number;
-  /** The SHA-256 recorded when the object was received (for callers that verify as they read). */
+  /**
+   * The SHA-256 recorded when the object was received (for callers that verify as they read);
+   * '' for a sealed object received without one (its segments are authenticated instead:
+   * such a reader is always `verified`).
+   */
   readonly sha256: string;
   /** True when the spool has already checked the bytes against `sha256`. */
   readonly verified: boolean;
@@ -168,8 +172,12 @@ export interface Spool {
   open(): Promise<RecoveryReport>;
   close(): Promise<void>;
 
-  /** Start receiving an object. `header` is the Part 10 preamble + File Meta built by the receiver. */
-  begin(header: Buffer): Promise<ObjectWriter>;
+  /**
+   * Start receiving an object. `header` is the Part 10 preamble + File Meta built by the
+   * receiver; `hint` is what the command set already says of it (the SOP Instance UID lets a
+   * sealing spool hash only a re-send, the one case where the digest is needed).
+   */
+  begin(header: Buffer, hint?: { sopInstanceUid: string }): Promise<ObjectWriter>;
 
   /** Up to `max` objects for a destination, oldest first, not already claimed. */
   claim(destination: string, max: number): Promise<Claim[]>;

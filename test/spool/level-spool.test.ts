@@ -43,6 +43,7 @@ for (const profile of ['aes-256-gcm', 'gm'] as const) {
   spoolConformance({
     name: `LevelSpool, encrypted (${profile})`,
     durable: true,
+    sealed: true,
     create: async (destinations, reuse) => {
       if (!reuse || !tmp) tmp = tempDir();
       sealedPool ??= new HashPool(2, seal);

@@ -1,0 +1,46 @@
+import type { SealProfile } from '../security/sealed-file.js';
+
+/**
+ * The messages between the main thread and a spool write worker (src/spool/write-pool.ts,
+ * src/spool/write-worker.ts), and the size of the batches they carry.
+ */
+
+/** A seal key as it crosses the thread boundary (plain typed arrays). */
+export interface KeyMessage {
+  profile: SealProfile;
+  kek: Uint8Array;
+  others: Record<string, Uint8Array>;
+}
+
+/** What the main thread tells a write worker. */
+export type ToWriter =
+  | { t: 'open'; obj: number; fd: number; header: Uint8Array; hash: boolean; key?: KeyMessage | undefined }
+  | { t: 'data'; obj: number; buf: ArrayBuffer; len: number }
+  | { t: 'end'; obj: number }
+  | { t: 'abort'; obj: number }
+  /** Seal a whole buffer (the compression-at-rest rewriter's new file). */
+  | { t: 'seal'; obj: number; key: KeyMessage; buf: ArrayBuffer };
+
+/** What a write worker answers. */
+export type FromWriter =
+  | { t: 'ack'; obj: number; buf: ArrayBuffer; first: boolean }
+  | { t: 'written'; obj: number; size: number; sha256: string }
+  | { t: 'error'; obj: number; code: string; message: string }
+  | { t: 'aborted'; obj: number }
+  | { t: 'sealed'; obj: number; buf: ArrayBuffer }
+  | { t: 'seal-failed'; obj: number; message: string };
+
+/** Plaintext travels to a worker in batches of this size (the last one of an object shorter). */
+export const BATCH_BYTES = 128 * 1024;
+
+/** What a writer needs of its pool and of the worker its object is assigned to. */
+export interface WriterHost {
+  /** A free batch buffer (its own ArrayBuffer, transferable). */
+  take(): Buffer;
+  /** A batch buffer no longer needed. */
+  give(buf: ArrayBuffer): void;
+  /** To the object's worker; `transfer` moves the buffer instead of copying it. */
+  post(msg: ToWriter, transfer?: ArrayBuffer): void;
+  /** The worker is done with the object (written, failed or aborted). */
+  release(obj: number): void;
+}
