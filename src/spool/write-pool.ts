@@ -4,15 +4,17 @@ import { PacsEdgeError } from '../errors.js';
 import type { SealKey } from '../security/sealed-file.js';
 import { transferableKey } from './hash-pool.js';
 import { PooledObjectWriter } from './pooled-writer.js';
-import { BATCH_BYTES, type FromWriter, type ToWriter, type WriterHost } from './write-protocol.js';
+import { BATCH_BYTES, type FromWriter, type KeyMessage, type ToWriter, type WriterHost } from './write-protocol.js';
 
 /** Batch buffers kept for reuse: enough for a few associations' objects in flight. */
-const MAX_FREE = 48;
+const MAX_FREE = 8;
 
 /** One worker thread and the objects assigned to it. */
 export interface Lane {
   readonly worker: Worker;
   readonly objects: Map<number, PooledObjectWriter>;
+  /** The seal keys this worker already holds (by id). */
+  readonly keys: Set<number>;
   /** Whole-buffer seal jobs waiting for this worker. */
   readonly jobs: Map<number, { resolve: (b: Buffer) => void; reject: (e: unknown) => void }>;
 }
@@ -37,6 +39,8 @@ export class WritePool {
   private readonly lanes: Lane[] = [];
   private readonly free: Buffer[] = [];
   private seq = 0;
+  private readonly keyIds = new WeakMap<SealKey, number>();
+  private keySeq = 0;
   private closed = false;
 
   constructor(private readonly threads: number) {}
@@ -55,7 +59,7 @@ export class WritePool {
     const writer = new PooledObjectWriter(host, obj, fd, path, header.length);
     lane.objects.set(obj, writer);
     if (lane.objects.size + lane.jobs.size === 1) lane.worker.ref();
-    const msg: ToWriter = { t: 'open', obj, fd, header: new Uint8Array(header), hash: o.hash, key: o.seal ? transferableKey(o.seal) : undefined };
+    const msg: ToWriter = { t: 'open', obj, fd, header: new Uint8Array(header), hash: o.hash, ...this.keyFor(lane, o.seal) };
     lane.worker.postMessage(msg);
     return writer;
   }
@@ -72,7 +76,8 @@ export class WritePool {
     return new Promise<Buffer>((resolve, reject) => {
       lane.jobs.set(obj, { resolve, reject });
       if (lane.jobs.size + lane.objects.size === 1) lane.worker.ref();
-      const msg: ToWriter = { t: 'seal', obj, key: transferableKey(key), buf };
+      const k = this.keyFor(lane, key);
+      const msg: ToWriter = { t: 'seal', obj, keyId: k.keyId!, key: k.key, buf };
       lane.worker.postMessage(msg, [buf]);
     });
   }
@@ -96,6 +101,16 @@ export class WritePool {
     await Promise.all(this.lanes.splice(0).map((l) => l.worker.terminate()));
   }
 
+  /** The key's id, and its bytes when this worker has not had them yet (a copy per object cost a tenth of the messaging). */
+  private keyFor(lane: Lane, key: SealKey | undefined): { keyId?: number; key?: KeyMessage } {
+    if (!key) return {};
+    let keyId = this.keyIds.get(key);
+    if (keyId === undefined) this.keyIds.set(key, (keyId = ++this.keySeq));
+    if (lane.keys.has(keyId)) return { keyId };
+    lane.keys.add(keyId);
+    return { keyId, key: transferableKey(key) };
+  }
+
   private lane(): Lane {
     let best: Lane | undefined;
     for (const l of this.lanes) if (!best || l.objects.size < best.objects.size) best = l;
@@ -109,7 +124,7 @@ export class WritePool {
     // ~45 MB while receiving CT).
     const worker = new Worker(workerUrl(), { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
     worker.unref();
-    const lane: Lane = { worker, objects: new Map(), jobs: new Map() };
+    const lane: Lane = { worker, objects: new Map(), jobs: new Map(), keys: new Set() };
     worker.on('message', (m: FromWriter) => {
       if (m.t === 'sealed' || m.t === 'seal-failed') {
         const job = lane.jobs.get(m.obj);

@@ -14,12 +14,13 @@ export interface KeyMessage {
 
 /** What the main thread tells a write worker. */
 export type ToWriter =
-  | { t: 'open'; obj: number; fd: number; header: Uint8Array; hash: boolean; key?: KeyMessage | undefined }
+  /** `keyId` names a seal key; its bytes travel once per worker (`key`), the first time it is used there. */
+  | { t: 'open'; obj: number; fd: number; header: Uint8Array; hash: boolean; keyId?: number | undefined; key?: KeyMessage | undefined }
   | { t: 'data'; obj: number; buf: ArrayBuffer; len: number }
   | { t: 'end'; obj: number }
   | { t: 'abort'; obj: number }
   /** Seal a whole buffer (the compression-at-rest rewriter's new file). */
-  | { t: 'seal'; obj: number; key: KeyMessage; buf: ArrayBuffer };
+  | { t: 'seal'; obj: number; keyId: number; key?: KeyMessage | undefined; buf: ArrayBuffer };
 
 /** What a write worker answers. */
 export type FromWriter =
@@ -31,7 +32,7 @@ export type FromWriter =
   | { t: 'seal-failed'; obj: number; message: string };
 
 /** Plaintext travels to a worker in batches of this size (the last one of an object shorter). */
-export const BATCH_BYTES = 128 * 1024;
+export const BATCH_BYTES = 256 * 1024;
 
 /** What a writer needs of its pool and of the worker its object is assigned to. */
 export interface WriterHost {

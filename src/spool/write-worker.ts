@@ -1,5 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { writeSync, writevSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
 import { sealBuffer, Sealer, SEGMENT_BYTES, type SealKey, type SealProfile } from '../security/sealed-file.js';
 import type { FromWriter, KeyMessage, ToWriter } from './write-protocol.js';
@@ -30,6 +32,42 @@ interface Open {
 }
 
 const objects = new Map<number, Open>();
+
+/**
+ * The sealed segments OpenSSL hands back are fresh buffers outside the JS heap, and this
+ * thread makes almost no other garbage, so V8 would collect them only when its external-memory
+ * limit (tens of MB) is reached: measured, the process's RSS grew by 55 MB over 400 CT images.
+ * A young-generation collection after every {@link COLLECT_BYTES} written frees them early
+ * (every 2 MiB: +18 MB, 10 of them the thread itself); it costs well under a millisecond on this thread's small heap.
+ */
+const COLLECT_BYTES = 2 * 1024 * 1024;
+let sinceCollect = 0;
+const collect: (opts: { type: 'minor' }) => void = (() => {
+  try {
+    setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as (opts: { type: 'minor' }) => void;
+  } catch {
+    return () => undefined; // no collector hook: V8's own limits still bound it
+  }
+})();
+
+/** Staging buffers of finished objects, reused by the next ones. */
+const spare: Buffer[] = [];
+const takeStage = (): Buffer => spare.pop() ?? Buffer.allocUnsafeSlow(SEGMENT_BYTES);
+function returnStages(o: Open): void {
+  if (o.stage && spare.length < 8) spare.push(...o.stage);
+  o.stage = undefined;
+}
+/** Seal keys by the id the main thread gave them. */
+const keys = new Map<number, SealKey>();
+
+function sealKey(m: { keyId?: number | undefined; key?: KeyMessage | undefined }): SealKey | undefined {
+  if (m.keyId === undefined) return undefined;
+  if (m.key) keys.set(m.keyId, keyOf(m.key));
+  const key = keys.get(m.keyId);
+  if (!key) throw new Error(`seal key ${m.keyId} was never sent to this worker`);
+  return key;
+}
 const port = parentPort!;
 
 function keyOf(k: KeyMessage): SealKey {
@@ -42,6 +80,10 @@ function writeAll(o: Open, bufs: Buffer[]): void {
   let n = 0;
   for (const b of bufs) n += b.length;
   if (n === 0) return;
+  if (o.sealer && (sinceCollect += n) >= COLLECT_BYTES) {
+    sinceCollect = 0;
+    collect({ type: 'minor' });
+  }
   let written = 0;
   let pending = bufs;
   while (written < n) {
@@ -99,14 +141,15 @@ function fail(o: Open, err: unknown): void {
 function handle(m: ToWriter): void {
   switch (m.t) {
     case 'open': {
-      const sealer = m.key ? new Sealer(keyOf(m.key)) : undefined;
+      const key = sealKey(m);
+      const sealer = key ? new Sealer(key) : undefined;
       const o: Open = {
         fd: m.fd,
         position: 0,
         plain: 0,
         hash: m.hash ? createHash('sha256') : undefined,
         sealer,
-        stage: sealer ? [Buffer.allocUnsafe(SEGMENT_BYTES), Buffer.allocUnsafe(SEGMENT_BYTES)] : undefined,
+        stage: sealer ? [takeStage(), takeStage()] : undefined,
         cur: 0,
         fill: 0,
         error: undefined,
@@ -150,6 +193,7 @@ function handle(m: ToWriter): void {
           fail(o, err);
         }
       }
+      returnStages(o);
       const reply: FromWriter = o.error
         ? { t: 'error', obj: m.obj, code: o.error.code, message: o.error.message }
         : { t: 'written', obj: m.obj, size: o.plain, sha256: o.hash ? o.hash.digest('hex') : '' };
@@ -160,7 +204,7 @@ function handle(m: ToWriter): void {
       let reply: FromWriter;
       let transfer: ArrayBuffer[] = [];
       try {
-        let out = sealBuffer(keyOf(m.key), Buffer.from(m.buf));
+        let out = sealBuffer(sealKey(m)!, Buffer.from(m.buf));
         // Only a buffer that owns its whole ArrayBuffer can be transferred.
         if (out.byteOffset !== 0 || out.buffer.byteLength !== out.length) out = Buffer.from(Uint8Array.prototype.slice.call(out));
         reply = { t: 'sealed', obj: m.obj, buf: out.buffer as ArrayBuffer };
@@ -172,6 +216,8 @@ function handle(m: ToWriter): void {
       return;
     }
     case 'abort': {
+      const o = objects.get(m.obj);
+      if (o) returnStages(o);
       objects.delete(m.obj);
       const reply: FromWriter = { t: 'aborted', obj: m.obj };
       port.postMessage(reply);
