@@ -103,7 +103,7 @@ describe('chacha20-poly1305 files are RFC 8439 AEAD as docs/security.md describe
     const fixed = file.subarray(0, 20);
     const wrapped = file.subarray(20, 80);
     const uk = createDecipheriv('chacha20-poly1305', kek, wrapped.subarray(0, 12), { authTagLength: 16 });
-    uk.setAAD(fixed);
+    uk.setAAD(fixed, { plaintextLength: 32 });
     uk.setAuthTag(wrapped.subarray(44, 60));
     const dataKey = Buffer.concat([uk.update(wrapped.subarray(12, 44)), uk.final()]);
     const header = file.subarray(0, 80);
@@ -114,7 +114,7 @@ describe('chacha20-poly1305 files are RFC 8439 AEAD as docs/security.md describe
       const tail = Buffer.alloc(5);
       tail.writeUInt32BE(index, 0);
       tail[4] = final ? 1 : 0;
-      d.setAAD(Buffer.concat([header, tail]));
+      d.setAAD(Buffer.concat([header, tail]), { plaintextLength: body.length - 16 });
       d.setAuthTag(body.subarray(body.length - 16));
       return Buffer.concat([d.update(body.subarray(0, body.length - 16)), d.final()]);
     };
