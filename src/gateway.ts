@@ -20,6 +20,7 @@ import { type Logger, setLogLevel } from './log.js';
 import { CommitmentScp } from './receive/commitment-scp.js';
 import { DicomServer } from './receive/server.js';
 import { accessionKey } from './security/accession.js';
+import { sealProfileWarningHere } from './security/cpu-crypto.js';
 import { patientAuditRef } from './security/patient-pseudonym.js';
 import { spoolControlRoutes } from './spool/control-routes.js';
 import { DiskGuard } from './spool/disk-guard.js';
@@ -131,6 +132,9 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
   /** The configuration in force: a reload replaces it. */
   const live = { config };
   for (const w of configWarnings(config)) log.warn(w);
+  // Once per start: AES-GCM sealing on a CPU without AES instructions (src/security/cpu-crypto.ts).
+  const cpu = sealProfileWarningHere(config);
+  if (cpu) log.warn(cpu);
   const deviceKey = await preflight(config);
   const accKey = accessionKey(deviceKey);
 

@@ -10,7 +10,7 @@ import { ConfigError, type PacsEdgeError } from '../errors.js';
 import { DeviceKey } from '../security/device-key.js';
 import { VERSION } from '../version.js';
 import { controlAnswers, controlGet } from '../health/control-server.js';
-import { deviceKeyFor, sealKeyOf } from '../security/spool-key.js';
+import { deviceKeyFor, sealKeyOf, sealProfileOf } from '../security/spool-key.js';
 import { holdSpoolLock, sealedFilesOpenedBy } from '../spool/open.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { actAsStateOwner } from '../security/state-owner.js';
@@ -388,7 +388,7 @@ export async function restoreCommand(args: string[], option: (name: string) => s
 async function refuseStrandingKey(current: GatewayConfig, targets: readonly (BackupEntry & { target: string })[]): Promise<void> {
   const entry = targets.find((t) => t.role === 'device-key');
   if (!entry) return;
-  const profile = current.spool.encryption.profile === 'gm' ? 'gm' : 'aes-256-gcm';
+  const profile = sealProfileOf(current.spool.encryption.profile);
   const keyFile = current.spool.encryption.keyFile;
   const now = existsSync(keyFile) ? sealKeyOf(DeviceKey.load(keyFile), profile) : undefined;
   const next = sealKeyOf(DeviceKey.fromBytes(entry.data, entry.target), profile);

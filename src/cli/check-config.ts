@@ -2,6 +2,7 @@ import { loadConfig } from '../config/load.js';
 import { checkNamedFiles } from '../config/file-check.js';
 import { configWarnings } from '../config/validate.js';
 import { ConfigError } from '../errors.js';
+import { sealProfileWarningHere } from '../security/cpu-crypto.js';
 import { EXIT } from './exit-codes.js';
 
 /**
@@ -9,7 +10,7 @@ import { EXIT } from './exit-codes.js';
  * line), then every file it names: present, readable by the service user, parsing, and every
  * certificate's days left. Exit 0 when all is well (warnings allowed), 1 otherwise.
  */
-export function checkConfigCommand(file: string, opts: { forStart?: boolean } = {}): number {
+export function checkConfigCommand(file: string, opts: { forStart?: boolean; /** /proc/cpuinfo's text (a test's board) */ cpuinfo?: string; arch?: string } = {}): number {
   let config;
   try {
     config = loadConfig(file);
@@ -18,6 +19,8 @@ export function checkConfigCommand(file: string, opts: { forStart?: boolean } = 
     return EXIT.failed;
   }
   for (const w of configWarnings(config)) console.error(`warning: ${w}`);
+  const cpu = sealProfileWarningHere(config, opts.cpuinfo, opts.arch);
+  if (cpu) console.error(`warning: ${cpu}`);
   const r = config.receive;
   // Before a start (the unit's ExecStartPre, --for-start) an expired certificate is said loudly
   // but does not keep the gateway from receiving: the plain listener and the spool still work,

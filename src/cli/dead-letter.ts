@@ -6,6 +6,7 @@ import { controlRequest } from '../health/control-server.js';
 import { createLogger } from '../log.js';
 import { checkDeviceKeyFits } from '../spool/key-check.js';
 import { commentKey, deviceKeyFor } from '../security/spool-key.js';
+import { profileOfHead } from '../security/sealed-file.js';
 import { openComment } from '../spool/dead-letters.js';
 import { mayReach, openSpool, readSpool } from '../spool/open.js';
 import { purgeDeadLetters, retryDeadLetters, type OperatorAuditRecord, type OperatorRequest } from '../spool/operator.js';
@@ -138,7 +139,7 @@ async function showDeadLetter(config: GatewayConfig, destination: string | undef
   if (d.comment?.sealed) {
     const device = deviceKeyFor(config, { create: false });
     const head = Buffer.from(d.comment.sealed, 'base64');
-    comment = openComment(commentKey(device, head[5] === 2 ? 'gm' : 'aes-256-gcm'), d.comment);
+    comment = openComment(commentKey(device, profileOfHead(head) ?? 'aes-256-gcm'), d.comment);
   }
   const status = d.status === undefined ? '-' : `0x${d.status.toString(16).toUpperCase().padStart(4, '0')}`;
   console.log(`destination   ${d.destination}\nid            ${d.id}\nat            ${new Date(d.at).toISOString()}\nstatus        ${status}\nstudy         ${d.studyInstanceUid ?? '-'}\nSOP instance  ${d.sopInstanceUid}\nreason        ${d.reason}`);

@@ -107,10 +107,11 @@ export interface GatewayConfig {
     compressAtRest: boolean;
     /**
      * Encryption at rest (GB/T 39786): every object under a fresh data key, wrapped by the device
-     * key in `keyFile` (0600, outside the spool, made at the first start).
+     * key in `keyFile` (0600, outside the spool, made at the first start). `chacha20-poly1305`
+     * is for boards without AES instructions (RFC 8439; docs/security.md).
      */
     encryption: {
-      profile: 'aes-256-gcm' | 'gm' | 'none';
+      profile: 'aes-256-gcm' | 'gm' | 'chacha20-poly1305' | 'none';
       keyFile: string;
       /**
        * Take the device key from a systemd credential of this name (`$CREDENTIALS_DIRECTORY/<name>`,

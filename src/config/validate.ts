@@ -173,7 +173,7 @@ export function validateConfig(doc: unknown, opts: { baseDir: string; file?: str
       verifyOnStart: v.oneOf(spool.verifyOnStart, 'spool.verifyOnStart', ['size', 'sha256']) ?? 'size',
       compressAtRest: v.boolean(spool.compressAtRest, 'spool.compressAtRest') ?? true,
       encryption: {
-        profile: v.oneOf(encryption.profile, 'spool.encryption.profile', ['aes-256-gcm', 'gm', 'none'] as const) ?? 'aes-256-gcm',
+        profile: v.oneOf(encryption.profile, 'spool.encryption.profile', ['aes-256-gcm', 'gm', 'chacha20-poly1305', 'none'] as const) ?? 'aes-256-gcm',
         // Beside the spool, never in it: a copy of the spool alone must not carry its key.
         keyFile: ((f) => (f ? path.resolve(opts.baseDir, f) : path.join(path.dirname(resolvedSpool || '.'), 'keys', 'device.key')))(v.string(encryption.keyFile, 'spool.encryption.keyFile')),
         ...credentialName(v, encryption.keyCredential),

@@ -9,8 +9,10 @@ import { writeDurableSync } from '../util/durable-write.js';
  * the first start. Every other key is derived from it (HKDF-SHA256 with a purpose label), so a
  * backup of this one file and the configuration restores them all.
  *
- * Purposes in use: `spool-kek` (aes-256-gcm) or `spool-kek-sm4` + `spool-kek-sm3` (gm), which
- * wrap the per-object data keys, `audit-chain` (HMAC of the audit trail), `audit-anchor` (MAC
+ * Purposes in use: `spool-kek` (aes-256-gcm), `spool-kek-sm4` + `spool-kek-sm3` (gm) and
+ * `spool-kek-chacha20` (chacha20-poly1305), which wrap the per-object data keys (all three are
+ * derived whatever the profile, so files sealed under an earlier one still open), the same three
+ * for `dead-letter-comment`, `audit-chain` (HMAC of the audit trail), `audit-anchor` (MAC
  * of the audit anchor in the spool's directory, src/audit/anchor.ts), `audit-patient` (the
  * Patient ID pseudonym of the audit messages, patient-pseudonym.ts) and `accession-index`. Backups are
  * encrypted under a passphrase instead (they must open on a box without this key).

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual, type CipherGCM, type DecipherGCM } from 'node:crypto';
 import { PacsEdgeError } from '../errors.js';
 
 /**
@@ -23,19 +23,26 @@ import { PacsEdgeError } from '../errors.js';
  * - `gm` (GB/T 39786 commercial cryptography): SM4-CTR + HMAC-SM3, encrypt-then-MAC (256-bit
  *   tag); the data key (SM4 key + HMAC key) wrapped the same way. OpenSSL (Node 20 and 24) has
  *   `sm4-ctr` and `sm3` but not `sm4-gcm`, hence the composition.
+ * - `chacha20-poly1305` (RFC 8439): laid out exactly as aes-256-gcm (96-bit nonce = file nonce
+ *   XOR segment index, 128-bit tag, the data key wrapped with the same AEAD), for boards without
+ *   AES instructions (ARMv8 without the crypto extensions, e.g. Raspberry Pi 4), where AES-GCM
+ *   in software is several times slower than ChaCha20-Poly1305 (docs/security.md).
  *
  * Pure functions and small classes on Buffers: used by the spool (main thread) and by the
  * hash and codec workers, which read files themselves.
  *
- * @see NIST SP 800-38D (GCM), GB/T 32907 (SM4), GB/T 32905 (SM3), RFC 2104 (HMAC)
+ * @see NIST SP 800-38D (GCM), RFC 8439 (ChaCha20-Poly1305), GB/T 32907 (SM4), GB/T 32905 (SM3), RFC 2104 (HMAC)
  */
-export type SealProfile = 'aes-256-gcm' | 'gm';
+export type SealProfile = 'aes-256-gcm' | 'gm' | 'chacha20-poly1305';
+
+/** Every sealing profile, in the order of their header ids. */
+export const SEAL_PROFILES: readonly SealProfile[] = ['aes-256-gcm', 'gm', 'chacha20-poly1305'];
 
 /**
- * Key-encryption key material: 32 bytes for aes-256-gcm; 16 (SM4) + 32 (HMAC-SM3) for gm.
- * New files are sealed with `profile`/`kek`; `others` opens files sealed under the other
- * profile (written before `spool.encryption.profile` was changed), so a change never strands
- * an object.
+ * Key-encryption key material: 32 bytes for aes-256-gcm and chacha20-poly1305; 16 (SM4) + 32
+ * (HMAC-SM3) for gm. New files are sealed with `profile`/`kek`; `others` opens files sealed
+ * under another profile (written before `spool.encryption.profile` was changed), so a change
+ * never strands an object.
  */
 export interface SealKey {
   profile: SealProfile;
@@ -46,18 +53,24 @@ export interface SealKey {
 export const SEALED_MAGIC = Buffer.from('PESE', 'latin1');
 export const SEGMENT_BYTES = 64 * 1024;
 const VERSION = 1;
-const PROFILE_ID: Record<SealProfile, number> = { 'aes-256-gcm': 1, gm: 2 };
+const PROFILE_ID: Record<SealProfile, number> = { 'aes-256-gcm': 1, gm: 2, 'chacha20-poly1305': 3 };
 const FIXED = 20; // magic 4, version 1, profile 1, log2 1, wrapped length 1, nonce 12
-const TAG: Record<SealProfile, number> = { 'aes-256-gcm': 16, gm: 32 };
-const DATA_KEY: Record<SealProfile, number> = { 'aes-256-gcm': 32, gm: 48 };
-const WRAPPED: Record<SealProfile, number> = { 'aes-256-gcm': 12 + 32 + 16, gm: 16 + 48 + 32 };
+const TAG: Record<SealProfile, number> = { 'aes-256-gcm': 16, gm: 32, 'chacha20-poly1305': 16 };
+const DATA_KEY: Record<SealProfile, number> = { 'aes-256-gcm': 32, gm: 48, 'chacha20-poly1305': 32 };
+const WRAPPED: Record<SealProfile, number> = { 'aes-256-gcm': 12 + 32 + 16, gm: 16 + 48 + 32, 'chacha20-poly1305': 12 + 32 + 16 };
+
+/** The profile a sealed file's header names (its byte 5); undefined for an unknown id or a plain file. */
+export function profileOfHead(head: Buffer): SealProfile | undefined {
+  if (!isSealed(head) || head.length < 6) return undefined;
+  return SEAL_PROFILES.find((p) => PROFILE_ID[p] === head[5]);
+}
 
 export function sealedHeaderBytes(profile: SealProfile): number {
   return FIXED + WRAPPED[profile];
 }
 
-/** Enough of a file's start to hold the header of either profile. */
-export const SEALED_HEAD_BYTES = FIXED + Math.max(WRAPPED['aes-256-gcm'], WRAPPED.gm);
+/** Enough of a file's start to hold the header of any profile. */
+export const SEALED_HEAD_BYTES = FIXED + Math.max(...Object.values(WRAPPED));
 
 /** The sealed file size of `plain` bytes (headers and tags included). */
 export function sealedSize(plain: number, profile: SealProfile): number {
@@ -77,10 +90,22 @@ function corrupt(message: string): PacsEdgeError {
 /** Split the gm KEK / data key into its SM4 and HMAC-SM3 parts. */
 const gmParts = (k: Buffer) => ({ enc: k.subarray(0, 16), mac: k.subarray(16, 48) });
 
+/** The profiles that are one AEAD with a 96-bit nonce and a 128-bit tag: same layout, same code. */
+type AeadProfile = Exclude<SealProfile, 'gm'>;
+const isAead = (p: SealProfile): p is AeadProfile => p !== 'gm';
+
+/** AES-256-GCM or ChaCha20-Poly1305 (their Node types differ only in name). */
+function aeadCipher(p: AeadProfile, key: Buffer, iv: Buffer): CipherGCM {
+  return p === 'aes-256-gcm' ? createCipheriv(p, key, iv) : createCipheriv(p, key, iv, { authTagLength: 16 });
+}
+function aeadDecipher(p: AeadProfile, key: Buffer, iv: Buffer): DecipherGCM {
+  return p === 'aes-256-gcm' ? createDecipheriv(p, key, iv) : createDecipheriv(p, key, iv, { authTagLength: 16 });
+}
+
 function wrap(key: SealKey, dataKey: Buffer, aad: Buffer): Buffer {
-  if (key.profile === 'aes-256-gcm') {
+  if (isAead(key.profile)) {
     const iv = randomBytes(12);
-    const c = createCipheriv('aes-256-gcm', key.kek, iv);
+    const c = aeadCipher(key.profile, key.kek, iv);
     c.setAAD(aad);
     const ct = Buffer.concat([c.update(dataKey), c.final()]);
     return Buffer.concat([iv, ct, c.getAuthTag()]);
@@ -94,8 +119,8 @@ function wrap(key: SealKey, dataKey: Buffer, aad: Buffer): Buffer {
 }
 
 function unwrap(key: SealKey, wrapped: Buffer, aad: Buffer): Buffer {
-  if (key.profile === 'aes-256-gcm') {
-    const d = createDecipheriv('aes-256-gcm', key.kek, wrapped.subarray(0, 12));
+  if (isAead(key.profile)) {
+    const d = aeadDecipher(key.profile, key.kek, wrapped.subarray(0, 12));
     d.setAAD(aad);
     d.setAuthTag(wrapped.subarray(44, 60));
     try {
@@ -133,7 +158,7 @@ class SegmentCipher {
   }
 
   private iv(index: number): Buffer {
-    if (this.profile === 'aes-256-gcm') {
+    if (isAead(this.profile)) {
       const iv = Buffer.from(this.nonce);
       iv.writeUInt32BE((iv.readUInt32BE(8) ^ index) >>> 0, 8);
       return iv;
@@ -151,11 +176,11 @@ class SegmentCipher {
    */
   seal(index: number, plain: Buffer, final: boolean): [Buffer, Buffer] {
     const aad = this.aad(index, final);
-    if (this.profile === 'aes-256-gcm') {
-      const c = createCipheriv('aes-256-gcm', this.dataKey, this.iv(index));
+    if (isAead(this.profile)) {
+      const c = aeadCipher(this.profile, this.dataKey, this.iv(index));
       c.setAAD(aad);
       const ct = c.update(plain);
-      c.final(); // GCM: no bytes held back
+      c.final(); // GCM and ChaCha20-Poly1305: no bytes held back
       return [ct, c.getAuthTag()];
     }
     const { enc, mac } = gmParts(this.dataKey);
@@ -171,13 +196,13 @@ class SegmentCipher {
     const ct = sealed.subarray(0, sealed.length - t);
     const tag = sealed.subarray(sealed.length - t);
     const aad = this.aad(index, final);
-    if (this.profile === 'aes-256-gcm') {
-      const d = createDecipheriv('aes-256-gcm', this.dataKey, this.iv(index));
+    if (isAead(this.profile)) {
+      const d = aeadDecipher(this.profile, this.dataKey, this.iv(index));
       d.setAAD(aad);
       d.setAuthTag(tag);
       const plain = d.update(ct);
       try {
-        d.final(); // GCM holds nothing back; final() checks the tag
+        d.final(); // neither AEAD holds anything back; final() checks the tag
       } catch {
         throw corrupt(`sealed file: segment ${index} fails its authentication (changed, moved or truncated)`);
       }
@@ -198,7 +223,7 @@ class SegmentCipher {
 function openHeader(key: SealKey, head: Buffer): SegmentCipher {
   if (!isSealed(head) || head.length < FIXED) throw corrupt('not a sealed spool file (no PESE header)');
   if (head[4] !== VERSION) throw corrupt(`sealed file version ${head[4]} is not supported`);
-  const profile = (Object.keys(PROFILE_ID) as SealProfile[]).find((p) => PROFILE_ID[p] === head[5]);
+  const profile = profileOfHead(head);
   if (!profile) throw corrupt(`sealed file profile ${head[5]} is unknown`);
   const kek = profile === key.profile ? key.kek : key.others?.[profile];
   if (!kek) throw corrupt(`sealed file uses profile ${profile}, and no key for it is at hand`);
@@ -224,7 +249,7 @@ export function sealedHeaderProblem(key: SealKey | undefined, head: Buffer): { k
   if (!isSealed(head)) return undefined;
   if (head.length < FIXED) return { kind: 'format', message: 'sealed file header is cut short' };
   if (head[4] !== VERSION) return { kind: 'format', message: `sealed file version ${head[4]} is not supported by this release` };
-  const profile = (Object.keys(PROFILE_ID) as SealProfile[]).find((p) => PROFILE_ID[p] === head[5]);
+  const profile = profileOfHead(head);
   if (!profile) return { kind: 'format', message: `sealed file profile ${head[5]} is unknown to this release` };
   if (head[6] !== Math.log2(SEGMENT_BYTES) || head[7] !== WRAPPED[profile] || head.length < FIXED + WRAPPED[profile]) return { kind: 'format', message: 'sealed file header has unexpected sizes' };
   if (!key) return { kind: 'no-key', message: 'sealed file, and no device key is at hand' };
@@ -340,7 +365,7 @@ export class SealedReader {
   ) {}
 
   static async open(key: SealKey, fileSize: number, pread: (buf: Buffer, position: number) => Promise<number>): Promise<SealedReader> {
-    // The header of the longest profile: the file's own may be either.
+    // The header of the longest profile: the file's own may be any.
     const head = Buffer.alloc(SEALED_HEAD_BYTES);
     const n = await pread(head, 0);
     const cipher = openHeader(key, head.subarray(0, n));

@@ -6,14 +6,27 @@ import type { SealKey, SealProfile } from './sealed-file.js';
 import { DeviceKey } from './device-key.js';
 
 /**
- * The spool's key-encryption keys, derived from the device key: one per sealing profile, so a
- * file sealed under either profile can always be opened.
+ * The spool's key-encryption keys, derived from the device key: one per sealing profile, each
+ * under its own HKDF purpose (no key serves two algorithms), so a file sealed under any profile
+ * can always be opened.
  */
 export function spoolKeks(device: DeviceKey): Record<SealProfile, Buffer> {
-  return { 'aes-256-gcm': device.derive('spool-kek', 32), gm: Buffer.concat([device.derive('spool-kek-sm4', 16), device.derive('spool-kek-sm3', 32)]) };
+  return {
+    'aes-256-gcm': device.derive('spool-kek', 32),
+    gm: Buffer.concat([device.derive('spool-kek-sm4', 16), device.derive('spool-kek-sm3', 32)]),
+    'chacha20-poly1305': device.derive('spool-kek-chacha20', 32),
+  };
 }
 
-/** The key new files are sealed with under `profile`, able to open the other profile's files too. */
+/**
+ * The sealing profile of a `spool.encryption.profile`: `none` keeps the default's key, which
+ * (with its `others`) still opens what was sealed before encryption was turned off.
+ */
+export function sealProfileOf(configured: GatewayConfig['spool']['encryption']['profile']): SealProfile {
+  return configured === 'none' ? 'aes-256-gcm' : configured;
+}
+
+/** The key new files are sealed with under `profile`, able to open the other profiles' files too. */
 export function sealKeyOf(device: DeviceKey, profile: SealProfile): SealKey {
   const keks = spoolKeks(device);
   return { profile, kek: keks[profile], others: keks };
@@ -33,9 +46,10 @@ export function indexMacKey(device: DeviceKey): Buffer {
  * `dead-letter-comment`): a seal key of the profile in force (src/spool/dead-letters.ts).
  */
 export function commentKey(device: DeviceKey, profile: SealProfile): SealKey {
-  const keks = {
+  const keks: Record<SealProfile, Buffer> = {
     'aes-256-gcm': device.derive('dead-letter-comment', 32),
     gm: Buffer.concat([device.derive('dead-letter-comment-sm4', 16), device.derive('dead-letter-comment-sm3', 32)]),
+    'chacha20-poly1305': device.derive('dead-letter-comment-chacha20', 32),
   };
   return { profile, kek: keks[profile], others: keks };
 }
@@ -48,7 +62,7 @@ export function commentKey(device: DeviceKey, profile: SealProfile): SealKey {
 export function spoolKey(config: GatewayConfig, device: DeviceKey | undefined): { key: SealKey | undefined; sealNew: boolean } {
   const profile = config.spool.encryption.profile;
   if (!device) return { key: undefined, sealNew: false };
-  return { key: sealKeyOf(device, profile === 'gm' ? 'gm' : 'aes-256-gcm'), sealNew: profile !== 'none' };
+  return { key: sealKeyOf(device, sealProfileOf(profile)), sealNew: profile !== 'none' };
 }
 
 /**

@@ -6,7 +6,7 @@ import type { GatewayConfig } from '../config/types.js';
 import { PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DeviceKey } from '../security/device-key.js';
-import { commentKey, indexMacKey, spoolKey } from '../security/spool-key.js';
+import { commentKey, indexMacKey, sealProfileOf, spoolKey } from '../security/spool-key.js';
 import { HashPool } from './hash-pool.js';
 import { LevelSpool } from './level-spool.js';
 import { refuseNewerFormat } from './format.js';
@@ -142,7 +142,7 @@ export async function openSpool(
     keyFile: config.spool.encryption.keyFile,
     indexKey: opts.deviceKey ? indexMacKey(opts.deviceKey) : undefined,
     // Under profile none a destination's Error Comment is not kept at all (only its length).
-    commentKey: opts.deviceKey && sealNew ? commentKey(opts.deviceKey, config.spool.encryption.profile === 'gm' ? 'gm' : 'aes-256-gcm') : undefined,
+    commentKey: opts.deviceKey && sealNew ? commentKey(opts.deviceKey, sealProfileOf(config.spool.encryption.profile)) : undefined,
     route: routeOf(config.forward),
     studyKeepMs: config.studies.keepDays * 24 * 3_600_000,
   });

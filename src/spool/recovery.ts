@@ -5,7 +5,7 @@ import { Code, PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HashPool } from './hash-pool.js';
 import { closeFd, openFd, readFd } from '../util/fd.js';
-import { isSealed, SEALED_HEAD_BYTES, sealedHeaderProblem, sealedSize, type SealKey, type SealProfile } from '../security/sealed-file.js';
+import { isSealed, profileOfHead, SEALED_HEAD_BYTES, sealedHeaderProblem, sealedSize, type SealKey, type SealProfile } from '../security/sealed-file.js';
 import { migrate, refuseNewerFormat } from './format.js';
 import { QueueState } from './queues.js';
 import { owe as oweTo, type Owed, StudyBook, type StudySummary } from './studies.js';
@@ -88,9 +88,7 @@ interface Entry {
   head: { sealed: SealProfile | undefined; problem: HeaderProblem | undefined } | undefined;
 }
 
-const PROFILE_BY_ID: Record<number, SealProfile> = { 1: 'aes-256-gcm', 2: 'gm' };
-
-/** Read the first bytes of a file: enough for either profile's sealed header. */
+/** Read the first bytes of a file: enough for any profile's sealed header. */
 async function readHead(file: string): Promise<Buffer> {
   const fd = await openFd(file, 'r');
   try {
@@ -136,7 +134,7 @@ async function survey(opts: RecoveryInput): Promise<{ files: Map<string, { size:
     16,
     async (e) => {
       const head = await readHead(path.join(opts.objectsDir, `${e.id}.dcm`));
-      e.head = { sealed: isSealed(head) ? PROFILE_BY_ID[head[5] ?? 0] : undefined, problem: sealedHeaderProblem(opts.seal, head) };
+      e.head = { sealed: profileOfHead(head), problem: sealedHeaderProblem(opts.seal, head) };
     },
   );
   return { files, entries, maxId };

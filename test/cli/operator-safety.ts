@@ -22,7 +22,7 @@ import { recordFault } from '../helpers/reliability.js';
  * --refuse`: a permanent A-ASSOCIATE-RJ, so they are dead-lettered), then 6 CT acknowledged while
  * the PACS was down (queued). Each retry and each purge takes its own dead letter.
  */
-export type Profile = 'aes-256-gcm' | 'gm' | 'none';
+export type Profile = 'aes-256-gcm' | 'gm' | 'chacha20-poly1305' | 'none';
 type Phase = 'stopped' | 'running';
 
 interface World {

@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
 import path from 'node:path';
 import { DeviceKey } from '../../src/security/device-key.js';
 import { sealKeyOf } from '../../src/security/spool-key.js';
-import { isSealed, SealedReader, type SealKey, unsealBuffer } from '../../src/security/sealed-file.js';
+import { isSealed, profileOfHead, SealedReader, type SealKey, unsealBuffer } from '../../src/security/sealed-file.js';
 
 /**
  * Spool files as the tests need them: spooled objects are encrypted at rest by default
@@ -18,7 +18,7 @@ export function spoolKeyFor(file: string, keyFile?: string): SealKey {
   } finally {
     closeSync(fd);
   }
-  return spoolKey(path.dirname(path.dirname(file)), head[5] === 2 ? 'gm' : 'aes-256-gcm', keyFile);
+  return spoolKey(path.dirname(path.dirname(file)), profileOfHead(head) ?? 'aes-256-gcm', keyFile);
 }
 
 /** The spool key a gateway with the default `spool.encryption.keyFile` uses for `spoolDir` (as src/gateway.ts derives it). */

@@ -12,7 +12,7 @@ import { freePort, nothingPending, run, startGateway, tempDir, waitFor } from '.
  * 0 bytes of the spool (object files, LevelDB), the logs and the MQTT payloads — while the PACS
  * does receive them (so the grep would have found them had they been there).
  * Encryption at rest is on by default (spool.encryption.profile aes-256-gcm); the `gm` profile
- * (SM4-CTR + HMAC-SM3) is run too.
+ * (SM4-CTR + HMAC-SM3) and `chacha20-poly1305` (boards without AES instructions) are run too.
  */
 const NAME = 'CANARY^ZHANGSAN^QIANFENG';
 const PATIENT_ID = 'CANARYID4711';
@@ -32,7 +32,7 @@ function filesUnder(dir: string): string[] {
 
 const hits = (bytes: Buffer) => needles.filter((n) => bytes.includes(n)).map((n) => n.toString(n.length > 24 ? 'utf16le' : 'latin1'));
 
-describe.each(['aes-256-gcm', 'gm'] as const)('canary grep with spool.encryption.profile %s', (profile) => {
+describe.each(['aes-256-gcm', 'gm', 'chacha20-poly1305'] as const)('canary grep with spool.encryption.profile %s', (profile) => {
   const tmp = tempDir(`pacs-edge-canary-${profile}-`);
   let broker: Broker;
 

@@ -16,7 +16,7 @@ import { recordFault } from '../helpers/reliability.js';
  * spool refuse too, and nothing on disk changes (object files, index-visible state, audit day
  * files). With the right key back, all 5 arrive byte-identical.
  */
-type Profile = 'aes-256-gcm' | 'gm' | 'none';
+type Profile = 'aes-256-gcm' | 'gm' | 'chacha20-poly1305' | 'none';
 
 /** Every file under a directory with its SHA-256, for "nothing changed" (LevelDB's own log/lock files excepted). */
 function snapshot(dir: string): Record<string, string> {
@@ -34,7 +34,7 @@ function snapshot(dir: string): Record<string, string> {
 
 const objectsAndAudit = (base: string) => ({ objects: snapshot(path.join(base, 'spool', 'objects')), audit: snapshot(path.join(base, 'audit')) });
 
-describe.each<Profile>(['aes-256-gcm', 'gm', 'none'])('device key missing or wrong, spool.encryption.profile %s', (profile) => {
+describe.each<Profile>(['aes-256-gcm', 'gm', 'chacha20-poly1305', 'none'])('device key missing or wrong, spool.encryption.profile %s', (profile) => {
   it('the gateway refuses to start naming the key file, nothing is moved or deleted, and with the right key back all 5 arrive', { timeout: 90_000 }, async () => {
     const t = tempDir();
     const pacsDir = path.join(t.dir, 'pacs');

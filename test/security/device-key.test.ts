@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/validate.js';
 import { DeviceKey } from '../../src/security/device-key.js';
+import { commentKey, sealKeyOf, sealProfileOf, spoolKeks } from '../../src/security/spool-key.js';
 import { tempDir } from '../helpers/processes.js';
 
 describe('device key (spool.encryption.keyFile)', () => {
@@ -41,5 +42,26 @@ describe('device key (spool.encryption.keyFile)', () => {
     });
     expect(() => validateConfig(doc('/data/spool/keys/device.key'), { baseDir: '/' })).toThrow(/spool\.encryption\.keyFile: must not be inside spool\.dir/);
     expect(validateConfig(doc('/data/keys/device.key'), { baseDir: '/' }).spool.encryption.keyFile).toBe('/data/keys/device.key');
+  });
+
+  it('derives a KEK of its own for every sealing profile, always all of them, so a change of profile strands nothing', () => {
+    const key = DeviceKey.fromBytes(Buffer.alloc(32, 9), 'mem');
+    const keks = spoolKeks(key);
+    expect(Object.keys(keks).sort()).toEqual(['aes-256-gcm', 'chacha20-poly1305', 'gm']);
+    expect(keks['chacha20-poly1305']).toHaveLength(32);
+    expect(keks['chacha20-poly1305'].equals(key.derive('spool-kek-chacha20'))).toBe(true);
+    // No key serves two algorithms: the chacha KEK is neither the AES KEK nor part of gm's.
+    expect(keks['chacha20-poly1305'].equals(keks['aes-256-gcm'])).toBe(false);
+    expect(keks.gm.includes(keks['chacha20-poly1305'])).toBe(false);
+    for (const p of ['aes-256-gcm', 'gm', 'chacha20-poly1305'] as const) {
+      const k = sealKeyOf(key, p);
+      expect(k.kek.equals(keks[p])).toBe(true);
+      expect(Object.keys(k.others ?? {}).sort()).toEqual(['aes-256-gcm', 'chacha20-poly1305', 'gm']);
+      const c = commentKey(key, p);
+      expect(c.kek.equals(k.kek), 'the Error Comment key is not the spool KEK').toBe(false);
+      expect(Object.keys(c.others ?? {}).sort()).toEqual(['aes-256-gcm', 'chacha20-poly1305', 'gm']);
+    }
+    expect(sealProfileOf('none')).toBe('aes-256-gcm');
+    expect(sealProfileOf('chacha20-poly1305')).toBe('chacha20-poly1305');
   });
 });

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { profileOfHead } from '../../src/security/sealed-file.js';
 import { storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
 import { CLI, run, runGateway, tempDir, waitFor, writeGatewayConfig } from '../helpers/processes.js';
@@ -25,7 +26,7 @@ function filesHolding(dir: string, needle: string): string[] {
   return out;
 }
 
-async function refuseOne(profile: 'aes-256-gcm' | 'none') {
+async function refuseOne(profile: 'aes-256-gcm' | 'gm' | 'chacha20-poly1305' | 'none') {
   const t = tempDir(`pacs-edge-comment-${profile}-`);
   const scp = await startRefusingScp({ status: 0xa900, errorComment: CANARY });
   const { configFile, port, spoolDir } = await writeGatewayConfig({
@@ -45,13 +46,14 @@ async function refuseOne(profile: 'aes-256-gcm' | 'none') {
 }
 
 describe("a destination's Error Comment in the dead letters", () => {
-  it('aes-256-gcm: sealed in the dead letter, in clear nowhere on the card nor in the log; dead-letter show opens it', { timeout: 60_000 }, async () => {
-    const r = await refuseOne('aes-256-gcm');
+  it.each(['aes-256-gcm', 'gm', 'chacha20-poly1305'] as const)('%s: sealed in the dead letter, in clear nowhere on the card nor in the log; dead-letter show opens it', { timeout: 60_000 }, async (profile) => {
+    const r = await refuseOne(profile);
     try {
       expect(r.scp.refused()).toBeGreaterThanOrEqual(1);
       expect(r.letters).toHaveLength(1);
       expect(r.letters[0]).toMatchObject({ status: 0xa900, comment: { length: Buffer.byteLength(CANARY) } });
       expect(r.letters[0]!.comment!.sealed).toMatch(/^[A-Za-z0-9+/=]+$/);
+      expect(profileOfHead(Buffer.from(r.letters[0]!.comment!.sealed!, 'base64')), 'sealed under the profile in force').toBe(profile);
       expect(r.letters[0]!.reason).not.toContain('CANARY');
       // The index (LevelDB log and tables), the object files, the audit trail, the key: no clear copy.
       expect(filesHolding(r.t.dir, 'CANARY-7c1e')).toEqual([]);

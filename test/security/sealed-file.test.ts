@@ -1,11 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createDecipheriv, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { plainSizeOf, SealedReader, sealBuffer, sealedSize, Sealer, SEGMENT_BYTES, type SealKey, unsealBuffer } from '../../src/security/sealed-file.js';
+import { plainSizeOf, profileOfHead, SEAL_PROFILES, SealedReader, sealBuffer, sealedHeaderProblem, sealedSize, Sealer, SEGMENT_BYTES, type SealKey, type SealProfile, unsealBuffer } from '../../src/security/sealed-file.js';
 
-const keys: SealKey[] = [
-  { profile: 'aes-256-gcm', kek: randomBytes(32) },
-  { profile: 'gm', kek: randomBytes(48) },
-];
+const kekBytes = (p: SealProfile) => (p === 'gm' ? 48 : 32);
+const keys: SealKey[] = SEAL_PROFILES.map((profile) => ({ profile, kek: randomBytes(kekBytes(profile)) }));
 const sizes = [0, 1, 1000, SEGMENT_BYTES - 1, SEGMENT_BYTES, SEGMENT_BYTES + 1, 3 * SEGMENT_BYTES, 3 * SEGMENT_BYTES + 77];
 
 function preadOf(file: Buffer) {
@@ -60,6 +58,30 @@ describe.each(keys)('sealed spool files ($profile)', (key) => {
 });
 
 describe('sealed spool files after a change of spool.encryption.profile', () => {
+  it('every profile opens every other profile\'s files through `others`, and names its own in the header', () => {
+    expect(SEAL_PROFILES).toEqual(['aes-256-gcm', 'gm', 'chacha20-poly1305']);
+    const keks = Object.fromEntries(SEAL_PROFILES.map((p) => [p, randomBytes(kekBytes(p))])) as Record<SealProfile, Buffer>;
+    const plain = randomBytes(2 * SEGMENT_BYTES + 3);
+    for (const from of SEAL_PROFILES) {
+      const file = sealBuffer({ profile: from, kek: keks[from] }, plain);
+      expect(profileOfHead(file)).toBe(from);
+      for (const to of SEAL_PROFILES) {
+        const now: SealKey = { profile: to, kek: keks[to], others: keks };
+        expect(unsealBuffer(now, file).equals(plain), `${from} file, spool now ${to}`).toBe(true);
+        expect(sealedHeaderProblem(now, file)).toBeUndefined();
+        if (to !== from) expect(() => unsealBuffer({ profile: to, kek: keks[to] }, file)).toThrow(/no key for it/);
+      }
+    }
+  });
+
+  it('an AEAD file relabelled as the other AEAD profile does not open (the header is authenticated)', () => {
+    const kek = randomBytes(32);
+    const file = sealBuffer({ profile: 'chacha20-poly1305', kek }, randomBytes(1000));
+    const relabelled = Buffer.from(file);
+    relabelled[5] = 1; // aes-256-gcm's id, same sizes, same key offered for both
+    expect(() => unsealBuffer({ profile: 'aes-256-gcm', kek, others: { 'chacha20-poly1305': kek } }, relabelled)).toThrow(/does not unwrap/);
+  });
+
   it('open with the key of the profile they were sealed under, held in `others`', () => {
     const aes = randomBytes(32);
     const gm = randomBytes(48);
@@ -69,5 +91,35 @@ describe('sealed spool files after a change of spool.encryption.profile', () => 
     expect(unsealBuffer({ profile: 'gm', kek: gm, others: { 'aes-256-gcm': aes } }, old).equals(plain)).toBe(true);
     expect(() => unsealBuffer({ profile: 'gm', kek: gm }, old)).toThrow(/no key for it/);
     expect(() => unsealBuffer({ profile: 'gm', kek: gm, others: { 'aes-256-gcm': randomBytes(32) } }, old)).toThrow(/does not unwrap/);
+  });
+});
+
+describe('chacha20-poly1305 files are RFC 8439 AEAD as docs/security.md describes', () => {
+  it('decode with node:crypto alone: data key wrapped under the KEK, segment nonce = file nonce XOR index, AAD = header | index | final', () => {
+    const kek = randomBytes(32);
+    const plain = randomBytes(SEGMENT_BYTES + 100);
+    const file = sealBuffer({ profile: 'chacha20-poly1305', kek }, plain);
+    expect(file.subarray(0, 8)).toEqual(Buffer.from([0x50, 0x45, 0x53, 0x45, 1, 3, 16, 60]));
+    const fixed = file.subarray(0, 20);
+    const wrapped = file.subarray(20, 80);
+    const uk = createDecipheriv('chacha20-poly1305', kek, wrapped.subarray(0, 12), { authTagLength: 16 });
+    uk.setAAD(fixed, { plaintextLength: 32 });
+    uk.setAuthTag(wrapped.subarray(44, 60));
+    const dataKey = Buffer.concat([uk.update(wrapped.subarray(12, 44)), uk.final()]);
+    const header = file.subarray(0, 80);
+    const segment = (index: number, body: Buffer, final: boolean) => {
+      const iv = Buffer.from(header.subarray(8, 20));
+      iv.writeUInt32BE((iv.readUInt32BE(8) ^ index) >>> 0, 8);
+      const d = createDecipheriv('chacha20-poly1305', dataKey, iv, { authTagLength: 16 });
+      const tail = Buffer.alloc(5);
+      tail.writeUInt32BE(index, 0);
+      tail[4] = final ? 1 : 0;
+      d.setAAD(Buffer.concat([header, tail]), { plaintextLength: body.length - 16 });
+      d.setAuthTag(body.subarray(body.length - 16));
+      return Buffer.concat([d.update(body.subarray(0, body.length - 16)), d.final()]);
+    };
+    const s0 = segment(0, file.subarray(80, 80 + SEGMENT_BYTES + 16), false);
+    const s1 = segment(1, file.subarray(80 + SEGMENT_BYTES + 16), true);
+    expect(Buffer.concat([s0, s1]).equals(plain)).toBe(true);
   });
 });

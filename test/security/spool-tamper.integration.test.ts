@@ -38,7 +38,7 @@ async function withIndex<T>(spoolDir: string, fn: (db: Level<string, string>) =>
   }
 }
 
-async function setup(profile: 'aes-256-gcm' | 'none', n: number) {
+async function setup(profile: 'aes-256-gcm' | 'chacha20-poly1305' | 'none', n: number) {
   const t = tempDir('pacs-edge-tamper-');
   const pacsDir = path.join(t.dir, 'pacs');
   mkdirSync(pacsDir);
@@ -61,8 +61,8 @@ async function setup(profile: 'aes-256-gcm' | 'none', n: number) {
 }
 
 describe('someone with the SD card but not the device key', () => {
-  it('cannot get a planted, swapped or injected image forwarded: kept, never sent, alarmed; the rest flows', { timeout: 90_000 }, async () => {
-    const s = await setup('aes-256-gcm', 3);
+  it.each(['aes-256-gcm', 'chacha20-poly1305'] as const)('%s: cannot get a planted, swapped or injected image forwarded: kept, never sent, alarmed; the rest flows', { timeout: 90_000 }, async (profile) => {
+    const s = await setup(profile, 3);
     let pacs: Awaited<ReturnType<typeof startStorescp>> | undefined;
     let gw: Awaited<ReturnType<typeof runGateway>> | undefined;
     try {

@@ -9,6 +9,7 @@ import { readSpool } from '../../src/spool/open.js';
 import { HashPool } from '../../src/spool/hash-pool.js';
 import { tempDir } from '../helpers/processes.js';
 import { put, spoolConformance } from './conformance.js';
+import { SEAL_PROFILES } from '../../src/security/sealed-file.js';
 
 const log = pino({ level: 'silent' });
 let pool: HashPool | undefined;
@@ -36,8 +37,8 @@ spoolConformance({
   },
 });
 
-// The same suite with encryption at rest, in both profiles: the sealed file format must keep every promise.
-for (const profile of ['aes-256-gcm', 'gm'] as const) {
+// The same suite with encryption at rest, in every profile: the sealed file format must keep every promise.
+for (const profile of SEAL_PROFILES) {
   const seal = { profile, kek: randomBytes(profile === 'gm' ? 48 : 32) };
   let sealedPool: HashPool | undefined;
   spoolConformance({

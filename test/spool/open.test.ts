@@ -27,7 +27,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function world(profile: 'aes-256-gcm' | 'gm' | 'none' = 'aes-256-gcm'): Promise<{ config: GatewayConfig; dir: string; key: DeviceKey }> {
+async function world(profile: GatewayConfig['spool']['encryption']['profile'] = 'aes-256-gcm'): Promise<{ config: GatewayConfig; dir: string; key: DeviceKey }> {
   const t = tempDir();
   cleanups.push(t.cleanup);
   const { configFile } = await writeGatewayConfig({ dir: t.dir, spool: { encryption: { profile } }, config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: 104 }] } });
@@ -106,7 +106,7 @@ describe('openSpool: recovery never discards what it cannot read', () => {
     expect(Object.keys(files(config))).toEqual(ids.map((id) => `${id}.dcm`));
   });
 
-  it.each(['aes-256-gcm', 'gm'] as const)('a key that opens none of the %s objects is refused, naming the key file, and nothing changes', async (profile) => {
+  it.each(['aes-256-gcm', 'gm', 'chacha20-poly1305'] as const)('a key that opens none of the %s objects is refused, naming the key file, and nothing changes', async (profile) => {
     const { config, key } = await world(profile);
     await fill(config, key, 3);
     const before = { files: files(config), index: await indexDump(config) };
