@@ -133,6 +133,7 @@ interface Rep {
 async function once(obj: BigObject, rep: number, work: string, log: (s: string) => void): Promise<Rep> {
   const dir = mkdtempSync(path.join(work, `rep${rep}-`));
   const pacsPort = await freePort();
+  mkdirSync(path.join(dir, 'gw'));
   const gw = await startGateway(path.join(dir, 'gw'), {
     spool: { dir: path.join(dir, 'gw', 'spool'), minFreeBytes: '64MiB', compressAtRest: false, encryption: { profile: 'aes-256-gcm' } },
     forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, compression: 'none' }],

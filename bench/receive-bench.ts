@@ -37,7 +37,7 @@ interface GatewayVariant extends Variant {
 function hasChacha20(): boolean {
   const dir = path.join(ROOT, 'dist/src/config');
   if (!existsSync(dir)) return false;
-  return readdirSync(dir).some((f) => f.endsWith('.js') && readFileSync(path.join(dir, f), 'utf8').includes('chacha20-poly1305'));
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).some((f) => f.endsWith('.js') && readFileSync(path.join(dir, f), 'utf8').includes('chacha20-poly1305'));
 }
 
 function variants(chacha20: boolean): GatewayVariant[] {

@@ -321,7 +321,8 @@ export function renderReceiveSection(r: BenchResult): string {
       }
     }
     for (const [k, n] of byLine) {
-      const expected = /accepts any calling AE title|spool\.encryption|key file/i.test(k) ? ' — expected with the bench configuration' : '';
+      // The bench's own configuration: wildcard caller, plain loopback listener, control socket in a private temp dir.
+      const expected = /accepts any calling AE title|plain DICOM listener|control sockets/i.test(k) ? ' — expected with the bench configuration' : '';
       out.push(`- receiver log, ${n} line(s): \`${k.replace(/`/g, "'")}\`${expected}`);
     }
   }

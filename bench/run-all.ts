@@ -28,7 +28,7 @@ export const KNOBS: [string, string][] = [
   ['PACS_EDGE_BENCH_REPS', 'repetitions of the receive, compress-receive and forward benches (default 3)'],
   ['PACS_EDGE_BENCH_COUNT', 'instances of the receive study (default 500)'],
   ['PACS_EDGE_BENCH_RECEIVERS', 'receive bench receivers, comma list of gateway, storescp, orthanc, dcmjs-dimse, gateway-aes-masked, gateway-chacha-masked (default all)'],
-  ['PACS_EDGE_COMPRESS_COUNT', 'instances of the receive-while-compressing study (default 1500)'],
+  ['PACS_EDGE_COMPRESS_COUNT', 'instances of the receive-while-compressing study (default 1000)'],
   ['PACS_EDGE_BIG_MIB', 'size of the big object in MiB (default 1024)'],
   ['PACS_EDGE_BIG_REPS', 'repetitions of the big object (default 3)'],
   ['PACS_EDGE_CODEC_REPS', 'timings per codec and image (default 5)'],
