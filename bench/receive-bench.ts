@@ -142,6 +142,13 @@ async function measure(v: GatewayVariant, scenario: Scenario, rep: number, files
     rec.peakRssBytes = memoryOf(receiver.pid).hwm;
     const problems = [...errors];
     if (rec.stored !== files.length) problems.push(`receiver holds ${rec.stored} objects, expected ${files.length}`);
+    if (v.kind === 'gateway') {
+      // Encryption really on: a spooled object starts with the sealed-file magic (src/security/sealed-file.ts).
+      const objects = path.join(dir, 'spool', 'objects');
+      const one = readdirSync(objects).find((f) => f.endsWith('.dcm'));
+      const head = one ? readFileSync(path.join(objects, one)).subarray(0, 4).toString('latin1') : '';
+      if (head !== 'PESE') problems.push(`spooled object is not sealed (starts with ${JSON.stringify(head)}): encryption is off`);
+    }
     rec.ok = problems.length === 0;
     if (problems.length) rec.error = problems.join('; ');
   } catch (err) {
@@ -299,8 +306,9 @@ export async function runReceiveBench(opts: ReceiveOptions): Promise<BenchSectio
   }
 }
 
-if (isMain(import.meta.url)) {
-  runStandalone('receive', () => runReceiveBench(receiveOptionsFromEnv()), () => {
-    if (workDir) rmSync(workDir, { recursive: true, force: true });
-  });
+/** Removes the scratch directory of a run cut short (SIGINT/SIGTERM). */
+export function receiveCleanupSync(): void {
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
 }
+
+if (isMain(import.meta.url)) runStandalone('receive', () => runReceiveBench(receiveOptionsFromEnv()), receiveCleanupSync);

@@ -15,7 +15,7 @@ import { legacyForwardBench } from './forward-legacy.js';
 import { machineFacts } from './machine.js';
 import { killAll } from './proc.js';
 import { ROOT } from './receivers.js';
-import { receiveOptionsFromEnv, runReceiveBench } from './receive-bench.js';
+import { receiveCleanupSync, receiveOptionsFromEnv, runReceiveBench } from './receive-bench.js';
 import { envInt, QUICK } from './standalone.js';
 import { type BenchSection, mdTable, renderTargets, tally, type TargetRow } from './targets.js';
 import { runWanBench, wanCleanupSync, wanOptionsFromEnv } from './wan-bench.js';
@@ -87,7 +87,8 @@ const PARTS: Part[] = [
 
 function git(args: string[]): string {
   const r = spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : 'unknown';
+  // trimEnd only: a porcelain line starts with a space when only the work tree differs.
+  return r.status === 0 ? r.stdout.trimEnd() : 'unknown';
 }
 
 /** The commit, and whether the tree differs from it (the files this run writes do not count). */
@@ -215,6 +216,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     killAll();
     wanCleanupSync();
+    receiveCleanupSync();
     process.exit(130);
   });
 }
