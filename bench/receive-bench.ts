@@ -1,41 +1,72 @@
 /**
- * Receive benchmark (`make bench`): the pacs-edge gateway against DCMTK storescp, Orthanc and a
- * naive dcmjs-dimse SCP, with DCMTK storescu as the modality. Writes docs/benchmarks.md and
- * docs/benchmarks.json; every figure in them comes from this run.
+ * Receive (ingest) benchmark, a section of `make bench` (bench/run-all.ts): the pacs-edge gateway
+ * (spool encryption on: aes-256-gcm) against DCMTK storescp (`--fork` for parallel senders),
+ * Orthanc and a naive dcmjs-dimse SCP, with DCMTK storescu as the modality; and the gateway
+ * again with the AES, carry-less multiply and SHA instructions masked from OpenSSL (and with the
+ * chacha20-poly1305 profile, when this build has it). Issue 17's ingest targets come from it.
  *
+ * Runs alone too: `node dist/bench/receive-bench.js` prints its section (docs/ untouched).
  * Knobs (environment): PACS_EDGE_CORPUS (corpus dir), PACS_EDGE_BENCH_REPS (default 3),
- * PACS_EDGE_BENCH_COUNT (default 500), PACS_EDGE_BENCH_RECEIVERS (comma list, default all),
- * PACS_EDGE_BENCH_OUT (output dir for the docs, default docs/).
+ * PACS_EDGE_BENCH_COUNT (default 500), PACS_EDGE_BENCH_RECEIVERS (comma list of gateway,
+ * storescp, orthanc, dcmjs-dimse, gateway-aes-masked; default all), PACS_EDGE_BENCH_QUICK=1.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { durableWriteFloor } from './disk-probe.js';
 import { traceSyncCalls } from './fsync-audit.js';
 import { machineFacts } from './machine.js';
-import { killAll, memoryOf, run, sleep, treeCpuSecondsOf } from './proc.js';
-import { type Receiver, type ReceiverKind, ROOT, startReceiver } from './receivers.js';
-import { type AuditResult, type BenchResult, type FloorRun, median, type RunRecord, renderMarkdown, type Scenario, summarize } from './report.js';
+import { memoryOf, run, sleep, treeCpuSecondsOf } from './proc.js';
+import { type Receiver, type ReceiverKind, ROOT, startGateway, startReceiver } from './receivers.js';
+import { type AuditResult, type BenchResult, type FloorRun, median, receiveTargets, renderReceiveSection, type RunRecord, type Scenario, summarize, type Variant } from './report.js';
+import { envInt, isMain, QUICK, runStandalone } from './standalone.js';
 import { buildStudy } from './study.js';
+import type { BenchSection } from './targets.js';
 
 const STORESCU_TIMEOUT_MS = 5 * 60_000;
-const ALL: ReceiverKind[] = ['gateway', 'storescp', 'orthanc', 'dcmjs-dimse'];
+/** Masks AES-NI and PCLMULQDQ (first word) and the SHA extensions (second word) from OpenSSL: a CPU without crypto extensions. */
+export const AES_MASK = '~0x200000200000000:~0x20000000';
+
+interface GatewayVariant extends Variant {
+  kind: ReceiverKind;
+  env?: Record<string, string>;
+  profile?: string;
+}
+
+/** Whether the gateway built in dist/ knows the chacha20-poly1305 spool profile (another change adds it). */
+function hasChacha20(): boolean {
+  const dir = path.join(ROOT, 'dist/src/config');
+  if (!existsSync(dir)) return false;
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).some((f) => f.endsWith('.js') && readFileSync(path.join(dir, f), 'utf8').includes('chacha20-poly1305'));
+}
+
+function variants(chacha20: boolean): GatewayVariant[] {
+  const both = ['1 association', '4 parallel senders'];
+  return [
+    { id: 'gateway', label: 'pacs-edge gateway (aes-256-gcm)', kind: 'gateway', scenarios: both, profile: 'aes-256-gcm' },
+    { id: 'storescp', label: 'DCMTK storescp', kind: 'storescp', scenarios: both },
+    { id: 'orthanc', label: 'Orthanc', kind: 'orthanc', scenarios: both },
+    { id: 'dcmjs-dimse', label: 'dcmjs-dimse (as-is)', kind: 'dcmjs-dimse', scenarios: both },
+    { id: 'gateway-aes-masked', label: 'pacs-edge gateway (aes-256-gcm), AES masked', kind: 'gateway', scenarios: ['1 association'], profile: 'aes-256-gcm', env: { OPENSSL_ia32cap: AES_MASK } },
+    ...(chacha20
+      ? [{ id: 'gateway-chacha-masked', label: 'pacs-edge gateway (chacha20-poly1305), AES masked', kind: 'gateway' as const, scenarios: ['1 association'], profile: 'chacha20-poly1305', env: { OPENSSL_ia32cap: AES_MASK } }]
+      : []),
+  ];
+}
+
+/** Starts one variant: the gateway ones with their spool profile and environment. */
+function startVariant(v: GatewayVariant, dir: string, parallel: boolean): Promise<Receiver> {
+  if (v.kind !== 'gateway') return startReceiver(v.kind, dir, { parallel });
+  const spool = { dir: path.join(dir, 'spool'), minFreeBytes: '64MiB', encryption: { profile: v.profile ?? 'aes-256-gcm' } };
+  return startGateway(dir, { spool }, undefined, v.env ? { env: v.env } : {});
+}
+
 const SCENARIOS: Scenario[] = [
   { name: '1 association', senders: 1 },
   { name: '4 parallel senders', senders: 4 },
 ];
 const AUDIT_OBJECTS = 20;
-/** Instances sent, untimed, to every fresh receiver before the timed run: the steady state of a long-running service (a JIT warms up). */
-const WARMUP_OBJECTS = 100;
 const FLOOR_OBJECTS = 200;
-
-function envInt(name: string, def: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number, got ${v}`);
-  return n;
-}
 
 function chunks<T>(xs: T[], n: number): T[][] {
   const size = Math.ceil(xs.length / n);
@@ -85,12 +116,12 @@ async function settledCount(count: () => Promise<number>, expected: number): Pro
   return n;
 }
 
-async function measure(kind: ReceiverKind, scenario: Scenario, rep: number, files: string[], bytes: number, work: string, warmup: string[]): Promise<RunRecord> {
-  const dir = mkdtempSync(path.join(work, `${kind}-`));
-  const rec: RunRecord = { receiver: kind, scenario: scenario.name, senders: scenario.senders, rep, objects: files.length, bytes, ok: false };
+async function measure(v: GatewayVariant, scenario: Scenario, rep: number, files: string[], bytes: number, work: string, warmup: string[]): Promise<RunRecord> {
+  const dir = mkdtempSync(path.join(work, `${v.id}-`));
+  const rec: RunRecord = { receiver: v.id, scenario: scenario.name, senders: scenario.senders, rep, objects: files.length, bytes, ok: false };
   let receiver: Receiver;
   try {
-    receiver = await startReceiver(kind, dir, { parallel: scenario.senders > 1 });
+    receiver = await startVariant(v, dir, scenario.senders > 1);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     return { ...rec, error: `could not start: ${(err as Error).message}` };
@@ -111,6 +142,13 @@ async function measure(kind: ReceiverKind, scenario: Scenario, rep: number, file
     rec.peakRssBytes = memoryOf(receiver.pid).hwm;
     const problems = [...errors];
     if (rec.stored !== files.length) problems.push(`receiver holds ${rec.stored} objects, expected ${files.length}`);
+    if (v.kind === 'gateway') {
+      // Encryption really on: a spooled object starts with the sealed-file magic (src/security/sealed-file.ts).
+      const objects = path.join(dir, 'spool', 'objects');
+      const one = readdirSync(objects).find((f) => f.endsWith('.dcm'));
+      const head = one ? readFileSync(path.join(objects, one)).subarray(0, 4).toString('latin1') : '';
+      if (head !== 'PESE') problems.push(`spooled object is not sealed (starts with ${JSON.stringify(head)}): encryption is off`);
+    }
     rec.ok = problems.length === 0;
     if (problems.length) rec.error = problems.join('; ');
   } catch (err) {
@@ -125,11 +163,12 @@ async function measure(kind: ReceiverKind, scenario: Scenario, rep: number, file
   return rec;
 }
 
-async function audit(kind: ReceiverKind, files: string[], work: string): Promise<AuditResult> {
+async function audit(v: GatewayVariant, files: string[], work: string): Promise<AuditResult> {
+  const kind = v.id;
   const dir = mkdtempSync(path.join(work, `audit-${kind}-`));
   let receiver: Receiver;
   try {
-    receiver = await startReceiver(kind, dir);
+    receiver = await startVariant(v, dir, false);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     return { receiver: kind, objects: files.length, stored: 0, calls: {}, targets: {}, perObject: null, error: `could not start: ${(err as Error).message}` };
@@ -152,37 +191,56 @@ async function audit(kind: ReceiverKind, files: string[], work: string): Promise
   }
 }
 
-/** The bench's scratch directory, removed on exit and on SIGINT/SIGTERM. */
+/** The bench's scratch directory, removed at the end (and by the standalone runner on SIGINT/SIGTERM). */
 let workDir: string | undefined;
 
-async function main(): Promise<void> {
+export interface ReceiveOptions {
+  reps: number;
+  count: number;
+  quick?: boolean;
+  /** Variant ids to run (default: all). */
+  receivers?: string[];
+  log?: (s: string) => void;
+}
+
+/** Options from the environment (PACS_EDGE_BENCH_REPS, _COUNT, _RECEIVERS, _QUICK). */
+export function receiveOptionsFromEnv(): ReceiveOptions {
+  const receivers = process.env.PACS_EDGE_BENCH_RECEIVERS?.split(',').map((s) => s.trim()).filter(Boolean);
+  return {
+    reps: envInt('PACS_EDGE_BENCH_REPS', QUICK ? 1 : 3),
+    count: envInt('PACS_EDGE_BENCH_COUNT', QUICK ? 100 : 500),
+    quick: QUICK,
+    ...(receivers ? { receivers } : QUICK ? { receivers: ['gateway', 'storescp', 'gateway-aes-masked', 'gateway-chacha-masked'] } : {}),
+  };
+}
+
+export async function runReceiveBench(opts: ReceiveOptions): Promise<BenchSection> {
   const started = Date.now();
-  const reps = envInt('PACS_EDGE_BENCH_REPS', 3);
-  const count = envInt('PACS_EDGE_BENCH_COUNT', 500);
-  const receivers = (process.env.PACS_EDGE_BENCH_RECEIVERS ?? ALL.join(','))
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean) as ReceiverKind[];
-  for (const r of receivers) if (!ALL.includes(r)) throw new Error(`unknown receiver "${r}" (known: ${ALL.join(', ')})`);
+  const chacha20 = hasChacha20();
+  const all = variants(chacha20);
+  const chosen = opts.receivers ? all.filter((v) => opts.receivers!.includes(v.id)) : all;
+  for (const id of opts.receivers ?? []) {
+    if (!all.some((v) => v.id === id) && id !== 'gateway-chacha-masked') throw new Error(`unknown receiver "${id}" (known: ${all.map((v) => v.id).join(', ')})`);
+  }
+  const warmupObjects = opts.quick ? 20 : 100;
   const corpus = path.resolve(ROOT, process.env.PACS_EDGE_CORPUS ?? '../shared/corpus/public');
   const template = path.join(corpus, '693_UNCR.dcm');
   if (!existsSync(template)) throw new Error(`template ${template} not found (set PACS_EDGE_CORPUS)`);
-  const outDir = path.resolve(ROOT, process.env.PACS_EDGE_BENCH_OUT ?? 'docs');
 
   const machine = machineFacts();
   const work = mkdtempSync(path.join(os.tmpdir(), 'pacs-edge-bench-'));
   workDir = work;
-  const log = (s: string): void => console.log(`[bench +${((Date.now() - started) / 1000).toFixed(1)}s] ${s}`);
+  const log = (s: string): void => (opts.log ?? console.log)(`[receive +${((Date.now() - started) / 1000).toFixed(1)}s] ${s}`);
   try {
-    log(`building a ${count}-instance study from ${template} in ${work}`);
-    const study = buildStudy({ template, dir: path.join(work, 'study'), count });
-    const warmup = buildStudy({ template, dir: path.join(work, 'warmup'), count: WARMUP_OBJECTS });
-    log(`study: ${study.files.length} files, ${(study.bytes / 1e6).toFixed(1)} MB, transfer syntax ${study.transferSyntax}`);
+    log(`building a ${opts.count}-instance study from ${template} in ${work}`);
+    const study = buildStudy({ template, dir: path.join(work, 'study'), count: opts.count });
+    const warmup = buildStudy({ template, dir: path.join(work, 'warmup'), count: warmupObjects });
+    log(`study: ${study.files.length} files, ${(study.bytes / 1e6).toFixed(1)} MB, transfer syntax ${study.transferSyntax}; chacha20-poly1305 profile ${chacha20 ? 'present' : 'absent'}`);
 
     await settleDisk();
     const runs: RunRecord[] = [];
     const floor: FloorRun[] = [];
-    for (let rep = 1; rep <= reps; rep++) {
+    for (let rep = 1; rep <= opts.reps; rep++) {
       const floorDir = path.join(work, `floor-${rep}`);
       const f = durableWriteFloor(study.files[0]!, floorDir, FLOOR_OBJECTS);
       rmSync(floorDir, { recursive: true, force: true });
@@ -190,15 +248,14 @@ async function main(): Promise<void> {
       floor.push({ rep, ...f });
       log(`rep ${rep} disk floor  write + fsync file + fsync dir: ${f.objectsPerSec.toFixed(1)} objects/s`);
       // Receivers interleaved inside each repetition, so a drift of the machine hits all of them alike.
-      for (const kind of receivers) {
-        for (const scenario of SCENARIOS) {
-          const r = await measure(kind, scenario, rep, study.files, study.bytes, work, warmup.files);
+      for (const v of chosen) {
+        for (const scenario of SCENARIOS.filter((s) => v.scenarios.includes(s.name))) {
+          const r = await measure(v, scenario, rep, study.files, study.bytes, work, warmup.files);
           runs.push(r);
           log(
-            `rep ${rep} ${kind.padEnd(11)} ${scenario.name.padEnd(18)} ` +
+            `rep ${rep} ${v.id.padEnd(21)} ${scenario.name.padEnd(18)} ` +
               (r.ok
-                ? `${r.imagesPerSec!.toFixed(1)} img/s ${r.mbPerSec!.toFixed(1)} MB/s peak RSS ${(r.peakRssBytes! / 1e6).toFixed(1)} MB ` +
-                  `receiver CPU ${r.receiverCpuSec!.toFixed(2)} s`
+                ? `${r.imagesPerSec!.toFixed(1)} img/s, CPU ${((r.receiverCpuSec! * 1000) / r.objects).toFixed(2)} ms/image, peak RSS ${(r.peakRssBytes! / 1e6).toFixed(1)} MB`
                 : `FAILED: ${r.error}`) +
               (r.receiverLog ? ` (receiver logged ${r.receiverLog.length} warning/error line(s))` : ''),
           );
@@ -208,10 +265,10 @@ async function main(): Promise<void> {
 
     const audits: AuditResult[] = [];
     if (machine.strace) {
-      for (const kind of receivers) {
-        const a = await audit(kind, study.files.slice(0, AUDIT_OBJECTS), work);
+      for (const v of chosen.filter((x) => x.id === 'gateway' || x.id === 'storescp' || (!opts.quick && (x.id === 'orthanc' || x.id === 'dcmjs-dimse')))) {
+        const a = await audit(v, study.files.slice(0, AUDIT_OBJECTS), work);
         audits.push(a);
-        log(`flush audit ${kind}: ${a.perObject === null ? 'n/a' : a.perObject.toFixed(2)} per object ${JSON.stringify(a.targets)}${a.error ? ` (${a.error})` : ''}`);
+        log(`flush audit ${v.id}: ${a.perObject === null ? 'n/a' : a.perObject.toFixed(2)} per object${a.error ? ` (${a.error})` : ''}`);
       }
     } else {
       log('strace not found: the flush audit is skipped');
@@ -219,8 +276,12 @@ async function main(): Promise<void> {
 
     const result: BenchResult = {
       generatedAt: new Date().toISOString(),
-      runtimeSeconds: 0,
+      runtimeSeconds: (Date.now() - started) / 1000,
       machine,
+      variants: chosen.map(({ id, label, scenarios }) => ({ id, label, scenarios })),
+      warmupObjects,
+      aesMask: AES_MASK,
+      chacha20,
       study: {
         template: path.relative(ROOT, template),
         instances: study.files.length,
@@ -230,42 +291,24 @@ async function main(): Promise<void> {
         studyUid: study.studyUid,
         seriesUid: study.seriesUid,
       },
-      reps,
+      reps: opts.reps,
       scenarios: SCENARIOS,
       runs,
-      summary: summarize(runs, receivers, SCENARIOS),
+      summary: summarize(runs, chosen, SCENARIOS),
       audit: audits,
       diskFloor: { runs: floor, objectsPerSec: median(floor.map((x) => x.objectsPerSec)) },
       auditObjects: AUDIT_OBJECTS,
     };
-    result.runtimeSeconds = (Date.now() - started) / 1000;
-    mkdirSync(outDir, { recursive: true });
-    writeFileSync(path.join(outDir, 'benchmarks.json'), `${JSON.stringify(result, null, 2)}\n`);
-    // The sections other benches write (forward, codecs, WAN) are kept until those benches rewrite them.
-    const mdPath = path.join(outDir, 'benchmarks.md');
-    const old = existsSync(mdPath) ? readFileSync(mdPath, 'utf8') : '';
-    const kept = ['forward-bench', 'codec-bench', 'wan-bench', 'compress-receive']
-      .map((name) => new RegExp(`<!-- ${name}:start -->[\\s\\S]*<!-- ${name}:end -->`).exec(old)?.[0])
-      .filter((x): x is string => x !== undefined);
-    writeFileSync(mdPath, `${renderMarkdown(result).trimEnd()}\n${kept.map((k) => `\n${k}\n`).join('')}`);
-    log(`wrote ${path.join(outDir, 'benchmarks.md')} and benchmarks.json (${result.runtimeSeconds.toFixed(0)} s)`);
-    process.exitCode = runs.every((r) => r.ok) ? 0 : 1;
+    return { markdown: renderReceiveSection(result), raw: result, targets: receiveTargets(result) };
   } finally {
-    killAll();
     rmSync(work, { recursive: true, force: true });
+    workDir = undefined;
   }
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    killAll();
-    if (workDir) rmSync(workDir, { recursive: true, force: true });
-    process.exit(130);
-  });
+/** Removes the scratch directory of a run cut short (SIGINT/SIGTERM). */
+export function receiveCleanupSync(): void {
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
 }
 
-main().catch((err: unknown) => {
-  killAll();
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  process.exitCode = 1;
-});
+if (isMain(import.meta.url)) runStandalone('receive', () => runReceiveBench(receiveOptionsFromEnv()), receiveCleanupSync);

@@ -55,8 +55,12 @@ export async function startReceiver(kind: ReceiverKind, dir: string, opts: { par
 
 const countFiles = (dir: string, ext: string): number => readdirSync(dir).filter((f) => f.endsWith(ext)).length;
 
-/** The pacs-edge gateway: fsync of each object (and of its directory entry) before C-STORE-RSP Success. `extra` adds config (e.g. forward[]). */
-export async function startGateway(dir: string, extra: Record<string, unknown> = {}, fixedPort?: number): Promise<Receiver> {
+/**
+ * The pacs-edge gateway: fsync of each object (and of its directory entry) before C-STORE-RSP Success.
+ * `extra` adds config (e.g. forward[]; a `spool` object replaces the default one); `opts.env` adds to
+ * the gateway's environment (e.g. OPENSSL_ia32cap to mask CPU crypto instructions).
+ */
+export async function startGateway(dir: string, extra: Record<string, unknown> = {}, fixedPort?: number, opts: { env?: Record<string, string> } = {}): Promise<Receiver> {
   const port = fixedPort ?? (await freePort());
   const spoolDir = path.join(dir, 'spool');
   const config = {
@@ -69,7 +73,7 @@ export async function startGateway(dir: string, extra: Record<string, unknown> =
   };
   const configFile = path.join(dir, 'gateway.yaml');
   writeFileSync(configFile, stringify(config));
-  const child = startChild(process.execPath, [CLI, 'run', '--config', configFile]);
+  const child = startChild(process.execPath, [CLI, 'run', '--config', configFile], opts.env ? { env: { ...process.env, ...opts.env } } : {});
   const problems: string[] = [];
   child.onLine((line) => {
     try {

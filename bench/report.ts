@@ -1,14 +1,24 @@
 import type { MachineFacts } from './machine.js';
 import { SYNC_CALLS as SYNC_NAMES } from './fsync-audit.js';
-import type { ReceiverKind } from './receivers.js';
+import { atLeastRatio, atMostRatio, mdTable as table, median, ratio, reported, type TargetRow } from './targets.js';
+
+export { median };
 
 export interface Scenario {
   name: string;
   senders: number;
 }
 
+/** One receiver configuration of the receive bench (the gateway appears several times: normal, AES masked…). */
+export interface Variant {
+  id: string;
+  label: string;
+  /** Scenario names it runs (the masked variants run the one-association scenario only). */
+  scenarios: string[];
+}
+
 export interface RunRecord {
-  receiver: ReceiverKind;
+  receiver: string;
   scenario: string;
   senders: number;
   rep: number;
@@ -28,7 +38,7 @@ export interface RunRecord {
 }
 
 export interface Summary {
-  receiver: ReceiverKind;
+  receiver: string;
   scenario: string;
   senders: number;
   runs: number;
@@ -41,11 +51,14 @@ export interface Summary {
   receiverCpuSec: number | null;
   /** Receiver CPU time ÷ wall time (1.0 = one core busy all along), median over runs. */
   receiverCpuShare: number | null;
+  /** Receiver CPU milliseconds per image (process tree, /proc), median over runs. */
+  cpuMsPerImage: number | null;
   perRunImagesPerSec: number[];
+  perRunCpuMsPerImage: number[];
 }
 
 export interface AuditResult {
-  receiver: ReceiverKind;
+  receiver: string;
   objects: number;
   stored: number;
   calls: Record<string, number>;
@@ -65,6 +78,12 @@ export interface BenchResult {
   generatedAt: string;
   runtimeSeconds: number;
   machine: MachineFacts;
+  variants: Variant[];
+  warmupObjects: number;
+  /** OPENSSL_ia32cap value of the masked variants. */
+  aesMask: string;
+  /** Whether this build has the chacha20-poly1305 spool profile (a masked row with it is then run). */
+  chacha20: boolean;
   study: { template: string; instances: number; bytes: number; templateBytes: number; transferSyntax: string; studyUid: string; seriesUid: string };
   reps: number;
   scenarios: Scenario[];
@@ -75,18 +94,12 @@ export interface BenchResult {
   diskFloor: { runs: FloorRun[]; objectsPerSec: number | null };
 }
 
-export function median(xs: number[]): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
 /** Medians over the successful runs; a scenario with a failed run still reports its successful ones, and says so. */
-export function summarize(runs: RunRecord[], receivers: ReceiverKind[], scenarios: Scenario[]): Summary[] {
+export function summarize(runs: RunRecord[], variants: Variant[], scenarios: Scenario[]): Summary[] {
   const out: Summary[] = [];
-  for (const receiver of receivers) {
-    for (const sc of scenarios) {
+  for (const v of variants) {
+    const receiver = v.id;
+    for (const sc of scenarios.filter((x) => v.scenarios.includes(x.name))) {
       const all = runs.filter((r) => r.receiver === receiver && r.scenario === sc.name);
       const ok = all.filter((r) => r.ok);
       const rss = ok.map((r) => r.peakRssBytes!);
@@ -103,7 +116,9 @@ export function summarize(runs: RunRecord[], receivers: ReceiverKind[], scenario
         peakRssBytesMedian: median(rss),
         receiverCpuSec: median(ok.map((r) => r.receiverCpuSec!)),
         receiverCpuShare: median(ok.map((r) => r.receiverCpuSec! / (r.wallMs! / 1000))),
+        cpuMsPerImage: median(ok.map((r) => (r.receiverCpuSec! * 1000) / r.objects)),
         perRunImagesPerSec: ok.map((r) => r.imagesPerSec!),
+        perRunCpuMsPerImage: ok.map((r) => (r.receiverCpuSec! * 1000) / r.objects),
       });
     }
   }
@@ -113,72 +128,30 @@ export function summarize(runs: RunRecord[], receivers: ReceiverKind[], scenario
 // ---------------------------------------------------------------------------------------------
 // Markdown
 
-const TARGET_RATIO = 0.45;
-const TARGET_RSS_BYTES = 150e6;
-
-const LABEL: Record<ReceiverKind, string> = {
-  gateway: 'pacs-edge gateway',
-  storescp: 'DCMTK storescp',
-  orthanc: 'Orthanc',
-  'dcmjs-dimse': 'dcmjs-dimse (as-is)',
-};
-
 const f1 = (x: number | null | undefined): string => (x === null || x === undefined ? 'n/a' : x.toFixed(1));
 const f2 = (x: number | null | undefined): string => (x === null || x === undefined ? 'n/a' : x.toFixed(2));
 const mb = (b: number | null | undefined): string => (b === null || b === undefined ? 'n/a' : (b / 1e6).toFixed(1));
 
-function table(head: string[], rows: string[][]): string {
-  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
-  return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
-}
 
-function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
-  return a === null || a === undefined || b === null || b === undefined || b === 0 ? null : a / b;
-}
 
-export function renderMarkdown(r: BenchResult): string {
+export const TARGET_ONE_ASSOC = 0.6;
+export const TARGET_CPU_PER_IMAGE = 2;
+export const TARGET_PARALLEL = 1.0;
+
+/** The receive (ingest) section of docs/benchmarks.md. */
+export function renderReceiveSection(r: BenchResult): string {
   const m = r.machine;
-  const find = (rx: ReceiverKind, senders: number): Summary | undefined => r.summary.find((s) => s.receiver === rx && s.senders === senders);
-  const receivers = [...new Set(r.summary.map((s) => s.receiver))];
+  const label = (id: string): string => r.variants.find((v) => v.id === id)?.label ?? id;
+  const find = (id: string, senders: number): Summary | undefined => r.summary.find((s) => s.receiver === id && s.senders === senders);
   const one = r.scenarios.find((s) => s.senders === 1);
   const par = r.scenarios.find((s) => s.senders > 1);
   const perSender = par ? Math.ceil(r.study.instances / par.senders) : 0;
-  const auditOf = (rx: ReceiverKind): AuditResult | undefined => r.audit.find((a) => a.receiver === rx);
+  const has = (id: string): boolean => r.variants.some((v) => v.id === id);
   const out: string[] = [];
 
-  out.push('# Receive benchmark');
+  out.push('## Receive (ingest)');
   out.push('');
-  out.push(
-    `Generated by \`make bench\` (\`node dist/bench/receive-bench.js\`) on ${r.generatedAt}; the whole run took ` +
-      `${(r.runtimeSeconds / 60).toFixed(1)} min. Every number below comes from that run; the raw per-run ` +
-      'figures are in [benchmarks.json](benchmarks.json). Re-running the bench rewrites both files. Environment knobs: ' +
-      '`PACS_EDGE_CORPUS`, `PACS_EDGE_BENCH_REPS`, `PACS_EDGE_BENCH_COUNT`, `PACS_EDGE_BENCH_RECEIVERS`, `PACS_EDGE_BENCH_OUT` ' +
-      '(see `bench/receive-bench.ts`).',
-  );
-  out.push('');
-
-  out.push('## Machine');
-  out.push('');
-  out.push(
-    table(
-      ['', ''],
-      [
-        ['CPUs (`nproc`)', String(m.nproc)],
-        ['CPU model', m.cpuModel],
-        ['RAM', `${(m.memTotalBytes / 2 ** 30).toFixed(1)} GiB`],
-        ['Kernel', m.kernel],
-        ['Node.js', m.node],
-        ['DCMTK', m.dcmtk],
-        ['Orthanc', m.orthanc],
-        ['dcmjs-dimse', m.dcmjsDimse],
-        ['pacs-edge', m.gateway],
-        ['Temp dir (study and all receiver storage)', `\`${m.tmpDir}\` on ${m.tmpFilesystem.type} (\`${m.tmpFilesystem.device}\` mounted at \`${m.tmpFilesystem.mountPoint}\`, ${m.tmpFilesystem.options})`],
-      ],
-    ),
-  );
-  out.push('');
-
-  out.push('## Method');
+  out.push('### Method');
   out.push('');
   out.push(
     `- **Data.** One study of ${r.study.instances} CT instances built from \`${r.study.template}\` ` +
@@ -196,61 +169,70 @@ export function renderMarkdown(r: BenchResult): string {
       'set-up and release. images/s = instances / wall time; MB/s = file bytes / wall time.',
   );
   out.push(
-    `- **Repetitions.** ${r.reps} repetition(s); within each repetition every receiver runs both scenarios, receivers interleaved. ` +
+    `- **Repetitions.** ${r.reps} repetition(s); within each repetition every receiver runs its scenarios, receivers interleaved. ` +
       'The tables give the **median** over repetitions (the per-run values are listed too). Each scenario gets a freshly started ' +
-      'receiver process with empty storage, so its peak RSS is that scenario\'s alone. Before the timed send, every receiver is ' +
-      'warmed up with 100 other instances of the same kind (untimed, its own association): the figures are the steady state of a ' +
-      'long-running service, not the first seconds of a new process (the gateway\'s JIT compiles its hot paths then). Between runs the receiver\'s storage is ' +
+      "receiver process with empty storage, so its peak RSS is that scenario's alone. Before the timed send, every receiver is " +
+      `warmed up with ${r.warmupObjects} other instances of the same kind (untimed, its own association): the figures are the steady state of a ` +
+      "long-running service, not the first seconds of a new process (the gateway's JIT compiles its hot paths then). Between runs the receiver's storage is " +
       'deleted and `sync` is run (untimed), so data one receiver left dirty in the page cache is not written back during the next run.',
   );
   out.push(
-    '- **Peak RSS.** `VmHWM` of the receiver process from `/proc/<pid>/status`, read after the last response and just before the ' +
-      'receiver is stopped; the table gives the largest value over the repetitions. For the gateway and dcmjs-dimse this is the Node.js ' +
-      'process (worker threads included), for storescp and Orthanc their single process.',
+    '- **CPU.** User + system CPU seconds of the receiver process from `/proc/<pid>/stat`, read before and after the timed send, ' +
+      'summed over the processes it forked (storescp `--fork`: own, reaped and live children), all threads included (the gateway\'s ' +
+      'workers). CPU per image = that ÷ instances; both receivers are measured in the same run, on the same 2 cores as storescu.',
   );
   out.push(
-    '- **Correctness.** After each run the receiver\'s own count must equal the number of instances sent: files in ' +
+    '- **Peak RSS.** `VmHWM` of the receiver process from `/proc/<pid>/status`, read after the last response and just before the ' +
+      'receiver is stopped; the table gives the largest value over the repetitions. For the gateway this is the Node.js ' +
+      "process (worker threads included); with `--fork` storescp's peak RSS is the parent's alone.",
+  );
+  out.push(
+    "- **Correctness.** After each run the receiver's own count must equal the number of instances sent: files in " +
       '`<spool>/objects/*.dcm` (gateway), files in the output directory (storescp, dcmjs-dimse), `CountInstances` from ' +
       '`GET /statistics` (Orthanc). storescu must exit 0 with no error line. A run that fails either check is excluded from the ' +
       'medians and listed under Problems.',
   );
   out.push('');
-  out.push('### Receivers and their durability policy');
-  out.push('');
-  out.push('The receivers do **not** promise the same thing when they answer C-STORE Success; their defaults differ:');
+  out.push('The receivers do **not** promise the same thing when they answer C-STORE Success:');
   out.push('');
   out.push(
-    '- **pacs-edge gateway**: `node dist/src/cli/main.js run` with `receive.callers: [{aeTitle: "*"}]`, `spool.minFreeBytes: 64MiB`, ' +
-      '`log.level: warn`, everything else default. By design it answers Success only once the object is durable: the object ' +
-      'file and its directory entry are flushed and the spool index entry is written (`src/spool/level-spool.ts`, ' +
-      '`src/spool/file-writer.ts`); the flush audit below shows the calls it actually made in this run.',
+    '- **pacs-edge gateway**: `node dist/src/cli/main.js run` with `receive.callers: [{aeTitle: "*"}]`, ' +
+      '`spool: {minFreeBytes: 64MiB, encryption: {profile: aes-256-gcm}}` (the default profile, written out so the bench cannot lose it: ' +
+      'every object is sealed with AES-256-GCM in the spool), `log.level: warn`, no destination, everything else default. It answers ' +
+      'Success only once the object is durable: the object file and its directory entry are flushed and the spool index entry is ' +
+      'written; the flush audit below shows the calls it actually made in this run.',
   );
+  if (has('gateway-aes-masked') || has('gateway-chacha-masked')) {
+    out.push(
+      `- **gateway, AES masked**: the same gateway with \`OPENSSL_ia32cap='${r.aesMask}'\` in its environment: OpenSSL then uses ` +
+        'neither AES-NI, PCLMULQDQ nor the SHA extensions (as on a board without ARMv8 crypto extensions, e.g. a Raspberry Pi 4), ' +
+        'so AES-GCM and SHA-256 run in plain software. One association only.' +
+        (r.chacha20 ? ' The **chacha20-poly1305** row is the same masked gateway with `spool.encryption.profile: chacha20-poly1305`.' : ' (This build has no chacha20-poly1305 profile: no row with it.)'),
+    );
+  }
   out.push(
     '- **DCMTK storescp**: `storescp -od <dir> +B -pm +xa <port>` (bit-preserving, promiscuous, all transfer syntaxes), with `--fork` ' +
       'in the parallel scenario (one process per association, so the senders are served at the same time, as a PACS serves several modalities). It writes ' +
-      'each file and answers without any fsync: the data can still be only in the page cache when the modality is told Success. ' +
-      'Its CPU is summed over the processes it forked (reaped or not, from /proc); with `--fork` its peak RSS is the parent\'s alone (each child is about as large, one per sender).',
+      'each file and answers without any fsync: the data can still be only in the page cache when the modality is told Success.',
   );
-  out.push(
-    '- **Orthanc**: `Orthanc <config.json>` with storage and index in the temp dir, `DicomAet ORTHANC`, `DicomCheckCalledAet false`, ' +
-      '`DicomAlwaysAllowStore true`, `RemoteAccessAllowed false`, `AuthenticationEnabled false`, no plugins; all other options at ' +
-      "their built-in defaults (for Orthanc 1.10 that includes `SyncStorageArea: true`, a flush of each stored file). Each instance " +
-      'is also recorded in its SQLite index database (what of this is flushed before Success is in the audit below). The bench waits for `GET /system` and a C-ECHO before sending.',
-  );
-  out.push(
-    `- **dcmjs-dimse ${m.dcmjsDimse} as-is** (\`bench/dcmjs-dimse-scp.ts\`, a child Node.js process): an \`Scp\` subclass written ` +
-      'as the library README shows. The library\'s default C-STORE path accumulates the whole data set in a memory stream, parses ' +
-      'it into a dcmjs `Dataset`; the handler saves it with `Dataset.toFile` (re-encoded by dcmjs, `fs.writeFile`, no fsync) and ' +
-      'then answers Success. It accepts Implicit/Explicit VR Little Endian only. dcmjs prints a warning line per group-length ' +
-      'element it meets; that is left as the library does it.',
-  );
+  if (has('orthanc')) {
+    out.push(
+      '- **Orthanc**: `Orthanc <config.json>` with storage and index in the temp dir, no plugins, all other options at their ' +
+        "built-in defaults (for Orthanc 1.10 that includes `SyncStorageArea: true`, a flush of each stored file) and an SQLite index.",
+    );
+  }
+  if (has('dcmjs-dimse')) {
+    out.push(
+      `- **dcmjs-dimse ${m.dcmjsDimse} as-is** (\`bench/dcmjs-dimse-scp.ts\`, a child Node.js process): an \`Scp\` subclass written ` +
+        'as the library README shows: the data set accumulated in memory, parsed, re-encoded by dcmjs and written with `fs.writeFile`, no fsync.',
+    );
+  }
   out.push('');
   if (r.audit.length) {
     out.push(
-      `**Measured flush calls.** To check these policies rather than assume them, a separate untimed pass attaches ` +
-        `\`strace -f -y\` (${m.strace ?? 'strace'}) to each freshly started receiver while one storescu sends ${r.auditObjects} ` +
-        `instances, and records every ${SYNC_NAMES.map((c) => `\`${c}\``).join(', ')} call and the file it was made on ` +
-        '(paths relative to the receiver\'s directory, hexadecimal names shown as `*`, directories with a trailing `/`):',
+      `**Measured flush calls.** A separate untimed pass attaches \`strace -f -y\` (${m.strace ?? 'strace'}) to each freshly started ` +
+        `receiver while one storescu sends ${r.auditObjects} instances, and records every ${SYNC_NAMES.map((c) => `\`${c}\``).join(', ')} call ` +
+        "and the file it was made on (paths relative to the receiver's directory, hexadecimal names shown as `*`):",
     );
     out.push('');
     out.push(
@@ -261,125 +243,69 @@ export function renderMarkdown(r: BenchResult): string {
             .flatMap(([target, calls]) => Object.entries(calls).map(([call, n]) => `\`${call}\` on \`${target}\`: ${f2(n / a.objects)}`))
             .join('<br>');
           const note = a.error ?? (a.stored === a.objects ? '' : `stored ${a.stored}/${a.objects}`);
-          return [LABEL[a.receiver], f2(a.perObject), per || 'none', note];
+          return [label(a.receiver), f2(a.perObject), per || 'none', note];
         }),
       ),
     );
     out.push('');
   }
 
-  out.push('## Results');
+  out.push('### Results');
   out.push('');
   out.push(
     table(
-      ['Receiver', 'Scenario', 'images/s', 'MB/s', 'wall time (s)', 'peak RSS (MB)', 'receiver CPU (s)', 'receiver CPU ÷ wall', 'runs ok', 'images/s per run'],
+      ['Receiver', 'Scenario', 'images/s', 'MB/s', 'wall time (s)', 'CPU ms per image', 'receiver CPU ÷ wall', 'peak RSS (MB)', 'runs ok', 'images/s per run', 'CPU ms/image per run'],
       r.summary.map((s) => [
-        LABEL[s.receiver],
+        label(s.receiver),
         s.scenario,
         f1(s.imagesPerSec),
         f1(s.mbPerSec),
         s.wallMs === null ? 'n/a' : (s.wallMs / 1000).toFixed(2),
-        mb(s.peakRssBytesMax),
-        f2(s.receiverCpuSec),
+        f2(s.cpuMsPerImage),
         f2(s.receiverCpuShare),
+        mb(s.peakRssBytesMax),
         `${s.okRuns}/${s.runs}`,
         s.perRunImagesPerSec.map((x) => x.toFixed(1)).join(', '),
+        s.perRunCpuMsPerImage.map((x) => x.toFixed(2)).join(', '),
       ]),
     ),
   );
   out.push('');
-
-  out.push('### Ratios (gateway images/s ÷ other receiver images/s, medians)');
+  out.push('Ratios of the medians, gateway variant ÷ storescp in the same scenario:');
   out.push('');
-  const others = receivers.filter((x) => x !== 'gateway');
+  const gws = r.variants.filter((v) => v.id.startsWith('gateway'));
   out.push(
     table(
-      ['Scenario', ...others.map((o) => `gateway / ${LABEL[o]}`)],
-      r.scenarios.map((sc) => [sc.name, ...others.map((o) => f2(ratio(find('gateway', sc.senders)?.imagesPerSec, find(o, sc.senders)?.imagesPerSec)))]),
+      ['Gateway', 'Scenario', 'images/s ÷ storescp', 'CPU per image ÷ storescp'],
+      gws.flatMap((g) =>
+        r.scenarios
+          .filter((sc) => g.scenarios.includes(sc.name))
+          .map((sc) => [g.label, sc.name, f2(ratio(find(g.id, sc.senders)?.imagesPerSec, find('storescp', sc.senders)?.imagesPerSec)), f2(ratio(find(g.id, sc.senders)?.cpuMsPerImage, find('storescp', sc.senders)?.cpuMsPerImage))]),
+      ),
     ),
   );
   out.push('');
-
-  out.push('### Disk floor for a durable store');
-  out.push('');
   {
     const fl = r.diskFloor;
-    const gw = one && find('gateway', one.senders);
     out.push(
-      `For context, without any DICOM: a sequential loop that creates a file, writes one instance's bytes, fsyncs the file and then ` +
-        `fsyncs its directory (\`bench/disk-probe.ts\`, ${fl.runs[0]?.objects ?? 0} objects, once per repetition before the receivers) ` +
-        `reached a median of **${f1(fl.objectsPerSec)} objects/s** on this filesystem (per repetition: ` +
-        `${fl.runs.map((x) => x.objectsPerSec.toFixed(1)).join(', ')}). That is the order of magnitude available to a receiver that ` +
-        'answers each C-STORE of one association only once the object is durable; it is a reference, not a hard ceiling (the ' +
-        'per-repetition spread shows how much this disk\'s flush latency moves, and a receiver can overlap its flushes). ' +
-        `The gateway's single-association median is ${f2(ratio(gw?.imagesPerSec, fl.objectsPerSec))}× the loop's median, its process ` +
-        `busy ${f2(gw?.receiverCpuShare)} core-seconds per second of wall time (${m.nproc} CPU(s), shared with storescu); storescp, ` +
-        `which does not flush, reached ${f2(ratio(one && find('storescp', one.senders)?.imagesPerSec, fl.objectsPerSec))}× it.`,
-    );
-  }
-  out.push('');
-
-  out.push('## Targets');
-  out.push('');
-  const gw1 = one && find('gateway', one.senders);
-  const sc1 = one && find('storescp', one.senders);
-  const gwPar = par && find('gateway', par.senders);
-  const scPar = par && find('storescp', par.senders);
-  const r1 = ratio(gw1?.imagesPerSec, sc1?.imagesPerSec);
-  const gwAudit = auditOf('gateway');
-  const fsyncSeen = gwAudit?.perObject ?? null;
-  const rows: string[][] = [];
-  {
-    const measured =
-      `${f1(gw1?.imagesPerSec)} vs ${f1(sc1?.imagesPerSec)} images/s = **${f2(r1)}×**` +
-      (fsyncSeen === null ? ' (fsync not audited)' : `; gateway made ${f2(fsyncSeen)} flush calls per object`);
-    const pass = r1 !== null && r1 >= TARGET_RATIO && (fsyncSeen === null || fsyncSeen >= 1);
-    rows.push([`gateway ≥ ${TARGET_RATIO}× storescp's images/s with fsync-before-success, one association`, measured, r1 === null ? 'n/a' : pass ? 'PASS' : 'FAIL']);
-  }
-  {
-    const gwRuns = r.summary.filter((s) => s.receiver === 'gateway' && s.peakRssBytesMax !== null);
-    const peak = gwRuns.length ? Math.max(...gwRuns.map((s) => s.peakRssBytesMax!)) : null;
-    const detail = gwRuns.map((s) => `${s.scenario}: ${mb(s.peakRssBytesMax)} MB`).join('; ');
-    rows.push([`gateway peak RSS ≤ ${TARGET_RSS_BYTES / 1e6} MB`, `max **${mb(peak)} MB** (${detail})`, peak === null ? 'n/a' : peak <= TARGET_RSS_BYTES ? 'PASS' : 'FAIL']);
-  }
-  if (par) {
-    const rp = ratio(gwPar?.imagesPerSec, scPar?.imagesPerSec);
-    const complete = gwPar !== undefined && gwPar.okRuns === gwPar.runs && gwPar.runs > 0;
-    rows.push([
-      `the figure with ${par.senders} parallel senders (reported)`,
-      `gateway **${f1(gwPar?.imagesPerSec)} images/s**, ${f1(gwPar?.mbPerSec)} MB/s (${gwPar?.okRuns ?? 0}/${gwPar?.runs ?? 0} runs complete); ` +
-        `${f2(rp)}× storescp (${rp === null ? 'n/a' : rp >= TARGET_RATIO ? 'also' : 'not'} above the ${TARGET_RATIO}× line)`,
-      complete ? 'PASS' : 'FAIL',
-    ]);
-  }
-  out.push(table(['Target (from the issue)', 'Measured', 'Result'], rows));
-  out.push('');
-  {
-    const need = sc1?.imagesPerSec === null || sc1?.imagesPerSec === undefined ? null : sc1.imagesPerSec * TARGET_RATIO;
-    out.push(
-      `On this machine the first target means ${f1(need)} images/s on one association (${TARGET_RATIO}× storescp's median), ` +
-        `${f2(ratio(need, r.diskFloor.objectsPerSec))}× the median of the durable-write reference loop above ` +
-        `(${f1(r.diskFloor.objectsPerSec)} objects/s).`,
-    );
-    out.push('');
-  }
-  if (par) {
-    out.push(
-      `The third target asks for the figure to be reported, not for a threshold: it passes when every ${par.name} run of the gateway ` +
-        `stored all ${r.study.instances} instances. Its ratio to storescp is shown against the ${TARGET_RATIO}× line for information only.`,
+      `**Disk floor.** Without any DICOM, a sequential loop that creates a file, writes one instance's bytes, fsyncs the file and ` +
+        `its directory (\`bench/disk-probe.ts\`, ${fl.runs[0]?.objects ?? 0} objects, once per repetition) reached a median of ` +
+        `**${f1(fl.objectsPerSec)} objects/s** (per repetition: ${fl.runs.map((x) => x.objectsPerSec.toFixed(1)).join(', ')}): the order of ` +
+        'magnitude available to a receiver that answers each C-STORE of one association only once the object is durable.' +
+        (one ? ` The gateway's one-association median is ${f2(ratio(find('gateway', one.senders)?.imagesPerSec, fl.objectsPerSec))}× it.` : ''),
     );
     out.push('');
   }
 
-  out.push('## Problems');
+  out.push('### Problems');
   out.push('');
   const failed = r.runs.filter((x) => !x.ok);
   const logged = r.runs.filter((x) => x.receiverLog?.length);
   if (failed.length === 0 && logged.length === 0 && r.audit.every((a) => !a.error)) {
     out.push('None: every run completed with all instances stored, and no receiver logged a warning or an error.');
   } else {
-    for (const x of failed) out.push(`- ${LABEL[x.receiver]}, ${x.scenario}, repetition ${x.rep}: ${x.error}`);
-    for (const a of r.audit.filter((y) => y.error)) out.push(`- flush audit of ${LABEL[a.receiver]}: ${a.error}`);
+    for (const x of failed) out.push(`- ${label(x.receiver)}, ${x.scenario}, repetition ${x.rep}: ${x.error}`);
+    for (const a of r.audit.filter((y) => y.error)) out.push(`- flush audit of ${label(a.receiver)}: ${a.error}`);
     const byLine = new Map<string, number>();
     for (const x of logged) {
       for (const l of x.receiverLog!) {
@@ -390,15 +316,60 @@ export function renderMarkdown(r: BenchResult): string {
         } catch {
           /* plain text line */
         }
-        key = `${LABEL[x.receiver]}: ${key}`;
+        key = `${label(x.receiver)}: ${key}`;
         byLine.set(key, (byLine.get(key) ?? 0) + 1);
       }
     }
     for (const [k, n] of byLine) {
-      const expected = k.includes('accepts any calling AE title') ? ' — expected: the bench configuration uses the wildcard caller' : '';
+      // The bench's own configuration: wildcard caller, plain loopback listener, control socket in a private temp dir.
+      const expected = /accepts any calling AE title|plain DICOM listener|control sockets/i.test(k) ? ' — expected with the bench configuration' : '';
       out.push(`- receiver log, ${n} line(s): \`${k.replace(/`/g, "'")}\`${expected}`);
     }
   }
   out.push('');
   return out.join('\n');
+}
+
+/** Issue 17's ingest targets, computed from the medians of this run. */
+export function receiveTargets(r: BenchResult): TargetRow[] {
+  const find = (id: string, senders: number): Summary | undefined => r.summary.find((s) => s.receiver === id && s.senders === senders);
+  const one = r.scenarios.find((s) => s.senders === 1);
+  const par = r.scenarios.find((s) => s.senders > 1);
+  const rows: TargetRow[] = [];
+  const gw1 = one && find('gateway', one.senders);
+  const sc1 = one && find('storescp', one.senders);
+  const runsNote = (s: Summary | undefined): string => (s ? `; ${s.okRuns}/${s.runs} runs ok` : '; not run');
+  const audit = r.audit.find((a) => a.receiver === 'gateway');
+  {
+    const row = atLeastRatio(`Ingest, 1 association, encryption on (aes-256-gcm), fsync before Success: ≥ ${TARGET_ONE_ASSOC}× storescp images/s`, gw1?.imagesPerSec ?? null, sc1?.imagesPerSec ?? null, TARGET_ONE_ASSOC, 'images/s');
+    row.measured += runsNote(gw1);
+    if (audit?.perObject !== null && audit?.perObject !== undefined) {
+      row.measured += `; gateway made ${f2(audit.perObject)} flush calls per object`;
+      if (audit.perObject < 1) row.pass = false;
+    }
+    rows.push(row);
+  }
+  rows.push(atMostRatio(`Gateway CPU per image ≤ ${TARGET_CPU_PER_IMAGE}× storescp's (1 association, same run)`, gw1?.cpuMsPerImage ?? null, sc1?.cpuMsPerImage ?? null, TARGET_CPU_PER_IMAGE, 'ms CPU/image'));
+  if (par) {
+    const g = find('gateway', par.senders);
+    const s = find('storescp', par.senders);
+    const row = atLeastRatio(`Ingest, ${par.senders} parallel senders: ≥ ${TARGET_PARALLEL.toFixed(1)}× storescp --fork images/s`, g?.imagesPerSec ?? null, s?.imagesPerSec ?? null, TARGET_PARALLEL, 'images/s');
+    row.measured += runsNote(g);
+    rows.push(row);
+  }
+  for (const id of ['gateway-aes-masked', 'gateway-chacha-masked']) {
+    const v = r.variants.find((x) => x.id === id);
+    const g = one && find(id, one.senders);
+    if (!v || !g) continue;
+    rows.push(
+      reported(
+        `${v.label}, 1 association`,
+        `${f1(g.imagesPerSec)} images/s = **${f2(ratio(g.imagesPerSec, sc1?.imagesPerSec))}×** storescp (unmasked gateway ${f2(ratio(gw1?.imagesPerSec, sc1?.imagesPerSec))}×); ` +
+          `CPU ${f2(g.cpuMsPerImage)} ms/image = **${f2(ratio(g.cpuMsPerImage, sc1?.cpuMsPerImage))}×** storescp's (unmasked ${f2(ratio(gw1?.cpuMsPerImage, sc1?.cpuMsPerImage))}×)${runsNote(g)}`,
+      ),
+    );
+  }
+  const gwAll = r.summary.filter((s) => s.receiver === 'gateway' && s.peakRssBytesMax !== null);
+  if (gwAll.length) rows.push(reported('Gateway peak RSS while ingesting (no compression running)', gwAll.map((s) => `${s.scenario}: ${mb(s.peakRssBytesMax)} MB`).join('; ')));
+  return rows;
 }
