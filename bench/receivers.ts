@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { type Child, echo, freePort, startChild, waitUntil } from './proc.js';
@@ -73,7 +73,7 @@ export async function startGateway(dir: string, extra: Record<string, unknown> =
   };
   const configFile = path.join(dir, 'gateway.yaml');
   writeFileSync(configFile, stringify(config));
-  const child = startChild(process.execPath, [CLI, 'run', '--config', configFile], opts.env ? { env: { ...process.env, ...opts.env } } : {});
+  const child = startChild(process.execPath, [CLI, 'run', '--config', configFile], { env: { ...process.env, ...unitEnvironment(), ...opts.env } });
   const problems: string[] = [];
   child.onLine((line) => {
     try {

@@ -12,6 +12,7 @@ import { dictionaryVr } from '../dicom/vr-dictionary.js';
 import { type Compression, encodeDataset, type TranscodeResult, uncompressed } from './transcode.js';
 import type { JobRequest, JobReply } from './pool.js';
 import { isSealed, type SealKey, unsealBuffer } from '../security/sealed-file.js';
+import { collectYoung } from '../util/collect.js';
 
 /** The spool key (encryption at rest), handed over when the pool starts the worker. */
 const sealData = (workerData as { seal?: { profile: SealKey['profile']; kek: Uint8Array; others?: Record<string, Uint8Array> } } | null)?.seal;
@@ -116,6 +117,9 @@ parentPort!.on('message', (req: JobRequest) => {
     .then(() => run(req))
     .then((reply) => {
       parentPort!.postMessage(reply, reply.kind === 'done' ? [reply.dataset] : []);
+      // Each job leaves megabytes of buffers (the file, its plaintext, the encoded and the
+      // verifying decode): freed now rather than at V8's external-memory limit (collect.ts).
+      collectYoung();
     })
     .catch((err: unknown) => {
       // Codec exceptions from WebAssembly can be bare numbers: say what failed, not just that.

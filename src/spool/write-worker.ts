@@ -1,9 +1,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { writeSync, writevSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
 import { sealBuffer, Sealer, SEGMENT_BYTES, type SealKey, type SealProfile } from '../security/sealed-file.js';
+import { collectYoung } from '../util/collect.js';
 import type { FromWriter, KeyMessage, ToWriter } from './write-protocol.js';
 
 /**
@@ -33,23 +32,9 @@ interface Open {
 
 const objects = new Map<number, Open>();
 
-/**
- * The sealed segments OpenSSL hands back are fresh buffers outside the JS heap, and this
- * thread makes almost no other garbage, so V8 would collect them only when its external-memory
- * limit (tens of MB) is reached: measured, the process's RSS grew by 55 MB over 400 CT images.
- * A young-generation collection after every {@link COLLECT_BYTES} written frees them early
- * (every 2 MiB: +18 MB, 10 of them the thread itself); it costs well under a millisecond on this thread's small heap.
- */
+/** A young-generation collection after this many sealed bytes (src/util/collect.ts says why). */
 const COLLECT_BYTES = 2 * 1024 * 1024;
 let sinceCollect = 0;
-const collect: (opts: { type: 'minor' }) => void = (() => {
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as (opts: { type: 'minor' }) => void;
-  } catch {
-    return () => undefined; // no collector hook: V8's own limits still bound it
-  }
-})();
 
 /** Staging buffers of finished objects, reused by the next ones. */
 const spare: Buffer[] = [];
@@ -82,7 +67,7 @@ function writeAll(o: Open, bufs: Buffer[]): void {
   if (n === 0) return;
   if (o.sealer && (sinceCollect += n) >= COLLECT_BYTES) {
     sinceCollect = 0;
-    collect({ type: 'minor' });
+    collectYoung();
   }
   let written = 0;
   let pending = bufs;
