@@ -165,6 +165,7 @@ export class FileObjectWriter {
     let written = 0;
     while (written < n) {
       const bytesWritten = await writevFd(this.fd, written === 0 ? bufs : remainder(bufs, written), this.position);
+      // The errno the kernel gives a failed write, so this is handled as every other write failure.
       if (bytesWritten === 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
       written += bytesWritten;
       this.position += bytesWritten;
