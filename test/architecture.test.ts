@@ -35,6 +35,28 @@ describe('file size', () => {
   });
 });
 
+describe('durable writes', () => {
+  it('no module of src/ writes, renames or fsyncs a file by hand: small state files are replaced through src/util/durable-write.ts', () => {
+    // Files made with O_EXCL that need not outlive a power loss (a lock naming its pid, the
+    // spool's informational owner note) are the exceptions, each named with its reason.
+    const exempt: Record<string, RegExp> = {
+      'src/audit/lock.ts': /writeFile\(file, `\$\{process\.pid\}\\n`, \{ flag: 'wx'/,
+      'src/spool/open.ts': /writeFile\(ownerFile,/,
+    };
+    const byHand = /\b(writeFileSync|writeFile|renameSync|rename|fsyncSync|fsync|fdatasyncSync)\s*\(/;
+    const found = sources('src')
+      // The helper itself, and the fd primitives the spool's object files are written and synced with.
+      .filter((f) => !['durable-write.ts', 'fd.ts', 'coalesced-fsync.ts'].some((u) => f.endsWith(path.join('util', u))))
+      .flatMap((f) =>
+        readFileSync(path.join(ROOT, f), 'utf8')
+          .split('\n')
+          .filter((l) => byHand.test(l) && !l.trim().startsWith('*') && !l.trim().startsWith('//') && !exempt[f.split(path.sep).join('/')]?.test(l))
+          .map((l) => `${f}: ${l.trim()}`),
+      );
+    expect(found).toEqual([]);
+  });
+});
+
 describe('import layering', () => {
   it('the allow-list of violations is empty', () => {
     expect(readFileSync(SCRIPT, 'utf8')).toMatch(/^const ALLOWED = \[\];$/m);

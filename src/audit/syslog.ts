@@ -2,6 +2,7 @@ import { tlsClientOptions } from '../security/tls.js';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
+import { PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { writeDurable } from '../util/durable-write.js';
 import { readRecords, type AuditRecord, type ReadPosition } from './chain.js';
@@ -131,7 +132,7 @@ export class SyslogForwarder {
       this.o.log.info({ host: this.o.host, port: this.o.port, resumeAfter: this.cursor, protocol: socket.getProtocol() }, 'audit syslog connected');
       let broken: Error | undefined;
       const onGone = (err?: Error) => {
-        broken ??= err ?? new Error('connection closed by the server');
+        broken ??= err ?? new PacsEdgeError('CONNECTION_LOST', 'connection closed by the server');
         this.wake?.();
       };
       socket.on('error', onGone);
@@ -196,7 +197,7 @@ export class SyslogForwarder {
       const socket = tls.connect({ ...tlsClientOptions({ ca: o.ca, cert: o.cert, key: o.key, host: o.host }), host: o.host, port: o.port });
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new Error(`no TLS connection within ${o.connectTimeoutMs ?? 10_000} ms`));
+        reject(new PacsEdgeError('CONNECT_TIMEOUT', `no TLS connection within ${o.connectTimeoutMs ?? 10_000} ms`));
       }, o.connectTimeoutMs ?? 10_000);
       socket.once('secureConnect', () => {
         clearTimeout(timer);

@@ -1,32 +1,20 @@
-import { mkdir, open, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DeviceKey } from '../security/device-key.js';
-import { syncDirSync, writeDurable } from '../util/durable-write.js';
-import {
-  fileNameFor,
-  formatRecord,
-  GENESIS,
-  HEAD_FILE,
-  headText,
-  INBOX_DIR,
-  listFiles,
-  parseRecord,
-  readHead,
-  readLines,
-  readRecords,
-  recordHmac,
-  type Head,
-} from './chain.js';
+import { writeDurable } from '../util/durable-write.js';
+import { fileNameFor, formatRecord, GENESIS, HEAD_FILE, headText, INBOX_DIR, recordHmac, type Head } from './chain.js';
 import type { AuditAlarm } from './alarms.js';
 import { AuditBudget } from './budget.js';
 import { AuditFailureWatch } from './failure-watch.js';
 import { drainInbox } from './inbox.js';
 import { acquireLock, releaseLock } from './lock.js';
-import { ANCHOR_PURPOSE, anchorFindings, writeAnchor } from './anchor.js';
+import { ANCHOR_PURPOSE, writeAnchor } from './anchor.js';
+import { DayFileAppender } from './day-file.js';
 import { buildAuditMessage, type AuditEvent, type AuditSource } from './messages.js';
+import { recoverChain } from './recover.js';
 import { deleteExpired } from './retention.js';
 
 export type { AuditAlarm } from './alarms.js';
@@ -92,9 +80,7 @@ export class AuditTrail {
   private retryTimer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private inboxPass: Promise<void> = Promise.resolve();
-  private fh: FileHandle | undefined;
-  private fhName = '';
-  private fhSize = 0;
+  private readonly dayFile: DayFileAppender;
   private usage = 0;
   private closed = false;
   private intervals: NodeJS.Timeout[] = [];
@@ -114,6 +100,7 @@ export class AuditTrail {
     this.key = o.key.derive('audit-chain');
     this.anchorKey = o.key.derive(ANCHOR_PURPOSE);
     this.now = o.now ?? (() => new Date());
+    this.dayFile = new DayFileAppender(o.dir);
     this.head = { seq: 0, hmac: GENESIS, baseSeq: 0, baseHmac: GENESIS };
     this.failure = new AuditFailureWatch({ dir: o.dir, log: o.log, alarm: (a) => this.alarm(a), record: (e) => this.record(e), queued: () => this.pending.length, now: this.now });
     this.budget = new AuditBudget({ maxBytes: o.maxBytes, repeatMs: o.budgetRepeatMs, now: this.now, log: o.log, alarm: (a) => this.alarm(a), record: (e) => this.record(e) });
@@ -171,62 +158,15 @@ export class AuditTrail {
     return t;
   }
 
-  /** Find where the chain stands: the last complete record on disk, checked against the head. */
+  /** Find where the chain stands (recover.ts); each problem found becomes a Security Alert. */
   private async recover(): Promise<void> {
-    const files = await listFiles(this.o.dir);
-    let last: { seq: number; hmac: string } | undefined;
-    for (let i = files.length - 1; i >= 0 && !last; i--) {
-      const file = path.join(this.o.dir, files[i]!);
-      const { lines, rest, size } = await readLines(file);
-      if (rest > 0 && i === files.length - 1) {
-        // A line torn by a crash during the append: it was never fsynced, so never in the head.
-        this.o.log.warn({ file: files[i], bytes: rest }, 'audit trail: removed a torn last line left by a crash');
-        await truncate(file, size - rest);
-      }
-      for (let k = lines.length - 1; k >= 0 && !last; k--) {
-        const r = parseRecord(lines[k]!.text);
-        if (r) last = { seq: r.seq, hmac: r.hmac };
-      }
-    }
-    for (const f of files) this.usage += (await stat(path.join(this.o.dir, f))).size;
-
-    const hs = await readHead(this.o.dir, this.key);
-    const problems: string[] = [];
-    if (hs.state === 'ok') {
-      this.head = hs.head;
-      if (!last || last.seq < hs.head.seq) {
-        // Records the head vouches for are gone (tail truncated, files deleted). Continue the
-        // chain from the head, so the gap stays visible to `audit verify` for good.
-        problems.push(`the log ends at seq ${last?.seq ?? 0} but its head says ${hs.head.seq}: records were removed`);
-        this.seq = hs.head.seq;
-        this.prev = hs.head.hmac;
-      } else {
-        this.seq = last.seq;
-        this.prev = last.hmac;
-      }
-    } else {
-      if (hs.state === 'invalid') problems.push(`head file: ${hs.detail}`);
-      else if (files.length > 0) problems.push('head file is missing while day files exist');
-      if (last) {
-        this.seq = last.seq;
-        this.prev = last.hmac;
-      }
-      this.head = { seq: this.seq, hmac: this.prev, baseSeq: 0, baseHmac: GENESIS };
-    }
-    if (this.o.anchorFile) {
-      const found = await anchorFindings(this.o.anchorFile, this.anchorKey, { seq: this.seq, hmac: this.prev, baseSeq: this.head.baseSeq }, async (seq) => {
-        const r = (await readRecords(this.o.dir, seq - 1, 1)).records[0];
-        return r?.seq === seq ? r : undefined;
-      });
-      problems.push(...found.problems);
-      this.anchorProblems = found.problems;
-      if (found.continueFrom) {
-        this.seq = found.continueFrom.seq;
-        this.prev = found.continueFrom.hmac;
-      }
-    }
-    this.head = { ...this.head, seq: this.seq, hmac: this.prev };
-    for (const detail of problems) {
+    const r = await recoverChain({ dir: this.o.dir, log: this.o.log, key: this.key, anchorKey: this.anchorKey, anchorFile: this.o.anchorFile });
+    this.seq = r.seq;
+    this.prev = r.prev;
+    this.head = r.head;
+    this.usage += r.usage;
+    this.anchorProblems = r.anchorProblems;
+    for (const detail of r.problems) {
       this.o.log.error({ dir: this.o.dir, detail }, 'audit trail integrity problem found at start');
       this.alarm({ kind: 'chain-broken', detail });
       this.record({ kind: 'security-alert', type: 'audit-chain-broken', detail });
@@ -299,7 +239,7 @@ export class AuditTrail {
         const file = batch[done]!.file;
         let end = done;
         while (end < batch.length && batch[end]!.file === file) end++;
-        await this.appendSynced(file, batch.slice(done, end).map((p) => p.line).join(''));
+        await this.dayFile.append(file, batch.slice(done, end).map((p) => p.line).join(''));
         done = end;
         this.unheaded = { seq: batch[end - 1]!.seq, hmac: batch[end - 1]!.hmac };
       }
@@ -332,33 +272,6 @@ export class AuditTrail {
       } catch (err) {
         this.o.log.warn({ err: (err as Error).message }, 'audit durable listener failed');
       }
-    }
-  }
-
-  /** Append bytes to a day file and fdatasync it; on failure the file is cut back to its last good size. */
-  private async appendSynced(file: string, text: string): Promise<void> {
-    if (this.fhName !== file || !this.fh) {
-      await this.fh?.close().catch(() => {});
-      this.fh = undefined;
-      const full = path.join(this.o.dir, file);
-      const fh = await open(full, 'a', 0o640);
-      this.fhSize = (await fh.stat()).size;
-      this.fh = fh;
-      this.fhName = file;
-      if (this.fhSize === 0) syncDirSync(this.o.dir);
-    }
-    const buf = Buffer.from(text, 'utf8');
-    try {
-      let off = 0;
-      while (off < buf.length) {
-        const { bytesWritten } = await this.fh.write(buf, off, buf.length - off, this.fhSize + off);
-        off += bytesWritten;
-      }
-      await this.fh.datasync();
-      this.fhSize += buf.length;
-    } catch (err) {
-      await this.fh.truncate(this.fhSize).catch(() => {});
-      throw err;
     }
   }
 
@@ -400,7 +313,7 @@ export class AuditTrail {
       today: this.now(),
       deliveredSeq: this.o.deliveredSeq,
       log: this.o.log,
-      openFile: this.fhName,
+      openFile: this.dayFile.openFile,
       moveBase: (seq, hmac) => this.writeHead({ ...this.head, baseSeq: seq, baseHmac: hmac }),
       deleted: (file, bytes) => {
         this.usage -= bytes;
@@ -440,8 +353,7 @@ export class AuditTrail {
     }
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    await this.fh?.close().catch(() => {});
-    this.fh = undefined;
+    await this.dayFile.close();
     await releaseLock(this.o.dir);
   }
 }

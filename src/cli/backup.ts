@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { HEAD_FILE } from '../audit/chain.js';
 import { loadConfig } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
-import { ConfigError, type PacsEdgeError } from '../errors.js';
+import { Code, ConfigError, type ErrorCode, PacsEdgeError } from '../errors.js';
 import { DeviceKey } from '../security/device-key.js';
 import { VERSION } from '../version.js';
 import { controlAnswers, controlGet } from '../health/control-server.js';
@@ -76,12 +76,10 @@ interface Payload {
   files: { path: string; role: BackupRole; mode: number; sha256: string; data: string }[];
 }
 
-export class BackupError extends Error {
-  constructor(
-    readonly code: 'NOT_A_BACKUP' | 'UNSUPPORTED_VERSION' | 'WRONG_PASSPHRASE' | 'TAMPERED' | 'EXISTS' | 'INVALID',
-    message: string,
-  ) {
-    super(message);
+/** Why a backup cannot be made or read: a code of the backup rows of the one error table (src/error-codes.ts). */
+export class BackupError extends PacsEdgeError {
+  constructor(code: Extract<ErrorCode, 'NOT_A_BACKUP' | 'UNSUPPORTED_VERSION' | 'WRONG_PASSPHRASE' | 'TAMPERED' | 'EXISTS' | 'INVALID'>, message: string) {
+    super(code, message, { retryable: false });
     this.name = 'BackupError';
   }
 }
@@ -375,7 +373,7 @@ export async function restoreCommand(args: string[], option: (name: string) => s
   } catch (err) {
     console.error(`pacs-edge restore: ${(err as Error).message}`);
     // A crafted backup refused: the box it was aimed at records the attempt (when it has a trail).
-    if ((err as PacsEdgeError).code === 'BACKUP_PATH_REFUSED' && configTarget) console.error(`audit: ${await auditRestore(configTarget, input, `restore refused: ${(err as Error).message}`, true)}`);
+    if ((err as PacsEdgeError).code === Code.BACKUP_PATH_REFUSED && configTarget) console.error(`audit: ${await auditRestore(configTarget, input, `restore refused: ${(err as Error).message}`, true)}`);
     return err instanceof BackupError ? EXIT.failed : exitCodeFor(err);
   }
 }

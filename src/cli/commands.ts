@@ -97,7 +97,7 @@ export const COMMANDS: readonly Command[] = [
         action === 'list'
           ? 'objects a destination refused for good'
           : action === 'show'
-            ? "one dead letter with the destination's Error Comment opened (needs the device key)"
+            ? "one dead letter with the destination's Error Comment opened (needs the device key; audited)"
             : action === 'retry'
               ? 'queue dead letters again (audited)'
               : 'give up on dead letters for good: the destination will never get them (audited)',

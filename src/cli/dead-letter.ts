@@ -15,7 +15,7 @@ import { EXIT } from './exit-codes.js';
 import { actAsStateOwner } from '../security/state-owner.js';
 
 /**
- * `pacs-edge dead-letter list|retry|purge`. While the gateway runs, through its control socket
+ * `pacs-edge dead-letter list|show|retry|purge`. While the gateway runs, through its control socket
  * (it owns the spool). When it is stopped: `list` reads the index read-only; `retry` and
  * `purge` open the spool for `admin` access — its lock, the device key and the gateway's own
  * recovery — so they can do nothing the gateway would not (src/spool/open.ts). Retry and purge
@@ -117,13 +117,18 @@ async function changeStopped(config: GatewayConfig, action: 'retry' | 'purge', r
 /**
  * `dead-letter show`: one dead letter, with the destination's Error Comment opened with the
  * device key (it may name a patient, so the spool keeps it sealed, and only an administrator who
- * can read the key sees it). Printed to the terminal only, never logged.
+ * can read the key sees it). Printed to the terminal only, never logged. Opening a sealed comment
+ * is audited before it is printed (110113 Security Alert, 110132 Use of Restricted Function,
+ * naming the dead letter and the operator, never the comment) the way retry and purge are: into
+ * the trail when the gateway is stopped, through its audit inbox while it runs.
  */
 async function showDeadLetter(config: GatewayConfig, destination: string | undefined, id: string | undefined): Promise<number> {
   if (!destination || !id) {
     console.error('pacs-edge dead-letter show: --destination NAME and --id ID are required');
     return EXIT.usage;
   }
+  // Before acting as the service user: the record names the operator's own account.
+  const by = safeUser();
   let list = (await controlRequest(config.control.socket, 'GET', '/dead-letters', undefined)) as DeadLetter[] | undefined;
   if (!list) {
     // Stopped: the spool's files are opened as the service user, even under sudo (state-owner.ts).
@@ -140,6 +145,9 @@ async function showDeadLetter(config: GatewayConfig, destination: string | undef
     const device = deviceKeyFor(config, { create: false });
     const head = Buffer.from(d.comment.sealed, 'base64');
     comment = openComment(commentKey(device, profileOfHead(head) ?? 'aes-256-gcm'), d.comment);
+    const detail = `the sealed Error Comment of dead letter ${d.id} (destination ${d.destination}) was opened by ${by} (pacs-edge dead-letter show)`;
+    // stderr: stdout is the dead letter itself.
+    console.error(`audit: ${await recordOffline(config, device, { kind: 'security-alert', type: 'use-of-restricted-function', detail, failure: false })}`);
   }
   const status = d.status === undefined ? '-' : `0x${d.status.toString(16).toUpperCase().padStart(4, '0')}`;
   console.log(`destination   ${d.destination}\nid            ${d.id}\nat            ${new Date(d.at).toISOString()}\nstatus        ${status}\nstudy         ${d.studyInstanceUid ?? '-'}\nSOP instance  ${d.sopInstanceUid}\nreason        ${d.reason}`);

@@ -2,7 +2,7 @@ import { chmod, chown, stat, unlink } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { dirname } from 'node:path';
-import { PacsEdgeError } from '../errors.js';
+import { Code, PacsEdgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Challenges, createWhoFile, PROOF_HEADER } from './peer-proof.js';
 import { groupId, mayCall, NOT_AUDITED, type Role, ROLES, ROUTE_ROLES, roleSockets, SELF_AUDITED, userName } from './roles.js';
@@ -67,7 +67,7 @@ export class ControlServer {
     try {
       body = await readBody(req);
     } catch (err) {
-      return send(400, { error: (err as Error).message, code: 'CONTROL_BAD_REQUEST' });
+      return send(400, { error: (err as Error).message, code: Code.CONTROL_BAD_REQUEST });
     }
     let caller: ControlCaller;
     try {
@@ -77,7 +77,7 @@ export class ControlServer {
     } catch (err) {
       this.log.warn({ route: key, role, err: (err as Error).message }, 'control request refused: sender not proven');
       this.o.audit?.({ detail: `control ${key} on the ${role} socket refused: ${(err as Error).message}`, failure: true, by: `unproven caller (${role} socket)` });
-      return send(401, { error: (err as Error).message, code: 'CONTROL_PROOF_FAILED' });
+      return send(401, { error: (err as Error).message, code: Code.CONTROL_PROOF_FAILED });
     }
     const claimed = (body as { by?: unknown } | undefined)?.by;
     if (claimed !== undefined && claimed !== caller.name) this.log.info({ route: key, caller: caller.label, claimed: String(claimed).slice(0, 128) }, 'control request: the "by" it claimed is ignored');
@@ -86,7 +86,7 @@ export class ControlServer {
       const error = `${caller.name} (${role}) may not ${key}: it is for the ${allowed} role`;
       this.log.warn({ route: key, caller: caller.label }, 'control request refused: outside the caller’s role');
       this.o.audit?.({ detail: `control ${key} refused to ${caller.label}: outside the role`, failure: true, by: caller.label });
-      return send(403, { error, code: 'ROLE_DENIED', role });
+      return send(403, { error, code: Code.ROLE_DENIED, role });
     }
     // The identity the handlers record is the proven one, whatever the body said.
     if (body && typeof body === 'object' && !Array.isArray(body)) body = { ...body, by: caller.label };
@@ -155,7 +155,7 @@ function readBody(req: http.IncomingMessage): Promise<unknown> {
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) req.destroy(new Error('request body too large'));
+      if (size > MAX_BODY) req.destroy(new PacsEdgeError('CONTROL_BAD_REQUEST', 'request body too large'));
       else chunks.push(c);
     });
     req.on('error', reject);
@@ -163,7 +163,7 @@ function readBody(req: http.IncomingMessage): Promise<unknown> {
       try {
         resolve(chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined);
       } catch {
-        reject(new Error('the request body is not JSON'));
+        reject(new PacsEdgeError('CONTROL_BAD_REQUEST', 'the request body is not JSON'));
       }
     });
   });
@@ -249,7 +249,7 @@ function rawRequest(socketPath: string, method: 'GET' | 'POST', path: string, bo
           const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
           const e = parsed as { error?: string; code?: string };
           if ((res.statusCode ?? 500) < 400) resolve(parsed);
-          else if (e.code === 'ROLE_DENIED' || e.code === 'CONTROL_PROOF_FAILED') reject(new PacsEdgeError(e.code, e.error ?? `HTTP ${res.statusCode}`));
+          else if (e.code === Code.ROLE_DENIED || e.code === Code.CONTROL_PROOF_FAILED) reject(new PacsEdgeError(e.code, e.error ?? `HTTP ${res.statusCode}`));
           else reject(new Error(e.error ?? `HTTP ${res.statusCode}`));
         } catch (err) {
           reject(err);

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { MqttConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
-import { PacsEdgeError } from '../errors.js';
+import { Code, PacsEdgeError } from '../errors.js';
 import { MQTT_COMMAND_ROLES, MQTT_ROLES, type Role } from './roles.js';
 
 const refused = (m: string) => new PacsEdgeError('ROLE_DENIED', m);
@@ -129,7 +129,7 @@ export class MqttHealth {
       this.deps.audit?.({ detail: `MQTT command ${name} by ${by}`, failure: false, by });
     } catch (err) {
       reply = { id, ok: false, error: (err as Error).message };
-      this.deps.audit?.({ detail: `MQTT command ${name} by ${by} ${(err as { code?: string }).code === 'ROLE_DENIED' ? 'refused: outside the role' : `failed: ${(err as Error).message}`}`, failure: true, by });
+      this.deps.audit?.({ detail: `MQTT command ${name} by ${by} ${(err as { code?: string }).code === Code.ROLE_DENIED ? 'refused: outside the role' : `failed: ${(err as Error).message}`}`, failure: true, by });
     }
     this.deps.log.info({ command: name, role, username, ok: reply.ok }, 'MQTT command');
     client.publish(this.topic(`cmd-result/${role}/${username}/${name}`), JSON.stringify({ ...reply, device: this.deps.deviceId, at: new Date().toISOString() }), { qos: 1 });

@@ -35,7 +35,8 @@ parentPort.on('message', async ({ id, path }) => {
     const head = Buffer.alloc(4);
     const isSealed = fs.readSync(fd, head, 0, 4, 0) === 4 && head.toString('latin1') === 'PESE';
     if (isSealed) {
-      if (!workerData.seal) throw Object.assign(new Error('encrypted spool file, but no spool key'), { code: 'SPOOL_CORRUPT' });
+      // Plain CommonJS has no PacsEdgeError: the code crosses the thread and the pool makes one of it.
+      if (!workerData.seal) throw Object.assign(new Error('encrypted spool file, but no spool key'), { code: ${JSON.stringify(Code.SPOOL_CORRUPT)} });
       sealed ??= await import(workerData.sealedModule);
       const others = {};
       for (const [p, k] of Object.entries(workerData.seal.others || {})) others[p] = Buffer.from(k);

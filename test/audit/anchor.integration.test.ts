@@ -130,6 +130,29 @@ describe('audit anchor write killed at every step', () => {
     expect(await again.stop()).toBe(0);
   }, 60_000);
 
+  it('an empty configuration fingerprint (beside the trail) cannot stop the start either: a possible change is audited, the file written anew', async () => {
+    const fingerprint = path.join(auditDir(), 'config.fingerprint');
+    // A clean start leaves it.
+    expect(await (await start()).stop()).toBe(0);
+    expect(JSON.parse(readFileSync(fingerprint, 'utf8'))).toMatchObject({ all: expect.any(String), security: expect.any(String) });
+    writeFileSync(fingerprint, '');
+    const gw = await start();
+    await gw.waitForLog((l) => l.msg === 'configuration fingerprint of the last start is unreadable: audited as a possible change, written anew');
+    expect(await gw.stop()).toBe(0);
+    expect(JSON.parse(readFileSync(fingerprint, 'utf8'))).toMatchObject({ all: expect.any(String), security: expect.any(String) });
+    const trail = readdirSync(auditDir())
+      .filter((n) => n.endsWith('.log'))
+      .flatMap((n) => readFileSync(path.join(auditDir(), n), 'utf8').split('\n').filter(Boolean))
+      .map((l) => (JSON.parse(l) as { xml: string }).xml);
+    // 110129 Security Configuration: the change may have touched security settings.
+    expect(trail.filter((x) => x.includes('110129') && x.includes('fingerprint of the last start'))).toHaveLength(1);
+    await verify();
+    // Written anew: the next start on the same configuration says nothing of a change.
+    const again = await start();
+    expect(await again.stop()).toBe(0);
+    expect(again.logs.some((l) => /configuration (changed|fingerprint)/.test(l.msg))).toBe(false);
+  }, 60_000);
+
   it('emptying the anchor does not hide a deleted trail: the start still raises an alert in the new chain', async () => {
     rmSync(auditDir(), { recursive: true });
     writeFileSync(anchorFile(), '');

@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { EXIT, exitCodeFor } from '../../src/cli/exit-codes.js';
 import { Abort } from '../../src/dicom/pdu.js';
@@ -53,5 +56,23 @@ describe('the error code table', () => {
     expect(exitCodeFor(new PacsEdgeError(Code.SPOOL_LOCKED, 'x'))).toBe(EXIT.spoolBusy);
     expect(exitCodeFor(new PacsEdgeError(Code.CONFIG_INVALID, 'x'))).toBe(EXIT.failed);
     expect(exitCodeFor(new Error('x'))).toBe(EXIT.failed);
+  });
+
+  it('src/ compares no code of the table as a string literal (Code.X: a typo would not compile) and sniffs no reason by its prefix', () => {
+    const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src');
+    const codes = new Set(Object.keys(ERROR_CODES));
+    const compared = /(?:[!=]==?\s*|case\s+)['"`]([A-Z][A-Z0-9_]+)['"`]|['"`]([A-Z][A-Z0-9_]+)['"`]\s*[!=]==?/g;
+    const sniffed = /\.startsWith\(\s*['"`](corrupt|error|failed|refused)/;
+    const found: string[] = [];
+    // error-codes.ts is the table itself (its TSDoc shows what Code.X equals).
+    for (const f of readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((x) => x.endsWith('.ts') && x !== 'error-codes.ts')) {
+      readFileSync(path.join(src, f), 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          for (const m of line.matchAll(compared)) if (codes.has(m[1] ?? m[2]!)) found.push(`src/${f}:${i + 1}: ${line.trim()}`);
+          if (sniffed.test(line)) found.push(`src/${f}:${i + 1}: ${line.trim()}`);
+        });
+    }
+    expect(found).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { trailText } from '../helpers/audit-trail.js';
 import { startStorescp } from '../helpers/dcmtk.js';
 import { connect, record, startMosquitto } from '../helpers/mosquitto.js';
 import { CLI, run, runGateway, tempDir, waitFor, writeGatewayConfig } from '../helpers/processes.js';
@@ -29,11 +30,6 @@ function removeAccounts(): void {
   for (const g of [OPS, AUDS]) sh('groupdel', [g]);
 }
 const uidOf = (u: string) => Number(spawnSync('id', ['-u', u], { encoding: 'utf8' }).stdout.trim());
-const trailText = (dir: string) =>
-  readdirSync(path.join(dir, 'audit'))
-    .filter((n) => n.endsWith('.log'))
-    .map((n) => readFileSync(path.join(dir, 'audit', n), 'utf8'))
-    .join('\n');
 
 describe.skipIf(skip)('roles: administrator, operator, auditor', () => {
   const t = tempDir();
@@ -123,7 +119,7 @@ describe.skipIf(skip)('roles: administrator, operator, auditor', () => {
       const stoppedVerify = await g.as(AU, 'audit', 'verify');
       expect(stoppedVerify.code).toBe(8);
       expect(stoppedVerify.stderr).toMatch(/checking its files directly is for root or the state owner/);
-      const trail = trailText(g.dir);
+      const trail = trailText(path.join(g.dir, 'audit'));
       expect(trail).toContain(`destination pacs paused by ${OP} (uid ${opUid}, operator)`);
       expect(trail).toContain(`control POST /dead-letters/purge refused to ${OP} (uid ${opUid}, operator): outside the role`);
       expect(trail).toContain(`control POST /audit/verify refused to ${OP} (uid ${opUid}, operator)`);
@@ -170,7 +166,7 @@ console.log(JSON.stringify(out));
       expect(await g.paused(), 'only the proven pause acted').toBe(true);
       await waitFor(() => g.gw.logs.some((l) => l.msg === 'control request: the "by" it claimed is ignored' && l.claimed === 'root') || undefined, { what: 'the claim logged' });
       expect(await g.gw.stop()).toBe(0);
-      const trail = trailText(g.dir);
+      const trail = trailText(path.join(g.dir, 'audit'));
       expect(trail).toContain(`destination pacs paused by ${OP} (uid ${uidOf(OP)}, operator)`);
       expect(trail).not.toContain('paused by root');
       expect(trail).toContain('not a regular file (a link is no proof)');
@@ -219,7 +215,7 @@ console.log(JSON.stringify(out));
       expect(await g.paused(), 'nothing resumed').toBe(true);
 
       expect(await g.gw.stop()).toBe(0);
-      const trail = trailText(g.dir);
+      const trail = trailText(path.join(g.dir, 'audit'));
       expect(trail).toContain('MQTT command pause-forward by mqtt:op1 (operator)');
       expect(trail).toContain('MQTT command resume-forward by mqtt:gw (administrator) refused: outside the role');
       expect(trail).not.toContain('op2');

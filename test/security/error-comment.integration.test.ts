@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { profileOfHead } from '../../src/security/sealed-file.js';
+import { trailText } from '../helpers/audit-trail.js';
 import { storescu } from '../helpers/dcmtk.js';
 import { writeStudy } from '../helpers/dicom-builder.js';
 import { CLI, run, runGateway, tempDir, waitFor, writeGatewayConfig } from '../helpers/processes.js';
@@ -12,7 +13,9 @@ import { startRefusingScp } from '../helpers/refusing-scp.js';
  * a patient, as some PACS do. The comment must not lie in clear anywhere on the card (the spool
  * index, the logs): under an encryption profile the dead letter keeps it sealed with a key derived
  * from the device key, and `pacs-edge dead-letter show` opens it for an administrator; under
- * profile none only its length is kept.
+ * profile none only its length is kept. Each opening of a sealed comment is audited (110132 Use of
+ * Restricted Function, naming the dead letter and the operator, never the comment), whether the
+ * gateway runs (through its audit inbox) or is stopped (into the trail directly).
  */
 const CANARY = 'DOE^JANE 19700101 CANARY-7c1e';
 
@@ -40,9 +43,12 @@ async function refuseOne(profile: 'aes-256-gcm' | 'gm' | 'chacha20-poly1305' | '
   await gw.waitForLog((l) => l.msg === 'object dead-lettered: the destination refused it permanently');
   const list = await run(process.execPath, [CLI, 'dead-letter', 'list', '--config', configFile, '--json']);
   const letters = JSON.parse(list.stdout) as { id: string; status: number; reason: string; comment?: { length: number; sealed?: string } }[];
-  const show = await run(process.execPath, [CLI, 'dead-letter', 'show', '--config', configFile, '--destination', 'pacs', '--id', letters[0]!.id]);
+  const showArgs = [CLI, 'dead-letter', 'show', '--config', configFile, '--destination', 'pacs', '--id', letters[0]!.id];
+  const show = await run(process.execPath, showArgs);
   expect(await gw.stop()).toBe(0);
-  return { t, scp, gw, spoolDir, letters, show, list };
+  // The same command on the stopped gateway (it reads the spool itself).
+  const showStopped = await run(process.execPath, showArgs);
+  return { t, scp, gw, spoolDir, configFile, letters, show, showStopped, list };
 }
 
 describe("a destination's Error Comment in the dead letters", () => {
@@ -62,6 +68,18 @@ describe("a destination's Error Comment in the dead letters", () => {
       // The administrator, with the device key, reads it.
       expect(r.show.code, r.show.stderr).toBe(0);
       expect(r.show.stdout).toContain(`Error Comment ${CANARY}`);
+      expect(r.showStopped.code, r.showStopped.stderr).toBe(0);
+      expect(r.showStopped.stdout).toContain(`Error Comment ${CANARY}`);
+      // Audited both times: handed to the running gateway, then written by the command itself.
+      expect(r.show.stderr).toContain('audit: handed to the running gateway');
+      expect(r.showStopped.stderr).toMatch(/^audit: seq \d+$/m);
+      const v = await run(process.execPath, [CLI, 'audit', 'verify', '--config', r.configFile], { timeoutMs: 30_000 });
+      expect(v.code, v.stdout + v.stderr).toBe(0);
+      const opened = trailText(path.join(r.t.dir, 'audit'))
+        .split('\n')
+        .filter((l) => l.includes(`the sealed Error Comment of dead letter ${r.letters[0]!.id} (destination pacs) was opened by`));
+      expect(opened).toHaveLength(2);
+      for (const l of opened) expect(l).toContain('110132');
     } finally {
       await r.scp.stop();
       r.t.cleanup();
@@ -76,6 +94,8 @@ describe("a destination's Error Comment in the dead letters", () => {
       expect(filesHolding(r.t.dir, 'CANARY-7c1e')).toEqual([]);
       expect(r.gw.output()).not.toContain('CANARY');
       expect(r.show.stdout).toMatch(/Error Comment \(\d+ bytes, not kept/);
+      // Nothing sealed was opened, so nothing to audit beyond the control request.
+      expect(r.show.stderr + r.showStopped.stderr).not.toContain('audit:');
     } finally {
       await r.scp.stop();
       r.t.cleanup();

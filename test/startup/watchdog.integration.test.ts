@@ -1,7 +1,8 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STALL_MARKER } from '../../src/util/loop-watchdog.js';
+import { trailText } from '../helpers/audit-trail.js';
 import { type Broker, record, startMosquitto } from '../helpers/mosquitto.js';
 import { CLI, run, startGateway, tempDir, waitFor } from '../helpers/processes.js';
 
@@ -23,12 +24,6 @@ afterAll(async () => {
   await broker?.stop();
   tmp.cleanup();
 });
-
-const trailText = (dir: string) =>
-  readdirSync(dir)
-    .filter((f) => f.endsWith('.log'))
-    .map((f) => readFileSync(path.join(dir, f), 'utf8'))
-    .join('');
 
 describe('watchdog', () => {
   it('a start after a watchdog kill audits it (Security Alert WATCHDOG), raises MQTT watchdog-restart, and removes the marker', async () => {
