@@ -56,6 +56,19 @@ export async function startReceiver(kind: ReceiverKind, dir: string, opts: { par
 const countFiles = (dir: string, ext: string): number => readdirSync(dir).filter((f) => f.endsWith(ext)).length;
 
 /**
+ * The `Environment=` settings of the systemd unit (systemd/pacs-edge.service): the gateway is
+ * measured as it runs when installed (e.g. MALLOC_ARENA_MAX).
+ */
+export function unitEnvironment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of readFileSync(path.join(ROOT, 'systemd/pacs-edge.service'), 'utf8').split('\n')) {
+    const m = /^Environment=([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+    if (m) env[m[1]!] = m[2]!;
+  }
+  return env;
+}
+
+/**
  * The pacs-edge gateway: fsync of each object (and of its directory entry) before C-STORE-RSP Success.
  * `extra` adds config (e.g. forward[]; a `spool` object replaces the default one); `opts.env` adds to
  * the gateway's environment (e.g. OPENSSL_ia32cap to mask CPU crypto instructions).

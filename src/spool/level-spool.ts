@@ -319,22 +319,14 @@ export class LevelSpool implements Spool {
     return this.s.studies;
   }
 
-  /** The key new files are sealed with, if they are. */
-  /**
-   * True when `prev` holds the bytes whose SHA-256 is `sha256`. A sealed record received
-   * without a digest is hashed now, on the worker pool (a re-send is rare; its answer waits).
-   */
+  /** Does `prev` hold the bytes hashed `sha256`? A sealed one kept without a digest is hashed now, on a worker (re-sends are rare). */
   private async sameBytes(prev: SpoolRecord, sha256: string): Promise<boolean> {
-    if (sha256 === '') return false;
-    if (prev.sha256 !== '') return prev.sha256 === sha256;
-    try {
-      const h = await this.opts.hashPool.hashFile(this.filePath(prev.id));
-      return h.sha256 === sha256 && h.size === prev.size;
-    } catch {
-      return false; // unreadable or damaged: the new copy is kept beside it
-    }
+    if (sha256 === '' || prev.sha256 !== '') return sha256 !== '' && prev.sha256 === sha256;
+    const h = await this.opts.hashPool.hashFile(this.filePath(prev.id)).catch(() => undefined); // damaged: keep both
+    return h?.sha256 === sha256 && h.size === prev.size;
   }
 
+  /** The key new files are sealed with, if they are. */
   private get sealing(): SealKey | undefined {
     return this.opts.sealNew === false ? undefined : this.opts.seal;
   }

@@ -36,6 +36,7 @@ export class PooledObjectWriter {
   private drainFns: (() => void)[] = [];
   private needDrain = false;
   private written: { resolve: (r: { size: number; sha256: string }) => void; reject: (e: unknown) => void } | undefined;
+  private synced: { resolve: () => void; reject: (e: unknown) => void } | undefined;
   private abortAck: (() => void) | undefined;
   private aborted: Promise<void> | undefined;
   private done = false;
@@ -77,20 +78,25 @@ export class PooledObjectWriter {
   }
 
   /**
-   * Hand over what is left and wait for the worker to have written it all, then run the
-   * durability steps together: fsync of the file, fsync of its directory, and `index` (the
-   * spool's synced index write). Resolves when all are done, with what `index` returned: only
-   * then is the object durable and indexed.
+   * Hand over what is left, then run the durability steps together: fsync of the file (by the
+   * worker, once every byte is written), fsync of its directory (the entry exists since
+   * `begin`), and `index` (the spool's synced index write, once every byte is written: a write
+   * that fails must leave no record). Resolves when all are done, with what `index` returned:
+   * only then is the object durable and indexed.
    */
   async finish<T>(steps: { syncDir: () => Promise<void>; index: (file: { size: number; sha256: string }) => Promise<T> }): Promise<T> {
     this.finished = true;
     if (this.fill > 0) this.send();
-    const file = await new Promise<{ size: number; sha256: string }>((resolve, reject) => {
-      if (this.error) return reject(this.error);
-      this.written = { resolve, reject };
-      this.host.post({ t: 'end', obj: this.obj });
-    });
-    const durable = Promise.all([fsyncFd(this.fd), steps.syncDir()]).then(() => crashpoint('after-data-fsync'));
+    const dirSynced = steps.syncDir();
+    dirSynced.catch(() => undefined);
+    const written = new Promise<{ size: number; sha256: string }>((resolve, reject) => (this.written = { resolve, reject }));
+    const synced = new Promise<void>((resolve, reject) => (this.synced = { resolve, reject }));
+    written.catch(() => undefined);
+    synced.catch(() => undefined);
+    if (this.error) this.failed(this.error);
+    else this.host.post({ t: 'end', obj: this.obj });
+    const file = await written;
+    const durable = Promise.all([synced, dirSynced]).then(() => crashpoint('after-data-fsync'));
     durable.catch(() => undefined);
     const indexed = steps.index(file);
     indexed.catch(() => undefined);
@@ -146,16 +152,17 @@ export class PooledObjectWriter {
         }
         return;
       case 'written':
-        this.settle();
         this.written?.resolve({ size: m.size, sha256: m.sha256 });
         return;
-      case 'error': {
+      case 'synced':
+        this.settle();
+        this.synced?.resolve();
+        return;
+      case 'error':
         // The fs error as the worker saw it: its code (ENOSPC, EIO…) tells the receiver what to answer.
         this.settle();
-        this.error ??= Object.assign(new Error(m.message), { code: m.code });
-        this.written?.reject(this.error);
+        this.failed(Object.assign(new Error(m.message), { code: m.code }));
         return;
-      }
       case 'aborted':
         this.settle();
         this.abortAck?.();
@@ -166,11 +173,16 @@ export class PooledObjectWriter {
   /** The worker thread died: whatever it held of this object is lost, and the object is refused. */
   laneDied(cause: Error): void {
     this.done = true;
-    this.error ??= new PacsEdgeError('SPOOL_WRITER_FAILED', 'the worker writing this object stopped', { cause });
-    this.written?.reject(this.error);
+    this.failed(new PacsEdgeError('SPOOL_WRITER_FAILED', 'the worker writing this object stopped', { cause }));
     this.abortAck?.();
     this.needDrain = false;
     for (const fn of this.drainFns) fn();
+  }
+
+  private failed(err: unknown): void {
+    this.error ??= err;
+    this.written?.reject(this.error);
+    this.synced?.reject(this.error);
   }
 
   private settle(): void {

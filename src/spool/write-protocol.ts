@@ -25,7 +25,9 @@ export type ToWriter =
 /** What a write worker answers. */
 export type FromWriter =
   | { t: 'ack'; obj: number; buf: ArrayBuffer; first: boolean }
+  /** Every byte written: indexing may start. `synced` (or `error`) follows once the file is fsynced. */
   | { t: 'written'; obj: number; size: number; sha256: string }
+  | { t: 'synced'; obj: number }
   | { t: 'error'; obj: number; code: string; message: string }
   | { t: 'aborted'; obj: number }
   | { t: 'sealed'; obj: number; buf: ArrayBuffer }

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { writeSync, writevSync } from 'node:fs';
+import { fsync, writev } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { sealBuffer, Sealer, SEGMENT_BYTES, type SealKey, type SealProfile } from '../security/sealed-file.js';
 import { collectYoung } from '../util/collect.js';
@@ -10,10 +10,11 @@ import type { FromWriter, KeyMessage, ToWriter } from './write-protocol.js';
  * objects an association receives, so that neither AES-GCM / SM4 / ChaCha20 nor SHA-256 ever
  * runs on the event loop that answers the modality.
  *
- * Writes are synchronous: this thread does nothing else, and a write to the page cache is
- * short. The fsync that makes a file durable is not done here: the main thread issues it on
- * the thread pool, together with the directory's and the index's (a worker blocked in an
- * fsync would hold up every other object assigned to it).
+ * Writes and the final fsync go to the thread pool (positional, so they may complete in any
+ * order) while this thread seals the next segments: sealing and writing overlap, and a slow
+ * card holds up no other object of this worker. A batch is acknowledged (its buffer handed
+ * back) only once the writes it caused are done, so the main thread's bound on what one object
+ * has in flight also bounds the sealed bytes waiting here for a slow disk.
  */
 interface Open {
   fd: number;
@@ -28,6 +29,18 @@ interface Open {
   error: { code: string; message: string } | undefined;
   /** True once a data batch was written (the crash tests' `after-first-write`). */
   wrote: boolean;
+  /** Writes issued and not yet done, and who waits for none to be left. */
+  inflight: number;
+  idle: (() => void)[];
+  /** The batch whose feeding is issuing writes now. */
+  batch: Batch | undefined;
+}
+
+/** The writes one data batch caused; `closed` once feeding it issued all of them. */
+interface Batch {
+  pending: number;
+  closed: boolean;
+  done: () => void;
 }
 
 const objects = new Map<number, Open>();
@@ -69,15 +82,27 @@ function writeAll(o: Open, bufs: Buffer[]): void {
     sinceCollect = 0;
     collectYoung();
   }
-  let written = 0;
-  let pending = bufs;
-  while (written < n) {
-    const w = pending.length === 1 ? writeSync(o.fd, pending[0]!, 0, pending[0]!.length, o.position) : writevSync(o.fd, pending, o.position);
-    if (w === 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
-    written += w;
-    o.position += w;
-    if (written < n) pending = remainder(pending, w);
-  }
+  const position = o.position;
+  o.position += n;
+  o.inflight++;
+  if (o.batch) o.batch.pending++;
+  issue(o, bufs, position, n, o.batch);
+}
+
+function issue(o: Open, bufs: Buffer[], position: number, n: number, batch: Batch | undefined): void {
+  writev(o.fd, bufs, position, (err, w) => {
+    if (err) fail(o, err);
+    else if (w === 0) fail(o, Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' }));
+    else if (w < n) return issue(o, remainder(bufs, w), position + w, n - w, batch);
+    if (batch && --batch.pending === 0 && batch.closed) batch.done();
+    if (--o.inflight === 0) for (const fn of o.idle.splice(0)) fn();
+  });
+}
+
+/** Run `fn` once no write of `o` is in flight. */
+function whenIdle(o: Open, fn: () => void): void {
+  if (o.inflight === 0) fn();
+  else o.idle.push(fn);
 }
 
 /** The slices left after the first `skip` bytes of `bufs`. */
@@ -139,6 +164,9 @@ function handle(m: ToWriter): void {
         fill: 0,
         error: undefined,
         wrote: false,
+        inflight: 0,
+        idle: [],
+        batch: undefined,
       };
       objects.set(m.obj, o);
       try {
@@ -151,24 +179,30 @@ function handle(m: ToWriter): void {
     }
     case 'data': {
       const o = objects.get(m.obj);
-      let first = false;
+      const first = o !== undefined && !o.error && !o.wrote;
+      // The buffer goes back to the main thread for its next batch (transferred, not copied)
+      // once what it caused is written: a plain batch is itself written from it.
+      const batch: Batch = {
+        pending: 0,
+        closed: false,
+        done: () => port.postMessage({ t: 'ack', obj: m.obj, buf: m.buf, first } satisfies FromWriter, [m.buf]),
+      };
       if (o && !o.error) {
-        first = !o.wrote;
         o.wrote = true;
+        o.batch = batch;
         try {
           feed(o, Buffer.from(m.buf, 0, m.len));
         } catch (err) {
           fail(o, err);
         }
+        o.batch = undefined;
       }
-      // The buffer goes back to the main thread for its next batch (transferred, not copied).
-      const reply: FromWriter = { t: 'ack', obj: m.obj, buf: m.buf, first };
-      port.postMessage(reply, [m.buf]);
+      batch.closed = true;
+      if (batch.pending === 0) batch.done();
       return;
     }
     case 'end': {
       const o = objects.get(m.obj);
-      objects.delete(m.obj);
       if (!o) return;
       if (!o.error && o.sealer) {
         try {
@@ -179,10 +213,16 @@ function handle(m: ToWriter): void {
         }
       }
       returnStages(o);
-      const reply: FromWriter = o.error
-        ? { t: 'error', obj: m.obj, code: o.error.code, message: o.error.message }
-        : { t: 'written', obj: m.obj, size: o.plain, sha256: o.hash ? o.hash.digest('hex') : '' };
-      port.postMessage(reply);
+      // Written whole: the main thread may index it (size, digest) while the file is fsynced.
+      whenIdle(o, () => {
+        objects.delete(m.obj);
+        if (o.error) return port.postMessage({ t: 'error', obj: m.obj, code: o.error.code, message: o.error.message } satisfies FromWriter);
+        port.postMessage({ t: 'written', obj: m.obj, size: o.plain, sha256: o.hash ? o.hash.digest('hex') : '' } satisfies FromWriter);
+        fsync(o.fd, (err) => {
+          if (err) fail(o, err);
+          port.postMessage(o.error ? ({ t: 'error', obj: m.obj, code: o.error.code, message: o.error.message } satisfies FromWriter) : ({ t: 'synced', obj: m.obj } satisfies FromWriter));
+        });
+      });
       return;
     }
     case 'seal': {
@@ -201,11 +241,14 @@ function handle(m: ToWriter): void {
       return;
     }
     case 'abort': {
+      // Answered once no write of it is in flight: the main thread closes the descriptor then.
       const o = objects.get(m.obj);
-      if (o) returnStages(o);
       objects.delete(m.obj);
-      const reply: FromWriter = { t: 'aborted', obj: m.obj };
-      port.postMessage(reply);
+      const reply = () => port.postMessage({ t: 'aborted', obj: m.obj } satisfies FromWriter);
+      if (!o) return reply();
+      o.error ??= { code: 'ECANCELED', message: 'aborted' };
+      returnStages(o);
+      whenIdle(o, reply);
       return;
     }
   }
