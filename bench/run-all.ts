@@ -18,6 +18,7 @@ import { ROOT } from './receivers.js';
 import { receiveCleanupSync, receiveOptionsFromEnv, runReceiveBench } from './receive-bench.js';
 import { envInt, QUICK } from './standalone.js';
 import { type BenchSection, mdTable, renderTargets, tally, type TargetRow } from './targets.js';
+import { checkTargetRules } from './targets-check.js';
 import { runWanBench, wanCleanupSync, wanOptionsFromEnv } from './wan-bench.js';
 
 /** The environment knobs of `make bench`, as documented in the generated header. */
@@ -106,6 +107,8 @@ function commitOf(outDir: string): { commit: string; dirty: string[] } {
 const minutes = (s: number): string => `${(s / 60).toFixed(1)} min`;
 
 async function main(): Promise<void> {
+  // The PASS/FAIL arithmetic is checked before anything is measured (a failure stops the run).
+  checkTargetRules();
   const started = Date.now();
   const outDir = path.resolve(ROOT, process.env.PACS_EDGE_BENCH_OUT ?? 'docs');
   const only = process.env.PACS_EDGE_BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);

@@ -35,6 +35,13 @@ describe('file size', () => {
   });
 });
 
+describe('tests and benchmarks', () => {
+  it('no test imports from bench/ (benchmarks measure the product; the suite must not depend on them)', () => {
+    const importing = sources('test').filter((f) => /from\s+'(\.\.\/)+bench\//.test(readFileSync(path.join(ROOT, f), 'utf8')));
+    expect(importing).toEqual([]);
+  });
+});
+
 describe('durable writes', () => {
   it('no module of src/ writes, renames or fsyncs a file by hand: small state files are replaced through src/util/durable-write.ts', () => {
     // Files made with O_EXCL that need not outlive a power loss (a lock naming its pid, the
