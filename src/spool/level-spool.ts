@@ -112,7 +112,7 @@ export class LevelSpool implements Spool {
     this.delivery = new Delivery(this.s, opts);
     this.letters = new DeadLetters(this.s, (destination, id, delivered) => this.delivery.done(destination, id, delivered), opts.commentKey);
     this.writers = new WritePool(opts.writeThreads ?? defaultWriteThreads());
-    this.files = new FileRewriter(this.s, { sealing: () => this.sealing, seal: (key, plain) => this.writers.seal(key, plain), hashPool: opts.hashPool, syncDir: () => this.dirSync.sync() });
+    this.files = new FileRewriter(this.s, { sealing: () => this.sealing, prepare: (key, plain) => this.writers.prepare(key, plain), hashPool: opts.hashPool, syncDir: () => this.dirSync.sync() });
     this.rewriter = this.files.api;
   }
 

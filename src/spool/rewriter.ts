@@ -20,8 +20,8 @@ import type { SpoolState } from './spool-state.js';
 export interface RewriterOptions {
   /** The key new files are sealed with, if they are. */
   sealing(): SealKey | undefined;
-  /** Seal a whole new file under `key`, on a worker thread (src/spool/write-pool.ts). */
-  seal(key: SealKey, plain: Buffer): Promise<Buffer>;
+  /** A whole new file's bytes (sealed under `key` when given) and its plaintext's SHA-256, from a worker thread (src/spool/write-pool.ts). */
+  prepare(key: SealKey | undefined, plain: Buffer): Promise<{ bytes: Buffer; sha256: string }>;
   hashPool: HashPool;
   /** fsync of the objects directory (shared with the commits). */
   syncDir(): Promise<void>;
@@ -85,12 +85,12 @@ export class FileRewriter {
     // Sealed under a fresh data key of its own, like every spool file.
     const sealing = this.o.sealing();
     try {
-      const onDisk = sealing ? await this.o.seal(sealing, bytes) : bytes;
-      staged = await stageDurable(this.h.filePath(id), onDisk, { tmp, mode: 0o640, syncDir: () => this.o.syncDir() });
-      // Hashed on the worker pool (an object can be large: never on the event loop), from what
-      // was written, so the record vouches for the bytes on disk.
-      ({ sha256, size } = await this.o.hashPool.hashFile(tmp));
-      if (size !== bytes.length) throw new PacsEdgeError('SPOOL_WRITE_SHORT', `replacement for ${id} is ${size} bytes on disk, ${bytes.length} written`);
+      // Hashed (and sealed) on a write worker from the plaintext it seals: no read-back, and no
+      // hash worker started for it (each is a thread and ~10 MB).
+      const file = await this.o.prepare(sealing, bytes);
+      ({ sha256 } = file);
+      size = bytes.length;
+      staged = await stageDurable(this.h.filePath(id), file.bytes, { tmp, mode: 0o640, syncDir: () => this.o.syncDir() });
     } catch (err) {
       // Nothing refers to the .z file yet: it goes, and the object stays as it was.
       await unlink(tmp).catch(() => undefined);

@@ -16,7 +16,7 @@ export interface Lane {
   /** The seal keys this worker already holds (by id). */
   readonly keys: Set<number>;
   /** Whole-buffer seal jobs waiting for this worker. */
-  readonly jobs: Map<number, { resolve: (b: Buffer) => void; reject: (e: unknown) => void }>;
+  readonly jobs: Map<number, { resolve: (r: { bytes: Buffer; sha256: string }) => void; reject: (e: unknown) => void }>;
 }
 
 function workerUrl(): URL {
@@ -65,19 +65,19 @@ export class WritePool {
   }
 
   /**
-   * `plain` sealed under a fresh data key of its own (src/security/sealed-file.ts sealBuffer),
-   * on a worker: the compression-at-rest rewriter's files never seal on the event loop.
+   * A whole new file for the compression-at-rest rewriter, on a worker: `plain` sealed under a
+   * fresh data key of its own when a key is given (src/security/sealed-file.ts sealBuffer), and
+   * the plaintext's SHA-256 for its record. Neither runs on the event loop.
    */
-  seal(key: SealKey, plain: Buffer): Promise<Buffer> {
+  prepare(key: SealKey | undefined, plain: Buffer): Promise<{ bytes: Buffer; sha256: string }> {
     if (this.closed) return Promise.reject(new PacsEdgeError('SPOOL_CLOSED', 'the spool is closed'));
     const lane = this.lane();
     const obj = ++this.seq;
     const buf = plain.buffer.slice(plain.byteOffset, plain.byteOffset + plain.length) as ArrayBuffer;
-    return new Promise<Buffer>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       lane.jobs.set(obj, { resolve, reject });
       if (lane.jobs.size + lane.objects.size === 1) lane.worker.ref();
-      const k = this.keyFor(lane, key);
-      const msg: ToWriter = { t: 'seal', obj, keyId: k.keyId!, key: k.key, buf };
+      const msg: ToWriter = { t: 'seal', obj, ...this.keyFor(lane, key), buf };
       lane.worker.postMessage(msg, [buf]);
     });
   }
@@ -130,7 +130,7 @@ export class WritePool {
         const job = lane.jobs.get(m.obj);
         lane.jobs.delete(m.obj);
         if (lane.jobs.size + lane.objects.size === 0) lane.worker.unref();
-        if (m.t === 'sealed') job?.resolve(Buffer.from(m.buf));
+        if (m.t === 'sealed') job?.resolve({ bytes: Buffer.from(m.buf), sha256: m.sha256 });
         else job?.reject(new PacsEdgeError('SPOOL_WRITER_FAILED', `could not seal a rewritten object: ${m.message}`));
         return;
       }

@@ -19,8 +19,8 @@ export type ToWriter =
   | { t: 'data'; obj: number; buf: ArrayBuffer; len: number }
   | { t: 'end'; obj: number }
   | { t: 'abort'; obj: number }
-  /** Seal a whole buffer (the compression-at-rest rewriter's new file). */
-  | { t: 'seal'; obj: number; keyId: number; key?: KeyMessage | undefined; buf: ArrayBuffer };
+  /** Hash a whole buffer and, with a key, seal it (the compression-at-rest rewriter's new file). */
+  | { t: 'seal'; obj: number; keyId?: number | undefined; key?: KeyMessage | undefined; buf: ArrayBuffer };
 
 /** What a write worker answers. */
 export type FromWriter =
@@ -30,7 +30,8 @@ export type FromWriter =
   | { t: 'synced'; obj: number }
   | { t: 'error'; obj: number; code: string; message: string }
   | { t: 'aborted'; obj: number }
-  | { t: 'sealed'; obj: number; buf: ArrayBuffer }
+  /** The file's bytes (sealed, or the plaintext handed back) and the plaintext's SHA-256. */
+  | { t: 'sealed'; obj: number; buf: ArrayBuffer; sha256: string }
   | { t: 'seal-failed'; obj: number; message: string };
 
 /** Plaintext travels to a worker in batches of this size (the last one of an object shorter). */

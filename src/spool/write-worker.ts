@@ -229,15 +229,21 @@ function handle(m: ToWriter): void {
       let reply: FromWriter;
       let transfer: ArrayBuffer[] = [];
       try {
-        let out = sealBuffer(sealKey(m)!, Buffer.from(m.buf));
-        // Only a buffer that owns its whole ArrayBuffer can be transferred.
-        if (out.byteOffset !== 0 || out.buffer.byteLength !== out.length) out = Buffer.from(Uint8Array.prototype.slice.call(out));
-        reply = { t: 'sealed', obj: m.obj, buf: out.buffer as ArrayBuffer };
-        transfer = [out.buffer as ArrayBuffer];
+        const plain = Buffer.from(m.buf);
+        const sha256 = createHash('sha256').update(plain).digest('hex');
+        const key = sealKey(m);
+        const out = key ? sealBuffer(key, plain) : plain;
+        // Only a whole ArrayBuffer can be transferred: a small result is a view into Node's
+        // shared pool, and is copied out of it.
+        const whole = out.byteOffset === 0 && out.buffer.byteLength === out.length;
+        const buf = (whole ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.length)) as ArrayBuffer;
+        reply = { t: 'sealed', obj: m.obj, buf, sha256 };
+        transfer = [buf];
       } catch (err) {
         reply = { t: 'seal-failed', obj: m.obj, message: String((err as Error).message) };
       }
       port.postMessage(reply, transfer);
+      collectYoung();
       return;
     }
     case 'abort': {

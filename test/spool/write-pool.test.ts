@@ -107,11 +107,21 @@ describe('WritePool: received objects hashed, sealed and written on worker threa
     expect(indexed.size).toBe(5);
   });
 
-  it('seals a whole buffer for the rewriter on a worker', async () => {
+  it("prepares the rewriter's whole new file on a worker: sealed under each key, or plain, with the plaintext's SHA-256", async () => {
+    const plain = randomBytes(200_000);
     for (const key of keys) {
-      const plain = randomBytes(200_000);
-      const sealed = await pool.seal(key, plain);
-      expect(unsealBuffer(key, sealed).equals(plain)).toBe(true);
+      const file = await pool.prepare(key, plain);
+      expect(unsealBuffer(key, file.bytes).equals(plain)).toBe(true);
+      expect(file.sha256).toBe(sha(plain));
+    }
+    const file = await pool.prepare(undefined, plain);
+    expect(file.bytes.equals(plain)).toBe(true);
+    expect(file.sha256).toBe(sha(plain));
+    // A file small enough to come from Node's shared buffer pool comes back alone, not with the pool.
+    for (const key of [keys[0], undefined]) {
+      const small = Buffer.from('a small data set');
+      const f = await pool.prepare(key, small);
+      expect(key ? unsealBuffer(key, f.bytes).equals(small) : f.bytes.equals(small)).toBe(true);
     }
   });
 
