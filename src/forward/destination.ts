@@ -8,6 +8,8 @@ import { TS } from '../dicom/transfer-syntaxes.js';
 import type { Logger } from '../log.js';
 import type { Claim, ObjectReader, Spool } from '../spool/spool.js';
 import { Backoff } from './backoff.js';
+import { Prefetch } from './prefetch.js';
+import { AckBatch, key, type WorkerState } from './worker-state.js';
 import { type CompressionStats, discard, MAX_PAIRS, ObjectSender } from './object-sender.js';
 import { outcomeOfError, type Outcome } from './outcome.js';
 import { type CommitStats, type CommitmentRegistry, CommitTracker } from './commitment.js';
@@ -42,6 +44,9 @@ export interface DestinationStatus {
 }
 
 export type { CompressionStats };
+
+/** `forward[].prefetchBytes` when the configuration leaves it out. */
+export const DEFAULT_PREFETCH_BYTES = 32 * 1024 * 1024;
 
 /**
  * Drains one destination's queue: `associations` workers, each with its own association that
@@ -298,31 +303,42 @@ export class DestinationForwarder {
             continue; // claim again, now with an association
           }
           this.transfers.begin(claims);
-          // The next object's file is opened while this one is on the wire.
-          let next: Promise<ObjectReader> | undefined = this.open(claims[0]!);
-          for (let i = 0; i < claims.length; i++) {
-            const c = claims[i]!;
-            const file = next;
-            next = i + 1 < claims.length ? this.open(claims[i + 1]!) : undefined;
-            if (!this.running || !assoc.isOpen) {
-              discard(file, next);
-              await this.release(claims.slice(i));
-              break;
+          const acks = new AckBatch(this.deps.spool, this.dest.name);
+          // While one object is on the wire, the next ones are read, decrypted, checked and
+          // converted on the worker threads, within this worker's share of the memory budget.
+          const a = assoc;
+          const ahead = new Prefetch(claims, {
+            start: (c, streamed) => this.sender.prepare(a, c, () => this.open(c, streamed)),
+            budgetBytes: Math.floor((this.dest.prefetchBytes ?? DEFAULT_PREFETCH_BYTES) / this.dest.associations),
+            skip: (c) => !proposed.includes(key(c)),
+            drop: (p) => discard(p),
+          });
+          try {
+            for (let i = 0; i < claims.length; i++) {
+              const c = claims[i]!;
+              if (!this.running || !assoc.isOpen) {
+                await this.release(claims.slice(i));
+                break;
+              }
+              if (!proposed.includes(key(c))) {
+                // More distinct SOP class/syntax pairs than one association can carry: later.
+                await this.release([c]);
+                continue;
+              }
+              const o = await this.sender.sendPrepared(assoc, c, await ahead.take(i));
+              ahead.done(i);
+              const stop = await this.settle(c, o, log, acks);
+              if (stop) {
+                await this.release(claims.slice(i + 1));
+                if (!assoc.isOpen) assoc = undefined;
+                break;
+              }
             }
-            if (!proposed.includes(key(c))) {
-              // More distinct SOP class/syntax pairs than one association can carry: later.
-              discard(file);
-              await this.release([c]);
-              continue;
-            }
-            const o = await this.sender.deliver(assoc, c, file!);
-            const stop = await this.settle(c, o, log);
-            if (stop) {
-              discard(next);
-              await this.release(claims.slice(i + 1));
-              if (!assoc.isOpen) assoc = undefined;
-              break;
-            }
+          } finally {
+            // Prepared ahead and not sent: dropped (their claims were given back above).
+            ahead.dropFrom(0);
+            // The delivered ones, in one index write (before the batch's transfer audit).
+            await acks.flush();
           }
         } finally {
           idleSince = Date.now();
@@ -334,21 +350,24 @@ export class DestinationForwarder {
     }
   }
 
-  /** Start reading (and verifying) a claimed object; errors surface when it is awaited. */
-  private open(c: Claim): Promise<ObjectReader> {
-    // The SCU verifies the SHA-256 as it reads (one read of the file, no worker round trip).
-    const p = this.deps.spool.read(c.record.id, { verify: 'caller' });
+  /**
+   * Start reading a claimed object; errors surface when it is awaited. Read whole, decrypted and
+   * checked on a worker thread (prefetch); an object bigger than the budget is streamed, the SCU
+   * verifying its SHA-256 as it reads (nothing of it completes at the destination unless it matches).
+   */
+  private open(c: Claim, streamed: boolean): Promise<ObjectReader> {
+    const p = this.deps.spool.read(c.record.id, { verify: streamed ? 'caller' : 'memory' });
     p.catch(() => undefined);
     return p;
   }
 
   /** Apply an outcome to one claim. Returns true when the rest of the batch must wait (retry). */
-  private async settle(c: Claim, o: Outcome, log: Logger): Promise<boolean> {
+  private async settle(c: Claim, o: Outcome, log: Logger, acks: AckBatch): Promise<boolean> {
     const { id, sopInstanceUid, size } = c.record;
     if (o.kind === 'delivered') {
       // With Storage Commitment the object stays (claimed) until the destination commits it.
       if (this.commits) this.commits.add(c);
-      else await this.deps.spool.ack(this.dest.name, id);
+      else acks.add(id);
       this.transfers.note(c);
       this.backoff.success();
       this.counts.sent++;
@@ -405,7 +424,8 @@ export class DestinationForwarder {
     const delay = this.backoff.failure(reason);
     if (o.kind === 'dead-letter') {
       log.error({ reason, retryInMs: delay }, 'destination refuses the association permanently: check the AE titles of forward[] and of the destination');
-      for (const c of await this.deps.spool.claim(this.dest.name, this.deps.settings.batch)) await this.settle(c, o, log);
+      const acks = new AckBatch(this.deps.spool, this.dest.name);
+      for (const c of await this.deps.spool.claim(this.dest.name, this.deps.settings.batch)) await this.settle(c, o, log, acks);
       return;
     }
     log.warn({ reason, retryInMs: delay }, 'destination unreachable, will retry');
@@ -415,21 +435,4 @@ export class DestinationForwarder {
   private async release(claims: Claim[]): Promise<void> {
     for (const c of claims) await this.deps.spool.unclaim(this.dest.name, c.record.id);
   }
-}
-
-/** What one worker carries from one pass of its loop to the next (and across an error). */
-interface WorkerState {
-  assoc: ScuAssociation | undefined;
-  /** The (SOP class|transfer syntax) pairs its association was opened with. */
-  proposed: string[];
-  idleSince: number;
-  /** The batch it holds now (handed back if the pass fails). */
-  claims: Claim[];
-}
-
-
-function key(c: Claim): string {
-  const stored = `${c.record.sopClassUid}|${c.record.transferSyntaxUid}`;
-  // Compressed at rest: a pair of its own, so its contexts include the received syntax.
-  return c.record.receivedTransferSyntaxUid ? `${stored}|${c.record.receivedTransferSyntaxUid}` : stored;
 }

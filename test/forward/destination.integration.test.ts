@@ -22,10 +22,11 @@ describe('DestinationForwarder: an error of the spool itself', () => {
     const pacs = await startStorescp(pacsDir, 'PACS', { fork: true });
     const spool = new MemorySpool({ destinations: ['pacs'] });
     let failures = 1;
-    const ack = spool.ack.bind(spool);
-    spool.ack = async (d, id) => {
+    // Acknowledgements are written in batches (ackMany): the index write of a batch fails.
+    const ackMany = spool.ackMany.bind(spool);
+    spool.ackMany = async (d, ids) => {
       if (failures-- > 0) throw Object.assign(new Error('simulated index write failure'), { code: 'LEVEL_IO_ERROR' });
-      return ack(d, id);
+      return ackMany(d, ids);
     };
     const lines: { msg: string; code?: string }[] = [];
     const log = pino({ level: 'debug' }, { write: (l: string) => lines.push(JSON.parse(l)) });
