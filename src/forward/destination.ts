@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { Claim, ObjectReader, Spool } from '../spool/spool.js';
 import { Backoff } from './backoff.js';
 import { Prefetch } from './prefetch.js';
+import { AcceptedSyntaxes, sendsAsStored } from './accepted-syntaxes.js';
 import { AckBatch, key, type WorkerState } from './worker-state.js';
 import { type CompressionStats, discard, MAX_PAIRS, ObjectSender } from './object-sender.js';
 import { outcomeOfError, type Outcome } from './outcome.js';
@@ -67,6 +68,8 @@ export class DestinationForwarder {
   private readonly sender: ObjectSender;
   private readonly commits: CommitTracker | undefined;
   private readonly transfers: TransferAudit;
+  /** What the destination accepted on its last association (for compression at rest). */
+  private readonly accepted = new AcceptedSyntaxes();
   /** Read once at start: a certificate change needs a restart (as for every configuration change). */
   private readonly tls: ConnectionOptions | undefined;
 
@@ -179,6 +182,11 @@ export class DestinationForwarder {
     } finally {
       await a.release().catch(() => a.abort());
     }
+  }
+
+  /** Would an object compressed at rest in `atRest` go to this destination as stored? (accepted-syntaxes.ts) */
+  takesAtRest(sopClassUid: string, received: string, atRest: string): boolean {
+    return sendsAsStored({ sopClassUid, received, atRest, compression: (this.dest.compression as Compression | undefined) ?? 'none', accepted: this.accepted });
   }
 
   /** New work may be waiting. */
@@ -294,6 +302,8 @@ export class DestinationForwarder {
                 acseTimeoutMs: this.deps.settings.acseTimeoutMs,
                 dimseTimeoutMs: this.deps.settings.dimseTimeoutMs,
               });
+              const opened = assoc;
+              this.accepted.note(this.sender.contextsFor(proposed), (sop, ts) => opened.contextFor(sop, ts) !== undefined);
               for (const a of this.active) if (!a.isOpen) this.active.delete(a);
               this.active.add(assoc);
               log.debug({ contexts: proposed.length }, 'association open');
