@@ -27,6 +27,15 @@ async function sealedReader(fd) {
   const key = { profile: workerData.seal.profile, kek: Buffer.from(workerData.seal.kek), others };
   return sealed.SealedReader.open(key, fs.fstatSync(fd).size, async (b, p) => fs.readSync(fd, b, 0, b.length, p));
 }
+// A UID value in the File Meta group (PS3.10 §7.1): the UID, then its padding NUL or the next
+// element's group (0x02), never another UID character.
+function inMeta(b, uid) {
+  const metaEnd = b.length >= 144 && b.toString('latin1', 128, 132) === 'DICM' ? 144 + b.readUInt32LE(140) : 0;
+  const at = b.subarray(0, metaEnd).indexOf(Buffer.from(uid, 'latin1'));
+  if (at < 0) return false;
+  const next = b[at + uid.length];
+  return next === 0 || next === 2 || at + uid.length === metaEnd;
+}
 // "load": read, open (decrypt and authenticate) and check a spooled object into memory for the
 // forwarder, off the event loop; the bytes come back as a transferred buffer, never copied.
 async function load(id, path, expect) {
@@ -39,16 +48,20 @@ async function load(id, path, expect) {
     if (!isSealed && !expect.plain) throw corrupt('spooled object is not encrypted, but its record says it was sealed: a planted or swapped file');
     if (!isSealed && fs.fstatSync(fd).size !== expect.size) throw corrupt('spooled object fails its SHA-256 check (size)');
     const out = Buffer.allocUnsafeSlow(expect.size);
-    const h = crypto.createHash('sha256');
     let size = 0, n;
     if (isSealed) {
+      // Every segment is authenticated (AEAD tag, its index and the final flag: nothing changed,
+      // reordered or cut off); what is left to check is that this is the record's own file and
+      // version: its size, and the SOP Instance UID and transfer syntax in its File Meta.
       const r = await sealedReader(fd);
       while (size < out.length && (n = await r.read(out.subarray(size, Math.min(out.length, size + buf.length)), size)) > 0) size += n;
       if (size === out.length && (await r.read(buf.subarray(0, 1), size)) > 0) size++;
+      if (size !== expect.size) throw corrupt('spooled object is not the size its record says');
+      if (!inMeta(out, expect.sopInstanceUid) || !inMeta(out, expect.transferSyntaxUid)) throw corrupt('spooled object is not the one its record names (File Meta)');
     } else {
       while (size < out.length && (n = fs.readSync(fd, out, size, out.length - size, size)) > 0) size += n;
+      if (size !== expect.size || crypto.createHash('sha256').update(out).digest('hex') !== expect.sha256) throw corrupt('spooled object fails its SHA-256 check');
     }
-    if (size !== expect.size || h.update(out).digest('hex') !== expect.sha256) throw corrupt('spooled object fails its SHA-256 check');
     parentPort.postMessage({ id, data: out.buffer }, [out.buffer]);
   } catch (e) {
     parentPort.postMessage({ id, error: String(e && e.message), code: e && e.code });
@@ -93,11 +106,17 @@ function sealedModuleUrl(): string {
   return (here.endsWith('.ts') ? new URL('../../dist/src/security/sealed-file.js', here) : new URL('../security/sealed-file.js', here)).href;
 }
 
-/** What a loaded object must be: its record's plaintext size and SHA-256, and whether it was stored unsealed. */
+/**
+ * What a loaded object must be, from its authenticated record: a plain file its size and
+ * SHA-256; a sealed one (each segment authenticated) its size and the SOP Instance UID and
+ * transfer syntax of its File Meta (the record's own file and version, not another one's).
+ */
 export interface LoadExpect {
   size: number;
   sha256: string;
   plain: boolean;
+  sopInstanceUid: string;
+  transferSyntaxUid: string;
 }
 
 interface Job {

@@ -13,7 +13,7 @@ import type { ObjectReader, SpoolRecord } from './spool.js';
  */
 export async function openObjectFile(file: string, record: SpoolRecord, o: { verify: 'spool' | 'caller' | 'memory'; seal?: SealKey | undefined; hashPool: HashPool }): Promise<ObjectReader> {
   if (o.verify === 'memory') {
-    const loaded = await o.hashPool.loadFile(file, { size: record.size, sha256: record.sha256, plain: record.plain === true }).catch((err: unknown) => {
+    const loaded = await o.hashPool.loadFile(file, { size: record.size, sha256: record.sha256, plain: record.plain === true, sopInstanceUid: record.sopInstanceUid, transferSyntaxUid: record.transferSyntaxUid }).catch((err: unknown) => {
       // A damaged file is never sent; any other trouble (a worker gone) is met as before, by streaming.
       if (err instanceof PacsEdgeError && err.code === Code.SPOOL_CORRUPT) throw err;
       return undefined;
