@@ -133,7 +133,7 @@ async function gatewayDrain(s: Scenario, files: string[], warm: string, dir: str
     receive: { aeTitle: 'PACS_EDGE', host: '127.0.0.1', port, callers: [{ aeTitle: '*' }] },
     spool: { dir: path.join(dir, 'spool'), minFreeBytes: '64MiB', compressAtRest: s.atRest },
     control: { socket },
-    forward: [{ name: 'pacs', aeTitle: 'STORESCP', host: '127.0.0.1', port: pacsPort, ...(s.compression ? { compression: s.compression } : {}) }],
+    forward: [{ name: 'pacs', aeTitle: 'STORESCP', host: '127.0.0.1', port: pacsPort, ...(s.compression ? { compression: s.compression } : {}), ...(process.env.PACS_EDGE_BENCH_PREFETCH ? { prefetchBytes: process.env.PACS_EDGE_BENCH_PREFETCH } : {}), ...(process.env.PACS_EDGE_BENCH_ASSOCIATIONS ? { associations: Number(process.env.PACS_EDGE_BENCH_ASSOCIATIONS) } : {}) }],
     log: { level: 'warn' },
   };
   mkdirSync(dir, { recursive: true });
