@@ -1,5 +1,5 @@
 import { ANCHOR_PURPOSE, type AuditAlarm, type AuditHandle, anchorFileOf } from './audit/index.js';
-import { AtRestCompressor } from './compress/at-rest.js';
+import { AtRestCompressor, spoolUnderPressure } from './compress/at-rest.js';
 import { CodecPool } from './compress/pool.js';
 import { checkNamedFiles } from './config/file-check.js';
 import type { GatewayConfig } from './config/types.js';
@@ -191,7 +191,7 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
     // audit.onFailure: refuse — no new association while its facts could not be recorded.
     refusing: config.audit.onFailure === 'refuse' ? () => (audit.trail.failure.failing ? (audit.trail.failure.state().reason ?? 'unknown') : undefined) : undefined,
   });
-  const atRest = config.spool.compressAtRest ? startAtRest({ spool, codecPool, config, log, receiving: () => dicom.stats.activeAssociations > 0 }) : undefined;
+  const atRest = config.spool.compressAtRest ? startAtRest({ spool, codecPool, config, log, receiving: () => dicom.stats.activeAssociations > 0, forwarders }) : undefined;
   if (atRest) started.add('compression at rest', () => atRest.stop());
 
   const startedAt = Date.now();
@@ -307,8 +307,19 @@ async function build(config: GatewayConfig, log: Logger, opts: StartOptions, sta
 }
 
 /** Lossless compression of stored objects while nothing is being received (src/compress/at-rest.ts). */
-function startAtRest(o: { spool: LevelSpool; codecPool: CodecPool; config: GatewayConfig; log: Logger; receiving: () => boolean }): AtRestCompressor {
-  const atRest = new AtRestCompressor({ rewriter: o.spool.rewriter, pool: o.codecPool, compression: 'jpeg-ls', maxObjectBytes: o.config.compress.maxObjectBytes, log: o.log, receiving: o.receiving });
+function startAtRest(o: { spool: LevelSpool; codecPool: CodecPool; config: GatewayConfig; log: Logger; receiving: () => boolean; forwarders: Forwarders }): AtRestCompressor {
+  const guard = new DiskGuard(o.config.spool.dir, o.config.spool);
+  const atRest = new AtRestCompressor({
+    rewriter: o.spool.rewriter,
+    pool: o.codecPool,
+    compression: 'jpeg-ls',
+    maxObjectBytes: o.config.compress.maxObjectBytes,
+    log: o.log,
+    receiving: o.receiving,
+    // Only when a destination would send the compressed form as stored, or to make room.
+    worthIt: (r, syntax) => o.forwarders.takesAtRest(r, syntax),
+    pressure: async () => spoolUnderPressure({ spoolBytes: o.spool.stats().bytes, freeBytes: await guard.freeBytes(), ...o.config.spool }),
+  });
   o.spool.rewriter.onStored((r) => atRest.offer(r));
   // What an earlier run left uncompressed (stopped, crashed, or compression turned on since).
   void (async () => {

@@ -3,7 +3,7 @@ import { buildPart10Header } from '../dicom/file-meta.js';
 import { TS } from '../dicom/transfer-syntaxes.js';
 import type { SpoolRecord, SpoolRewriter } from '../spool/spool.js';
 import type { CodecPool } from './pool.js';
-import { type Compression } from './transcode.js';
+import { COMPRESSION_SYNTAX, type Compression } from './transcode.js';
 
 /** How often a waiting compressor looks again whether the modalities have gone quiet. */
 const QUIET_RECHECK_MS = 500;
@@ -15,6 +15,11 @@ export interface AtRestStats {
   bytesOut: number;
   /** Not compressed: not an uncompressed image, no gain, or not exactly reversible. */
   passedThrough: number;
+  /**
+   * Not compressed because it would not pay: no destination that owes it would send the
+   * compressed form as stored (each would decode it again), and the spool is not under pressure.
+   */
+  notNeeded: number;
   /** Delivered (or removed) before its turn came: nothing to compress. */
   deliveredFirst: number;
   errors: number;
@@ -24,6 +29,21 @@ export interface AtRestStats {
    * comes (the spool says so: SpoolRewriter.onGone).
    */
   backlog: number;
+}
+
+/** Spool fill (of `spool.maxBytes`) from which compression at rest runs whatever the destinations take. */
+export const PRESSURE_FILL = 0.5;
+/** Free space, in multiples of `spool.minFreeBytes` (where the spool refuses objects), below which the same holds. */
+export const PRESSURE_FREE_FACTOR = 4;
+
+/**
+ * Disk pressure: the spool holds at least {@link PRESSURE_FILL} of `spool.maxBytes` (when set),
+ * or the volume has less than {@link PRESSURE_FREE_FACTOR} × `spool.minFreeBytes` free. Then
+ * compressing at rest makes room, whatever it costs at send time.
+ */
+export function spoolUnderPressure(o: { spoolBytes: number; freeBytes: number; maxBytes: number; minFreeBytes: number }): boolean {
+  if (o.maxBytes > 0 && o.spoolBytes >= PRESSURE_FILL * o.maxBytes) return true;
+  return o.freeBytes < PRESSURE_FREE_FACTOR * o.minFreeBytes;
 }
 
 /**
@@ -38,6 +58,9 @@ export interface AtRestStats {
  *   if that gives back the received data set byte for byte, so a destination that wants the
  *   original syntax gets the very bytes the modality sent (see syntax-plan.ts).
  * - The spool does the replacement crash-safely (LevelSpool.replaceFile).
+ * - Only when it pays (`worthIt`, decided when the object's turn comes): an object is
+ *   compressed if a destination that owes it would send the compressed form as stored, or the
+ *   spool is under pressure ({@link spoolUnderPressure}); else every send would decode it again.
  * - The backlog counts only objects some destination still waits for: when the spool reports
  *   an object gone (delivered everywhere, or its last dead letter purged; `onGone`), its entry
  *   is dropped at once, also when `spool.keepForwardedHours` keeps its file.
@@ -49,7 +72,7 @@ export class AtRestCompressor {
   private current: string | undefined;
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
-  private readonly s: Omit<AtRestStats, 'backlog'> = { compressed: 0, bytesIn: 0, bytesOut: 0, passedThrough: 0, deliveredFirst: 0, errors: 0 };
+  private readonly s: Omit<AtRestStats, 'backlog'> = { compressed: 0, bytesIn: 0, bytesOut: 0, passedThrough: 0, notNeeded: 0, deliveredFirst: 0, errors: 0 };
 
   constructor(
     private readonly deps: {
@@ -66,6 +89,14 @@ export class AtRestCompressor {
        * modality sending 1500 CT images when they did not wait).
        */
       receiving?: () => boolean;
+      /**
+       * Whether compressing this object pays: some destination that still owes it would send
+       * the compressed form as stored (it accepted that syntax on its last association, or it
+       * has not been asked yet). Absent: always.
+       */
+      worthIt?: (r: SpoolRecord, syntax: string) => boolean;
+      /** The spool is filling up (see {@link spoolUnderPressure}): compress anyway, to make room. */
+      pressure?: () => Promise<boolean>;
     },
   ) {
     deps.rewriter.onGone((id) => this.gone(id));
@@ -153,6 +184,11 @@ export class AtRestCompressor {
       return;
     }
     try {
+      if (this.deps.worthIt && !this.deps.worthIt(record, COMPRESSION_SYNTAX[this.deps.compression]) && !(await this.deps.pressure?.())) {
+        // Every destination that owes it would decode it again: compressing now only costs CPU twice.
+        this.s.notNeeded++;
+        return;
+      }
       const conv = await this.deps.pool.convert({
         op: 'encode',
         target: this.deps.compression,

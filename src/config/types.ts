@@ -23,6 +23,11 @@ export interface ForwardConfig {
   associations: number;
   /** Lossless compression proposed first to this destination (default jpeg-ls). */
   compression: 'none' | 'jpeg-ls' | 'htj2k' | 'rle' | 'deflate';
+  /**
+   * Memory for objects read, decrypted, checked and converted ahead of the one on the wire, per
+   * destination (default 32 MiB). An object bigger than this is streamed from its file as it is sent.
+   */
+  prefetchBytes?: number;
   /** DICOM over TLS to this destination (BCP 195); the server certificate is verified against `ca`. */
   tls?: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined;
   /**

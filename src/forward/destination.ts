@@ -8,6 +8,9 @@ import { TS } from '../dicom/transfer-syntaxes.js';
 import type { Logger } from '../log.js';
 import type { Claim, ObjectReader, Spool } from '../spool/spool.js';
 import { Backoff } from './backoff.js';
+import { Prefetch } from './prefetch.js';
+import { AcceptedSyntaxes, sendsAsStored } from './accepted-syntaxes.js';
+import { AckBatch, key, type WorkerState } from './worker-state.js';
 import { type CompressionStats, discard, MAX_PAIRS, ObjectSender } from './object-sender.js';
 import { outcomeOfError, type Outcome } from './outcome.js';
 import { type CommitStats, type CommitmentRegistry, CommitTracker } from './commitment.js';
@@ -43,6 +46,9 @@ export interface DestinationStatus {
 
 export type { CompressionStats };
 
+/** `forward[].prefetchBytes` when the configuration leaves it out. */
+export const DEFAULT_PREFETCH_BYTES = 32 * 1024 * 1024;
+
 /**
  * Drains one destination's queue: `associations` workers, each with its own association that
  * it reuses for many objects. Transient trouble trips the destination's backoff (the workers
@@ -62,6 +68,8 @@ export class DestinationForwarder {
   private readonly sender: ObjectSender;
   private readonly commits: CommitTracker | undefined;
   private readonly transfers: TransferAudit;
+  /** What the destination accepted on its last association (for compression at rest). */
+  private readonly accepted = new AcceptedSyntaxes();
   /** Read once at start: a certificate change needs a restart (as for every configuration change). */
   private readonly tls: ConnectionOptions | undefined;
 
@@ -174,6 +182,11 @@ export class DestinationForwarder {
     } finally {
       await a.release().catch(() => a.abort());
     }
+  }
+
+  /** Would an object compressed at rest in `atRest` go to this destination as stored? (accepted-syntaxes.ts) */
+  takesAtRest(sopClassUid: string, received: string, atRest: string): boolean {
+    return sendsAsStored({ sopClassUid, received, atRest, compression: (this.dest.compression as Compression | undefined) ?? 'none', accepted: this.accepted });
   }
 
   /** New work may be waiting. */
@@ -289,6 +302,8 @@ export class DestinationForwarder {
                 acseTimeoutMs: this.deps.settings.acseTimeoutMs,
                 dimseTimeoutMs: this.deps.settings.dimseTimeoutMs,
               });
+              const opened = assoc;
+              this.accepted.note(this.sender.contextsFor(proposed), (sop, ts) => opened.contextFor(sop, ts) !== undefined);
               for (const a of this.active) if (!a.isOpen) this.active.delete(a);
               this.active.add(assoc);
               log.debug({ contexts: proposed.length }, 'association open');
@@ -298,31 +313,42 @@ export class DestinationForwarder {
             continue; // claim again, now with an association
           }
           this.transfers.begin(claims);
-          // The next object's file is opened while this one is on the wire.
-          let next: Promise<ObjectReader> | undefined = this.open(claims[0]!);
-          for (let i = 0; i < claims.length; i++) {
-            const c = claims[i]!;
-            const file = next;
-            next = i + 1 < claims.length ? this.open(claims[i + 1]!) : undefined;
-            if (!this.running || !assoc.isOpen) {
-              discard(file, next);
-              await this.release(claims.slice(i));
-              break;
+          const acks = new AckBatch(this.deps.spool, this.dest.name);
+          // While one object is on the wire, the next ones are read, decrypted, checked and
+          // converted on the worker threads, within this worker's share of the memory budget.
+          const a = assoc;
+          const ahead = new Prefetch(claims, {
+            start: (c, streamed) => this.sender.prepare(a, c, () => this.open(c, streamed)),
+            budgetBytes: Math.floor((this.dest.prefetchBytes ?? DEFAULT_PREFETCH_BYTES) / this.dest.associations),
+            skip: (c) => !proposed.includes(key(c)),
+            drop: (p) => discard(p),
+          });
+          try {
+            for (let i = 0; i < claims.length; i++) {
+              const c = claims[i]!;
+              if (!this.running || !assoc.isOpen) {
+                await this.release(claims.slice(i));
+                break;
+              }
+              if (!proposed.includes(key(c))) {
+                // More distinct SOP class/syntax pairs than one association can carry: later.
+                await this.release([c]);
+                continue;
+              }
+              const o = await this.sender.sendPrepared(assoc, c, await ahead.take(i));
+              ahead.done(i);
+              const stop = await this.settle(c, o, log, acks);
+              if (stop) {
+                await this.release(claims.slice(i + 1));
+                if (!assoc.isOpen) assoc = undefined;
+                break;
+              }
             }
-            if (!proposed.includes(key(c))) {
-              // More distinct SOP class/syntax pairs than one association can carry: later.
-              discard(file);
-              await this.release([c]);
-              continue;
-            }
-            const o = await this.sender.deliver(assoc, c, file!);
-            const stop = await this.settle(c, o, log);
-            if (stop) {
-              discard(next);
-              await this.release(claims.slice(i + 1));
-              if (!assoc.isOpen) assoc = undefined;
-              break;
-            }
+          } finally {
+            // Prepared ahead and not sent: dropped (their claims were given back above).
+            ahead.dropFrom(0);
+            // The delivered ones, in one index write (before the batch's transfer audit).
+            await acks.flush();
           }
         } finally {
           idleSince = Date.now();
@@ -334,21 +360,24 @@ export class DestinationForwarder {
     }
   }
 
-  /** Start reading (and verifying) a claimed object; errors surface when it is awaited. */
-  private open(c: Claim): Promise<ObjectReader> {
-    // The SCU verifies the SHA-256 as it reads (one read of the file, no worker round trip).
-    const p = this.deps.spool.read(c.record.id, { verify: 'caller' });
+  /**
+   * Start reading a claimed object; errors surface when it is awaited. Read whole, decrypted and
+   * checked on a worker thread (prefetch); an object bigger than the budget is streamed, the SCU
+   * verifying its SHA-256 as it reads (nothing of it completes at the destination unless it matches).
+   */
+  private open(c: Claim, streamed: boolean): Promise<ObjectReader> {
+    const p = this.deps.spool.read(c.record.id, { verify: streamed ? 'caller' : 'memory' });
     p.catch(() => undefined);
     return p;
   }
 
   /** Apply an outcome to one claim. Returns true when the rest of the batch must wait (retry). */
-  private async settle(c: Claim, o: Outcome, log: Logger): Promise<boolean> {
+  private async settle(c: Claim, o: Outcome, log: Logger, acks: AckBatch): Promise<boolean> {
     const { id, sopInstanceUid, size } = c.record;
     if (o.kind === 'delivered') {
       // With Storage Commitment the object stays (claimed) until the destination commits it.
       if (this.commits) this.commits.add(c);
-      else await this.deps.spool.ack(this.dest.name, id);
+      else acks.add(id);
       this.transfers.note(c);
       this.backoff.success();
       this.counts.sent++;
@@ -405,7 +434,8 @@ export class DestinationForwarder {
     const delay = this.backoff.failure(reason);
     if (o.kind === 'dead-letter') {
       log.error({ reason, retryInMs: delay }, 'destination refuses the association permanently: check the AE titles of forward[] and of the destination');
-      for (const c of await this.deps.spool.claim(this.dest.name, this.deps.settings.batch)) await this.settle(c, o, log);
+      const acks = new AckBatch(this.deps.spool, this.dest.name);
+      for (const c of await this.deps.spool.claim(this.dest.name, this.deps.settings.batch)) await this.settle(c, o, log, acks);
       return;
     }
     log.warn({ reason, retryInMs: delay }, 'destination unreachable, will retry');
@@ -415,21 +445,4 @@ export class DestinationForwarder {
   private async release(claims: Claim[]): Promise<void> {
     for (const c of claims) await this.deps.spool.unclaim(this.dest.name, c.record.id);
   }
-}
-
-/** What one worker carries from one pass of its loop to the next (and across an error). */
-interface WorkerState {
-  assoc: ScuAssociation | undefined;
-  /** The (SOP class|transfer syntax) pairs its association was opened with. */
-  proposed: string[];
-  idleSince: number;
-  /** The batch it holds now (handed back if the pass fails). */
-  claims: Claim[];
-}
-
-
-function key(c: Claim): string {
-  const stored = `${c.record.sopClassUid}|${c.record.transferSyntaxUid}`;
-  // Compressed at rest: a pair of its own, so its contexts include the received syntax.
-  return c.record.receivedTransferSyntaxUid ? `${stored}|${c.record.receivedTransferSyntaxUid}` : stored;
 }

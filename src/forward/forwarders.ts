@@ -50,6 +50,14 @@ export class Forwarders {
     return this.list;
   }
 
+  /**
+   * Whether compressing an object at rest pays: some destination that still owes it would send
+   * the compressed form as stored (src/forward/accepted-syntaxes.ts).
+   */
+  takesAtRest(r: { pending: readonly string[]; sopClassUid: string; transferSyntaxUid: string }, atRest: string): boolean {
+    return r.pending.some((d) => this.find(d)?.takesAtRest(r.sopClassUid, r.transferSyntaxUid, atRest) === true);
+  }
+
   find(name: string): DestinationForwarder | undefined {
     return this.list.find((x) => x.name === name);
   }

@@ -83,14 +83,27 @@ export class ObjectSender {
    * works for this object: compressed if it can be (and the round trip verified), else as
    * stored, else decoded. None accepted is a permanent, stated refusal.
    */
-  async deliver(assoc: ScuAssociation, c: Claim, opened: Promise<ObjectReader>): Promise<Outcome> {
+  async deliver(assoc: ScuAssociation, c: Claim, open: () => Promise<ObjectReader>): Promise<Outcome> {
+    return this.sendPrepared(assoc, c, await this.prepare(assoc, c, open));
+  }
+
+  /**
+   * Everything before the wire, so that it can run ahead of the object being sent (the
+   * forwarder's prefetch): choose the syntax, convert on the codec workers when needed, or
+   * open (`open`: read, decrypt and check) the stored file. Never rejects.
+   */
+  async prepare(assoc: ScuAssociation, c: Claim, open: () => Promise<ObjectReader>): Promise<Prepared> {
     const { sopClassUid, sopInstanceUid, transferSyntaxUid: stored, id, size } = c.record;
     const plan = this.plan(stored, c.record.receivedTransferSyntaxUid);
     let codecTrouble: string | undefined;
     for (const step of plan) {
       const ctx = assoc.contextFor(sopClassUid, step.ts);
       if (ctx === undefined) continue;
-      if (step.how === 'as-stored') return this.send(assoc, ctx, c, opened);
+      if (step.how === 'as-stored') {
+        const reader = open();
+        reader.catch(() => undefined);
+        return { kind: 'send', ctx, reader };
+      }
       const codecs = this.deps.codecs!;
       if (size > codecs.maxObjectBytes) continue;
       const conv = await codecs.pool.convert({
@@ -104,10 +117,7 @@ export class ObjectSender {
         maxBytes: codecs.maxObjectBytes,
       });
       const log = this.deps.log;
-      if (conv.kind === 'corrupt') {
-        discard(opened);
-        return { kind: 'dead-letter', reason: `corrupt: ${conv.reason}`, corrupt: true };
-      }
+      if (conv.kind === 'corrupt') return { kind: 'outcome', outcome: { kind: 'dead-letter', reason: `corrupt: ${conv.reason}`, corrupt: true } };
       if (conv.kind === 'skip') {
         if (step.how === 'encode') this.zip.passedThrough++;
         log.debug({ sopInstanceUid, id, syntax: step.ts, reason: conv.reason }, 'not converted');
@@ -124,25 +134,35 @@ export class ObjectSender {
         log.warn({ sopInstanceUid, id, syntax: step.ts, reason: conv.reason }, 'codec failed: sending the object in another syntax');
         continue;
       }
-      discard(opened);
       const converted = memoryReader({ sopClassUid, sopInstanceUid, transferSyntaxUid: conv.transferSyntaxUid }, conv.dataset);
-      const o = await this.send(assoc, ctx, c, Promise.resolve(converted));
-      if (o.kind === 'delivered') {
-        o.bytes = converted.size;
-        if (step.how === 'encode') {
-          this.zip.compressed++;
-          this.zip.bytesIn += conv.originalBytes;
-          this.zip.bytesOut += conv.dataset.length;
-        } else this.zip.decoded++;
-      }
-      return o;
+      const encoded = step.how === 'encode';
+      return {
+        kind: 'send',
+        ctx,
+        reader: Promise.resolve(converted),
+        onDelivered: (o) => {
+          o.bytes = converted.size;
+          if (encoded) {
+            this.zip.compressed++;
+            this.zip.bytesIn += conv.originalBytes;
+            this.zip.bytesOut += conv.dataset.length;
+          } else this.zip.decoded++;
+        },
+      };
     }
-    discard(opened);
     // A codec failure may be transient (a worker crashed or timed out), but retrying here could
     // hold the queue forever if it is not: set it aside, saying so; `dead-letter retry` resends.
-    if (codecTrouble) return { kind: 'dead-letter', reason: `codec failed (${codecTrouble}) and the destination accepts no other syntax the gateway can send it in` };
+    if (codecTrouble) return { kind: 'outcome', outcome: { kind: 'dead-letter', reason: `codec failed (${codecTrouble}) and the destination accepts no other syntax the gateway can send it in` } };
     const offered = plan.map((s) => s.ts).join(', ');
-    return { kind: 'dead-letter', reason: `destination accepts SOP Class ${sopClassUid} in none of the syntaxes the gateway can send it in (${offered})` };
+    return { kind: 'outcome', outcome: { kind: 'dead-letter', reason: `destination accepts SOP Class ${sopClassUid} in none of the syntaxes the gateway can send it in (${offered})` } };
+  }
+
+  /** Put a prepared object on the wire (or return the outcome its preparation came to). */
+  async sendPrepared(assoc: ScuAssociation, c: Claim, p: Prepared): Promise<Outcome> {
+    if (p.kind === 'outcome') return p.outcome;
+    const o = await this.send(assoc, p.ctx, c, p.reader);
+    if (o.kind === 'delivered') p.onDelivered?.(o);
+    return o;
   }
 
   private async send(assoc: ScuAssociation, ctx: number, c: Claim, opened: Promise<ObjectReader>): Promise<Outcome> {
@@ -160,7 +180,12 @@ export class ObjectSender {
   }
 }
 
-/** Close files opened ahead that will not be sent now. */
-export function discard(...opened: (Promise<ObjectReader> | undefined)[]): void {
-  for (const p of opened) void p?.then((r) => r.close(), () => undefined);
+/** An object made ready to go: the context and bytes to send, or already an outcome (no syntax, corrupt). */
+export type Prepared =
+  | { kind: 'send'; ctx: number; reader: Promise<ObjectReader>; /** Counts a converted object once delivered. */ onDelivered?: (o: Outcome & { kind: 'delivered' }) => void }
+  | { kind: 'outcome'; outcome: Outcome };
+
+/** Close what was prepared ahead and will not be sent now (its claim is given back). */
+export function discard(...prepared: (Promise<Prepared> | undefined)[]): void {
+  for (const p of prepared) void p?.then((x) => (x.kind === 'send' ? x.reader.then((r) => r.close()) : undefined)).catch(() => undefined);
 }

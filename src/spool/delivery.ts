@@ -4,6 +4,7 @@ import { HANDED_OVER_KEEP_MS, type SpoolRecord } from './spool.js';
 import type { SpoolState } from './spool-state.js';
 
 type Put = { type: 'put'; key: string; value: string };
+type Op = Put | { type: 'del'; key: string };
 
 /**
  * The far end of an object's life in the spool: a destination has it (or an operator gave it
@@ -31,58 +32,71 @@ export class Delivery {
 
   /** The destination no longer owes the object: delivered, or (`delivered` false) given up by an operator. */
   async done(destination: string, id: string, delivered: boolean): Promise<void> {
-    const record = await this.s.records.get(id);
-    this.s.queues.remove(destination, id);
-    if (!record) return;
-    const pending = record.pending.filter((d) => d !== destination);
-    const study = delivered ? this.s.studies.delivered(record, destination, Date.now()) : this.s.studies.purged(record, destination);
-    const studyOps = study ? [study] : [];
-    if (pending.length > 0) {
-      await this.s.db.batch(
-        [
-          { type: 'put', key: objectKey(id), value: this.s.records.seal({ ...record, pending }) },
-          { type: 'del', key: queueKey(destination, id) },
-          ...studyOps,
-        ],
-        { sync: false },
-      );
-      this.s.records.remember({ ...record, pending });
-      return;
+    return this.doneMany(destination, [id], delivered);
+  }
+
+  /**
+   * {@link done} for several objects of one destination in one index write (the forwarder's
+   * batched acknowledgements): each object's record, queue entry, study history and hand-over
+   * are changed exactly as one by one, in order, and nothing of them is forgotten in memory
+   * before the write has succeeded. A write that fails leaves them all owed (sent again).
+   */
+  async doneMany(destination: string, ids: readonly string[], delivered: boolean): Promise<void> {
+    const ops: Op[] = [];
+    const after: (() => void)[] = [];
+    for (const id of ids) {
+      const record = await this.s.records.get(id);
+      this.s.queues.remove(destination, id);
+      if (!record) continue;
+      const pending = record.pending.filter((d) => d !== destination);
+      const study = delivered ? this.s.studies.delivered(record, destination, Date.now()) : this.s.studies.purged(record, destination);
+      const studyOps = study ? [study] : [];
+      if (pending.length > 0) {
+        ops.push({ type: 'put', key: objectKey(id), value: this.s.records.seal({ ...record, pending }) }, { type: 'del', key: queueKey(destination, id) }, ...studyOps);
+        after.push(() => this.s.records.remember({ ...record, pending }));
+        continue;
+      }
+      // Owed to nobody now: nothing waits for it any more (compression at rest drops it).
+      for (const fn of this.s.goneListeners) fn(id);
+      // Remembered for Storage Commitment requests that come after the object has gone.
+      const handed = [...(delivered ? [{ type: 'put' as const, key: handedOverKey(record.sopInstanceUid), value: String(Date.now()) }] : []), ...studyOps];
+      if ((this.o.keepForwardedMs ?? 0) > 0) {
+        const forwardedAt = Date.now();
+        ops.push({ type: 'put', key: objectKey(id), value: this.s.records.seal({ ...record, pending, forwardedAt }) }, { type: 'del', key: queueKey(destination, id) }, ...handed);
+        after.push(() => {
+          this.s.records.remember({ ...record, pending, forwardedAt });
+          this.s.kept.set(id, forwardedAt);
+        });
+        continue;
+      }
+      const removal = await this.removalOps(record, destination, handed);
+      ops.push(...removal.ops);
+      after.push(removal.after);
     }
-    // Owed to nobody now: nothing waits for it any more (compression at rest drops it).
-    for (const fn of this.s.goneListeners) fn(id);
-    // Remembered for Storage Commitment requests that come after the object has gone.
-    const handed = [...(delivered ? [{ type: 'put' as const, key: handedOverKey(record.sopInstanceUid), value: String(Date.now()) }] : []), ...studyOps];
-    if ((this.o.keepForwardedMs ?? 0) > 0) {
-      const forwardedAt = Date.now();
-      await this.s.db.batch(
-        [
-          { type: 'put', key: objectKey(id), value: this.s.records.seal({ ...record, pending, forwardedAt }) },
-          { type: 'del', key: queueKey(destination, id) },
-          ...handed,
-        ],
-        { sync: false },
-      );
-      this.s.records.remember({ ...record, pending, forwardedAt });
-      this.s.kept.set(id, forwardedAt);
-      return;
-    }
-    await this.remove(record, destination, handed);
+    if (ops.length > 0) await this.s.db.batch(ops, { sync: false });
+    for (const fn of after) fn();
   }
 
   async remove(record: SpoolRecord, destination?: string, extra: Put[] = []): Promise<void> {
-    const ops: ({ type: 'del'; key: string } | { type: 'put'; key: string; value: string })[] = [
-      ...extra,
-      { type: 'del', key: objectKey(record.id) },
-      { type: 'del', key: durableKey(record.id) },
-    ];
+    const r = await this.removalOps(record, destination, extra);
+    await this.s.db.batch(r.ops, { sync: false });
+    r.after();
+  }
+
+  /** The index changes that remove an object, and what to forget in memory once they are written. */
+  private async removalOps(record: SpoolRecord, destination?: string, extra: Put[] = []): Promise<{ ops: Op[]; after: () => void }> {
+    const ops: Op[] = [...extra, { type: 'del', key: objectKey(record.id) }, { type: 'del', key: durableKey(record.id) }];
     if (destination) ops.push({ type: 'del', key: queueKey(destination, record.id) });
     if ((await this.s.db.get(uidKey(record.sopInstanceUid))) === record.id) ops.push({ type: 'del', key: uidKey(record.sopInstanceUid) });
-    await this.s.db.batch(ops, { sync: false });
-    this.s.records.forget(record.id);
-    this.unlinkAfterSync.push(record.id);
-    this.s.objectCount--;
-    this.s.objectBytes -= record.size;
+    return {
+      ops,
+      after: () => {
+        this.s.records.forget(record.id);
+        this.unlinkAfterSync.push(record.id);
+        this.s.objectCount--;
+        this.s.objectBytes -= record.size;
+      },
+    };
   }
 
   /** Remove delivered objects kept longer than keepForwardedMs (or, with `force`, the n oldest). */

@@ -5,7 +5,9 @@ import type { SealKey } from '../security/sealed-file.js';
 /**
  * SHA-256 of whole files on worker threads, so verifying a large object (before it is handed
  * to a forwarder, or at start-up with `spool.verifyOnStart: sha256`) never blocks the event
- * loop. Each worker reads the file itself: no bytes cross the thread boundary.
+ * loop. Each worker reads the file itself: for a hash no bytes cross the thread boundary; for a
+ * load ({@link HashPool.loadFile}, the forwarder's prefetch) the checked plaintext is handed
+ * over as a transferred ArrayBuffer (moved, not copied).
  *
  * The worker body is plain CommonJS evaluated from a string so that it runs the same under
  * the compiled build and under the test runner's on-the-fly TypeScript.
@@ -16,7 +18,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const buf = Buffer.allocUnsafe(1 << 20);
 let sealed;
-// A young-generation collection after each file (src/util/collect.ts says why: the decrypted
+// A young-generation collection after each job (src/util/collect.ts says why: the decrypted
 // segments are buffers outside the JS heap, and this thread makes little other garbage).
 let collect = () => {};
 try {
@@ -24,7 +26,60 @@ try {
   const gc = require('node:vm').runInNewContext('gc');
   collect = () => gc({ type: 'minor' });
 } catch {}
-parentPort.on('message', async ({ id, path }) => {
+const corrupt = (m) => Object.assign(new Error(m), { code: 'SPOOL_CORRUPT' });
+async function sealedReader(fd) {
+  if (!workerData.seal) throw corrupt('encrypted spool file, but no spool key');
+  sealed ??= await import(workerData.sealedModule);
+  const others = {};
+  for (const [p, k] of Object.entries(workerData.seal.others || {})) others[p] = Buffer.from(k);
+  const key = { profile: workerData.seal.profile, kek: Buffer.from(workerData.seal.kek), others };
+  return sealed.SealedReader.open(key, fs.fstatSync(fd).size, async (b, p) => fs.readSync(fd, b, 0, b.length, p));
+}
+// A UID value in the File Meta group (PS3.10 §7.1): the UID, then its padding NUL or the next
+// element's group (0x02), never another UID character.
+function inMeta(b, uid) {
+  const metaEnd = b.length >= 144 && b.toString('latin1', 128, 132) === 'DICM' ? 144 + b.readUInt32LE(140) : 0;
+  const at = b.subarray(0, metaEnd).indexOf(Buffer.from(uid, 'latin1'));
+  if (at < 0) return false;
+  const next = b[at + uid.length];
+  return next === 0 || next === 2 || at + uid.length === metaEnd;
+}
+// "load": read, open (decrypt and authenticate) and check a spooled object into memory for the
+// forwarder, off the event loop; the bytes come back as a transferred buffer, never copied.
+async function load(id, path, expect) {
+  let fd;
+  try {
+    fd = fs.openSync(path, 'r');
+    const head = Buffer.alloc(4);
+    const isSealed = fs.readSync(fd, head, 0, 4, 0) === 4 && head.toString('latin1') === 'PESE';
+    // Plain where the authenticated record says sealed: planted or swapped by someone without the key.
+    if (!isSealed && !expect.plain) throw corrupt('spooled object is not encrypted, but its record says it was sealed: a planted or swapped file');
+    if (!isSealed && fs.fstatSync(fd).size !== expect.size) throw corrupt('spooled object fails its SHA-256 check (size)');
+    const out = Buffer.allocUnsafeSlow(expect.size);
+    let size = 0, n;
+    if (isSealed) {
+      // Every segment is authenticated (AEAD tag, its index and the final flag: nothing changed,
+      // reordered or cut off); what is left to check is that this is the record's own file and
+      // version: its size, and the SOP Instance UID and transfer syntax in its File Meta.
+      const r = await sealedReader(fd);
+      while (size < out.length && (n = await r.read(out.subarray(size, Math.min(out.length, size + buf.length)), size)) > 0) size += n;
+      if (size === out.length && (await r.read(buf.subarray(0, 1), size)) > 0) size++;
+      if (size !== expect.size) throw corrupt('spooled object is not the size its record says');
+      if (!inMeta(out, expect.sopInstanceUid) || !inMeta(out, expect.transferSyntaxUid)) throw corrupt('spooled object is not the one its record names (File Meta)');
+    } else {
+      while (size < out.length && (n = fs.readSync(fd, out, size, out.length - size, size)) > 0) size += n;
+      if (size !== expect.size || crypto.createHash('sha256').update(out).digest('hex') !== expect.sha256) throw corrupt('spooled object fails its SHA-256 check');
+    }
+    parentPort.postMessage({ id, data: out.buffer }, [out.buffer]);
+  } catch (e) {
+    parentPort.postMessage({ id, error: String(e && e.message), code: e && e.code });
+  } finally {
+    if (fd !== undefined) try { fs.closeSync(fd); } catch {}
+    collect();
+  }
+}
+parentPort.on('message', async ({ id, path, expect }) => {
+  if (expect) return load(id, path, expect);
   let fd;
   try {
     fd = fs.openSync(path, 'r');
@@ -35,13 +90,7 @@ parentPort.on('message', async ({ id, path }) => {
     const head = Buffer.alloc(4);
     const isSealed = fs.readSync(fd, head, 0, 4, 0) === 4 && head.toString('latin1') === 'PESE';
     if (isSealed) {
-      // Plain CommonJS has no PacsEdgeError: the code crosses the thread and the pool makes one of it.
-      if (!workerData.seal) throw Object.assign(new Error('encrypted spool file, but no spool key'), { code: ${JSON.stringify(Code.SPOOL_CORRUPT)} });
-      sealed ??= await import(workerData.sealedModule);
-      const others = {};
-      for (const [p, k] of Object.entries(workerData.seal.others || {})) others[p] = Buffer.from(k);
-      const key = { profile: workerData.seal.profile, kek: Buffer.from(workerData.seal.kek), others };
-      const r = await sealed.SealedReader.open(key, fs.fstatSync(fd).size, async (b, p) => fs.readSync(fd, b, 0, b.length, p));
+      const r = await sealedReader(fd);
       while ((n = await r.read(buf, size)) > 0) { h.update(buf.subarray(0, n)); size += n; }
     } else {
       while ((n = fs.readSync(fd, buf, 0, buf.length, size)) > 0) { h.update(buf.subarray(0, n)); size += n; }
@@ -67,10 +116,24 @@ function sealedModuleUrl(): string {
   return (here.endsWith('.ts') ? new URL('../../dist/src/security/sealed-file.js', here) : new URL('../security/sealed-file.js', here)).href;
 }
 
+/**
+ * What a loaded object must be, from its authenticated record: a plain file its size and
+ * SHA-256; a sealed one (each segment authenticated) its size and the SOP Instance UID and
+ * transfer syntax of its File Meta (the record's own file and version, not another one's).
+ */
+export interface LoadExpect {
+  size: number;
+  sha256: string;
+  plain: boolean;
+  sopInstanceUid: string;
+  transferSyntaxUid: string;
+}
+
 interface Job {
   id: number;
   path: string;
-  resolve: (r: { sha256: string; size: number }) => void;
+  expect?: LoadExpect | undefined;
+  resolve: (r: { sha256: string; size: number; data?: Buffer }) => void;
   reject: (e: Error) => void;
 }
 
@@ -96,6 +159,19 @@ export class HashPool {
     });
   }
 
+  /**
+   * Read, open (decrypt and authenticate, for a sealed file) and check (size and SHA-256 of the
+   * plaintext) a spooled object into memory on a worker thread; the buffer is transferred, not
+   * copied. A file that fails any check rejects with SPOOL_CORRUPT: none of its bytes is returned.
+   */
+  loadFile(path: string, expect: LoadExpect): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new PacsEdgeError('HASH_POOL_CLOSED', 'hash pool is closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id: ++this.seq, path, expect: { ...expect }, resolve: (r) => resolve(r.data!), reject });
+      this.pump();
+    });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.queue.splice(0)) job.reject(new PacsEdgeError('HASH_POOL_CLOSED', 'hash pool is closed'));
@@ -108,7 +184,7 @@ export class HashPool {
       if (!worker) return;
       const job = this.queue.shift()!;
       this.running.set(worker, job);
-      worker.postMessage({ id: job.id, path: job.path });
+      worker.postMessage({ id: job.id, path: job.path, expect: job.expect });
     }
   }
 
@@ -119,7 +195,7 @@ export class HashPool {
       workerData: { sealedModule: sealedModuleUrl(), seal: this.seal ? transferableKey(this.seal) : undefined },
     });
     w.unref();
-    w.on('message', (m: { id: number; sha256?: string; size?: number; error?: string; code?: string }) => {
+    w.on('message', (m: { id: number; sha256?: string; size?: number; data?: ArrayBuffer; error?: string; code?: string }) => {
       const job = this.running.get(w);
       this.running.delete(w);
       this.idle.push(w);
@@ -130,7 +206,8 @@ export class HashPool {
           const err = new PacsEdgeError('HASH_FAILED', `cannot hash spool file: ${m.error}`, { retryable: false, details: { code: m.code } });
           (err as { fsCode?: string }).fsCode = m.code;
           job.reject(err);
-        } else job.resolve({ sha256: m.sha256!, size: m.size! });
+        } else if (m.data) job.resolve({ sha256: job.expect!.sha256, size: m.data.byteLength, data: Buffer.from(m.data) });
+        else job.resolve({ sha256: m.sha256!, size: m.size! });
       }
       this.pump();
     });

@@ -304,7 +304,7 @@ export class LevelSpool implements Spool {
     this.opts.log.error({ id, destination, reason }, 'spooled object refused before sending: its index record was changed outside the gateway; kept, not sent');
   }
 
-  async read(id: string, opts: { verify?: 'spool' | 'caller' } = {}): Promise<ObjectReader> {
+  async read(id: string, opts: { verify?: 'spool' | 'caller' | 'memory' } = {}): Promise<ObjectReader> {
     const record = await this.s.records.get(id);
     if (!record) throw new PacsEdgeError('SPOOL_NOT_FOUND', `no spooled object ${id}`, { details: { id } });
     return openObjectFile(this.filePath(id), record, { verify: opts.verify ?? 'spool', seal: this.opts.seal, hashPool: this.opts.hashPool });
@@ -361,6 +361,10 @@ export class LevelSpool implements Spool {
    */
   async ack(destination: string, id: string): Promise<void> {
     return this.delivery.done(destination, id, true);
+  }
+
+  async ackMany(destination: string, ids: readonly string[]): Promise<void> {
+    return this.delivery.doneMany(destination, ids, true);
   }
 
   async nack(destination: string, id: string, _reason: string): Promise<void> {

@@ -74,7 +74,7 @@ export class MemorySpool implements Spool {
       .map(({ id, attempts }) => ({ record: structuredClone(this.objects.get(id)!.record), destination, attempts }));
   }
 
-  async read(id: string, opts: { verify?: 'spool' | 'caller' } = {}): Promise<ObjectReader> {
+  async read(id: string, opts: { verify?: 'spool' | 'caller' | 'memory' } = {}): Promise<ObjectReader> {
     const o = this.objects.get(id);
     if (!o) throw new PacsEdgeError('SPOOL_NOT_FOUND', `no spooled object ${id}`);
     if (opts.verify !== 'caller' && createHash('sha256').update(o.bytes).digest('hex') !== o.record.sha256) {
@@ -92,6 +92,10 @@ export class MemorySpool implements Spool {
 
   async ack(destination: string, id: string): Promise<void> {
     return this.done(destination, id, true);
+  }
+
+  async ackMany(destination: string, ids: readonly string[]): Promise<void> {
+    for (const id of ids) await this.done(destination, id, true);
   }
 
   /** The destination no longer owes the object: delivered, or (`delivered` false) given up by an operator. */

@@ -1,4 +1,4 @@
-import { PacsEdgeError } from '../errors.js';
+import { Code, PacsEdgeError } from '../errors.js';
 import { isSealed, SEALED_HEAD_BYTES, SealedReader, type SealKey } from '../security/sealed-file.js';
 import { closeFd, openFd, readFd } from '../util/fd.js';
 import type { HashPool } from './hash-pool.js';
@@ -7,9 +7,20 @@ import type { ObjectReader, SpoolRecord } from './spool.js';
 /**
  * Open a spooled object's file for reading, plain or sealed (src/security/sealed-file.ts).
  * With `verify: 'spool'` the whole file is hashed first and must match the record's SHA-256 and
- * size; with `'caller'` the caller hashes what it reads (the forwarder does, while sending).
+ * size; with `'caller'` the caller hashes what it reads; with `'memory'` (the forwarder's
+ * prefetch) a hash-pool worker reads, decrypts, authenticates and hashes it and hands over the
+ * plaintext, so none of that runs on the event loop.
  */
-export async function openObjectFile(file: string, record: SpoolRecord, o: { verify: 'spool' | 'caller'; seal?: SealKey | undefined; hashPool: HashPool }): Promise<ObjectReader> {
+export async function openObjectFile(file: string, record: SpoolRecord, o: { verify: 'spool' | 'caller' | 'memory'; seal?: SealKey | undefined; hashPool: HashPool }): Promise<ObjectReader> {
+  if (o.verify === 'memory') {
+    const loaded = await o.hashPool.loadFile(file, { size: record.size, sha256: record.sha256, plain: record.plain === true, sopInstanceUid: record.sopInstanceUid, transferSyntaxUid: record.transferSyntaxUid }).catch((err: unknown) => {
+      // A damaged file is never sent; any other trouble (a worker gone) is met as before, by streaming.
+      if (err instanceof PacsEdgeError && err.code === Code.SPOOL_CORRUPT) throw err;
+      return undefined;
+    });
+    if (loaded) return bufferReader(loaded, record.sha256);
+    return openObjectFile(file, record, { ...o, verify: 'caller' });
+  }
   const { sha256, size } = o.verify === 'caller' ? record : await o.hashPool.hashFile(file);
   // A sealed object received without a digest ('') is checked by opening it: every segment is authenticated.
   if ((record.sha256 !== '' && sha256 !== record.sha256) || size !== record.size) {
@@ -42,5 +53,16 @@ export async function openObjectFile(file: string, record: SpoolRecord, o: { ver
     verified: o.verify !== 'caller',
     read: (buf, position) => readFd(fd, buf, position),
     close: () => closeFd(fd),
+  };
+}
+
+/** A checked object held in memory, read like its file. */
+export function bufferReader(data: Buffer, sha256: string): ObjectReader {
+  return {
+    size: data.length,
+    sha256,
+    verified: true,
+    read: async (buf, position) => (position >= data.length ? 0 : data.copy(buf, 0, position)),
+    close: async () => undefined,
   };
 }

@@ -184,9 +184,11 @@ export interface Spool {
   /**
    * The object's bytes, after its SHA-256 was checked; rejects when the check fails. With
    * `verify: 'caller'` the check is left to the caller, who hashes the bytes as it reads them
-   * and must not complete delivery unless they match `sha256` (one read instead of two).
+   * and must not complete delivery unless they match `sha256` (one read instead of two). With
+   * `verify: 'memory'` the object is read, decrypted and checked whole on a worker thread and
+   * held in memory (the forwarder's prefetch, src/forward/prefetch.ts).
    */
-  read(id: string, opts?: { verify?: 'spool' | 'caller' }): Promise<ObjectReader>;
+  read(id: string, opts?: { verify?: 'spool' | 'caller' | 'memory' }): Promise<ObjectReader>;
   /**
    * Where the object's Part 10 file lies, for a codec worker that reads and checks it itself.
    * Absent for a spool without files (the object is then sent only in its stored syntax).
@@ -194,6 +196,8 @@ export interface Spool {
   filePath?(id: string): string;
   /** The destination has the object; when no destination is left, it is removed. */
   ack(destination: string, id: string): Promise<void>;
+  /** {@link ack} for several objects in one index write (batched acknowledgements, in order). */
+  ackMany(destination: string, ids: readonly string[]): Promise<void>;
   /** Delivery failed transiently: the object goes back to its place, with one more attempt counted. */
   nack(destination: string, id: string, reason: string): Promise<void>;
   /** Give a claim back untried (its place and attempt count unchanged). */

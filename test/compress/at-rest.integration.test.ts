@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { controlGet } from '../../src/health/control-server.js';
@@ -43,6 +43,7 @@ function study(dir: string): { files: string[]; sent: Map<string, Buffer> } {
 
 interface AtRest {
   compressed: number;
+  notNeeded: number;
   bytesIn: number;
   bytesOut: number;
   passedThrough: number;
@@ -72,9 +73,64 @@ async function scenario(name: string, env: Record<string, string> = {}) {
   const { files, sent } = study(path.join(dir, 'study'));
   const pacsPort = await freePort(); // nothing listens yet: the PACS is down
   const config = { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort, compression: 'none' }], forwarding: FAST };
-  const gw = await startGateway({ dir, config, env });
+  // A destination with compression: none decodes what is compressed at rest: it is compressed
+  // only under disk pressure, here free space under 4 × spool.minFreeBytes (and above it: the
+  // gateway still receives).
+  const fs = statfsSync(dir);
+  const gw = await startGateway({ dir, config, env, spool: { minFreeBytes: Math.floor((fs.bavail * fs.bsize) / 3) } });
   return { dir, pacsDir, files, sent, pacsPort, config, gw };
 }
+
+/**
+ * Whether to compress at rest follows what the destination accepted on its last association
+ * (src/forward/accepted-syntaxes.ts): a PACS that takes uncompressed data only would have every
+ * object decoded again at send time, so without disk pressure nothing is compressed for it.
+ */
+describe('compression at rest pays only when the destination takes the compressed form', () => {
+  for (const [label, syntaxes, compressed] of [
+    ['a PACS that takes uncompressed only (storescp defaults): nothing is compressed at rest', [] as string[], false],
+    ['a PACS that takes JPEG-LS (+xt): the images are compressed at rest', ['+xt'], true],
+  ] as const) {
+    it(label, async () => {
+      const dir = path.join(tmp.dir, `decide-${compressed}`);
+      const pacsDir = path.join(dir, 'pacs');
+      mkdirSync(pacsDir, { recursive: true });
+      const { files } = study(path.join(dir, 'study'));
+      const pacsPort = await freePort();
+      // The destination's default compression (jpeg-ls); no spool.maxBytes, plenty of free space: no pressure.
+      const gw = await startGateway({ dir, config: { forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort }], forwarding: FAST } });
+      try {
+        // The PACS is up once: the gateway learns what it accepts (one object delivered).
+        const pacs = await startStorescp(pacsDir, 'PACS', { port: pacsPort, syntaxes: [...syntaxes] });
+        try {
+          expect((await storescu({ port: gw.port, files: files.slice(0, 1) })).acked).toHaveLength(1);
+          await waitFor(() => nothingPending(gw.spoolDir), { what: 'the first object at the PACS', timeoutMs: 30_000 });
+        } finally {
+          await pacs.stop();
+        }
+        // Then it is down while the rest arrives.
+        const rest = files.slice(1);
+        expect((await storescu({ port: gw.port, files: rest })).acked).toHaveLength(rest.length);
+        const z = await waitFor(async () => {
+          const a = await atRest(gw.spoolDir);
+          return a.backlog === 0 && a.compressed + a.passedThrough + a.notNeeded >= rest.length ? a : undefined;
+        }, { what: 'compression at rest done', timeoutMs: 30_000 });
+        const onDisk = readdirSync(path.join(gw.spoolDir, 'objects')).map((n) => readPart10Header(readSpoolFile(path.join(gw.spoolDir, 'objects', n)))!.transferSyntaxUid);
+        if (compressed) {
+          expect(z.compressed).toBeGreaterThanOrEqual(IMAGE_MATRIX.length - 2);
+          expect(z.notNeeded).toBe(0);
+          expect(onDisk.filter((t) => t === TS.JPEGLSLossless).length).toBe(z.compressed);
+        } else {
+          expect(z.compressed).toBe(0);
+          expect(z.notNeeded).toBeGreaterThanOrEqual(IMAGE_MATRIX.length - 2);
+          expect(onDisk.filter((t) => t === TS.JPEGLSLossless)).toHaveLength(0);
+        }
+      } finally {
+        await gw.stop();
+      }
+    });
+  }
+});
 
 describe('compression at rest', () => {
   it('shrinks the spool while the PACS is down; the PACS then gets exactly what the modality sent', async () => {

@@ -140,7 +140,7 @@ spool:
   verifyOnStart: sha256
   keepForwardedHours: 48
 forward:
-  - { name: central, aeTitle: PACS, host: pacs.example, port: 11112, callingAeTitle: EDGE01, associations: 4, compression: jpeg-ls, commit: true }
+  - { name: central, aeTitle: PACS, host: pacs.example, port: 11112, callingAeTitle: EDGE01, associations: 4, compression: jpeg-ls, commit: true, prefetchBytes: 8MiB }
   - { name: backup, aeTitle: BACKUP, host: 10.9.9.9, port: 104 }
 log: { level: debug }
 control: { socket: run/ctl.sock }
@@ -161,8 +161,8 @@ workers: { threads: 3 }
       encryption: { profile: 'aes-256-gcm', keyFile: '/data/keys/device.key' },
     });
     expect(c.forward).toEqual([
-      { name: 'central', aeTitle: 'PACS', host: 'pacs.example', port: 11112, callingAeTitle: 'EDGE01', associations: 4, compression: 'jpeg-ls', commit: true },
-      { name: 'backup', aeTitle: 'BACKUP', host: '10.9.9.9', port: 104, associations: 2, compression: 'jpeg-ls', commit: false },
+      { name: 'central', aeTitle: 'PACS', host: 'pacs.example', port: 11112, callingAeTitle: 'EDGE01', associations: 4, compression: 'jpeg-ls', commit: true, prefetchBytes: 8 * 1024 * 1024 },
+      { name: 'backup', aeTitle: 'BACKUP', host: '10.9.9.9', port: 104, associations: 2, compression: 'jpeg-ls', commit: false, prefetchBytes: 32 * 1024 * 1024 },
     ]);
     expect(c.compress.verify).toBe(true);
     expect(c.compress.workers).toBeGreaterThanOrEqual(1);

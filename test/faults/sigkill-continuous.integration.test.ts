@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startStorescp, storescu } from '../helpers/dcmtk.js';
@@ -55,7 +55,11 @@ describe('fault 01: SIGKILL at random instants during continuous ingest + forwar
       forward: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: link.port, compression: 'none' }],
       forwarding: { retryBaseSeconds: 0.2, retryMaxSeconds: 1, idleReleaseSeconds: 1 },
     };
-    let gw: GatewayProcess = await startGateway({ dir: gwDir, config });
+    // Disk pressure (free space under 4 × minFreeBytes) keeps compression at rest running for a
+    // destination with compression: none (src/compress/at-rest.ts): its replacements are killed too.
+    const fsNow = statfsSync(path.dirname(gwDir));
+    const spool = { minFreeBytes: Math.floor((fsNow.bavail * fsNow.bsize) / 3) };
+    let gw: GatewayProcess = await startGateway({ dir: gwDir, config, spool });
     const port = gw.port;
     const spoolDir = gw.spoolDir;
     const allLogs: LogLine[][] = [gw.logs];
@@ -125,7 +129,7 @@ describe('fault 01: SIGKILL at random instants during continuous ingest + forwar
         expect(gw.proc.signalCode).toBe('SIGKILL');
         atRestDone += atRestSeen;
         atRestSeen = 0;
-        gw = await startGateway({ dir: gwDir, config, port });
+        gw = await startGateway({ dir: gwDir, config, port, spool });
         allLogs.push(gw.logs);
         await waitFor(() => echoOk(port, 'PACS_EDGE'), { what: `C-ECHO after restart ${k}`, timeoutMs: 30_000, intervalMs: 20 });
         longestRecoveryMs = Math.max(longestRecoveryMs, performance.now() - t0);

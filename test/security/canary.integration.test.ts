@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlGet } from '../../src/health/control-server.js';
@@ -63,7 +63,9 @@ describe.each(['aes-256-gcm', 'gm', 'chacha20-poly1305'] as const)('canary grep 
     const mqtt = await record(broker.url, '#');
     const gw = await startGateway({
       dir: tmp.dir,
-      spool: { encryption: { profile } },
+      // Disk pressure (free space under 4 × minFreeBytes): compression at rest runs although the
+      // destination (compression: none) would decode it again (src/compress/at-rest.ts).
+      spool: { encryption: { profile }, minFreeBytes: pressureMinFree(tmp.dir) },
       config: {
         device: { id: `edge-canary-${profile}` },
         health: { mqtt: { url: broker.url, intervalSeconds: 1 } },
@@ -114,3 +116,9 @@ describe.each(['aes-256-gcm', 'gm', 'chacha20-poly1305'] as const)('canary grep 
     expect(found, 'canary anywhere the gateway wrote').toEqual([]);
   }, 90_000);
 });
+
+/** A spool.minFreeBytes of a third of the free space: the gateway receives, and the spool is under pressure. */
+function pressureMinFree(dir: string): number {
+  const fs = statfsSync(dir);
+  return Math.floor((fs.bavail * fs.bsize) / 3);
+}

@@ -8,7 +8,7 @@ export function readForward(v: Validator, root: Sections['root'], file: FileRead
   const names = new Set<string>();
   return v.array(root.forward ?? [], 'forward').map((f, i): ForwardConfig => {
     const p = `forward[${i}]`;
-    const o = v.object(f, p, ['name', 'aeTitle', 'host', 'port', 'callingAeTitle', 'associations', 'compression', 'commit', 'tls', 'match']);
+    const o = v.object(f, p, ['name', 'aeTitle', 'host', 'port', 'callingAeTitle', 'associations', 'compression', 'commit', 'tls', 'match', 'prefetchBytes']);
     const t = o.tls === undefined ? undefined : v.object(o.tls, `${p}.tls`, ['ca', 'cert', 'key']);
     const name = v.string(o.name, `${p}.name`, { required: true, pattern: /^[A-Za-z0-9_.-]{1,64}$/, hint: 'letters, digits, _ . - (1-64)' }) ?? '';
     if (name && names.has(name)) v.problem(`${p}.name`, `duplicate destination name "${name}"`);
@@ -21,6 +21,7 @@ export function readForward(v: Validator, root: Sections['root'], file: FileRead
       associations: v.int(o.associations, `${p}.associations`, { min: 1, max: 32 }) ?? 2,
       compression: v.oneOf(o.compression, `${p}.compression`, ['none', 'jpeg-ls', 'htj2k', 'rle', 'deflate'] as const) ?? 'jpeg-ls',
       commit: v.boolean(o.commit, `${p}.commit`) ?? false,
+      prefetchBytes: v.bytes(o.prefetchBytes, `${p}.prefetchBytes`) ?? 32 * 1024 * 1024,
     };
     if (t) {
       out.tls = { ca: file(t.ca, `${p}.tls.ca`), cert: file(t.cert, `${p}.tls.cert`), key: file(t.key, `${p}.tls.key`) };
