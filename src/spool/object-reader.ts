@@ -18,7 +18,8 @@ export async function openObjectFile(file: string, record: SpoolRecord, o: { ver
       if (err instanceof PacsEdgeError && err.code === Code.SPOOL_CORRUPT) throw err;
       return undefined;
     });
-    if (loaded) return bufferReader(loaded, record.sha256);
+    // Closed once sent: its buffer goes back to the pool for the next load.
+    if (loaded) return bufferReader(loaded, record.sha256, () => o.hashPool.giveBack(loaded));
     return openObjectFile(file, record, { ...o, verify: 'caller' });
   }
   const { sha256, size } = o.verify === 'caller' ? record : await o.hashPool.hashFile(file);
@@ -57,12 +58,17 @@ export async function openObjectFile(file: string, record: SpoolRecord, o: { ver
 }
 
 /** A checked object held in memory, read like its file. */
-export function bufferReader(data: Buffer, sha256: string): ObjectReader {
+export function bufferReader(data: Buffer, sha256: string, release?: () => void): ObjectReader {
+  let closed = false;
   return {
     size: data.length,
     sha256,
     verified: true,
-    read: async (buf, position) => (position >= data.length ? 0 : data.copy(buf, 0, position)),
-    close: async () => undefined,
+    read: async (buf, position) => (closed ? 0 : position >= data.length ? 0 : data.copy(buf, 0, position)),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      release?.();
+    },
   };
 }

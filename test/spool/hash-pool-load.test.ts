@@ -50,6 +50,19 @@ describe('HashPool.loadFile', () => {
     const got = await pool.loadFile(file(sealBuffer(key, plain)), { size: plain.length, sha256, plain: false, ...meta });
     expect(got.equals(plain)).toBe(true);
   });
+  it('a buffer given back is filled by a later load: that object comes back exactly, nothing of the earlier one', async () => {
+    const first = await pool.loadFile(file(sealBuffer(key, plain)), { size: plain.length, sha256, plain: false, ...meta });
+    pool.giveBack(first);
+    // Smaller, so it fits the given-back buffer (kept for objects down to half its size).
+    const small = part10(UID, ts, randomBytes(1_500_000));
+    for (let i = 0; i < 3; i++) {
+      const got = await pool.loadFile(file(sealBuffer(key, small)), { size: small.length, sha256: '', plain: false, ...meta });
+      expect(got.length).toBe(small.length);
+      expect(got.equals(small)).toBe(true);
+      pool.giveBack(got);
+      pool.giveBack(got); // twice: kept once
+    }
+  });
   it('a changed byte in a plain file: SPOOL_CORRUPT', async () => {
     const bad = Buffer.from(plain);
     bad.writeUInt8(bad.readUInt8(1_234_567) ^ 1, 1_234_567);
