@@ -109,7 +109,9 @@ export class CodecPool {
   private spawn(): Worker | undefined {
     if (this.closed || this.all.size >= this.opts.workers) return undefined;
     const seal = this.opts.seal;
-    const w = new Worker(fileURLToPath(workerUrl()), { workerData: { seal: seal ? transferableKey(seal) : undefined } });
+    // A small young generation: the job's large buffers die young and are freed at the next
+    // scavenge (with collectYoung after each job, see src/util/collect.ts).
+    const w = new Worker(fileURLToPath(workerUrl()), { workerData: { seal: seal ? transferableKey(seal) : undefined }, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
     w.unref();
     w.on('message', (m: JobReply) => {
       const r = this.running.get(w);

@@ -54,10 +54,17 @@ const baseCodecs = {
 };
 const quiet = { print: () => undefined, printErr: () => undefined };
 
-/** Both encoders, loaded on the first job (decoding before re-encoding may need either). */
-async function load(): Promise<void> {
-  charls ??= await charlsFactory();
-  openjph ??= await openjphFactory(quiet);
+const JPEG_LS: readonly string[] = [TS.JPEGLSLossless, TS.JPEGLSNearLossless];
+const HTJ2K: readonly string[] = [TS.HTJ2KLossless, TS.HTJ2KLosslessRPCL, TS.HTJ2K];
+
+/**
+ * The JPEG-LS or HTJ2K codec a job needs (to encode its target, or to decode an object held in
+ * that syntax), loaded for the first such job: each WebAssembly module is a few MB of resident
+ * memory, and a gateway compressing to JPEG-LS never needs OpenJPH.
+ */
+async function loadFor(from: string, target: string | undefined): Promise<void> {
+  if (target === 'jpeg-ls' || JPEG_LS.includes(from)) charls ??= await charlsFactory();
+  if (target === 'htj2k' || HTJ2K.includes(from)) openjph ??= await openjphFactory(quiet);
 }
 
 /**
@@ -90,6 +97,7 @@ async function run(req: JobRequest): Promise<JobReply> {
   if (!h) return { id: req.id, kind: 'skip', reason: 'spool file has no readable File Meta' };
   const original: Buffer = file.subarray(h.datasetOffset);
   const from = h.transferSyntaxUid;
+  await loadFor(from, req.op === 'decode' ? undefined : req.target);
   await loadDecoderFor(from);
   let r: TranscodeResult;
   if (req.op === 'decode') r = uncompressed(original, from, req.to ?? TS.ExplicitVRLittleEndian, codecs, dictionaryVr);
@@ -113,8 +121,7 @@ async function run(req: JobRequest): Promise<JobReply> {
 }
 
 parentPort!.on('message', (req: JobRequest) => {
-  load()
-    .then(() => run(req))
+  run(req)
     .then((reply) => {
       parentPort!.postMessage(reply, reply.kind === 'done' ? [reply.dataset] : []);
       // Each job leaves megabytes of buffers (the file, its plaintext, the encoded and the
