@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LevelSpool } from '../../src/spool/level-spool.js';
 import type { GatewayConfig } from '../../src/config/types.js';
 import { readSpool } from '../../src/spool/open.js';
+import { sealedHeaderBytes } from '../../src/security/sealed-file.js';
 import { HashPool } from '../../src/spool/hash-pool.js';
 import { tempDir } from '../helpers/processes.js';
 import { put, spoolConformance } from './conformance.js';
@@ -132,37 +133,45 @@ describe('LevelSpool recovery', () => {
     await s3.close();
   });
 
-  it('an indexed object without its durable marker (power loss mid-commit) is verified: kept when intact, discarded as unacknowledged when not', async () => {
-    const s = make(t.dir, ['pacs']);
-    await s.open();
-    const intact = await put(s, '6.1', 'i'.repeat(3000));
-    const torn = await put(s, '6.2', 't'.repeat(3000));
-    const confirmed = await put(s, '6.3', 'c'.repeat(3000));
-    await s.close();
-    // Power loss after the index batch but before the data fsync and the marker: the index
-    // entry exists, the marker does not, the file may be anything. Recreate that state.
-    const { Level } = await import('level');
-    const db = new Level<string, string>(path.join(t.dir, 'index'));
-    await db.batch([{ type: 'del', key: `c!${intact.id}` }, { type: 'del', key: `c!${torn.id}` }]);
-    await db.close();
-    const tornFile = path.join(objects(), `${torn.id}.dcm`);
-    const b = readFileSync(tornFile);
-    b.fill(0, 200); // same size, data never reached the disk
-    writeFileSync(tornFile, b);
-    const s2 = make(t.dir, ['pacs']);
-    const report = await s2.open();
-    expect(report.lost, 'nothing acknowledged was lost').toEqual([]);
-    expect(report).toMatchObject({ recovered: 2, discardedPartials: 1, discardedBytes: torn.size });
-    expect((await s2.claim('pacs', 10)).map((c) => c.record.id)).toEqual([intact.id, confirmed.id]);
-    expect(await s2.find('6.2')).toBeUndefined();
-    await s2.close();
-    // The intact one got its marker at recovery: damage to it now is a real loss.
-    truncateSync(path.join(objects(), `${intact.id}.dcm`), 5);
-    const s3 = make(t.dir, ['pacs']);
-    const report3 = await s3.open();
-    expect(report3.lost.map((l) => l.sopInstanceUid)).toEqual(['6.1']);
-    await s3.close();
-  });
+  // Plain (its SHA-256 is the check) and sealed (recorded without a digest: its authenticated segments are the check).
+  for (const profile of [undefined, 'aes-256-gcm', 'chacha20-poly1305'] as const) {
+    it(`an indexed object without its durable marker (power loss mid-commit) is verified: kept when intact, discarded as unacknowledged when not (${profile ?? 'plain'})`, async () => {
+      const seal = profile ? { profile, kek: randomBytes(32) } : undefined;
+      if (seal) pool = new HashPool(2, seal);
+      const mk = () => make(t.dir, ['pacs'], seal ? { seal } : {});
+      const s = mk();
+      await s.open();
+      const intact = await put(s, '6.1', 'i'.repeat(3000));
+      const torn = await put(s, '6.2', 't'.repeat(3000));
+      const confirmed = await put(s, '6.3', 'c'.repeat(3000));
+      expect(intact.sha256 === '').toBe(seal !== undefined);
+      await s.close();
+      // Power loss after the index batch but before the data fsync and the marker: the index
+      // entry exists, the marker does not, the file may be anything. Recreate that state.
+      const { Level } = await import('level');
+      const db = new Level<string, string>(path.join(t.dir, 'index'));
+      await db.batch([{ type: 'del', key: `c!${intact.id}` }, { type: 'del', key: `c!${torn.id}` }]);
+      await db.close();
+      const tornFile = path.join(objects(), `${torn.id}.dcm`);
+      const b = readFileSync(tornFile);
+      b.fill(0, 200); // same size, data never reached the disk
+      writeFileSync(tornFile, b);
+      const s2 = mk();
+      const report = await s2.open();
+      expect(report.lost, 'nothing acknowledged was lost').toEqual([]);
+      expect(report).toMatchObject({ recovered: 2, discardedPartials: 1, discardedBytes: b.length }); // the file's bytes (a sealed file's header and tags included)
+      expect((await s2.claim('pacs', 10)).map((c) => c.record.id)).toEqual([intact.id, confirmed.id]);
+      expect(await s2.find('6.2')).toBeUndefined();
+      await s2.close();
+      // The intact one got its marker at recovery: damage to it now is a real loss.
+      // (A sealed file keeps its header: one cut inside the header is unreadable, quarantined, not judged.)
+      truncateSync(path.join(objects(), `${intact.id}.dcm`), profile ? sealedHeaderBytes(profile) + 10 : 5);
+      const s3 = mk();
+      const report3 = await s3.open();
+      expect(report3.lost.map((l) => l.sopInstanceUid)).toEqual(['6.1']);
+      await s3.close();
+    });
+  }
 
   it('with verifyOnStart sha256, a flipped byte is found at start; read() always checks', async () => {
     const s = make(t.dir, ['pacs']);
