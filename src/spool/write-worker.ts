@@ -215,12 +215,19 @@ function handle(m: ToWriter): void {
       returnStages(o);
       // Written whole: the main thread may index it (size, digest) while the file is fsynced.
       whenIdle(o, () => {
-        objects.delete(m.obj);
-        if (o.error) return port.postMessage({ t: 'error', obj: m.obj, code: o.error.code, message: o.error.message } satisfies FromWriter);
+        if (o.error) {
+          objects.delete(m.obj);
+          return port.postMessage({ t: 'error', obj: m.obj, code: o.error.code, message: o.error.message } satisfies FromWriter);
+        }
         port.postMessage({ t: 'written', obj: m.obj, size: o.plain, sha256: o.hash ? o.hash.digest('hex') : '' } satisfies FromWriter);
+        // The fsync counts as in flight: an abort meanwhile is answered only after it, so the
+        // main thread never closes the descriptor under it.
+        o.inflight++;
         fsync(o.fd, (err) => {
           if (err) fail(o, err);
+          objects.delete(m.obj);
           port.postMessage(o.error ? ({ t: 'error', obj: m.obj, code: o.error.code, message: o.error.message } satisfies FromWriter) : ({ t: 'synced', obj: m.obj } satisfies FromWriter));
+          if (--o.inflight === 0) for (const fn of o.idle.splice(0)) fn();
         });
       });
       return;

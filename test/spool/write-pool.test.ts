@@ -96,6 +96,18 @@ describe('WritePool: received objects hashed, sealed and written on worker threa
     expect(r.size).toBe((writes + 1) * slice.length);
   });
 
+  it('an index write that fails after every byte is written: the receiver aborts, the file goes once the worker is done with it', async () => {
+    const file = path.join(tmp.dir, 'unindexed.dcm');
+    const w = pool.open(await openFd(file, 'wx'), file, Buffer.from('H'), { hash: false, seal: keys[0] });
+    w.write(randomBytes(700_000));
+    const failure = Object.assign(new Error('index write failed'), { code: 'EIO' });
+    await expect(w.finish({ syncDir: async () => undefined, index: async () => Promise.reject(failure) })).rejects.toBe(failure);
+    await w.abort();
+    expect(existsSync(file)).toBe(false);
+    const { indexed } = await writeObject('then.dcm', Buffer.from('H'), Buffer.from('next'), { hash: true });
+    expect(indexed.size).toBe(5);
+  });
+
   it('an aborted object leaves no file and frees its worker', async () => {
     const file = path.join(tmp.dir, 'aborted.dcm');
     const w = pool.open(await openFd(file, 'wx'), file, Buffer.from('H'), { hash: true, seal: keys[1] });
