@@ -1,8 +1,13 @@
 import { unlink } from 'node:fs/promises';
 import { PacsEdgeError } from '../errors.js';
 import { crashpoint } from '../util/crashpoint.js';
-import { closeFd, fsyncFd } from '../util/fd.js';
+import { collectYoung } from '../util/collect.js';
+import { closeFd } from '../util/fd.js';
 import { BATCH_BYTES, type FromWriter, type WriterHost } from './write-protocol.js';
+
+/** A young-generation collection on the receiving thread after this many bytes received. */
+const COLLECT_BYTES = 16 * 1024 * 1024;
+let receivedSinceCollect = 0;
 
 /** At most this much of one object waits for its worker; above it the socket is paused. */
 export const HIGH_WATER = 4 * 1024 * 1024;
@@ -59,6 +64,13 @@ export class PooledObjectWriter {
   write(chunk: Buffer): boolean {
     if (this.finished) return true;
     this.total += chunk.length;
+    // The socket hands each slice in a buffer of its own: garbage outside the JS heap that V8
+    // would collect only at its external-memory limit (src/util/collect.ts). Measured, a 1 GiB
+    // object: peak RSS +138 MB on Node 24 without this, see the commit for with.
+    if ((receivedSinceCollect += chunk.length) >= COLLECT_BYTES) {
+      receivedSinceCollect = 0;
+      collectYoung();
+    }
     let off = 0;
     while (off < chunk.length) {
       this.cur ??= this.host.take();
