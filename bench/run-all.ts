@@ -11,7 +11,6 @@ import path from 'node:path';
 import { bigObjectOptionsFromEnv, runBigObjectBench } from './big-object-bench.js';
 import { runCodecBench } from './codec-bench.js';
 import { compressReceiveOptionsFromEnv, runCompressReceiveBench } from './compress-receive-bench.js';
-import { legacyForwardBench } from './forward-legacy.js';
 import { machineFacts } from './machine.js';
 import { killAll } from './proc.js';
 import { ROOT } from './receivers.js';
@@ -19,6 +18,7 @@ import { receiveCleanupSync, receiveOptionsFromEnv, runReceiveBench } from './re
 import { envInt, QUICK } from './standalone.js';
 import { type BenchSection, mdTable, renderTargets, tally, type TargetRow } from './targets.js';
 import { checkTargetRules } from './targets-check.js';
+import { runForwardBench } from './forward-bench.js';
 import { runWanBench, wanCleanupSync, wanOptionsFromEnv } from './wan-bench.js';
 
 /** The environment knobs of `make bench`, as documented in the generated header. */
@@ -44,7 +44,6 @@ interface Part {
   run: (log: (s: string) => void) => Promise<(BenchSection | Omit<BenchSection, 'targets'>) | { skipped: string }>;
 }
 
-type RunForwardBench = (opts: { reps: number; quick?: boolean }) => Promise<BenchSection>;
 type RunSealBench = () => Promise<Omit<BenchSection, 'targets'>>;
 
 /** True when the built module `name` (dist/bench/<name>.js) exists and mentions `exportName`, so importing it is safe. */
@@ -60,14 +59,7 @@ const PARTS: Part[] = [
   {
     id: 'forward',
     title: 'Forwarding (drain)',
-    run: async (log) => {
-      const opts = { reps: envInt('PACS_EDGE_BENCH_REPS', QUICK ? 1 : 3), quick: QUICK };
-      if (builtModuleHas('forward-bench', 'runForwardBench')) {
-        const mod = (await import('./forward-bench.js')) as unknown as { runForwardBench: RunForwardBench };
-        return mod.runForwardBench(opts);
-      }
-      return legacyForwardBench(opts, log);
-    },
+    run: () => runForwardBench({ reps: envInt('PACS_EDGE_BENCH_REPS', QUICK ? 1 : 3), quick: QUICK }),
   },
   {
     id: 'seal',
