@@ -180,7 +180,9 @@ async function main(): Promise<void> {
   ];
   for (const d of done) {
     if (d.result) {
-      md.push(d.result.markdown.trim(), '');
+      const text = d.result.markdown.trim();
+      // Every part under its own heading (a bench that prints none gets its part's title).
+      md.push(...(text.startsWith('## ') ? [] : [`## ${d.part.title}`, '']), text, '');
     } else {
       md.push(`## ${d.part.title}`, '', d.error ? `**Failed** after ${d.seconds.toFixed(0)} s:\n\n\`\`\`\n${d.error.slice(0, 3000)}\n\`\`\`` : `Not run: ${d.skipped}.`, '');
     }
