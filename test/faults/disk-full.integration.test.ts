@@ -79,6 +79,8 @@ async function copySnapshot(spoolDir: string, scratch: string, pid: number): Pro
   let files: string[];
   process.kill(pid, 'SIGSTOP');
   try {
+    // SIGSTOP is delivered asynchronously: copy only once every thread is stopped ('T').
+    await waitFor(() => /^\d+ \(.*\) T /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')), { what: 'the gateway stopped by SIGSTOP', timeoutMs: 5_000 });
     cpSync(index, copy, { recursive: true });
     files = readdirSync(path.join(spoolDir, 'objects')).sort();
   } finally {
